@@ -1,0 +1,1 @@
+"""Engine implementations; each exposes pstack's ``run_engine(xml, rmap={}, options={})``."""

@@ -1,0 +1,152 @@
+// pstack-celery engine runtime, part 1: what handler code sees.
+//
+// Included at the top of every generated engine, before the typed structs and
+// the application's shared code: handler_log / handler_exit / assert are global
+// so pstack's v2 shared code may call them, and logging costs one compare when
+// its level is above the run's.
+#ifndef PSTACK_CORE_HPP
+#define PSTACK_CORE_HPP
+
+#include <cassert>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cstddef>
+#include <unistd.h>
+
+// ---- run state shared by the runtime and handlers -----------------------------------------------
+static int pstack_log_level = 1;          // handler_log prints when level <= this
+static volatile int pstack_stop = 0;      // set by handler_exit and by remote shutdown
+static int pstack_exit_code = 0;
+static const char* pstack_exit_reason = "quiescence";
+static uint32_t pstack_cur_dev = 0;       // device whose handler runs now (for logs and crash reports)
+static const char* pstack_cur_handler = "startup";
+static const char* const* pstack_dev_names = nullptr;
+static FILE* pstack_log_stream = nullptr;
+
+static inline const char* pstack_device_name(uint32_t d) {
+    return pstack_dev_names ? pstack_dev_names[d] : "?";
+}
+
+static inline void handler_exit(int code) {
+    if (!pstack_stop) {
+        pstack_stop = 1;
+        pstack_exit_code = code;
+        pstack_exit_reason = "handler_exit";
+    }
+}
+
+// graph_schema's simulators treat these two format strings as application exit (graph-schema.md s6).
+#define PSTACK_EXIT_SUCCESS_FMT "_HANDLER_EXIT_SUCCESS_9be65737_"
+#define PSTACK_EXIT_FAIL_FMT "_HANDLER_EXIT_FAIL_9be65737_"
+
+__attribute__((format(printf, 2, 3), noinline, cold))
+static void pstack_log_impl(int level, const char* fmt, ...) {
+    if (strcmp(fmt, PSTACK_EXIT_SUCCESS_FMT) == 0) { handler_exit(0); return; }
+    if (strcmp(fmt, PSTACK_EXIT_FAIL_FMT) == 0) { handler_exit(1); return; }
+    if (level > pstack_log_level) return;
+    FILE* f = pstack_log_stream ? pstack_log_stream : stdout;
+    fprintf(f, "Log [device %s, level %d]: ", pstack_device_name(pstack_cur_dev), level);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+}
+
+// Arguments are always evaluated (handlers write `handler_log(1, "%d", ++x)`), but the formatting
+// call is skipped when the level is off; exit-marker strings are logged at level 0 and always seen.
+template <typename... Args>
+static inline void handler_log(int level, const char* fmt, Args... args) {
+    if (__builtin_expect(level <= pstack_log_level || level <= 0, 0)) pstack_log_impl(level, fmt, args...);
+}
+
+// ---- fatal errors, crash and assertion reports --------------------------------------------------
+enum { PSTACK_STATUS_OK = 0, PSTACK_STATUS_USAGE = 2, PSTACK_STATUS_HANDLER = 3, PSTACK_STATUS_IO = 4 };
+
+static void pstack_write_all(int fd, const char* s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void pstack_write_str(int fd, const char* s) { pstack_write_all(fd, s, strlen(s)); }
+
+__attribute__((noreturn, format(printf, 2, 3)))
+static void pstack_fatal(int status, const char* fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fflush(pstack_log_stream);
+    pstack_write_str(2, "pstack-engine: error: ");
+    pstack_write_str(2, buf);
+    pstack_write_str(2, "\n");
+    _exit(status);
+}
+
+__attribute__((noreturn, cold))
+static void pstack_assert_fail(const char* expr, const char* file, int line) {
+    pstack_fatal(PSTACK_STATUS_HANDLER, "assertion failed in device '%s', handler %s (%s:%d): %s",
+                 pstack_device_name(pstack_cur_dev), pstack_cur_handler, file, line, expr);
+}
+
+#undef assert
+#define assert(cond) ((cond) ? (void)0 : pstack_assert_fail(#cond, __FILE__, __LINE__))
+
+// ---- Orchestrator-compatibility macros (graph-schema.md s5) -------------------------------------
+#define GRAPHPROPERTIES(a) (graphProperties->a)
+#define DEVICEPROPERTIES(a) (deviceProperties->a)
+#define DEVICESTATE(a) (deviceState->a)
+#define EDGEPROPERTIES(a) (edgeProperties->a)
+#define EDGESTATE(a) (edgeState->a)
+#define MSG(a) (message->a)
+#define PKT(a) (message->a)
+
+// ---- numbers on the wire: exact text for every scalar type --------------------------------------
+static inline char* pstack_put_u64(char* p, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+static inline char* pstack_put_i64(char* p, int64_t v) {
+    if (v < 0) { *p++ = '-'; return pstack_put_u64(p, (uint64_t)0 - (uint64_t)v); }
+    return pstack_put_u64(p, (uint64_t)v);
+}
+
+static inline char* pstack_put_double(char* p, double v) { return p + sprintf(p, "%.17g", v); }
+static inline char* pstack_put_float(char* p, float v) { return p + sprintf(p, "%.9g", (double)v); }
+
+static inline const char* pstack_skip_ws(const char* p) {
+    while (*p == ' ') ++p;
+    return p;
+}
+
+static inline const char* pstack_get_i64(const char* p, int64_t* out) {
+    p = pstack_skip_ws(p);
+    bool neg = false;
+    if (*p == '-') { neg = true; ++p; }
+    uint64_t v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+    *out = neg ? (int64_t)((uint64_t)0 - v) : (int64_t)v;
+    return p;
+}
+
+static inline const char* pstack_get_double(const char* p, double* out) {
+    char* end;
+    *out = strtod(p, &end);
+    return end;
+}
+
+#endif  // PSTACK_CORE_HPP

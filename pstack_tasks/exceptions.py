@@ -1,0 +1,58 @@
+"""Project exceptions.
+
+Every error a user can cause ends in one of these, with a message that names the
+problem (file and line, device, handler) so it can be fixed without a traceback::
+
+    PstackError
+    ├── ConfigurationError      a bad or missing setting; names the variable
+    ├── GraphError              invalid application XML (file:line, element)
+    ├── BuildError              the compiler rejected the generated engine
+    └── EngineError             the engine could not run or failed while running
+        ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
+        └── RedisUnavailable    the message fabric (redis-server / socat) is missing or down
+"""
+from __future__ import annotations
+
+
+class PstackError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+    def __init__(self, message: str, *args: object) -> None:
+        super().__init__(message, *args)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(PstackError):
+    """A setting is missing or malformed."""
+
+
+class GraphError(PstackError):
+    """The application file is malformed or inconsistent."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+        where = file or "<xml>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}", file, line)
+        self.file = file
+        self.line = line
+        self.reason = message
+
+
+class BuildError(PstackError):
+    """The system compiler failed to build a generated engine."""
+
+
+class EngineError(PstackError):
+    """An engine could not be started or ended abnormally."""
+
+
+class SimulationFailed(EngineError):
+    """A simulation ended with an error (crash, assertion, engine failure)."""
+
+
+class RedisUnavailable(EngineError):
+    """redis-server or socat is missing, or the Redis server cannot be reached."""

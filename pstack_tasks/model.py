@@ -1,0 +1,222 @@
+"""Typed, immutable model of a POETS graph type.
+
+The parser (``schema.py``) builds these objects from graph-schema XML; the code
+generator renders them to C++ and ``instance.py`` packs device and edge data
+with the same layout.  Layout follows graph-schema: packed, declaration order,
+little-endian.  The model is version-neutral so v3/v4 parsing fills the same
+objects (defaults, tuples, edge properties/state, indexed pins are already here).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Union
+
+#: C scalar type -> (struct code, python kind)
+SCALAR_TYPES: dict[str, tuple[str, str]] = {
+    "int8_t": ("b", "int"),
+    "uint8_t": ("B", "int"),
+    "int16_t": ("h", "int"),
+    "uint16_t": ("H", "int"),
+    "int32_t": ("i", "int"),
+    "uint32_t": ("I", "int"),
+    "int64_t": ("q", "int"),
+    "uint64_t": ("Q", "int"),
+    "char": ("b", "int"),
+    "float": ("f", "float"),
+    "double": ("d", "float"),
+    "bool": ("B", "int"),
+}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar member: one C scalar type."""
+
+    ctype: str
+    default: Any = None
+
+    @property
+    def code(self) -> str:
+        return SCALAR_TYPES[self.ctype][0]
+
+    @property
+    def is_float(self) -> bool:
+        return SCALAR_TYPES[self.ctype][1] == "float"
+
+
+@dataclass(frozen=True)
+class Array:
+    """A fixed-length array of an element type (scalar or tuple)."""
+
+    element: "FieldType"
+    length: int
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Tuple:
+    """A nested struct of named members."""
+
+    members: tuple["Field", ...]
+    default: Any = None
+
+
+FieldType = Union[Scalar, Array, Tuple]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A named member of a struct."""
+
+    name: str
+    type: FieldType
+    line: int | None = None
+
+
+def scalar_count(ftype: FieldType) -> int:
+    """How many scalars a member flattens to (the protocol sends them in this order)."""
+    if isinstance(ftype, Scalar):
+        return 1
+    if isinstance(ftype, Array):
+        return ftype.length * scalar_count(ftype.element)
+    return sum(scalar_count(m.type) for m in ftype.members)
+
+
+def flat_scalars(ftype: FieldType) -> Iterator[Scalar]:
+    """The scalars of a member in memory order."""
+    if isinstance(ftype, Scalar):
+        yield ftype
+    elif isinstance(ftype, Array):
+        for _ in range(ftype.length):
+            yield from flat_scalars(ftype.element)
+    else:
+        for m in ftype.members:
+            yield from flat_scalars(m.type)
+
+
+@dataclass(frozen=True)
+class Struct:
+    """A packed struct: device properties/state, message payload, edge data."""
+
+    fields: tuple[Field, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    @property
+    def as_tuple(self) -> Tuple:
+        return Tuple(self.fields)
+
+    @property
+    def scalars(self) -> list[Scalar]:
+        return list(flat_scalars(self.as_tuple))
+
+    @property
+    def format(self) -> str:
+        return "<" + "".join(s.code for s in self.scalars)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.format)
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+
+@dataclass(frozen=True)
+class Code:
+    """A piece of handler or shared C++ code and where it starts in the XML file."""
+
+    text: str
+    line: int
+    what: str  # e.g. "OnReceive of pin 'input'" or "SharedCode"
+
+    def __bool__(self) -> bool:
+        return bool(self.text.strip())
+
+
+@dataclass(frozen=True)
+class MessageType:
+    id: str
+    payload: Struct
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class InputPin:
+    name: str
+    message_type: str
+    on_receive: Code
+    properties: Struct = field(default_factory=Struct)
+    state: Struct = field(default_factory=Struct)
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputPin:
+    name: str
+    message_type: str
+    on_send: Code
+    indexed: bool = False
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    id: str
+    properties: Struct
+    state: Struct
+    input_pins: tuple[InputPin, ...]
+    output_pins: tuple[OutputPin, ...]
+    ready_to_send: Code
+    shared_code: tuple[Code, ...] = ()
+    on_init: Code | None = None
+    on_hardware_idle: Code | None = None
+    line: int | None = None
+
+    def input_pin(self, name: str) -> InputPin | None:
+        for p in self.input_pins:
+            if p.name == name:
+                return p
+        return None
+
+    def output_pin(self, name: str) -> OutputPin | None:
+        for p in self.output_pins:
+            if p.name == name:
+                return p
+        return None
+
+    def input_index(self, name: str) -> int:
+        return [p.name for p in self.input_pins].index(name)
+
+    def output_index(self, name: str) -> int:
+        return [p.name for p in self.output_pins].index(name)
+
+
+@dataclass(frozen=True)
+class GraphType:
+    """Everything that is compiled: the same graph type at any size builds one engine."""
+
+    id: str
+    version: int  # 2, 3 or 4: the dialect handler code is written in
+    properties: Struct
+    shared_code: tuple[Code, ...]
+    message_types: tuple[MessageType, ...]
+    device_types: tuple[DeviceType, ...]
+    file: str = "<xml>"
+
+    def message_type(self, mid: str) -> MessageType | None:
+        for m in self.message_types:
+            if m.id == mid:
+                return m
+        return None
+
+    def device_type(self, did: str) -> DeviceType | None:
+        for d in self.device_types:
+            if d.id == did:
+                return d
+        return None

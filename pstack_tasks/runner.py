@@ -1,0 +1,390 @@
+"""Run compiled engines: one region directly, several regions locally through socat and Redis.
+
+This is the engine protocol's Python side (docs/engine-protocol.md): the engine
+gets the instance file and its region on the command line, writes Redis
+commands to fd 3 and reads the replies on stdin, both relayed by socat.  A
+region that fails takes the others down at once; nothing outlives the run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping
+from urllib.parse import unquote, urlparse
+
+from . import build, codegen, loader
+from .exceptions import ConfigurationError, RedisUnavailable, SimulationFailed
+from .procs import child_preexec, kill_group
+from .redis_server import EmbeddedRedis
+from .results import merge_results
+
+logger = logging.getLogger(__name__)
+ERROR_PREFIX = "pstack-engine: error: "
+
+
+@dataclass
+class RunOptions:
+    """What a run may be told (the ``options`` dict of ``psim``/``run_engine``)."""
+
+    level: int = 1              # handler_log level printed
+    quiet: bool = False         # no log lines at all
+    states: bool = True         # report final device states
+    full_state: bool = False    # include array/tuple state members
+    max_steps: int = 0          # stop after this many sends (0: no limit)
+    time_limit: float = 0.0     # stop after this many seconds of simulation (0: no limit)
+    pid: int | None = None      # process id used in queue names (allocated from Redis if unset)
+    region: int | None = None   # run only this region (run_engine protocol); None: all regions
+    prefix: str = ""            # prepended to every Redis key this run uses
+    redis_url: str | None = None
+    tmpdir: str | None = None   # where instance files go (kept if set)
+    log: Callable[[str], None] | None = None  # receives each log line; default: stderr
+
+    @classmethod
+    def from_dict(cls, options: Mapping[str, Any] | None) -> "RunOptions":
+        names = {f.name for f in fields(cls)}
+        unknown = set(options or {}) - names
+        if unknown:
+            raise ConfigurationError(f"unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        return cls(**dict(options or {}))
+
+
+@dataclass
+class Prepared:
+    """An application parsed and its engine built: ready to run any number of times."""
+
+    app: loader.Application
+    source: codegen.EngineSource
+    engine: Path
+
+
+def prepare(xml_or_path: str | bytes | os.PathLike[str]) -> Prepared:
+    app = loader.load(xml_or_path)
+    source = codegen.render(app.graph_type)
+    return Prepared(app, source, build.build_engine(source))
+
+
+def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
+                region: int = 0, regions: list[int] | None = None, pid: int = 0, skip: int = 0) -> list[str]:
+    cmd = [str(engine), str(instance), "--level", str(-1 if opts.quiet else opts.level)]
+    if json_out:
+        cmd.append("--json")
+    if not opts.states:
+        cmd.append("--no-states")
+    if opts.full_state:
+        cmd.append("--full-state")
+    if opts.max_steps:
+        cmd += ["--max-steps", str(int(opts.max_steps))]
+    if opts.time_limit:
+        cmd += ["--time-limit", str(float(opts.time_limit))]
+    if regions and len(regions) > 1:
+        cmd += ["--pid", str(pid), "--prefix", opts.prefix, "--region", str(region),
+                "--regions", ",".join(map(str, regions)), "--skip-replies", str(skip)]
+    return cmd
+
+
+class _StreamPump(threading.Thread):
+    """Reads an engine's stderr: log lines go on at once, error lines are kept for the report."""
+
+    def __init__(self, stream: IO[bytes], sink: Callable[[str], None] | None) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.sink = sink
+        self.errors: list[str] = []
+        self.other: list[str] = []
+
+    def run(self) -> None:
+        for raw in self.stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith(ERROR_PREFIX):
+                self.errors.append(line[len(ERROR_PREFIX):])
+            elif line.startswith("Log ["):
+                if self.sink:
+                    self.sink(line)
+            else:
+                self.other.append(line)
+                del self.other[:-20]
+
+    def reason(self, status: int) -> str:
+        if self.errors:
+            return self.errors[-1]
+        if status < 0:
+            return f"engine killed by signal {-status}"
+        tail = "; ".join(self.other[-3:])
+        return f"engine exited with status {status}" + (f": {tail}" if tail else "")
+
+
+class _Collector(threading.Thread):
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.data = b""
+
+    def run(self) -> None:
+        self.data = self.stream.read()
+
+
+def _default_sink(opts: RunOptions) -> Callable[[str], None] | None:
+    if opts.quiet:
+        return None
+    if opts.log is not None:
+        return opts.log
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Workdir:
+    path: Path
+    keep: bool
+
+    @classmethod
+    def make(cls, opts: RunOptions, stack: ExitStack) -> "_Workdir":
+        if opts.tmpdir:
+            p = Path(opts.tmpdir)
+            p.mkdir(parents=True, exist_ok=True)
+            return cls(p, True)
+        d = tempfile.mkdtemp(prefix="pstack-run-")
+        stack.callback(shutil.rmtree, d, True)
+        return cls(Path(d), False)
+
+
+def write_instance_file(prep: Prepared, regions_arr: Any, where: Path) -> Path:
+    path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
+    with open(path, "wb") as f:
+        loader.write_instance(prep.app, f, regions_arr, prep.source.type_hash)
+    return path
+
+
+def run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None = None) -> dict[str, Any] | None:
+    """Run the whole graph in one engine.  With ``text_out``, stream pstack's text output there."""
+    regions_arr, _ = loader.region_array(prep.app.instance, None)
+    with ExitStack() as stack:
+        work = _Workdir.make(opts, stack)
+        inst = write_instance_file(prep, regions_arr, work.path)
+        cmd = engine_args(prep.engine, inst, opts, json_out=text_out is None)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if text_out is None else text_out,
+                                stderr=subprocess.PIPE, preexec_fn=child_preexec)
+        stack.callback(kill_group, proc)
+        pump = _StreamPump(proc.stderr, _default_sink(opts))  # type: ignore[arg-type]
+        pump.start()
+        out = _Collector(proc.stdout) if proc.stdout else None  # type: ignore[arg-type]
+        if out:
+            out.start()
+        status = proc.wait()
+        pump.join()
+        if out:
+            out.join()
+        if status != 0:
+            raise SimulationFailed(pump.reason(status))
+        if out is None:
+            return None
+        return _parse_result(out.data, "the engine")
+
+
+def _parse_result(data: bytes, who: str) -> dict[str, Any]:
+    try:
+        return json.loads(data)  # type: ignore[no-any-return]
+    except json.JSONDecodeError as e:
+        raise SimulationFailed(f"{who} printed an unreadable result ({e.msg} at byte {e.pos})") from None
+
+
+@dataclass
+class RedisTarget:
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    url: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> "RedisTarget":
+        u = urlparse(url)
+        if u.scheme not in ("redis", ""):
+            raise ConfigurationError(f"unsupported Redis URL {url!r}: only redis://host:port/db is supported")
+        try:
+            db = int((u.path or "/0").lstrip("/") or 0)
+        except ValueError:
+            raise ConfigurationError(f"Redis URL {url!r}: the database must be a number") from None
+        return cls(u.hostname or "127.0.0.1", u.port or 6379, db,
+                   unquote(u.username) if u.username else None,
+                   unquote(u.password) if u.password else None, url)
+
+    def preamble(self) -> list[list[str]]:
+        """Commands the connection needs before the engine's own: AUTH, SELECT."""
+        cmds = []
+        if self.password is not None:
+            cmds.append(["AUTH", self.username, self.password] if self.username else ["AUTH", self.password])
+        if self.db:
+            cmds.append(["SELECT", str(self.db)])
+        return cmds
+
+    def client(self) -> Any:
+        import redis
+        return redis.Redis(host=self.host, port=self.port, db=self.db, username=self.username,
+                           password=self.password, socket_timeout=30, socket_connect_timeout=5)
+
+
+def resp(args: list[str]) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _engine_preexec(fd3: int) -> Callable[[], None]:
+    def run() -> None:
+        child_preexec()
+        if fd3 != 3:
+            os.dup2(fd3, 3)
+        os.set_inheritable(3, True)
+    return run
+
+
+@dataclass
+class _Region:
+    region: int
+    engine: subprocess.Popen  # type: ignore[type-arg]
+    socat: subprocess.Popen  # type: ignore[type-arg]
+    pump: _StreamPump
+    out: _Collector
+    status: int | None = None
+
+
+def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarget, region: int,
+                 regions: list[int], pid: int, sink: Callable[[str], None] | None) -> _Region:
+    """Start one region's engine with socat relaying its fd 3 / stdin to Redis."""
+    socat = shutil.which("socat")
+    if socat is None:
+        raise RedisUnavailable("socat is not installed (apt-get install socat); it relays engine messages to Redis")
+    to_redis_r, to_redis_w = os.pipe()      # engine fd 3 -> socat stdin
+    from_redis_r, from_redis_w = os.pipe()  # socat stdout -> engine stdin
+    try:
+        pre = target.preamble()
+        if pre:
+            os.write(to_redis_w, b"".join(resp(c) for c in pre))
+        s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
+                             stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
+                             preexec_fn=child_preexec)
+        cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre))
+        e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             close_fds=False, preexec_fn=_engine_preexec(to_redis_w))
+    finally:
+        for fd in (to_redis_r, to_redis_w, from_redis_r, from_redis_w):
+            os.close(fd)
+    pump = _StreamPump(e.stderr, sink)  # type: ignore[arg-type]
+    out = _Collector(e.stdout)  # type: ignore[arg-type]
+    pump.start()
+    out.start()
+    return _Region(region, e, s, pump, out)
+
+
+def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
+    """Run only region ``opts.region`` of a split; its peers are run by someone else (a worker).
+
+    The caller owns the Redis keys of the process (``<pid>.active`` set to the number of regions
+    before any region starts); this is the engine protocol's ``run_engine`` for one region.
+    """
+    regions_arr, regions = loader.region_array(prep.app.instance, rmap)
+    if opts.region not in regions:
+        raise ConfigurationError(f"region {opts.region} has no devices (regions in use: {regions})")
+    if len(regions) == 1:
+        result = run_single(prep, opts)
+        assert result is not None
+        return result
+    if opts.pid is None:
+        raise ConfigurationError("running one region of a split needs options['pid']")
+    url = opts.redis_url or os.environ.get("PSTACK_REDIS_URL")
+    if not url:
+        raise ConfigurationError("running one region of a split needs PSTACK_REDIS_URL or options['redis_url']")
+    target = RedisTarget.parse(url)
+    with ExitStack() as stack:
+        work = _Workdir.make(opts, stack)
+        inst = write_instance_file(prep, regions_arr, work.path)
+        r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts))
+        stack.callback(kill_group, r.socat)
+        stack.callback(kill_group, r.engine)
+        failure = _wait_regions([r])
+        if failure:
+            raise SimulationFailed(failure)
+        r.out.join()
+        return _parse_result(r.out.data, f"region {r.region}")
+
+
+def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
+    """Run every region of a split on this machine, each engine talking to Redis through socat."""
+    regions_arr, regions = loader.region_array(prep.app.instance, rmap)
+    if len(regions) <= 1:
+        result = run_single(prep, opts)
+        assert result is not None
+        return result
+    with ExitStack() as stack:
+        work = _Workdir.make(opts, stack)
+        url = opts.redis_url or os.environ.get("PSTACK_REDIS_URL")
+        if not url:
+            url = stack.enter_context(EmbeddedRedis()).url
+        target = RedisTarget.parse(url)
+        client = target.client()
+        stack.callback(client.close)
+        try:
+            pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
+        except Exception as e:  # redis.ConnectionError and friends, named for the user
+            raise RedisUnavailable(f"cannot reach Redis at {url}: {e}") from None
+        keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.active"]
+        client.delete(*keys)
+        client.set(f"{opts.prefix}{pid}.active", len(regions))
+        stack.callback(client.delete, *keys)
+        inst = write_instance_file(prep, regions_arr, work.path)
+        sink = _default_sink(opts)
+        running: list[_Region] = []
+
+        def stop_all() -> None:
+            for r in running:
+                kill_group(r.engine)
+                kill_group(r.socat)
+        stack.callback(stop_all)
+        for r in regions:
+            running.append(start_region(prep, inst, opts, target, r, regions, pid, sink))
+        failure = _wait_regions(running)
+        if failure:
+            stop_all()
+            raise SimulationFailed(failure)
+        parts = {}
+        for r in running:
+            r.out.join()
+            parts[r.region] = _parse_result(r.out.data, f"region {r.region}")
+        return merge_results(parts)
+
+
+def _wait_regions(running: list[_Region]) -> str | None:
+    """Wait until every engine has exited; the first failure (or a lost socat) is returned at once."""
+    pending = list(running)
+    while pending:
+        for r in list(pending):
+            status = r.engine.poll()
+            if status is not None:
+                r.status = status
+                r.pump.join(1)
+                if status != 0:
+                    return f"region {r.region}: {r.pump.reason(status)}"
+                pending.remove(r)
+            elif r.socat.poll() is not None:
+                # The engine sees EOF on stdin and reports the lost connection itself; prefer its words.
+                try:
+                    status = r.engine.wait(2)
+                except subprocess.TimeoutExpired:
+                    return f"region {r.region}: the socat relay to Redis exited (status {r.socat.returncode})"
+                continue
+        time.sleep(0.005)
+    return None

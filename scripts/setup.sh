@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks and makes .venv with pstack-celery in it.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v socat >/dev/null || need+=(socat)
+command -v g++ >/dev/null || need+=(g++)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import pstack_tasks, pytest, pytest_timeout' 2>/dev/null \
+   || [ setup.cfg -nt .venv/.installed ]; then
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -e '.[test]'
+    touch .venv/.installed
+fi
