@@ -88,7 +88,11 @@ def build_engine(source: EngineSource) -> Path:
             logger.info("compiling engine %s", key)
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
             if proc.returncode != 0:
-                raise BuildError(explain_compiler_errors(proc.stderr, source, src))
+                failed = root / "failed"
+                failed.mkdir(exist_ok=True)
+                kept = failed / f"{key}.cpp"
+                shutil.copyfile(src, kept)  # the work dir goes; keep the source the message points at
+                raise BuildError(explain_compiler_errors(proc.stderr, source, kept))
             os.replace(work, root / key)  # atomic: the directory appears complete or not at all
         finally:
             if work.exists():
@@ -122,7 +126,7 @@ def explain_compiler_errors(stderr: str, source: EngineSource, generated: Path) 
             where = (f"device type '{span.device_type}', {span.code.what}" if span.device_type
                      else span.code.what)
             inner = line - span.first_line + 1
-            return f"{source.file}:{line}: compile error in {where}, line {inner}: {m.group('msg')}{more}"
-        return f"{source.file}:{line}: compile error: {m.group('msg')}{more}"
+            return f"{source.path}:{line}: compile error in {where}, line {inner}: {m.group('msg')}{more}"
+        return f"{source.path}:{line}: compile error: {m.group('msg')}{more}"
     return (f"compile error in generated code {generated}:{line}: {m.group('msg')}{more} "
-            "(this may be a pstack-celery bug; the source is kept in the message above)")
+            "(this may be a pstack-celery bug; please report it with that file)")

@@ -89,7 +89,8 @@ class EngineSource:
     text: str
     type_hash: str
     spans: tuple[CodeSpan, ...]
-    file: str
+    file: str   # the name in #line directives (base name: keeps the cache key path-independent)
+    path: str   # the application file as the user named it, for messages
 
 
 def code_spans(gt: GraphType) -> list[CodeSpan]:
@@ -134,7 +135,7 @@ def render(gt: GraphType) -> EngineSource:
     text = _resolve_line_resets(text, "engine.cpp")
     type_hash = hashlib.sha256(text.encode()).hexdigest()
     text = text.replace(TYPE_HASH_PLACEHOLDER, type_hash)
-    return EngineSource(text, type_hash, tuple(code_spans(gt)), file)
+    return EngineSource(text, type_hash, tuple(code_spans(gt)), file, gt.file or file)
 
 
 def _resolve_line_resets(text: str, name: str) -> str:

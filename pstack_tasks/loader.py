@@ -98,6 +98,9 @@ def detect_version(src: Any, name: str) -> tuple[str, int]:
             if etree.QName(el).localname != "Graphs":
                 raise GraphError(f"root element is <{etree.QName(el).localname}>, expected <Graphs>", name,
                                  el.sourceline)
+            if ns is None:
+                raise GraphError("<Graphs> has no xmlns namespace; expected one of: " + ", ".join(NAMESPACES),
+                                 name, el.sourceline)
             if ns not in NAMESPACES:
                 raise GraphError(f"unknown namespace {ns!r}; expected one of: " + ", ".join(NAMESPACES),
                                  name, el.sourceline)

@@ -364,7 +364,11 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         for r in running:
             r.out.join()
             parts[r.region] = _parse_result(r.out.data, f"region {r.region}")
-        return merge_results(parts)
+        result = merge_results(parts)
+        if opts.states:  # in device order, as a single engine reports them
+            states = result["states"]
+            result["states"] = {n: states[n] for n in prep.app.instance.names if n in states}
+        return result
 
 
 def _wait_regions(running: list[_Region]) -> str | None:

@@ -19,7 +19,7 @@
 
 // ---- run state shared by the runtime and handlers -----------------------------------------------
 static int pstack_log_level = 1;          // handler_log prints when level <= this
-static volatile int pstack_stop = 0;      // set by handler_exit and by remote shutdown
+static int pstack_stop = 0;               // set by handler_exit and by remote shutdown
 static int pstack_exit_code = 0;
 static const char* pstack_exit_reason = "quiescence";
 static uint32_t pstack_cur_dev = 0;       // device whose handler runs now (for logs and crash reports)

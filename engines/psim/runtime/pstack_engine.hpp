@@ -466,23 +466,16 @@ static void send_idle_script() {
 
 // ---- message delivery ---------------------------------------------------------------------------
 static char g_msgbuf[PSTACK_MAX_MSG_SIZE + 8];
-static char g_msgcopy[PSTACK_MAX_MSG_SIZE + 8];
 
-static inline void deliver_local(uint32_t slot, const char* msg, uint32_t msize) {
+static inline void deliver_local(uint32_t slot, const char* msg) {
     const PstackEdge* e = g_edges + g_slot_edges[slot];
     const PstackEdge* end = g_edges + g_slot_edges[slot + 1];
     for (; e != end; ++e) {
         pstack_cur_dev = e->dst;
-#if PSTACK_MUTABLE_RECEIVE
-        memcpy(g_msgcopy, msg, msize);
-        pstack_recv(e->type, e->local, e->pin, e->eidx, g_msgcopy);
-#else
-        (void)msize;
-        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);
-#endif
+        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
         ++g_delivered;
         rq_push(e->dst);
-        if (pstack_stop) return;
+        if (__builtin_expect(pstack_stop, 0)) return;
     }
 }
 
@@ -503,7 +496,7 @@ static void handle_item(const char* s) {
         memset(g_msgbuf, 0, pstack_msg_size[mt] + 1);
         pstack_unpack_msg(mt, g_msgbuf, p);
         ++g_remote_received;
-        deliver_local(g_out_base[src] + (uint32_t)port, g_msgbuf, pstack_msg_size[mt]);
+        deliver_local(g_out_base[src] + (uint32_t)port, g_msgbuf);
     } else if (*p == '1') {
         int64_t code = 0;
         pstack_get_i64(p + 1, &code);
@@ -582,20 +575,16 @@ static inline void step_device(uint32_t d) {
     uint32_t rts = pstack_rts(t, li);
     if (!rts) return;
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
-    if (pin >= pstack_n_outputs[t]) pstack_fatal(PSTACK_STATUS_HANDLER,
-        "ReadyToSend of device '%s' set bit %u, but its type has %u output pins", pstack_device_name(d), pin, pstack_n_outputs[t]);
-    uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
-    uint32_t msize = pstack_msg_size[mt];
-    memset(g_msgbuf, 0, msize + 1);
     bool doSend = true;
     unsigned sendIndex = 0;
-    pstack_send(t, li, pin, g_msgbuf, &doSend, &sendIndex);
+    pstack_send(t, li, pin, g_msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
     ++g_steps;
-    if (!doSend) { ++g_cancelled; rq_push(d); return; }
+    if (__builtin_expect(!doSend, 0)) { ++g_cancelled; rq_push(d); return; }
     ++g_sent;
-    if (pstack_stop) return;
+    if (__builtin_expect(pstack_stop, 0)) return;
     uint32_t slot = g_out_base[d] + pin;
     if (g_nregions > 1 && g_slot_remote[slot] != g_slot_remote[slot + 1]) {
+        uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
         char item[PSTACK_MAX_ITEM_CHARS];
         char* p = item;
         *p++ = '0'; *p++ = ' ';
@@ -604,7 +593,7 @@ static inline void step_device(uint32_t d) {
         p = pstack_pack_msg(mt, g_msgbuf, p);
         for (uint32_t k = g_slot_remote[slot]; k < g_slot_remote[slot + 1]; ++k) push_item(g_remote[k], item, (size_t)(p - item));
     }
-    deliver_local(slot, g_msgbuf, msize);
+    deliver_local(slot, g_msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.
     pstack_cur_dev = d;
     if (pstack_rts(t, li)) rq_push(d);
