@@ -19,6 +19,7 @@ from .exceptions import ConfigurationError
 from .model import Array, Code, FieldType, GraphType, Scalar, Struct, Tuple
 
 TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
+SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "engines" / "psim" / "runtime"
 
 
@@ -89,7 +90,7 @@ class EngineSource:
     text: str
     type_hash: str
     spans: tuple[CodeSpan, ...]
-    file: str   # the name in #line directives (base name: keeps the cache key path-independent)
+    file: str   # the name in #line directives (SOURCE_NAME)
     path: str   # the application file as the user named it, for messages
 
 
@@ -105,9 +106,9 @@ def code_spans(gt: GraphType) -> list[CodeSpan]:
 
 def render(gt: GraphType) -> EngineSource:
     """The engine source for a graph type; identical types give identical text (and hash)."""
-    # The file name in #line directives: the XML's base name keeps the source (and the engine
-    # cache key) independent of where the application file lives.
-    file = os.path.basename(gt.file) if gt.file else "app.xml"
+    # One fixed name in #line directives keeps the source (and so the engine cache key) the same
+    # whatever the application file is called; messages put the real path back.
+    file = SOURCE_NAME
     out_base, in_base = [], []
     nout = nin = 0
     for d in gt.device_types:

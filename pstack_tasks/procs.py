@@ -31,3 +31,9 @@ def kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
         proc.wait(5)
     except subprocess.TimeoutExpired:
         pass
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass

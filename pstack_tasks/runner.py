@@ -74,8 +74,11 @@ def prepare(xml_or_path: str | bytes | os.PathLike[str]) -> Prepared:
 
 
 def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
-                region: int = 0, regions: list[int] | None = None, pid: int = 0, skip: int = 0) -> list[str]:
+                region: int = 0, regions: list[int] | None = None, pid: int = 0, skip: int = 0,
+                app_file: str | None = None) -> list[str]:
     cmd = [str(engine), str(instance), "--level", str(-1 if opts.quiet else opts.level)]
+    if app_file:
+        cmd += ["--app-file", app_file]
     if json_out:
         cmd.append("--json")
     if not opts.states:
@@ -103,6 +106,12 @@ class _StreamPump(threading.Thread):
         self.other: list[str] = []
 
     def run(self) -> None:
+        try:
+            self._pump()
+        except (ValueError, OSError):  # the stream was closed under us: the engine is gone
+            pass
+
+    def _pump(self) -> None:
         for raw in self.stream:
             line = raw.decode(errors="replace").rstrip("\n")
             if line.startswith(ERROR_PREFIX):
@@ -130,7 +139,10 @@ class _Collector(threading.Thread):
         self.data = b""
 
     def run(self) -> None:
-        self.data = self.stream.read()
+        try:
+            self.data = self.stream.read()
+        except (ValueError, OSError):
+            pass
 
 
 def _default_sink(opts: RunOptions) -> Callable[[str], None] | None:
@@ -170,7 +182,7 @@ def run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None = None
     with ExitStack() as stack:
         work = _Workdir.make(opts, stack)
         inst = write_instance_file(prep, regions_arr, work.path)
-        cmd = engine_args(prep.engine, inst, opts, json_out=text_out is None)
+        cmd = engine_args(prep.engine, inst, opts, json_out=text_out is None, app_file=prep.app.file)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if text_out is None else text_out,
                                 stderr=subprocess.PIPE, preexec_fn=child_preexec)
@@ -277,7 +289,7 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarg
         s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
                              stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
                              preexec_fn=child_preexec)
-        cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre))
+        cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre), prep.app.file)
         e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              close_fds=False, preexec_fn=_engine_preexec(to_redis_w))
     finally:

@@ -26,6 +26,7 @@ static uint32_t pstack_cur_dev = 0;       // device whose handler runs now (for 
 static const char* pstack_cur_handler = "startup";
 static const char* const* pstack_dev_names = nullptr;
 static FILE* pstack_log_stream = nullptr;
+static const char* pstack_app_file = nullptr;  // the application's path, for assertion messages
 
 static inline const char* pstack_device_name(uint32_t d) {
     return pstack_dev_names ? pstack_dev_names[d] : "?";
@@ -96,7 +97,8 @@ static void pstack_fatal(int status, const char* fmt, ...) {
 __attribute__((noreturn, cold))
 static void pstack_assert_fail(const char* expr, const char* file, int line) {
     pstack_fatal(PSTACK_STATUS_HANDLER, "assertion failed in device '%s', handler %s (%s:%d): %s",
-                 pstack_device_name(pstack_cur_dev), pstack_cur_handler, file, line, expr);
+                 pstack_device_name(pstack_cur_dev), pstack_cur_handler, pstack_app_file ? pstack_app_file : file,
+                 line, expr);
 }
 
 #undef assert

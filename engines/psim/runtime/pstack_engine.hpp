@@ -713,6 +713,7 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--region") && more) region = atoi(argv[++i]);
         else if (!strcmp(a, "--regions") && more) region_list = argv[++i];
         else if (!strcmp(a, "--skip-replies") && more) skip_replies = atoi(argv[++i]);
+        else if (!strcmp(a, "--app-file") && more) pstack_app_file = argv[++i];
         else if (a[0] != '-' && !instance) instance = a;
         else usage();
     }

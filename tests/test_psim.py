@@ -1,0 +1,159 @@
+"""psim on pstack's three test applications: exact results in one region and in region splits
+through real socat and a real Redis, plus termination, exact floats and the engine cache."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from apps import token_ring
+from conftest import KEY_PREFIX, PSTACK
+from pstack_tasks import psim
+from pstack_tasks.runner import prepare
+
+EXPECTED = {
+    "basic-01.xml": (10, {"device0": {"counter": 10}, "device1": {"counter": 10}}),
+    "basic-02.xml": (20, {"device0": {"counter": 10, "rts": 0}, "device1": {"counter": 10, "rts": 0}}),
+    "ring-oscillator-01.xml": (40, {f"n{i}": {"state": 0, "counter": 10, "toggle_buffer_ptr": 0} for i in range(4)}),
+}
+DEVICES = {"basic-01.xml": ["device0", "device1"], "basic-02.xml": ["device0", "device1"],
+           "ring-oscillator-01.xml": ["n0", "n1", "n2", "n3"]}
+
+
+def splits(devices: list[str], regions: int) -> list[dict[str, int]]:
+    """Region maps in which every device takes every region position (rotations of i % regions),
+    plus each device alone in a region of its own."""
+    maps = []
+    for shift in range(regions):
+        maps.append({d: (i + shift) % regions for i, d in enumerate(devices)})
+    if regions == 2:
+        for d in devices:
+            maps.append({d: 1})
+    return maps
+
+
+def check(result: dict, app: str) -> None:
+    delivered, states = EXPECTED[app]
+    assert result["metrics"]["Delivered messages"] == delivered
+    assert result["metrics"]["Exit code"] == 0
+    assert result["states"] == states
+
+
+@pytest.mark.parametrize("app", sorted(EXPECTED))
+def test_single_region_gives_pstack_results(app: str) -> None:
+    result = psim(PSTACK / app, options={"quiet": True})
+    check(result, app)
+    assert result["metrics"]["Exit reason"] == "handler_exit"
+
+
+CASES = [(app, regions, rmap) for app in sorted(EXPECTED) for regions in (2, 4)
+         for rmap in splits(DEVICES[app], regions)]
+
+
+@pytest.mark.parametrize("app,regions,rmap", CASES, ids=[f"{a}-{n}r-{json.dumps(m)}" for a, n, m in CASES])
+def test_region_splits_give_pstack_results(app: str, regions: int, rmap: dict, redis_url: str,
+                                           redis_client: object, no_leftovers: None) -> None:
+    result = psim(PSTACK / app, rmap=rmap, options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    check(result, app)
+    per_region = result["regions"]
+    assert sum(m["Delivered messages"] for m in per_region.values()) == EXPECTED[app][0]
+    assert set(per_region) == {str(r) for r in set(rmap.values()) | ({0} if len(rmap) < len(DEVICES[app]) else set())}
+    # every region pushed exactly what the others took in
+    assert result["metrics"]["Remote messages sent"] >= result["metrics"]["Remote messages received"]
+    assert not list(redis_client.scan_iter(f"{KEY_PREFIX}*.*")), "queues and counters are removed after the run"
+
+
+def test_ring_split_in_two_matches_pstack_docs(redis_url: str) -> None:
+    # Given pstack's documented split {"n1": 1}: region 1 delivers 10 and region 0 delivers 30.
+    result = psim(PSTACK / "ring-oscillator-01.xml", rmap={"n1": 1},
+                  options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    assert result["regions"]["0"]["Delivered messages"] == 30
+    assert result["regions"]["1"]["Delivered messages"] == 10
+    assert result["regions"]["1"]["Exit reason"] == "remote handler_exit"
+
+
+def test_split_with_a_private_redis_server_when_no_url_is_set(monkeypatch: pytest.MonkeyPatch,
+                                                              no_leftovers: None) -> None:
+    monkeypatch.delenv("PSTACK_REDIS_URL", raising=False)
+    result = psim(PSTACK / "ring-oscillator-01.xml", rmap={"n2": 1}, options={"quiet": True})
+    check(result, "ring-oscillator-01.xml")
+
+
+@pytest.mark.parametrize("regions", [1, 2, 3, 4])
+def test_a_split_without_handler_exit_ends_by_quiescence(tmp_path: Path, regions: int, redis_url: str,
+                                                         no_leftovers: None) -> None:
+    # Given a ring of 12 nodes each starting a token, with no handler_exit anywhere,
+    # when it runs split over several regions, every hop crossing one,
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(12, 50))
+    rmap = {f"n{i}": i % regions for i in range(12)}
+    result = psim(app, rmap=rmap, options={"redis_url": redis_url, "prefix": KEY_PREFIX})
+    # then it ends by itself with every message delivered exactly once.
+    assert result["metrics"]["Delivered messages"] == 12 * 50
+    assert result["metrics"]["Exit reason"] == "quiescence"
+    assert all(s["counter"] == 50 and s["pending"] == 0 for s in result["states"].values())
+
+
+def test_doubles_cross_regions_exactly(tmp_path: Path, redis_url: str) -> None:
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(6, 7))
+    alone = psim(app, options={"quiet": True})
+    split = psim(app, rmap={f"n{i}": i % 3 for i in range(6)},
+                 options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    # x = 1/(3+id) is not a short decimal: any rounding on the wire would change the sums' bits.
+    assert [s["sum"] for s in split["states"].values()] == [s["sum"] for s in alone["states"].values()]
+    assert split["metrics"]["Remote messages received"] == 6 * 7
+
+
+def test_second_run_of_a_graph_type_compiles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pstack_tasks.build as build
+    monkeypatch.setenv("PSTACK_CACHE_DIR", str(tmp_path / "cache"))
+    small, large = tmp_path / "small.xml", tmp_path / "large.xml"
+    small.write_text(token_ring(3, 2))
+    large.write_text(token_ring(500, 2))
+    first = prepare(small).engine
+    calls = []
+    real_run = build.subprocess.run
+    monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k))
+    second = prepare(large).engine  # same graph type, other size: the cached binary
+    assert second == first and not calls
+    assert psim(large, options={"quiet": True})["metrics"]["Delivered messages"] == 1000
+
+
+def test_concurrent_builds_of_one_engine_are_safe(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    app = tmp_path / "app.xml"
+    app.write_text(token_ring(4, 3))
+    env = {"PSTACK_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    code = f"from pstack_tasks.runner import prepare; print(prepare({str(app)!r}).engine)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=240)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1
+    built = list((tmp_path / "cache" / "engines").iterdir())
+    assert sorted(p.name for p in built if p.is_dir()) == [Path(outs[0]).parent.name], "one engine, no temp dirs"
+
+
+def test_single_region_runs_are_deterministic(tmp_path: Path) -> None:
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(9, 13))
+    runs = [psim(app, options={"quiet": True}) for _ in range(2)]
+    for r in runs:
+        del r["metrics"]["Load seconds"], r["metrics"]["Run seconds"]
+    assert runs[0] == runs[1]
+
+
+def test_every_two_region_split_of_the_ring(redis_url: str) -> None:
+    # all 14 non-trivial two-way splits of the 4-node ring
+    names = [f"n{i}" for i in range(4)]
+    for bits in itertools.product([0, 1], repeat=4):
+        if len(set(bits)) < 2:
+            continue
+        rmap = dict(zip(names, bits))
+        result = psim(PSTACK / "ring-oscillator-01.xml", rmap=rmap,
+                      options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+        check(result, "ring-oscillator-01.xml")
