@@ -1,0 +1,131 @@
+"""Bad input and failing handlers: one clear error naming the problem, and nothing left running."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apps import line_of, token_ring, variant
+from conftest import KEY_PREFIX
+from pstack_tasks import BuildError, ConfigurationError, GraphError, SimulationFailed, psim
+
+RECEIVE = 'deviceState->counter++;\n                        handler_log(1, "Received message %d"'
+
+
+def test_compile_error_names_device_type_handler_and_line(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", RECEIVE, RECEIVE.replace("deviceState->counter++;",
+                  "deviceState->counter++;\n                        undefined_thing = 3;"), tmp_path)
+    with pytest.raises(BuildError) as e:
+        psim(app, options={"quiet": True})
+    line = line_of(app, "undefined_thing")
+    assert str(e.value).startswith(f"{app}:{line}: compile error in device type 'device', "
+                                   "OnReceive of pin 'input', line 2: ")
+    assert "undefined_thing" in str(e.value)
+
+
+def test_compile_error_in_shared_code(tmp_path: Path) -> None:
+    app = variant("ring-oscillator-01.xml", "struct toggle_msg {", "struct toggle_msg { nonsense_t x;", tmp_path)
+    with pytest.raises(BuildError) as e:
+        psim(app)
+    assert f"{app}:{line_of(app, 'nonsense_t')}: compile error in graph SharedCode, line " in str(e.value)
+
+
+def test_compile_error_in_ready_to_send(tmp_path: Path) -> None:
+    app = variant("basic-02.xml", "rts = deviceState->rts;", "rts = deviceState->no_such_field;", tmp_path)
+    with pytest.raises(BuildError) as e:
+        psim(app)
+    assert "device type 'device_type_x', ReadyToSend, line 1" in str(e.value)
+    assert "no_such_field" in str(e.value)
+
+
+def crashing_app(tmp_path: Path) -> Path:
+    return variant("basic-01.xml", RECEIVE, RECEIVE.replace(
+        "deviceState->counter++;",
+        "deviceState->counter++;\n if (deviceState->counter == 5) { volatile int* p = 0; *p = 1; }"), tmp_path)
+
+
+def test_segfault_names_device_and_handler(tmp_path: Path, no_leftovers: None) -> None:
+    with pytest.raises(SimulationFailed) as e:
+        psim(crashing_app(tmp_path), options={"quiet": True})
+    assert str(e.value) == ("handler OnReceive of pin 'input' (device type 'device') of device 'device1' "
+                            "crashed: segmentation fault")
+
+
+def test_segfault_in_one_region_fails_the_split_and_stops_the_others(tmp_path: Path, redis_url: str,
+                                                                    no_leftovers: None) -> None:
+    with pytest.raises(SimulationFailed) as e:
+        psim(crashing_app(tmp_path), rmap={"device1": 1},
+             options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    assert str(e.value).startswith("region 1: handler OnReceive of pin 'input'")
+    assert "device 'device1' crashed: segmentation fault" in str(e.value)
+
+
+def test_failed_assert_names_device_handler_and_assertion(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", RECEIVE, RECEIVE.replace(
+        "deviceState->counter++;", "deviceState->counter++;\n assert(deviceState->counter < 7);"), tmp_path)
+    with pytest.raises(SimulationFailed) as e:
+        psim(app, options={"quiet": True})
+    line = line_of(app, "assert(deviceState->counter < 7)")
+    assert str(e.value) == (f"assertion failed in device 'device1', handler OnReceive of pin 'input' "
+                            f"(device type 'device') ({app}:{line}): deviceState->counter < 7")
+
+
+def test_handler_exit_from_shared_code_ends_the_run(tmp_path: Path) -> None:
+    # pstack's v2 liberty: shared code may call handler_exit (the ring's send_toggle does)
+    app = variant("ring-oscillator-01.xml", "#define SOFTWARE_BUFF_SIZE 1024", "#define SOFTWARE_BUFF_SIZE 0",
+                  tmp_path)
+    result = psim(app, options={"quiet": True})
+    assert result["metrics"]["Exit code"] == 1
+    assert result["metrics"]["Exit reason"] == "handler_exit"
+
+
+def test_exit_marker_strings_mean_application_exit(tmp_path: Path) -> None:
+    app = tmp_path / "marker.xml"
+    app.write_text(token_ring(4, 1000, on_receive_extra=
+                   'if (deviceState->counter == 3) handler_log(0, "_HANDLER_EXIT_FAIL_9be65737_");'))
+    result = psim(app, options={"quiet": True})
+    assert result["metrics"]["Exit code"] == 1
+    assert result["metrics"]["Exit reason"] == "handler_exit"
+    assert result["metrics"]["Delivered messages"] < 4 * 1000
+
+
+def test_max_steps_and_time_limit_stop_endless_runs(tmp_path: Path) -> None:
+    app = tmp_path / "endless.xml"
+    app.write_text(token_ring(4, 0xFFFFFFFF))  # limit never reached: runs for ever
+    result = psim(app, options={"quiet": True, "max_steps": 100000})
+    assert result["metrics"]["Exit reason"] == "max-steps"
+    assert 100000 <= result["metrics"]["Sent messages"] < 100000 + 2048
+    result = psim(app, options={"quiet": True, "time_limit": 0.3})
+    assert result["metrics"]["Exit reason"] == "time-limit"
+    assert 0.3 <= result["metrics"]["Run seconds"] < 5
+
+
+def test_ready_to_send_bit_without_a_pin(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", "rts = (deviceProperties->id == 0 && deviceState->counter < 10) ? 1 : 0;",
+                  "rts = 4;", tmp_path)
+    with pytest.raises(SimulationFailed) as e:
+        psim(app)
+    assert "ReadyToSend of device 'device0' (type 'device') set bit 2, but the type has 1 output pins" in str(e.value)
+
+
+def test_region_map_errors(tmp_path: Path) -> None:
+    app = Path(__file__).parent / "data" / "pstack" / "basic-01.xml"
+    with pytest.raises(GraphError, match="region map names device 'nope'"):
+        psim(app, rmap={"nope": 1})
+    with pytest.raises(GraphError, match="regions are integers >= 0"):
+        psim(app, rmap={"device1": -1})
+
+
+def test_unknown_option_is_named() -> None:
+    app = Path(__file__).parent / "data" / "pstack" / "basic-01.xml"
+    with pytest.raises(ConfigurationError, match="unknown option.*levle"):
+        psim(app, options={"levle": 2})
+
+
+def test_unreachable_redis_is_reported(tmp_path: Path) -> None:
+    from pstack_tasks import RedisUnavailable
+    from pstack_tasks.redis_server import free_port
+    app = Path(__file__).parent / "data" / "pstack" / "basic-01.xml"
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(RedisUnavailable, match=f"cannot reach Redis at {url}"):
+        psim(app, rmap={"device1": 1}, options={"redis_url": url})
