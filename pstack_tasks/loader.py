@@ -183,6 +183,7 @@ class _InstanceBuilder:
         return self.graph_type
 
     def _prepare(self, gt: GraphType) -> None:
+        self.q_p = "{%s}P" % next(ns for ns, v in NAMESPACES.items() if v == self.version)
         self.type_index = {d.id: i for i, d in enumerate(gt.device_types)}
         self.pp = [Packer(d.properties) for d in gt.device_types]
         self.sp = [Packer(d.state) for d in gt.device_types]
@@ -218,10 +219,12 @@ class _InstanceBuilder:
         p_values = s_values = None
         p_el = s_el = el  # value errors point at the <P>/<S> element
         for c in el:
-            tag = c.tag.rpartition("}")[2] if isinstance(c.tag, str) else ""
-            if tag == "P":
+            tag = c.tag
+            if tag == self.q_p:
                 p_values, p_el = parse_json_body(c.text, self.file, c.sourceline, f"<P> of device {did!r}"), c
-            elif tag == "S":
+                continue
+            tag = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+            if tag == "S":
                 s_values, s_el = parse_json_body(c.text, self.file, c.sourceline, f"<S> of device {did!r}"), c
         inst.index[did] = len(inst.names)
         inst.names.append(did)

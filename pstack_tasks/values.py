@@ -120,11 +120,31 @@ class Packer:
             raise ValueError_(f"bad default: {e}") from None
         self.base = base
         self.default_bytes = self.struct.pack(*base) if self.scalars else b""
+        # Fast path for the common case (millions of <P> with plain integer scalars): the flat
+        # index of each top-level integer scalar.  Anything else takes the checked path.
+        self.int_index: dict[str, int] = {}
+        pos = 0
+        for f in spec.fields:
+            if isinstance(f.type, Scalar) and not f.type.is_float:
+                self.int_index[f.name] = pos
+            pos += scalar_count(f.type)
 
     def pack(self, values: dict[str, Any] | None) -> bytes:
         """Bytes for ``values`` over the defaults; raises ValueError_ naming the member."""
         if not values:
             return self.default_bytes
+        index = self.int_index
+        out = list(self.base)
+        for k, v in values.items():
+            i = index.get(k)
+            if i is None or type(v) is not int:
+                break
+            out[i] = v
+        else:
+            try:
+                return self.struct.pack(*out)
+            except struct.error:
+                pass  # out of range: the checked path below names the member
         out = list(self.base)
         _fill(self.spec.as_tuple, values, out, 0, "")
         try:
