@@ -285,7 +285,7 @@ class _InstanceBuilder:
         return Application(self.graph_type, self.inst, self.file)
 
 
-def region_array(inst: Instance, rmap: Mapping[str, int] | None) -> tuple[array, list[int]]:
+def region_array(inst: Instance, rmap: Mapping[str, int] | None, file: str | None = None) -> tuple[array, list[int]]:
     """Per-device region numbers (unmapped devices are in region 0) and the sorted regions in use."""
     regions = array("I", bytes(4 * inst.device_count))
     used = {0} if inst.device_count else set()
@@ -294,9 +294,9 @@ def region_array(inst: Instance, rmap: Mapping[str, int] | None) -> tuple[array,
         for name, r in rmap.items():
             i = inst.index.get(name)
             if i is None:
-                raise GraphError(f"region map names device {name!r}, which is not in the graph")
+                raise GraphError(f"region map names device {name!r}, which is not in the graph", file)
             if not isinstance(r, int) or isinstance(r, bool) or r < 0:
-                raise GraphError(f"region map: device {name!r} has region {r!r}; regions are integers >= 0")
+                raise GraphError(f"region map: device {name!r} has region {r!r}; regions are integers >= 0", file)
             regions[i] = r
         used = set(regions)
     return regions, sorted(used)

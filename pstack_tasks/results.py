@@ -10,8 +10,8 @@ SUMMED = ("Delivered messages", "Sent messages", "Cancelled sends", "Remote mess
 def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """States merged, counts summed, exit code and reason from the region that ended the run.
 
-    The region whose own handler called ``handler_exit`` decides the exit code; regions that
-    were told to stop report "remote handler_exit" and defer to it.
+    The region where the stop began (``handler_exit``, a step or time limit) decides the exit
+    code and reason; regions that were told to stop report "remote stop" and defer to it.
     """
     states: dict[str, Any] = {}
     metrics: dict[str, Any] = {k: 0 for k in SUMMED}
@@ -24,7 +24,7 @@ def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         per_region[str(region)] = dict(m)
         for k in SUMMED:
             metrics[k] += int(m.get(k, 0))
-        if origin is None and m.get("Exit reason") not in ("remote handler_exit", "quiescence"):
+        if origin is None and m.get("Exit reason") not in ("remote stop", "quiescence"):
             origin = m
     first = parts[min(parts)]["metrics"] if parts else {}
     chosen = origin or first

@@ -308,7 +308,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
     The caller owns the Redis keys of the process (``<pid>.active`` set to the number of regions
     before any region starts); this is the engine protocol's ``run_engine`` for one region.
     """
-    regions_arr, regions = loader.region_array(prep.app.instance, rmap)
+    regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
     if opts.region not in regions:
         raise ConfigurationError(f"region {opts.region} has no devices (regions in use: {regions})")
     if len(regions) == 1:
@@ -336,7 +336,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
 
 def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
     """Run every region of a split on this machine, each engine talking to Redis through socat."""
-    regions_arr, regions = loader.region_array(prep.app.instance, rmap)
+    regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
     if len(regions) <= 1:
         result = run_single(prep, opts)
         assert result is not None

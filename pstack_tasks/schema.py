@@ -221,6 +221,10 @@ class TypeParser:
                         raise self.error(f"unexpected <{kind}> in <DeviceTypes>", d)
             else:
                 raise self.error(f"unexpected <{tag}> in <GraphType>", c)
+        for d in device_types:
+            if d.id == gid:
+                raise GraphError(f"device type id {gid!r} is also the graph type id; the generated type names "
+                                 f"({gid}_properties_t) would clash: rename one", self.file, d.line)
         if not saw_messages:
             raise self.error(f"graph type {gid!r} has no <MessageTypes>", gt)
         if not saw_devices:
@@ -271,6 +275,9 @@ class TypeParser:
                                              c.sourceline))
             elif tag == "ReadyToSend":
                 rts = c
+            elif tag in ("OnInit", "OnHardwareIdle") and self.version == 2:
+                raise self.error(f"device type {did!r}: <{tag}> is graph-schema v3; in a v2 file initialise "
+                                 "devices through an input pin named __init__", c)
             elif tag == "OnInit":
                 on_init = self.code(c, "OnInit")
             elif tag == "OnHardwareIdle":

@@ -110,7 +110,7 @@ def test_ready_to_send_bit_without_a_pin(tmp_path: Path) -> None:
 
 def test_region_map_errors(tmp_path: Path) -> None:
     app = Path(__file__).parent / "data" / "pstack" / "basic-01.xml"
-    with pytest.raises(GraphError, match="region map names device 'nope'"):
+    with pytest.raises(GraphError, match=f"{app}: region map names device 'nope'"):
         psim(app, rmap={"nope": 1})
     with pytest.raises(GraphError, match="regions are integers >= 0"):
         psim(app, rmap={"device1": -1})
@@ -129,3 +129,42 @@ def test_unreachable_redis_is_reported(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     with pytest.raises(RedisUnavailable, match=f"cannot reach Redis at {url}"):
         psim(app, rmap={"device1": 1}, options={"redis_url": url})
+
+
+def test_limits_stop_every_region_of_a_split(tmp_path: Path, redis_url: str, no_leftovers: None) -> None:
+    app = tmp_path / "endless.xml"
+    app.write_text(token_ring(6, 0xFFFFFFFF))
+    rmap = {f"n{i}": i % 2 for i in range(6)}
+    opts = {"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX}
+    result = psim(app, rmap=rmap, options={**opts, "max_steps": 5000})
+    assert result["metrics"]["Exit reason"] == "max-steps"
+    assert {m["Exit reason"] for m in result["regions"].values()} <= {"max-steps", "remote stop"}
+    result = psim(app, rmap=rmap, options={**opts, "time_limit": 0.5})
+    assert result["metrics"]["Exit reason"] == "time-limit"
+
+
+def test_max_steps_is_exact(tmp_path: Path) -> None:
+    app = tmp_path / "endless.xml"
+    app.write_text(token_ring(4, 0xFFFFFFFF))
+    assert psim(app, options={"quiet": True, "max_steps": 5})["metrics"]["Sent messages"] == 5
+
+
+def test_assert_survives_an_include_of_assert_h(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", "<![CDATA[\n            ]]>", "<![CDATA[\n#include <assert.h>\n            ]]>", tmp_path)
+    app.write_text(app.read_text().replace("deviceState->counter++;\n                        handler_log(1, \"Received",
+                   "deviceState->counter++; assert(deviceState->counter < 3);\n                        handler_log(1, \"Received", 1))
+    with pytest.raises(SimulationFailed, match=r"assertion failed in device 'device1'.*: deviceState->counter < 3"):
+        psim(app, options={"quiet": True})
+
+
+def test_v2_refuses_v3_handlers(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", "<ReadyToSend>", "<OnInit><![CDATA[ ]]></OnInit><ReadyToSend>", tmp_path)
+    with pytest.raises(GraphError, match="<OnInit> is graph-schema v3"):
+        psim(app)
+
+
+def test_graph_type_id_equal_to_a_device_type_id_is_refused(tmp_path: Path) -> None:
+    app = variant("basic-01.xml", '<GraphType id="test">', '<GraphType id="device">', tmp_path)
+    app.write_text(app.read_text().replace('graphTypeId="test"', 'graphTypeId="device"'))
+    with pytest.raises(GraphError, match="device type id 'device' is also the graph type id"):
+        psim(app)

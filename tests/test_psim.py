@@ -71,7 +71,7 @@ def test_ring_split_in_two_matches_pstack_docs(redis_url: str) -> None:
                   options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
     assert result["regions"]["0"]["Delivered messages"] == 30
     assert result["regions"]["1"]["Delivered messages"] == 10
-    assert result["regions"]["1"]["Exit reason"] == "remote handler_exit"
+    assert result["regions"]["1"]["Exit reason"] == "remote stop"
 
 
 def test_split_with_a_private_redis_server_when_no_url_is_set(monkeypatch: pytest.MonkeyPatch,

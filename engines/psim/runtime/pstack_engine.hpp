@@ -42,7 +42,7 @@ static uint8_t* g_inq;
 static uint32_t* g_rq;
 static uint32_t g_rq_mask, g_rq_head, g_rq_tail;
 static uint64_t g_delivered, g_sent, g_cancelled, g_steps, g_remote_sent, g_remote_received;
-static uint64_t g_max_steps;
+static uint64_t g_max_steps = UINT64_MAX;
 static double g_time_limit;
 static int g_region = 0;
 
@@ -502,7 +502,7 @@ static void handle_item(const char* s) {
         pstack_get_i64(p + 1, &code);
         pstack_stop = 1;
         pstack_exit_code = (int)code;
-        pstack_exit_reason = "remote handler_exit";
+        pstack_exit_reason = "remote stop";
     } else if (*p == '2') {
         pstack_stop = 1;
         pstack_exit_code = 0;
@@ -568,6 +568,11 @@ static void broadcast_exit() {
     while (g_pend_head != g_pend_tail) read_reply();
 }
 
+// A stop that began in this region (handler_exit, a limit) must reach the other regions.
+static bool stopped_here() {
+    return strcmp(pstack_exit_reason, "quiescence") != 0 && strcmp(pstack_exit_reason, "remote stop") != 0;
+}
+
 // ---- the event loop -----------------------------------------------------------------------------
 static inline void step_device(uint32_t d) {
     uint32_t t = g_dev_type[d], li = g_dev_local[d];
@@ -609,12 +614,12 @@ static void run_loop() {
             g_inq[d] = 0;
             step_device(d);
             if (pstack_stop) break;
+            if (__builtin_expect(g_steps >= g_max_steps, 0)) {
+                pstack_stop = 1; pstack_exit_code = 1; pstack_exit_reason = "max-steps";
+                break;
+            }
             if (++since_poll >= POLL_EVERY) {
                 since_poll = 0;
-                if (g_max_steps && g_steps >= g_max_steps) {
-                    pstack_stop = 1; pstack_exit_code = 1; pstack_exit_reason = "max-steps";
-                    break;
-                }
                 if (g_time_limit > 0 && now_seconds() - t0 > g_time_limit) {
                     pstack_stop = 1; pstack_exit_code = 1; pstack_exit_reason = "time-limit";
                     break;
@@ -628,7 +633,7 @@ static void run_loop() {
         if (pstack_stop || g_nregions == 1) break;
         net_wait_idle();
     }
-    if (g_nregions > 1 && strcmp(pstack_exit_reason, "handler_exit") == 0) broadcast_exit();
+    if (g_nregions > 1 && stopped_here()) broadcast_exit();
 }
 
 // ---- results --------------------------------------------------------------------------------------
@@ -706,7 +711,10 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--no-states")) states = false;
         else if (!strcmp(a, "--full-state")) full = true;
         else if (!strcmp(a, "--level") && more) pstack_log_level = atoi(argv[++i]);
-        else if (!strcmp(a, "--max-steps") && more) g_max_steps = strtoull(argv[++i], nullptr, 10);
+        else if (!strcmp(a, "--max-steps") && more) {
+            g_max_steps = strtoull(argv[++i], nullptr, 10);
+            if (!g_max_steps) g_max_steps = UINT64_MAX;
+        }
         else if (!strcmp(a, "--time-limit") && more) g_time_limit = atof(argv[++i]);
         else if (!strcmp(a, "--pid") && more) g_pid = atol(argv[++i]);
         else if (!strcmp(a, "--prefix") && more) g_prefix = argv[++i];
@@ -756,7 +764,7 @@ int main(int argc, char** argv) {
         if (pstack_rts(g_dev_type[d], g_dev_local[d])) rq_push(d);
     }
     if (!pstack_stop) run_loop();
-    else if (g_nregions > 1 && strcmp(pstack_exit_reason, "handler_exit") == 0) broadcast_exit();
+    else if (g_nregions > 1 && stopped_here()) broadcast_exit();
     double t2 = now_seconds();
     pstack_cur_handler = "output";
     if (pstack_log_stream) fflush(pstack_log_stream);
