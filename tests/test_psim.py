@@ -157,3 +157,47 @@ def test_every_two_region_split_of_the_ring(redis_url: str) -> None:
         result = psim(PSTACK / "ring-oscillator-01.xml", rmap=rmap,
                       options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
         check(result, "ring-oscillator-01.xml")
+
+
+SPINNER = """<?xml version="1.0"?>
+<Graphs xmlns="https://poets-project.org/schemas/virtual-graph-schema-v2">
+  <GraphType id="spin">
+    <MessageTypes><MessageType id="__init__"/><MessageType id="tick"/></MessageTypes>
+    <DeviceTypes>
+      <DeviceType id="spinner">
+        <State><Scalar name="spins" type="uint32_t"/><Scalar name="poked" type="uint32_t"/></State>
+        <ReadyToSend><![CDATA[ *readyToSend = RTS_FLAG_self_out; ]]></ReadyToSend>
+        <InputPin messageTypeId="__init__" name="__init__"><OnReceive><![CDATA[ ]]></OnReceive></InputPin>
+        <InputPin messageTypeId="tick" name="self_in"><OnReceive><![CDATA[ deviceState->spins++; ]]></OnReceive></InputPin>
+        <InputPin messageTypeId="tick" name="poke"><OnReceive><![CDATA[
+          deviceState->poked = 1; handler_exit(7); ]]></OnReceive></InputPin>
+        <OutputPin messageTypeId="tick" name="self_out"><OnSend><![CDATA[ ]]></OnSend></OutputPin>
+      </DeviceType>
+      <DeviceType id="poker">
+        <State><Scalar name="sent" type="uint32_t"/></State>
+        <ReadyToSend><![CDATA[ *readyToSend = deviceState->sent ? 0 : RTS_FLAG_out; ]]></ReadyToSend>
+        <InputPin messageTypeId="__init__" name="__init__"><OnReceive><![CDATA[ ]]></OnReceive></InputPin>
+        <OutputPin messageTypeId="tick" name="out"><OnSend><![CDATA[ deviceState->sent = 1; ]]></OnSend></OutputPin>
+      </DeviceType>
+    </DeviceTypes>
+  </GraphType>
+  <GraphInstance id="g" graphTypeId="spin">
+    <DeviceInstances><DevI id="s" type="spinner"/><DevI id="p" type="poker"/></DeviceInstances>
+    <EdgeInstances><EdgeI path="s:self_in-s:self_out"/><EdgeI path="s:poke-p:out"/></EdgeInstances>
+  </GraphInstance>
+</Graphs>
+"""
+
+
+def test_remote_items_are_taken_in_while_local_work_remains(tmp_path: Path, redis_url: str,
+                                                           no_leftovers: None) -> None:
+    # Given a region that is never idle (a device sending to itself for ever)
+    # and another region that sends it one message which calls handler_exit,
+    app = tmp_path / "spin.xml"
+    app.write_text(SPINNER)
+    result = psim(app, rmap={"p": 1}, options={"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX,
+                                               "time_limit": 60})
+    # then the message gets in while the spinner keeps working, and the run ends with its code.
+    assert result["metrics"]["Exit reason"] == "handler_exit"
+    assert result["metrics"]["Exit code"] == 7
+    assert result["states"]["s"]["poked"] == 1 and result["states"]["s"]["spins"] > 0
