@@ -201,3 +201,13 @@ def test_remote_items_are_taken_in_while_local_work_remains(tmp_path: Path, redi
     assert result["metrics"]["Exit reason"] == "handler_exit"
     assert result["metrics"]["Exit code"] == 7
     assert result["states"]["s"]["poked"] == 1 and result["states"]["s"]["spins"] > 0
+
+
+def test_a_pin_without_edges_still_runs_its_send_handler(tmp_path: Path) -> None:
+    from apps import variant
+    app = variant("basic-01.xml", '<EdgeI path="device1:input-device0:output"/>', "", tmp_path)
+    result = psim(app, options={"quiet": True})
+    assert result["metrics"]["Sent messages"] == 10
+    assert result["metrics"]["Delivered messages"] == 0
+    assert result["metrics"]["Exit reason"] == "quiescence"
+    assert result["states"] == {"device0": {"counter": 10}, "device1": {"counter": 0}}
