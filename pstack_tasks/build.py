@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .codegen import RUNTIME_DIR, CodeSpan, EngineSource
+from .config import settings
 from .exceptions import BuildError, ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -29,16 +30,12 @@ DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?
 
 
 def cache_dir() -> Path:
-    """$PSTACK_CACHE_DIR, else $XDG_CACHE_HOME/pstack-celery, else ~/.cache/pstack-celery."""
-    env = os.environ.get("PSTACK_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pstack-celery"
+    """Where engines are cached (``PSTACK_CACHE_DIR``)."""
+    return settings().cache_path
 
 
 def compiler() -> str:
-    cxx = os.environ.get("PSTACK_CXX", "g++")
+    cxx = settings().cxx
     if shutil.which(cxx) is None:
         raise ConfigurationError(f"C++ compiler {cxx!r} not found (set PSTACK_CXX or install g++)")
     return cxx

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from .config import settings
 from .exceptions import ConfigurationError
 from .model import Array, Code, FieldType, GraphType, Scalar, Struct, Tuple
 
@@ -25,7 +26,7 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "engines" / "psim" / "run
 
 def templates_dir() -> Path:
     """Where the templates are: $PSTACK_TEMPLATES_DIR, the source tree, or the installed share dir."""
-    env = os.environ.get("PSTACK_TEMPLATES_DIR")
+    env = settings().templates_dir
     if env:
         path = Path(env)
         if not (path / "engine.cpp.j2").is_file():

@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 from . import build, codegen, loader
+from .config import settings
 from .exceptions import ConfigurationError, RedisUnavailable, SimulationFailed
 from .procs import child_preexec, kill_group
 from .redis_server import EmbeddedRedis
@@ -317,7 +318,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
         return result
     if opts.pid is None:
         raise ConfigurationError("running one region of a split needs options['pid']")
-    url = opts.redis_url or os.environ.get("PSTACK_REDIS_URL")
+    url = opts.redis_url or settings().redis_url
     if not url:
         raise ConfigurationError("running one region of a split needs PSTACK_REDIS_URL or options['redis_url']")
     target = RedisTarget.parse(url)
@@ -343,7 +344,7 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         return result
     with ExitStack() as stack:
         work = _Workdir.make(opts, stack)
-        url = opts.redis_url or os.environ.get("PSTACK_REDIS_URL")
+        url = opts.redis_url or settings().redis_url
         if not url:
             url = stack.enter_context(EmbeddedRedis()).url
         target = RedisTarget.parse(url)

@@ -1,0 +1,32 @@
+"""Settings come from PSTACK_* variables only, fail early when malformed, and are all documented."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pstack_tasks.config import Settings, setting_names
+from pstack_tasks.exceptions import ConfigurationError
+
+
+def test_defaults_and_overrides() -> None:
+    s = Settings.from_env({"XDG_CACHE_HOME": "/x"})
+    assert s.redis_url is None and s.cxx == "g++" and s.cache_dir == "/x/pstack-celery"
+    s = Settings.from_env({"PSTACK_REDIS_URL": "redis://h:1/2", "PSTACK_CACHE_DIR": "/c", "PSTACK_CXX": " clang++ "})
+    assert (s.redis_url, s.cache_dir, s.cxx) == ("redis://h:1/2", "/c", "clang++")
+
+
+def test_empty_values_count_as_unset() -> None:
+    assert Settings.from_env({"PSTACK_REDIS_URL": ""}).redis_url is None
+
+
+def test_malformed_redis_url_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="PSTACK_REDIS_URL='localhost:6379'"):
+        Settings.from_env({"PSTACK_REDIS_URL": "localhost:6379"})
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"`(PSTACK_[A-Z_]+)`", doc))
+    assert documented == set(setting_names())
