@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ import jinja2
 
 from .config import settings
 from .exceptions import ConfigurationError
-from .model import Array, Code, FieldType, GraphType, Scalar, Struct, Tuple
+from .model import Array, Code, FieldType, GraphType, Scalar, Tuple
 
 TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
 SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
@@ -33,7 +34,7 @@ def templates_dir() -> Path:
             raise ConfigurationError(f"PSTACK_TEMPLATES_DIR={env} has no engine.cpp.j2")
         return path
     for candidate in (Path(__file__).resolve().parent.parent / "templates",
-                      Path(os.sys.prefix) / "share" / "pstack" / "templates"):
+                      Path(sys.prefix) / "share" / "pstack" / "templates"):
         if (candidate / "engine.cpp.j2").is_file():
             return candidate
     raise ConfigurationError("cannot find templates/engine.cpp.j2; set PSTACK_TEMPLATES_DIR")
@@ -148,6 +149,3 @@ def _resolve_line_resets(text: str, name: str) -> str:
             lines[i] = f'#line {i + 2} "{name}"'
     return "\n".join(lines)
 
-
-def struct_size(s: Struct) -> int:
-    return s.size

@@ -204,7 +204,7 @@ class _InstanceBuilder:
             raise self.error(f"{what}: {e}", el) from None
 
     def device(self, el: etree._Element) -> None:
-        gt = self._require_type(el)
+        self._require_type(el)
         inst = self.inst
         did = el.get("id")
         dtype = el.get("type")
@@ -232,7 +232,6 @@ class _InstanceBuilder:
         inst.props[t] += self._pack(self.pp[t], p_values, p_el, f"properties of device {did!r}")
         inst.state[t] += self._pack(self.sp[t], s_values, s_el, f"state of device {did!r}")
         inst.counts[t] += 1
-        del gt
 
     def edge(self, el: etree._Element) -> None:
         gt = self._require_type(el)

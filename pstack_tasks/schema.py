@@ -250,7 +250,7 @@ class TypeParser:
             elif tag == "State":
                 state = self.struct(c)
             elif tag in ("SharedCode", "DeviceSharedCode"):
-                shared.append(self.code(c, f"SharedCode of device type {did!r}"))
+                shared.append(self.code(c, "SharedCode"))
             elif tag in ("InputPin", "OutputPin"):
                 name = self.ident(c, "name")
                 mtype = c.get("messageTypeId")
