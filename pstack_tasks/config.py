@@ -41,9 +41,8 @@ class Settings:
             raw = env.get(f"PSTACK_{f.name.upper()}")
             if raw is not None and raw.strip() != "":
                 values[f.name] = raw.strip()
+        values.setdefault("cache_dir", _default_cache_dir(env))
         settings = cls(**values)
-        if not settings.cache_dir:
-            settings = cls(**{**values, "cache_dir": _default_cache_dir(env)})
         if settings.redis_url is not None and not settings.redis_url.startswith("redis://"):
             raise ConfigurationError(f"PSTACK_REDIS_URL={settings.redis_url!r}: expected redis://[user:password@]host:port/db")
         return settings

@@ -177,8 +177,19 @@ def write_instance_file(prep: Prepared, regions_arr: Any, where: Path) -> Path:
     return path
 
 
-def run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None = None) -> dict[str, Any] | None:
-    """Run the whole graph in one engine.  With ``text_out``, stream pstack's text output there."""
+def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
+    """Run the whole graph in one engine and return its result."""
+    result = _run_single(prep, opts, None)
+    assert result is not None  # JSON mode always yields a result or raises
+    return result
+
+
+def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
+    """Run the whole graph in one engine, streaming pstack's text output straight to ``out``."""
+    _run_single(prep, opts, out)
+
+
+def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> dict[str, Any] | None:
     regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
         work = _Workdir.make(opts, stack)
@@ -303,6 +314,11 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarg
     return _Region(region, e, s, pump, out)
 
 
+def _redis_url(opts: RunOptions) -> str | None:
+    """The run's Redis: its own option, else PSTACK_REDIS_URL (None: start a private one)."""
+    return opts.redis_url or settings().redis_url
+
+
 def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
     """Run only region ``opts.region`` of a split; its peers are run by someone else (a worker).
 
@@ -313,12 +329,10 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
     if opts.region not in regions:
         raise ConfigurationError(f"region {opts.region} has no devices (regions in use: {regions})")
     if len(regions) == 1:
-        result = run_single(prep, opts)
-        assert result is not None
-        return result
+        return run_single(prep, opts)
     if opts.pid is None:
         raise ConfigurationError("running one region of a split needs options['pid']")
-    url = opts.redis_url or settings().redis_url
+    url = _redis_url(opts)
     if not url:
         raise ConfigurationError("running one region of a split needs PSTACK_REDIS_URL or options['redis_url']")
     target = RedisTarget.parse(url)
@@ -339,12 +353,10 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
     """Run every region of a split on this machine, each engine talking to Redis through socat."""
     regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
     if len(regions) <= 1:
-        result = run_single(prep, opts)
-        assert result is not None
-        return result
+        return run_single(prep, opts)
     with ExitStack() as stack:
         work = _Workdir.make(opts, stack)
-        url = opts.redis_url or settings().redis_url
+        url = _redis_url(opts)
         if not url:
             url = stack.enter_context(EmbeddedRedis()).url
         target = RedisTarget.parse(url)

@@ -30,9 +30,7 @@ def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | 
         return run_one_region(prep, rmap or {}, opts)
     if rmap:
         return run_regions(prep, rmap, opts)
-    result = run_single(prep, opts)
-    assert result is not None
-    return result
+    return run_single(prep, opts)
 
 
 def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from ..exceptions import BuildError, ConfigurationError, GraphError, PstackError, RedisUnavailable, SimulationFailed
+from ..exceptions import BuildError, ConfigurationError, GraphError, PstackError, RedisUnavailable
 
 #: exit status per error family (documented in docs/psim.md)
 EXIT_OK = 0
@@ -31,9 +31,7 @@ def exit_status(e: PstackError) -> int:
         return EXIT_BUILD
     if isinstance(e, (RedisUnavailable, ConfigurationError)):
         return EXIT_ENVIRONMENT
-    if isinstance(e, SimulationFailed):
-        return EXIT_SIMULATION
-    return EXIT_SIMULATION
+    return EXIT_SIMULATION  # SimulationFailed and any other engine error
 
 
 def configure_logging(debug: bool) -> None:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..results import format_text
-from ..runner import RunOptions, prepare, run_regions, run_single
+from ..runner import RunOptions, prepare, print_single, run_regions, run_single
 from .common import configure_logging, friendly_errors, parse_rmap
 
 
@@ -40,12 +40,12 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
         result = run_single(prep, opts)
     else:
         sys.stdout.flush()
-        run_single(prep, opts, text_out=sys.stdout)  # the engine prints pstack's text itself
+        print_single(prep, opts, sys.stdout)  # the engine prints pstack's text itself
         return
     if as_json:
         click.echo(json.dumps(result))
     else:
-        for line in format_text(result):  # type: ignore[arg-type]
+        for line in format_text(result):
             click.echo(line)
 
 
