@@ -1,1 +1,41 @@
-"""Engine implementations; each exposes pstack's ``run_engine(xml, rmap={}, options={})``."""
+"""Engine implementations; each exposes pstack's ``run_engine(xml, rmap={}, options={})``.
+
+An engine type ``T`` is the module ``engines.T`` or, for third-party engines, an entry point
+named ``T`` in the group ``pstack.engines`` (docs/fleet.md).  Workers of type ``T`` consume
+the queue ``engine.T``.  Besides pstack's options, a region task passes ``region``, ``pid``,
+``prefix``, ``redis_url``, ``log`` (a callable taking one log line) and ``should_stop`` (a
+callable that returns a reason once the region must stop: poll it a few times a second).
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from importlib.metadata import entry_points
+from typing import Any, Callable, Mapping
+
+from pstack_tasks.exceptions import ConfigurationError
+
+RunEngine = Callable[[str, Mapping[str, int], Mapping[str, Any]], dict]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def load(engine_type: str) -> RunEngine:
+    """The ``run_engine`` of an engine type, or a clear error naming the known ones."""
+    if not _NAME.match(engine_type or ""):
+        raise ConfigurationError(f"engine type {engine_type!r}: use lower-case letters, digits and _")
+    for ep in entry_points(group="pstack.engines"):
+        if ep.name == engine_type:
+            return ep.load()  # type: ignore[no-any-return]
+    try:
+        module = importlib.import_module(f"engines.{engine_type}")
+    except ModuleNotFoundError:
+        raise ConfigurationError(f"unknown engine type {engine_type!r}; known: {', '.join(known())}") from None
+    return module.run_engine  # type: ignore[no-any-return]
+
+
+def known() -> list[str]:
+    import pkgutil
+    names = {m.name for m in pkgutil.iter_modules(__path__)}
+    names |= {ep.name for ep in entry_points(group="pstack.engines")}
+    return sorted(names)

@@ -23,9 +23,22 @@ def _default_cache_dir(environ: Mapping[str, str]) -> str:
 class Settings:
     """pstack-celery's settings; field ``x`` comes from ``PSTACK_X``."""
 
-    #: Redis for region messages (and, later, the Celery broker/backend). Unset: a private
-    #: redis-server is started for each multi-region run.
+    #: Redis: Celery broker and result backend, process records, region messages. Unset: psim
+    #: and ``pstack run`` start a private redis-server (and local workers) for each run.
     redis_url: str | None = None
+    #: prepended to every Redis key the stack writes (broker queues included), so several
+    #: stacks or test runs can share one Redis database
+    key_prefix: str = "pstack:"
+    #: the engine type a process runs on unless ``run(..., engine=...)`` says otherwise
+    engine: str = "psim"
+    #: who owns the processes this client creates (default: the operating-system user)
+    user: str | None = None
+    #: seconds process records and results are kept after a process ends
+    result_expires: int = 7 * 24 * 3600
+    #: seconds without a heartbeat after which a region (or a worker) counts as lost
+    heartbeat_ttl: float = 6.0
+    #: seconds every region of a started process has to begin running before the process fails
+    start_timeout: float = 60.0
     #: where compiled engines are cached (default $XDG_CACHE_HOME/pstack-celery or ~/.cache/pstack-celery)
     cache_dir: str = ""
     #: the C++ compiler used to build engines
@@ -36,13 +49,14 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
+        values: dict[str, object] = {}
         for f in fields(cls):
-            raw = env.get(f"PSTACK_{f.name.upper()}")
+            name = f"PSTACK_{f.name.upper()}"
+            raw = env.get(name)
             if raw is not None and raw.strip() != "":
-                values[f.name] = raw.strip()
+                values[f.name] = _convert(name, raw.strip(), f.default)
         values.setdefault("cache_dir", _default_cache_dir(env))
-        settings = cls(**values)
+        settings = cls(**values)  # type: ignore[arg-type]
         if settings.redis_url is not None and not settings.redis_url.startswith("redis://"):
             raise ConfigurationError(f"PSTACK_REDIS_URL={settings.redis_url!r}: expected redis://[user:password@]host:port/db")
         return settings
@@ -50,6 +64,20 @@ class Settings:
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir)
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    """Numbers where the default is a number, named in the error when they are not."""
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        kind = type(default)
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name}={raw!r}: expected a{'n integer' if kind is int else ' number'}") from None
+        if value <= 0:
+            raise ConfigurationError(f"{name}={raw!r}: must be greater than 0")
+        return value
+    return raw
 
 
 def settings() -> Settings:

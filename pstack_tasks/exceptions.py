@@ -9,7 +9,11 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
     ├── BuildError              the compiler rejected the generated engine
     └── EngineError             the engine could not run or failed while running
         ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
-        └── RedisUnavailable    the message fabric (redis-server / socat) is missing or down
+        ├── RedisUnavailable    the message fabric (redis-server / socat) is missing or down
+        └── RegionStopped       a region was stopped because its process failed or was killed
+    ProcessError                a process (a run on the fleet) did not end Done
+    ├── ProcessRefused          it can never run on this fleet (too few slots, unknown host)
+    └── ProcessFailed           it ended Failed or Killed; ``state`` and ``reason`` say why
 """
 from __future__ import annotations
 
@@ -56,3 +60,25 @@ class SimulationFailed(EngineError):
 
 class RedisUnavailable(EngineError):
     """redis-server or socat is missing, or the Redis server cannot be reached."""
+
+
+class RegionStopped(EngineError):
+    """A region's engine was stopped from outside: a peer failed, the process was killed."""
+
+
+class ProcessError(PstackError):
+    """A process on the fleet could not be run or did not succeed."""
+
+
+class ProcessRefused(ProcessError):
+    """The process can never run on the fleet as it is (the message gives the numbers)."""
+
+
+class ProcessFailed(ProcessError):
+    """The process ended Failed or Killed."""
+
+    def __init__(self, pid: int, state: str, reason: str) -> None:
+        super().__init__(f"process {pid} {state.lower()}: {reason}", pid, state, reason)
+        self.pid = pid
+        self.state = state
+        self.reason = reason

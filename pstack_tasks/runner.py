@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from . import build, codegen, loader
 from .config import settings
-from .exceptions import ConfigurationError, RedisUnavailable, SimulationFailed
+from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
 from .procs import child_preexec, kill_group
 from .redis_server import EmbeddedRedis
 from .results import merge_results
@@ -49,6 +49,7 @@ class RunOptions:
     redis_url: str | None = None
     tmpdir: str | None = None   # where instance files go (kept if set)
     log: Callable[[str], None] | None = None  # receives each log line; default: stderr
+    should_stop: Callable[[], str | None] | None = None  # polled while running: a reason stops the run
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> "RunOptions":
@@ -204,7 +205,7 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
         out = _Collector(proc.stdout) if proc.stdout else None  # type: ignore[arg-type]
         if out:
             out.start()
-        status = proc.wait()
+        status = _wait_stoppable(proc, opts.should_stop)
         pump.join()
         if out:
             out.join()
@@ -213,6 +214,20 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
         if out is None:
             return None
         return _parse_result(out.data, "the engine")
+
+
+def _wait_stoppable(proc: subprocess.Popen, should_stop: Callable[[], str | None] | None) -> int:  # type: ignore[type-arg]
+    """Wait for the engine; if ``should_stop`` gives a reason first, kill it and raise RegionStopped."""
+    if should_stop is None:
+        return proc.wait()
+    while True:
+        try:
+            return proc.wait(0.1)
+        except subprocess.TimeoutExpired:
+            reason = should_stop()
+            if reason:
+                kill_group(proc)
+                raise RegionStopped(reason) from None
 
 
 def _parse_result(data: bytes, who: str) -> dict[str, Any]:
@@ -342,7 +357,9 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
         r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts))
         stack.callback(kill_group, r.socat)
         stack.callback(kill_group, r.engine)
-        failure = _wait_regions([r])
+        failure = _wait_regions([r], opts.should_stop)
+        if isinstance(failure, RegionStopped):
+            raise failure
         if failure:
             raise SimulationFailed(failure)
         r.out.join()
@@ -381,9 +398,11 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         stack.callback(stop_all)
         for r in regions:
             running.append(start_region(prep, inst, opts, target, r, regions, pid, sink))
-        failure = _wait_regions(running)
+        failure = _wait_regions(running, opts.should_stop)
         if failure:
             stop_all()
+            if isinstance(failure, RegionStopped):
+                raise failure
             raise SimulationFailed(failure)
         parts = {}
         for r in running:
@@ -396,10 +415,21 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         return result
 
 
-def _wait_regions(running: list[_Region]) -> str | None:
-    """Wait until every engine has exited; the first failure (or a lost socat) is returned at once."""
+def _wait_regions(running: list[_Region], should_stop: Callable[[], str | None] | None = None
+                  ) -> str | RegionStopped | None:
+    """Wait until every engine has exited; the first failure (or a lost socat) is returned at once,
+    and so is a stop asked for from outside (``should_stop`` is polled every 0.1 s)."""
     pending = list(running)
+    next_poll = time.monotonic() + 0.1
     while pending:
+        if should_stop is not None and time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + 0.1
+            reason = should_stop()
+            if reason:
+                for r in running:
+                    kill_group(r.engine)
+                    kill_group(r.socat)
+                return RegionStopped(reason)
         for r in list(pending):
             status = r.engine.poll()
             if status is not None:

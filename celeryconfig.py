@@ -1,0 +1,62 @@
+"""Celery settings of pstack-celery, all derived from the PSTACK_* environment (docs/configuration.md).
+
+Why each choice (docs/processes.md has the long form):
+
+* JSON only: region tasks carry pids and region numbers, results are JSON anyway.
+* Regions are gang members: early ack, never retried or redelivered alone (a lost region
+  fails its process, which the stack detects itself), no prefetch (a busy worker must not
+  hoard a region another worker could start now), a fresh pool process per region.
+* Long visibility and chord expiry, because a region may run for days.
+* Every key (broker queues, results, our records) under ``PSTACK_KEY_PREFIX``.
+"""
+from __future__ import annotations
+
+from kombu import Queue
+
+from pstack_tasks.config import settings
+
+_s = settings()
+_url = _s.redis_url or "redis://127.0.0.1:6379/0"
+_LONG = 48 * 3600
+
+broker_url = _url
+result_backend = _url
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+task_queues = [Queue("control"), Queue("engine.psim"), Queue("engine.dummy")]
+task_default_queue = "control"
+task_routes = {"pstack.region": {"queue": f"engine.{_s.engine}"}, "pstack.*": {"queue": "control"}}
+task_create_missing_queues = True
+
+task_acks_late = False
+task_reject_on_worker_lost = False
+worker_prefetch_multiplier = 1
+worker_disable_prefetch = True
+worker_max_tasks_per_child = 1
+worker_soft_shutdown_timeout = 10.0
+worker_hijack_root_logger = False
+
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _LONG,
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+    "global_keyprefix": _s.key_prefix,
+}
+visibility_timeout = _LONG
+result_backend_transport_options = {"visibility_timeout": _LONG, "global_keyprefix": _s.key_prefix}
+
+result_expires = _s.result_expires
+result_chord_expires = max(_s.result_expires, _LONG)
+result_extended = True
+task_track_started = True
+redis_socket_timeout = 120
+redis_backend_health_check_interval = 25
+
+worker_send_task_events = True
+task_send_sent_event = False

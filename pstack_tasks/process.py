@@ -1,0 +1,418 @@
+"""Processes: an application run on the worker fleet, with a pid, a record, and an end.
+
+``run`` parses the application here (so a bad file fails before anything is queued),
+stores it in Redis once per content hash, writes the process record, and queues the
+process for slots (:mod:`ledger`).  When its whole gang fits, :func:`dispatch` sends one
+``pstack.region`` task per region to the queue of the worker holding its slot, with the
+``pstack.merge`` chord callback on the control queue.  The record, not Celery, says how
+a process ended: the merge writes Done; the last region of a failed or killed process
+writes Failed or Killed with the first cause; the reaper ends processes whose workers
+vanished (a chord never completes then).
+"""
+from __future__ import annotations
+
+import atexit
+import getpass
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from . import loader, store
+from .config import settings
+from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
+from .ledger import Ledger
+from .regions import lost_regions
+from .store import Keys
+
+logger = logging.getLogger(__name__)
+ENDED = ("Done", "Failed", "Killed")
+
+
+def _ledger() -> tuple[Any, Keys, Ledger]:
+    keys, r = Keys.current(), store.client()
+    return r, keys, Ledger(r, keys)
+
+
+def current_user() -> str:
+    return settings().user or getpass.getuser()
+
+
+@dataclass(frozen=True)
+class Future:
+    """A submitted process: ``.pid`` now, the result from :func:`block` (or ``.result()``)."""
+
+    pid: int
+
+    def state(self) -> str:
+        return status(self.pid).get("state", "Unknown")
+
+    def done(self) -> bool:
+        return self.state() in ENDED
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        return block(self, timeout=timeout)
+
+
+def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str]:
+    """(text, file name) of an application given as a path or as XML text."""
+    if isinstance(xml, bytes):
+        return xml.decode(), "app.xml"
+    text = str(xml)
+    if text.lstrip().startswith("<"):
+        return text, "app.xml"
+    path = Path(text)
+    try:
+        return path.read_text(), str(path)
+    except OSError as e:
+        raise ConfigurationError(f"cannot read application file {text}: {e.strerror}") from None
+
+
+def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
+        rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
+        async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
+        timeout: float | None = None) -> dict[str, Any] | Future:
+    """Run an application on the fleet as a new process (pstack's ``run``).
+
+    Args:
+        xml: the application file's path, or its XML text.
+        rmap: region map ``{device: region}``; unmapped devices are in region 0. Each region
+            runs as one task on a worker of the engine type, all at the same time.
+        rcon: pin regions to named workers ``{region: host}``.
+        level: handler_log level shown by ``verbose``.
+        verbose: stream ``[host] Region r -> line`` log lines here while it runs.
+        async_: return a :class:`Future` at once instead of waiting.
+        engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
+        options: passed to the engine's ``run_engine`` (``max_steps``, ``time_limit``, ...).
+        timeout: with ``async_=False``, give up waiting after this many seconds.
+
+    Returns:
+        the merged result ``{"states", "metrics", "regions", "pid"}``, or a Future.
+
+    Raises:
+        GraphError: the file is malformed; nothing was queued.
+        ProcessRefused: the fleet can never run it (the message gives needed/available).
+        ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
+    """
+    cfg = settings()
+    engine = engine or cfg.engine
+    import engines as engine_registry
+    engine_registry.load(engine)  # unknown engine types fail here, not on a worker
+    text, file = _read_app(xml)
+    app = loader.load(text.encode() if file == "app.xml" else file)
+    _, regions = loader.region_array(app.instance, rmap, file)
+    pins = {str(k): str(v) for k, v in (rcon or {}).items()}
+    for k in pins:
+        if not k.isdigit() or int(k) not in regions:
+            raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
+    r, keys, ledger = _ledger()
+    store.ping()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    r.set(keys.app(digest), text, ex=cfg.result_expires)
+    pid = int(r.incr(keys.next_pid))
+    record = {
+        "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
+        "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
+        "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
+        "rcon": json.dumps(pins), "file": file, "app": digest, "level": int(level),
+        "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
+        "submitted": f"{time.time():.3f}", "state": "Submitted",
+    }
+    pipe = r.pipeline()
+    pipe.hset(keys.proc(pid), mapping=record)
+    pipe.zadd(keys.procs, {str(pid): pid})
+    pipe.execute()
+    refusal = ledger.submit(engine, pid)
+    if refusal:
+        ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
+        raise ProcessRefused(f"process {pid} refused: {refusal}")
+    pump(engine)
+    future = Future(pid)
+    if async_:
+        return future
+    return block(future, timeout=timeout)
+
+
+def pump(engine: str) -> None:
+    """Start every waiting process of this engine type that fits now (call when slots free up)."""
+    r, keys, ledger = _ledger()
+    for pid, hosts in ledger.admit(engine):
+        try:
+            dispatch(pid, hosts)
+        except Exception as e:  # the broker refused: end it rather than leave it holding slots
+            logger.exception("dispatching process %s failed", pid)
+            _end(pid, "Failed", f"could not dispatch: {e}")
+
+
+def dispatch(pid: int, hosts: Mapping[str, str]) -> None:
+    """Send the regions of an admitted process to their workers, merge on the control queue."""
+    from celery import chord
+
+    from .tasks import merge, region
+    r, keys, _ = _ledger()
+    rec = r.hgetall(keys.proc(pid))
+    regions = json.loads(rec["regions"])
+    engine = rec["engine"]
+    queues = keys.queues(pid, regions)
+    pipe = r.pipeline()
+    pipe.delete(*queues)
+    pipe.set(queues[-1], len(regions), ex=settings().result_expires)
+    pipe.execute()
+    header = [region.signature((pid, x), queue=f"engine.{engine}.{hosts[str(x)]}",
+                               shadow=f"{rec['graph_type']}:{pid}/r{x}",
+                               argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={rec['graph_type']})")
+              for x in regions]
+    body = merge.signature((pid,), queue="control", shadow=f"{rec['graph_type']}:{pid}/merge")
+    _no_result_subscriptions()
+    result = chord(header)(body)
+    r.hset(keys.proc(pid), "chord", result.id)
+
+
+def _no_result_subscriptions() -> None:
+    """We wait on our own record, never on Celery's results: tell Celery not to subscribe to
+    them (as inside a worker), which also spares clients a noisy AsyncResult.__del__ at exit."""
+    from celery import _state
+    from celery.result import AsyncResult
+    _state._set_task_join_will_block(True)
+    if not getattr(AsyncResult, "_pstack_quiet_exit", False):
+        AsyncResult._pstack_quiet_exit = True  # type: ignore[attr-defined]
+        atexit.register(setattr, AsyncResult, "__del__", lambda self: None)
+
+
+def after_region(pid: int, engine: str) -> None:
+    """A region ended: end a failed process once all its regions are down; start waiting ones."""
+    r, keys, _ = _ledger()
+    pipe = r.pipeline()
+    pipe.get(keys.abort(pid))
+    pipe.scard(keys.ended(pid))
+    pipe.hget(keys.proc(pid), "nregions")
+    abort, ended, n = pipe.execute()
+    if abort and n is not None and int(ended) >= int(n):
+        _end(pid, None, abort)
+    pump(engine)
+
+
+def _end(pid: int, state: str | None, reason: str, result: dict[str, Any] | None = None) -> bool:
+    """End a process (the first ending wins), free its slots and message queues."""
+    r, keys, ledger = _ledger()
+    rec = r.hgetall(keys.proc(pid))
+    if not rec:
+        return False
+    if state is None:
+        state = "Killed" if rec.get("killed_by") else "Failed"
+    ended = ledger.finish(pid, state, reason, settings().result_expires, result)
+    ledger.release(rec["engine"], pid)
+    r.delete(*keys.queues(pid, json.loads(rec["regions"])))
+    if ended:
+        logger.info("process %s %s: %s", pid, state, reason)
+    return ended
+
+
+def merge_parts(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
+    """The chord callback's work: merge the regions' results and end the process Done."""
+    from .results import merge_results
+    if any(p.get("stale") for p in parts):
+        return
+    result = merge_results({int(p["region"]): p for p in parts})
+    result["pid"] = pid
+    result["hosts"] = {str(p["region"]): p.get("host") for p in parts}
+    code = result["metrics"].get("Exit code", 0)
+    _end(pid, "Done", f"exit code {code} ({result['metrics'].get('Exit reason', '')})", result)
+    r, keys, _ = _ledger()
+    pump(r.hget(keys.proc(pid), "engine") or settings().engine)
+
+
+def reap(pid: int) -> str | None:
+    """End a running process whose regions are gone without ending it (host lost).
+
+    Called by the control worker for every running process, and by ``block`` for its own.
+    Returns the reason if it ended the process.
+    """
+    r, keys, ledger = _ledger()
+    rec = r.hgetall(keys.proc(pid))
+    if rec.get("state") != "Running":
+        return None
+    regions = json.loads(rec["regions"])
+    cfg = settings()
+    lost = lost_regions(r, keys, pid, regions, float(rec.get("started") or 0), cfg.start_timeout)
+    abort = r.get(keys.abort(pid))
+    if lost and not abort:
+        r.set(keys.abort(pid), lost, nx=True, ex=cfg.result_expires)
+        abort = r.get(keys.abort(pid))
+    if not abort:
+        return None
+    # Aborted: wait until no region still beats (they stop within a second), then end it.
+    pipe = r.pipeline(transaction=False)
+    for x in regions:
+        pipe.exists(keys.beat(pid, x))
+    if any(pipe.execute()):
+        return None
+    if _end(pid, None, abort):
+        pump(rec["engine"])
+        return abort
+    return None
+
+
+def reap_all() -> list[int]:
+    """Reap every running process; the pids that were ended."""
+    r, keys, _ = _ledger()
+    ended = []
+    for pid in sorted(int(p) for p in r.smembers(keys.running)):
+        if reap(pid):
+            ended.append(pid)
+        elif not r.exists(keys.proc(pid)):
+            r.srem(keys.running, pid)
+    return ended
+
+
+def _recent_pids(r: Any, keys: Keys, limit: int) -> list[int]:
+    return [int(p) for p in r.zrevrange(keys.procs, 0, limit - 1)]
+
+
+def block(futures: Future | int | Iterable[Future | int], timeout: float | None = None,
+          sink: Callable[[str], None] | None = None) -> Any:
+    """Wait for one process (or each of a list) to end; its result, or a list of results.
+
+    Verbose processes stream their log lines to ``sink`` (default: stdout) meanwhile.
+
+    Raises:
+        ProcessFailed: a process ended Failed or Killed.
+        TimeoutError: ``timeout`` seconds passed first (the process goes on).
+    """
+    if isinstance(futures, (Future, int)):
+        return _block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = []
+    for f in futures:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        out.append(_block_one(f if isinstance(f, int) else f.pid, left, sink))
+    return out
+
+
+def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None) -> dict[str, Any]:
+    r, keys, _ = _ledger()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    verbose = r.hget(keys.proc(pid), "verbose") == "1"
+    emit = sink or (lambda line: print(line, flush=True))
+    log_pos = "0-0"
+    next_reap = time.monotonic() + 1.0
+    while True:
+        rec = r.hgetall(keys.proc(pid))
+        if not rec:
+            raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+        if rec["state"] in ENDED:
+            if verbose:
+                log_pos = _drain_log(r, keys, pid, log_pos, emit, 0)
+            return _outcome(r, keys, pid, rec)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"process {pid} is still {rec['state']} after {timeout:g} s")
+        if verbose:
+            log_pos = _drain_log(r, keys, pid, log_pos, emit, 200)
+        else:
+            r.blmove(keys.wake(pid), keys.wake(pid), 0.5, "LEFT", "LEFT")
+        if time.monotonic() >= next_reap:
+            next_reap = time.monotonic() + 1.0
+            reap(pid)
+
+
+def _drain_log(r: Any, keys: Keys, pid: int, pos: str, emit: Callable[[str], None], block_ms: int) -> str:
+    got = r.xread({keys.log(pid): pos}, count=1000, block=block_ms or None)
+    for _, entries in got or []:
+        for entry_id, fields in entries:
+            emit(fields.get("l", ""))
+            pos = entry_id
+    return pos
+
+
+def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, Any]:
+    if rec["state"] != "Done":
+        raise ProcessFailed(pid, rec["state"], rec.get("reason", ""))
+    raw = r.get(keys.result(pid))
+    if raw is None:
+        raise ConfigurationError(f"the result of process {pid} has expired")
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+def status(pid: int) -> dict[str, Any]:
+    """The record of one process (empty if unknown or expired)."""
+    r, keys, _ = _ledger()
+    return _describe(r.hgetall(keys.proc(pid)))
+
+
+def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
+    if not rec:
+        return {}
+    out: dict[str, Any] = {
+        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"),
+        "graph_type": rec.get("graph_type"), "engine": rec.get("engine"),
+        "devices": int(rec.get("devices", 0)), "edges": int(rec.get("edges", 0)),
+        "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),
+        "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
+        "reason": rec.get("reason", ""), "file": rec.get("file"),
+    }
+    for t in ("submitted", "started", "ended"):
+        out[t] = float(rec[t]) if rec.get(t) else None
+    start = out["started"] or out["submitted"]
+    out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
+    return out
+
+
+def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent processes (newest first), optionally only one user's."""
+    r, keys, _ = _ledger()
+    pids = _recent_pids(r, keys, limit)
+    pipe = r.pipeline(transaction=False)
+    for pid in pids:
+        pipe.hgetall(keys.proc(pid))
+    out, gone = [], []
+    for pid, rec in zip(pids, pipe.execute()):
+        if not rec:
+            gone.append(str(pid))
+            continue
+        d = _describe(rec)
+        if user and d["user"] != user:
+            continue
+        out.append(d)
+    if gone:
+        r.zrem(keys.procs, *gone)
+    return out
+
+
+def kill(pid: int, wait: float = 5.0) -> str:
+    """Kill a process: waiting ones end at once, running ones once every region has stopped.
+
+    Returns the state it ended in (``Killed``, or how it had already ended).
+    """
+    r, keys, _ = _ledger()
+    rec = r.hgetall(keys.proc(pid))
+    if not rec:
+        raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    if rec["state"] in ENDED:
+        return rec["state"]
+    who = current_user()
+    r.hset(keys.proc(pid), "killed_by", who)
+    reason = f"killed by {who}"
+    r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)
+    if rec["state"] in ("Waiting", "Submitted"):
+        r.lrem(keys.waiting(rec["engine"]), 0, str(pid))
+        _end(pid, "Killed", reason)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        state = r.hget(keys.proc(pid), "state")
+        if state in ENDED:
+            return str(state)
+        if r.hget(keys.proc(pid), "state") == "Waiting":  # admitted meanwhile? then it is Running soon
+            _end(pid, "Killed", reason)
+        reap(pid)
+        time.sleep(0.05)
+    return str(r.hget(keys.proc(pid), "state"))
+
+
+def engines() -> list[dict[str, Any]]:
+    """Every registered engine worker: type, host, slots, busy slots, online."""
+    _, _, ledger = _ledger()
+    return ledger.fleet()

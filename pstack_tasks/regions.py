@@ -1,0 +1,190 @@
+"""One region of a process, as a worker runs it: the body of the ``pstack.region`` task.
+
+A region is a gang member: it must stop when any peer fails, when the process is
+killed, or when a peer's worker disappears, and it must say why.  A :class:`Guard`
+thread does that beside the engine: it refreshes the region's heartbeat, reads the
+process's abort flag, watches the peers' heartbeats and the worker itself, and
+forwards verbose log lines.  The engine polls ``Guard.stop_reason``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import engines
+
+from . import store
+from .config import settings
+from .exceptions import EngineError, RegionStopped
+from .ledger import Ledger
+from .store import Keys
+
+logger = logging.getLogger(__name__)
+BEAT_INTERVAL = 0.25
+PEER_INTERVAL = 1.0
+
+
+class Guard(threading.Thread):
+    """Heartbeat, abort flag, peers and parent watch for one running region."""
+
+    def __init__(self, pid: int, region: int, host: str, regions: list[int], admitted: float,
+                 verbose: bool) -> None:
+        super().__init__(daemon=True, name=f"guard-{pid}-{region}")
+        self.pid, self.region, self.host, self.regions = pid, region, host, regions
+        self.admitted = admitted
+        self.keys = Keys.current()
+        self.r = store.client()
+        self.cfg = settings()
+        self.parent = os.getppid()
+        self.verbose = verbose
+        self._reason: str | None = None
+        self._halt = threading.Event()
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self._next_peer_check = 0.0
+
+    # the engine's side
+    def stop_reason(self) -> str | None:
+        return self._reason
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            with self._lines_lock:
+                self._lines.append(f"[{self.host}] Region {self.region} -> {line}")
+
+    # the guard's side
+    def run(self) -> None:
+        while not self._halt.wait(BEAT_INTERVAL):
+            try:
+                self.tick()
+            except Exception as e:  # Redis trouble: the engine goes on; peers judge by heartbeats
+                logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
+
+    def tick(self) -> None:
+        self.flush()
+        pipe = self.r.pipeline()
+        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
+        pipe.get(self.keys.abort(self.pid))
+        _, abort = pipe.execute()
+        if abort and not self._reason:
+            self._reason = abort
+        if os.getppid() != self.parent and not self._reason:
+            self.fail(f"region {self.region}: the worker on {self.host} running it died")
+        if time.monotonic() >= self._next_peer_check and not self._reason:
+            self._next_peer_check = time.monotonic() + PEER_INTERVAL
+            lost = lost_regions(self.r, self.keys, self.pid, self.regions, self.admitted,
+                                self.cfg.start_timeout, exclude=self.region)
+            if lost:
+                self.fail(lost)
+
+    def fail(self, cause: str) -> None:
+        """Record the first cause of the process's failure and stop this region."""
+        self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
+        self._reason = self.r.get(self.keys.abort(self.pid)) or cause
+
+    def flush(self) -> None:
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            pipe = self.r.pipeline(transaction=False)
+            for line in lines:
+                pipe.xadd(self.keys.log(self.pid), {"l": line}, maxlen=100000, approximate=True)
+            pipe.expire(self.keys.log(self.pid), self.cfg.result_expires)
+            pipe.execute()
+
+    def halt(self) -> None:
+        self._halt.set()
+        self.join(2)
+        try:
+            self.flush()
+        except Exception:
+            pass
+
+
+def lost_regions(r: Any, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
+                 exclude: int | None = None) -> str | None:
+    """Why a region of the process is gone, if one is: heartbeat expired, or never started."""
+    others = [x for x in regions if x != exclude]
+    pipe = r.pipeline(transaction=False)
+    pipe.smembers(keys.ended(pid))
+    pipe.smembers(keys.started(pid))
+    pipe.hgetall(keys.lease(pid))
+    for x in others:
+        pipe.exists(keys.beat(pid, x))
+    ended, started, lease, *beats = pipe.execute()
+    for x, beat in zip(others, beats):
+        if beat or str(x) in ended:
+            continue
+        host = (lease.get(str(x)) or "?|").split("|")[0]
+        if str(x) in started:
+            return f"region {x} on {host} stopped responding (its worker was lost)"
+        if time.time() - admitted > start_timeout:
+            return f"region {x} never started on {host} within {start_timeout:g} s (is that worker running?)"
+    return None
+
+
+def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
+    """Run one region of process ``pid`` here; return its result for the merge."""
+    keys, r = Keys.current(), store.client()
+    rec = r.hgetall(keys.proc(pid))
+    if rec.get("state") != "Running":
+        logger.info("region %s/%s: process is %s; nothing to do", pid, region, rec.get("state", "gone"))
+        return {"region": region, "stale": True}
+    ledger = Ledger(r, keys)
+    engine_type = rec["engine"]
+    regions = json.loads(rec["regions"])
+    cfg = settings()
+    guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1")
+    guard.tick()  # the heartbeat exists before the region counts as started: peers never see one without
+    r.sadd(keys.started(pid), region)
+    r.expire(keys.started(pid), cfg.result_expires)
+    guard.start()
+    workdir = Path(tempfile.mkdtemp(prefix=f"pstack-{pid}-{region}-"))
+    try:
+        run_engine = engines.load(engine_type)
+        xml = r.get(keys.app(rec["app"]))
+        if xml is None:
+            raise EngineError(f"the application text of process {pid} has expired from Redis")
+        path = workdir / (Path(rec.get("file") or "app.xml").name or "app.xml")
+        path.write_text(xml)
+        options = dict(json.loads(rec.get("options") or "{}"))
+        options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
+                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1))
+        if rec.get("verbose") == "1":
+            options["log"] = guard.log
+        else:
+            options["quiet"] = True
+        result = run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
+        result["region"] = region
+        result["host"] = host
+        return result
+    except BaseException as e:
+        cause = guard.stop_reason()
+        if cause is None:
+            cause = f"region {region} on {host}: {_describe(e)}"
+            guard.fail(cause)
+        raise RegionStopped(cause) from None
+    finally:
+        guard.halt()
+        shutil.rmtree(workdir, ignore_errors=True)
+        r.sadd(keys.ended(pid), region)
+        r.expire(keys.ended(pid), cfg.result_expires)
+        ledger.release(engine_type, pid, [region])
+        from .process import after_region
+        after_region(pid, engine_type)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return "its worker was stopped (SIGTERM or shutdown) while it ran"
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    text = str(e) or type(e).__name__
+    return text if isinstance(e, Exception) and hasattr(e, "message") else f"{type(e).__name__}: {text}"

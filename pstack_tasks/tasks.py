@@ -1,0 +1,27 @@
+"""The Celery tasks: one per region of a process, and the chord callback that merges them.
+
+Both are thin: the work is in :mod:`regions` and :mod:`process`, which tests and the
+embedded stack can reason about without Celery.  Region tasks are never retried on their
+own (a region cannot rejoin a running gang); a lost region fails its process instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .celery_app import app
+from .process import merge_parts
+from .regions import run_region
+
+
+@app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0)
+def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
+    """Run region ``region_no`` of process ``pid`` on this worker; its states and metrics."""
+    node = self.request.hostname or ""
+    host = node.split("@", 1)[-1]
+    return run_region(pid, region_no, host)
+
+
+@app.task(name="pstack.merge")
+def merge(parts: list[dict[str, Any]], pid: int) -> None:
+    """Chord callback: merge the regions' results into the process result; the process is Done."""
+    merge_parts(pid, parts)
