@@ -13,3 +13,20 @@ app.config_from_object("celeryconfig")
 from . import fleet  # noqa: E402,F401  (connects the worker signal handlers)
 
 __all__ = ["app"]
+
+
+def point_at(url: str, prefix: str) -> None:
+    """Send this process's tasks to another Redis / key prefix (the embedded stack, tests).
+
+    Celery reads its settings once; this replaces them and drops pooled broker connections.
+    """
+    app.conf.update(
+        broker_url=url, result_backend=url,
+        broker_transport_options={**app.conf.broker_transport_options, "global_keyprefix": prefix},
+        result_backend_transport_options={**app.conf.result_backend_transport_options, "global_keyprefix": prefix})
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)

@@ -362,8 +362,22 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
             raise failure
         if failure:
             raise SimulationFailed(failure)
+        _let_relay_finish(r.socat)
         r.out.join()
         return _parse_result(r.out.data, f"region {r.region}")
+
+
+def _let_relay_finish(socat: subprocess.Popen, timeout: float = 2.0) -> None:  # type: ignore[type-arg]
+    """Give socat time to deliver the engine's last commands (a stop for the peers, say).
+
+    Killing it while Redis replies sit unread in its socket resets the connection, and
+    commands not yet taken by Redis would be lost.  It exits by itself once the engine has
+    closed fd 3 and Redis has answered everything.
+    """
+    try:
+        socat.wait(timeout)
+    except subprocess.TimeoutExpired:
+        logger.warning("the socat relay did not exit %.1f s after its engine; killing it", timeout)
 
 
 def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:

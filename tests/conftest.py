@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -73,3 +75,118 @@ def no_leftovers() -> Iterator[None]:
     yield
     after = [p for p in our_processes() if p not in before]
     assert not after, f"processes left running: {after}"
+
+
+# --- a real fleet of Celery workers (docs/processes.md) ------------------------------------------
+
+def processes_table() -> list[tuple[int, int, str]]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines()[1:]:
+        parts = line.split(None, 2)
+        if len(parts) == 3:
+            rows.append((int(parts[0]), int(parts[1]), parts[2]))
+    return rows
+
+
+def descendants(roots: set[int]) -> list[tuple[int, int, str]]:
+    """Every process below the given pids (from one snapshot of the process table)."""
+    rows = processes_table()
+    found, frontier = [], set(roots)
+    while frontier:
+        nxt = set()
+        for pid, ppid, args in rows:
+            if ppid in frontier:
+                found.append((pid, ppid, args))
+                nxt.add(pid)
+        frontier = nxt
+    return found
+
+
+def engines_and_relays(roots: set[int], prefix: str) -> list[str]:
+    """Engines and socat relays under the given workers, and orphaned engines of this key prefix."""
+    out = []
+    for pid, ppid, args in descendants(roots):
+        if "pstack-celery/engines/" in args or "socat" in args.split(" ")[0]:
+            out.append(f"{pid} {args}")
+    for pid, ppid, args in processes_table():
+        if ppid == 1 and f"--prefix {prefix}q:" in args:
+            out.append(f"{pid} (orphan) {args}")
+    return out
+
+
+class WorkerFleet:
+    """Celery worker processes of the stack on the test Redis, under a key prefix of their own."""
+
+    def __init__(self, redis_url: str, members: list[tuple[str, str, int]], control: bool = True) -> None:
+        import uuid
+
+        from pstack_tasks.local import Fleet
+        self.prefix = f"pst{uuid.uuid4().hex[:8]}:"
+        self.url = redis_url
+        self.fleet = Fleet(redis_url, self.prefix)
+        self.members = members
+        for engine, host, slots in members:
+            self.fleet.start(engine, host, slots)
+        if control:
+            self.fleet.start(None, "ctl", 4, control=True)
+        self.fleet.wait_registered([(e, h) for e, h, _ in members])
+
+    def worker_pids(self) -> set[int]:
+        return {p.pid for p in self.fleet.workers.values()}
+
+    def leftovers(self) -> list[str]:
+        return engines_and_relays(self.worker_pids(), self.prefix)
+
+    def close(self) -> None:
+        import redis
+        self.fleet.close()
+        c = redis.Redis.from_url(self.url)
+        for key in c.scan_iter(f"{self.prefix}*", count=1000):
+            c.delete(key)
+        c.close()
+
+
+@contextmanager
+def fleet_env(fleet: WorkerFleet) -> Iterator[None]:
+    """Point this process's client side (store, Celery app) at the fleet."""
+    from pstack_tasks import store
+    from pstack_tasks.celery_app import point_at
+    saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
+    os.environ["PSTACK_REDIS_URL"] = fleet.url
+    os.environ["PSTACK_KEY_PREFIX"] = fleet.prefix
+    point_at(fleet.url, fleet.prefix)
+    store.reset_clients()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        store.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def fleet(redis_url: str) -> Iterator[WorkerFleet]:
+    """Two psim workers of 2 slots (4 slots), one dummy worker of 4, a control worker."""
+    f = WorkerFleet(redis_url, [("psim", "alpha", 2), ("psim", "beta", 2), ("dummy", "delta", 4)])
+    try:
+        with fleet_env(f):
+            yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def on_fleet(fleet: WorkerFleet) -> Iterator[WorkerFleet]:
+    """The session fleet, checked after the test: no engine or relay left, every slot free again."""
+    yield fleet
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and fleet.leftovers():
+        time.sleep(0.1)
+    assert not fleet.leftovers(), f"left running: {fleet.leftovers()}"
+    while time.monotonic() < deadline and any(w["busy"] for w in fleet.fleet.ledger().fleet()):
+        time.sleep(0.05)
+    assert [w for w in fleet.fleet.ledger().fleet() if w["busy"]] == []

@@ -1,0 +1,192 @@
+"""``pstack``: run processes on the worker fleet, list and kill them, start workers.
+
+With ``PSTACK_REDIS_URL`` unset, ``pstack run`` needs no servers: it starts a private
+redis-server and local workers, runs, prints the result and tears everything down.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import click
+
+from ..config import settings
+from ..exceptions import ConfigurationError
+from ..results import format_text
+from .common import configure_logging, friendly_errors, parse_rmap
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _parse_rcon(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    try:
+        rcon = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"--rcon is not valid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(rcon, dict) or not all(isinstance(v, str) for v in rcon.values()):
+        raise ConfigurationError('--rcon must be a JSON object such as {"1": "host2"}')
+    return {str(k): v for k, v in rcon.items()}
+
+
+@click.group(context_settings=CONTEXT)
+def main() -> None:
+    """Run POETS applications as processes on a fleet of Celery workers."""
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("app", type=click.Path(dir_okay=False))
+@click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. One task per region.')
+@click.option("--rcon", default=None, help='Pin regions to workers: {"1": "host2"}.')
+@click.option("-e", "--engine", default=None, help="Engine type (default PSTACK_ENGINE, psim).")
+@click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level streamed by -v.")
+@click.option("-v", "--verbose", is_flag=True, help="Stream '[host] Region r -> line' log lines while it runs.")
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.option("--async", "async_", is_flag=True, help="Print the pid and return at once (fleet only).")
+@click.option("--slots", type=click.IntRange(min=1), default=None,
+              help="Embedded mode: local engine slots (default: the number of regions).")
+@click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
+@click.option("--option", "extra", multiple=True, metavar="KEY=JSON", help="Another engine option, e.g. seconds=2.")
+@click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@friendly_errors("pstack")
+def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level: int, verbose: bool,
+        as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
+        extra: tuple[str, ...], debug: bool) -> None:
+    """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
+    configure_logging(debug)
+    from ..process import run as run_process
+    regions = parse_rmap(rmap)
+    options: dict[str, Any] = {}
+    if max_steps:
+        options["max_steps"] = max_steps
+    if time_limit:
+        options["time_limit"] = time_limit
+    for item in extra:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    engine = engine or settings().engine
+    kwargs = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose, engine=engine,
+                  options=options)
+    if settings().redis_url:
+        outcome = run_process(app, async_=async_, **kwargs)
+    else:
+        if async_:
+            raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): the embedded stack ends with the command")
+        from ..local import LocalStack
+        with LocalStack(engine, slots or len(set(regions.values()) | {0})):
+            outcome = run_process(app, **kwargs)
+    if async_:
+        click.echo(outcome.pid)  # type: ignore[union-attr]
+        return
+    result: dict[str, Any] = outcome  # type: ignore[assignment]
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        for line in format_text(result):
+            click.echo(line)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-u", "--user", default=None, help="Only this user's processes.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
+    """List processes, newest first."""
+    from ..process import ps as list_processes
+    procs = list_processes(user=user, limit=limit)
+    if as_json:
+        click.echo(json.dumps(procs))
+        return
+    click.echo(f"{'PID':>6} {'STATE':8} {'USER':10} {'ENGINE':7} {'REGIONS':>7} {'DEVICES':>8} {'ELAPSED':>8} "
+               f"{'SUBMITTED':9} GRAPH / REASON")
+    for p in procs:
+        tail = p["graph_type"] + (f"  ({p['reason']})" if p["state"] in ("Failed", "Killed") else "")
+        click.echo(f"{p['pid']:>6} {p['state']:8} {p['user'][:10]:10} {p['engine']:7} {len(p['regions']):>7} "
+                   f"{p['devices']:>8} {p['elapsed'] or 0:>8.1f} {_when(p['submitted']):9} {tail}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("pids", type=int, nargs=-1, required=True)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def kill(pids: tuple[int, ...], debug: bool) -> None:
+    """Kill processes: their engines stop everywhere; the state becomes Killed."""
+    from ..process import kill as kill_process
+    for pid in pids:
+        click.echo(f"{pid} {kill_process(pid)}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("pid", type=int)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def status(pid: int, debug: bool) -> None:
+    """Print one process's record as JSON."""
+    from ..process import status as process_status
+    rec = process_status(pid)
+    if not rec:
+        raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    click.echo(json.dumps(rec, indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def engines(as_json: bool, debug: bool) -> None:
+    """List the engine workers of the fleet: type, host, slots in use."""
+    from ..process import engines as list_engines
+    fleet = list_engines()
+    if as_json:
+        click.echo(json.dumps(fleet))
+        return
+    click.echo(f"{'ENGINE':8} {'HOST':16} {'SLOTS':>5} {'BUSY':>5} STATUS")
+    for w in fleet:
+        click.echo(f"{w['engine']:8} {w['host'][:16]:16} {w['slots']:>5} {w['busy']:>5} "
+                   f"{'online' if w['alive'] else 'offline'}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-e", "--engine", default=None, help="Engine type this worker runs (psim, dummy, ...).")
+@click.option("-s", "--slots", type=click.IntRange(min=1), default=None,
+              help="Regions it runs at once (default: CPU count).")
+@click.option("-n", "--name", default=None, help="Host name in the fleet, for rcon pinning (default: host name).")
+@click.option("--control", is_flag=True, help="Run a control worker instead: merges results, reaps lost processes.")
+@click.option("-l", "--loglevel", default="info", show_default=True)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def worker(engine: str | None, slots: int | None, name: str | None, control: bool, loglevel: str,
+           debug: bool) -> None:
+    """Start a Celery worker of the fleet (a thin wrapper over `celery worker`; see docs/fleet.md)."""
+    from .. import store
+    from ..local import worker_command
+    store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
+    if not control:
+        import engines as registry
+        registry.load(engine or "")
+    cmd = worker_command(engine, name or socket.gethostname().split(".")[0], slots or os.cpu_count() or 1,
+                         control, loglevel)
+    click.echo("exec: " + " ".join(cmd[1:]), err=True)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()

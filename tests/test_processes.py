@@ -1,0 +1,173 @@
+"""Processes on a real fleet: Celery workers (prefork, as deployed) on a real Redis.
+
+pstack's results through run() in 1-4 regions, gang scheduling (waiting, many submitters,
+refusal), kill, failures ending the whole process, quiescence, verbose streaming, pinning.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from apps import token_ring, variant
+from conftest import PSTACK, WorkerFleet
+from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
+from pstack_tasks.process import block, engines, kill, ps, run, status
+from test_failures import crashing_app
+from test_psim import DEVICES, EXPECTED, check
+
+RING = "ring-oscillator-01.xml"
+FOREVER = ("bool finished = deviceState->counter >= 10;", "bool finished = false;")
+
+
+def split(devices: list[str], regions: int) -> dict[str, int]:
+    return {d: i % regions for i, d in enumerate(devices)}
+
+
+@pytest.mark.parametrize("regions", [1, 2, 3, 4])
+@pytest.mark.parametrize("app", sorted(EXPECTED))
+def test_pstack_tests_through_run(app: str, regions: int, on_fleet: WorkerFleet) -> None:
+    if regions > len(DEVICES[app]):
+        regions = len(DEVICES[app])
+    result = run(PSTACK / app, rmap=split(DEVICES[app], regions), timeout=60)
+    check(result, app)
+    per_region = result["regions"]
+    assert len(per_region) == regions
+    assert sum(m["Delivered messages"] for m in per_region.values()) == EXPECTED[app][0]
+    rec = status(result["pid"])
+    assert rec["state"] == "Done" and rec["user"] and rec["devices"] == len(DEVICES[app])
+    assert set(rec["hosts"].values()) <= {"alpha", "beta"}
+
+
+def test_two_three_region_processes_on_four_slots_both_finish(on_fleet: WorkerFleet) -> None:
+    rmap = {"n1": 1, "n2": 2}
+    first = run(PSTACK / RING, rmap=rmap, engine="dummy", options={"seconds": 1.0}, async_=True)
+    second = run(PSTACK / RING, rmap=rmap, engine="dummy", options={"seconds": 0.2}, async_=True)
+    assert second.state() == "Waiting"  # 3 of the 4 dummy slots are taken
+    block([first, second], timeout=30)
+    a, b = status(first.pid), status(second.pid)
+    assert a["state"] == b["state"] == "Done"
+    assert b["started"] >= a["ended"] - 0.05  # it started only when the first gave its slots back
+
+
+def test_twenty_submitters_at_once_on_four_slots_all_finish(on_fleet: WorkerFleet) -> None:
+    futures, errors = [], []
+    peak = [0]
+
+    def submit() -> None:
+        try:
+            futures.append(run(PSTACK / "ring-oscillator-01.xml", rmap={"n1": 1, "n2": 2}, engine="dummy",
+                               options={"seconds": 0.1}, async_=True))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=submit) for _ in range(20)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) or not all(f.done() for f in futures):
+        busy = sum(w["busy"] for w in engines() if w["engine"] == "dummy")
+        peak[0] = max(peak[0], busy)
+        time.sleep(0.02)
+    assert not errors
+    results = block(futures, timeout=60)
+    assert len(results) == 20 and all(len(r["regions"]) == 3 for r in results)
+    assert peak[0] <= 4
+
+
+def test_a_process_larger_than_the_fleet_is_refused_with_the_numbers(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    app = tmp_path / "five.xml"
+    app.write_text(token_ring(5, 3))
+    with pytest.raises(ProcessRefused, match="needs 5 psim slots at once; the psim fleet has 4"):
+        run(app, rmap={f"n{i}": i for i in range(5)}, timeout=10)
+    assert ps()[0]["state"] == "Failed" and "refused" in ps()[0]["reason"]
+
+
+def test_pinned_regions_run_where_asked_and_unknown_hosts_are_refused(on_fleet: WorkerFleet) -> None:
+    result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, rcon={1: "beta", 0: "beta"}, timeout=30)
+    assert result["hosts"] == {"0": "beta", "1": "beta"}
+    with pytest.raises(ProcessRefused, match="pinned to gamma, but no psim engine named gamma is online"):
+        run(PSTACK / RING, rmap={"n1": 1}, rcon={1: "gamma"}, timeout=10)
+
+
+def test_kill_stops_every_engine_at_once(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    app = variant(RING, *FOREVER, tmp_path)
+    f = run(app, rmap={"n1": 1, "n2": 2}, async_=True)
+    _wait_for(lambda: len(_engines(on_fleet)) >= 3, 20, "three engines running")
+    t0 = time.monotonic()
+    assert kill(f.pid) == "Killed"
+    _wait_for(lambda: not on_fleet.leftovers(), 2 - (time.monotonic() - t0), "engines gone after kill")
+    rec = status(f.pid)
+    assert rec["state"] == "Killed" and rec["reason"].startswith("killed by ")
+    with pytest.raises(ProcessFailed, match="killed by"):
+        block(f, timeout=5)
+
+
+def test_a_segfault_in_one_region_fails_the_process_and_stops_the_others(tmp_path: Path,
+                                                                         on_fleet: WorkerFleet) -> None:
+    slow = crashing_app(tmp_path)
+    with pytest.raises(ProcessFailed) as e:
+        run(slow, rmap={"device1": 1}, timeout=30)
+    assert e.value.state == "Failed"
+    assert e.value.reason.startswith("region 1 on ")
+    assert "device 'device1' crashed: segmentation fault" in e.value.reason
+
+
+def test_a_compile_error_fails_the_process_naming_the_handler(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    app = variant(RING, "bool finished = deviceState->counter >= 10;", "bool finished = nonsense;", tmp_path,
+                  out="broken.xml")
+    with pytest.raises(ProcessFailed, match="nonsense") as e:
+        run(app, rmap={"n1": 1}, timeout=60)
+    assert "toggle_in" in e.value.reason
+
+
+def test_a_bad_file_fails_before_anything_is_queued(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<Graphs><oops></Graphs>")
+    before = len(ps())
+    with pytest.raises(GraphError, match="bad.xml:1"):
+        run(bad)
+    assert len(ps()) == before
+
+
+def test_a_split_ring_without_handler_exit_ends_by_itself(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    from pstack_tasks import psim
+    app = variant(RING, "handler_exit(0);", "", tmp_path)
+    alone = psim(app, options={"quiet": True})
+    assert alone["metrics"]["Exit reason"] == "quiescence"
+    result = run(app, rmap={"n1": 1, "n2": 2}, timeout=60)
+    assert result["metrics"]["Exit reason"] == "quiescence"
+    assert result["metrics"]["Delivered messages"] == alone["metrics"]["Delivered messages"] > 0
+    assert result["states"] == alone["states"]
+
+
+def test_verbose_streams_host_and_region_lines(on_fleet: WorkerFleet) -> None:
+    lines: list[str] = []
+    f = run(PSTACK / RING, rmap={"n1": 1}, verbose=True, async_=True)
+    block(f, timeout=30, sink=lines.append)
+    host = status(f.pid)["hosts"]["1"]
+    assert f"[{host}] Region 1 -> Log [device n1, level 1]: counter = 10" in lines
+    assert sum(1 for line in lines if "Log [device" in line) == 40
+
+
+def test_a_region_task_of_an_ended_process_exits_at_once(on_fleet: WorkerFleet) -> None:
+    from pstack_tasks.tasks import region
+    result = run(PSTACK / RING, rmap={"n1": 1}, timeout=30)
+    late = region.apply_async((result["pid"], 1), queue="engine.psim.alpha")
+    _wait_for(late.ready, 10, "the late region task to end")
+    assert late.result == {"region": 1, "stale": True}
+    assert status(result["pid"])["state"] == "Done"
+
+
+def _engines(fleet: WorkerFleet) -> list[str]:
+    return [x for x in fleet.leftovers() if "pstack-celery/engines/" in x]
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    assert cond(), f"timed out waiting for: {what}"
