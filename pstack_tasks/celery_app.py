@@ -28,5 +28,8 @@ def point_at(url: str, prefix: str) -> None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    for backend in (app._backend_cache, app._local.__dict__.pop("backend", None)):
+        client = getattr(backend, "client", None)
+        if client is not None:
+            client.connection_pool.disconnect()
     app._backend_cache = None
-    app._local.__dict__.pop("backend", None)

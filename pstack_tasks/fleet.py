@@ -74,11 +74,12 @@ def _on_shutdown(**_: Any) -> None:
 
 @signals.worker_process_init.connect
 def _on_child(**_: Any) -> None:
-    """A pool process: no Redis connections shared with the parent; SIGTERM if the parent dies
-    (so the region's cleanup runs and names the cause)."""
+    """A pool process: no Redis connections shared with the parent, and death with the worker
+    (idle pool processes would otherwise outlive a SIGKILLed worker; the engine of a busy one
+    dies with it, and the peers name the lost region from its missing heartbeat)."""
     store.reset_clients()
     if _libc is not None:
-        _libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 class Member:

@@ -11,7 +11,6 @@ vanished (a chord never completes then).
 """
 from __future__ import annotations
 
-import atexit
 import getpass
 import hashlib
 import json
@@ -174,13 +173,12 @@ def dispatch(pid: int, hosts: Mapping[str, str]) -> None:
 
 def _no_result_subscriptions() -> None:
     """We wait on our own record, never on Celery's results: tell Celery not to subscribe to
-    them (as inside a worker), which also spares clients a noisy AsyncResult.__del__ at exit."""
+    them (as inside a worker).  AsyncResult.__del__ would still reconnect to Redis to
+    unsubscribe from nothing whenever one is collected (noise at exit, stray sockets)."""
     from celery import _state
     from celery.result import AsyncResult
     _state._set_task_join_will_block(True)
-    if not getattr(AsyncResult, "_pstack_quiet_exit", False):
-        AsyncResult._pstack_quiet_exit = True  # type: ignore[attr-defined]
-        atexit.register(setattr, AsyncResult, "__del__", lambda self: None)
+    AsyncResult.__del__ = lambda self: None  # type: ignore[method-assign]
 
 
 def after_region(pid: int, engine: str) -> None:
@@ -245,10 +243,12 @@ def reap(pid: int) -> str | None:
         abort = r.get(keys.abort(pid))
     if not abort:
         return None
-    # Aborted: wait until no region still beats (they stop within a second), then end it.
+    # Aborted: wait until no unfinished region still beats (they stop within a second), then end it.
+    ended = r.smembers(keys.ended(pid))
     pipe = r.pipeline(transaction=False)
     for x in regions:
-        pipe.exists(keys.beat(pid, x))
+        if str(x) not in ended:
+            pipe.exists(keys.beat(pid, x))
     if any(pipe.execute()):
         return None
     if _end(pid, None, abort):

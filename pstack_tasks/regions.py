@@ -167,6 +167,9 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
         return result
     except BaseException as e:
         cause = guard.stop_reason()
+        if cause is None and os.getppid() != guard.parent:
+            cause = f"region {region}: the worker on {host} running it died"
+            guard.fail(cause)
         if cause is None:
             cause = f"region {region} on {host}: {_describe(e)}"
             guard.fail(cause)
@@ -174,8 +177,11 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
     finally:
         guard.halt()
         shutil.rmtree(workdir, ignore_errors=True)
-        r.sadd(keys.ended(pid), region)
-        r.expire(keys.ended(pid), cfg.result_expires)
+        pipe = r.pipeline()
+        pipe.sadd(keys.ended(pid), region)
+        pipe.expire(keys.ended(pid), cfg.result_expires)
+        pipe.delete(keys.beat(pid, region))
+        pipe.execute()
         ledger.release(engine_type, pid, [region])
         from .process import after_region
         after_region(pid, engine_type)

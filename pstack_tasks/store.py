@@ -125,12 +125,12 @@ class Keys:
 
     @property
     def queue_prefix(self) -> str:
-        """Prefix of the engines' message lists ``<pid>.<region>`` and ``<pid>.active``."""
+        """Prefix of the engines' message lists ``<pid>.<region>``, ``<pid>.idle``, ``<pid>.active``."""
         return f"{self.prefix}q:"
 
     def queues(self, pid: int | str, regions: list[int]) -> list[str]:
         q = self.queue_prefix
-        return [f"{q}{pid}.{r}" for r in regions] + [f"{q}{pid}.active"]
+        return [f"{q}{pid}.{r}" for r in regions] + [f"{q}{pid}.idle", f"{q}{pid}.active"]
 
     # the fleet
     @property

@@ -17,7 +17,7 @@ from pstack_tasks.redis_server import EmbeddedRedis
 DATA = Path(__file__).parent / "data"
 PSTACK = DATA / "pstack"
 TEST_DB = 14          # our own database on a shared server
-KEY_PREFIX = "pstest:"
+KEY_PREFIX = f"pstest{os.getpid()}:"  # our own keys, even beside another test run
 
 
 def _port_open(host: str, port: int) -> bool:
