@@ -194,3 +194,17 @@ def test_externals_and_supervisors_are_refused_by_name(name: str, where: str, wo
     assert err.line is not None
     for w in words:
         assert w in str(err)
+
+
+def test_bench_generator_rebuilds_a_corpus_instance(tmp_path: Path) -> None:
+    """bench/corpus_gen.py builds instances as the corpus does: same size, same outcome."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import corpus_gen
+    path = tmp_path / "clock.xml"
+    with open(path, "w") as f:
+        corpus_gen.clock_tree(f, 3, 2, 10)
+    result = psim(path, options={"quiet": True})
+    exp = expected("clock_tree_3_2_10")
+    assert result["metrics"]["Delivered messages"] == exp["deliveries"]
+    assert state_hash(result["states"]) == exp["state_sha256_json"]
