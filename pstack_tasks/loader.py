@@ -19,6 +19,7 @@ from typing import IO, Any, Mapping
 from lxml import etree
 
 from .exceptions import GraphError
+from .indexed import number_indexed_edges
 from .model import GraphType, OutputPin
 from .schema import NAMESPACES, TypeParser, children, local, parse_json_body
 from .values import Packer, ValueError_
@@ -335,41 +336,14 @@ class _InstanceBuilder:
         self.send_indices.setdefault((src, spin), []).append((k, self.inst.edge_count, el.sourceline or 0))
         return NO_SEND_INDEX
 
-    def _number_indexed_edges(self) -> None:
-        """Give every edge of an indexed pin its sendIndex: as written (distinct, contiguous from 0),
-        or, when none of that pin's edges carries one, in document order (as shipped apps rely on)."""
-        assert self.graph_type is not None
-        for (src, spin), edges in self.send_indices.items():
-            given = [k for k, _, _ in edges if k is not None]
-            dt = self.graph_type.device_types[self.inst.dev_type[src]]
-            where = f"{self.inst.names[src]}:{dt.output_pins[spin].name}"
-            if not given:
-                for n, (_, e, _) in enumerate(edges):
-                    self.inst.edges[e * EDGE_WORDS + 5] = n
-                continue
-            if len(given) != len(edges):
-                line = next(line for k, _, line in edges if k is None)
-                raise GraphError(f"indexed output pin {where}: some edges have a sendIndex and some do not; "
-                                 "give every edge one, or none (then they are numbered in file order)",
-                                 self.file, line)
-            seen: dict[int, int] = {}
-            for k, e, line in edges:
-                if k in seen:
-                    raise GraphError(f"indexed output pin {where}: sendIndex {k} is used by two edges "
-                                     f"(lines {seen[k]} and {line})", self.file, line)
-                seen[k] = line
-                self.inst.edges[e * EDGE_WORDS + 5] = k
-            if max(seen) != len(seen) - 1:
-                missing = min(set(range(len(seen))) - set(seen))
-                raise GraphError(f"indexed output pin {where} has {len(seen)} edges, but none with sendIndex "
-                                 f"{missing}: the indices must be 0..{len(seen) - 1}", self.file, max(seen.values()))
-
     def finish(self) -> Application:
         if self.graph_type is None:
             raise GraphError("the file has no <GraphType>", self.file)
         if not self.seen_instance:
             raise GraphError("the file has no <GraphInstance>", self.file)
-        self._number_indexed_edges()
+        gt, types = self.graph_type, self.inst.dev_type
+        number_indexed_edges(self.inst.edges, EDGE_WORDS, self.send_indices, self.inst.names,
+                             lambda d: gt.device_types[types[d]], self.file)
         return Application(self.graph_type, self.inst, self.file)
 
 
