@@ -6,6 +6,7 @@ flattened message fields); the C++ text lives in the template.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -48,6 +49,7 @@ def _environment(path: str) -> jinja2.Environment:
     env.tests["scalar_type"] = lambda t: isinstance(t, Scalar)
     env.tests["array_type"] = lambda t: isinstance(t, Array)
     env.tests["tuple_type"] = lambda t: isinstance(t, Tuple)
+    env.globals["dataclass_replace"] = dataclasses.replace
     return env
 
 
@@ -130,6 +132,8 @@ def render(gt: GraphType) -> EngineSource:
         "flat": flat,
         "max_msg_size": max([m.payload.size for m in gt.message_types] + [8]),
         "max_item_chars": 64 + 32 * max([len(v) for v in flat.values()] + [1]),
+        "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
+        "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
     }

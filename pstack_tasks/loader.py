@@ -19,12 +19,15 @@ from typing import IO, Any, Mapping
 from lxml import etree
 
 from .exceptions import GraphError
-from .model import GraphType
+from .indexed import number_indexed_edges
+from .model import GraphType, OutputPin
 from .schema import NAMESPACES, TypeParser, children, local, parse_json_body
 from .values import Packer, ValueError_
 
 INSTANCE_MAGIC = b"PSTI"
-INSTANCE_VERSION = 1
+INSTANCE_VERSION = 2
+NO_SEND_INDEX = 0xFFFFFFFF
+EDGE_WORDS = 6
 EDGE_PATH = re.compile(r"^(.*):([A-Za-z_]\w*)-(.*):([A-Za-z_]\w*)$")
 
 
@@ -39,7 +42,7 @@ class Instance:
     props: list[bytearray] = field(default_factory=list)   # per device type, in device order
     state: list[bytearray] = field(default_factory=list)   # initial state, per device type
     counts: list[int] = field(default_factory=list)        # devices per type
-    edges: array = field(default_factory=lambda: array("I"))  # src, srcpin, dst, dstpin, eidx
+    edges: array = field(default_factory=lambda: array("I"))  # src, srcpin, dst, dstpin, eidx, sendIndex
     edge_props: dict[tuple[int, int], bytearray] = field(default_factory=dict)
     edge_state: dict[tuple[int, int], bytearray] = field(default_factory=dict)
     edge_counts: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -51,7 +54,7 @@ class Instance:
 
     @property
     def edge_count(self) -> int:
-        return len(self.edges) // 5
+        return len(self.edges) // EDGE_WORDS
 
 
 @dataclass
@@ -140,6 +143,24 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
     return builder.finish()
 
 
+def load_graph_type(path: str, gid: str, version: int, referrer: str, line: int | None) -> GraphType:
+    """The graph type ``gid`` from another file (a ``GraphTypeReference`` with ``src``)."""
+    if not os.path.isfile(path):
+        raise GraphError(f"<GraphTypeReference> src: no such file {path!r}", referrer, line)
+    try:
+        root = etree.parse(path, etree.XMLParser(huge_tree=True, remove_comments=True)).getroot()
+    except etree.XMLSyntaxError as e:
+        raise _syntax_error(e, path) from None
+    ns = etree.QName(root).namespace
+    if NAMESPACES.get(ns or "") != version:
+        raise GraphError(f"<GraphTypeReference> src {path!r} is not a graph-schema v{version} file like the one "
+                         "that refers to it", referrer, line)
+    for gt in root.iter("{%s}GraphType" % ns):
+        if gt.get("id") == gid:
+            return TypeParser(path, version).parse(gt)
+    raise GraphError(f"<GraphTypeReference>: {path!r} has no <GraphType id={gid!r}>", referrer, line)
+
+
 class _InstanceBuilder:
     """Collects the graph type and packs devices and edges as iterparse yields them."""
 
@@ -149,6 +170,8 @@ class _InstanceBuilder:
         self.graph_type: GraphType | None = None
         self.inst = Instance()
         self.seen_instance = False
+        # indexed (src, pin) -> [(sendIndex or None, edge number, line)]
+        self.send_indices: dict[tuple[int, int], list[tuple[int | None, int, int]]] = {}
 
     def error(self, msg: str, el: etree._Element) -> GraphError:
         return GraphError(msg, self.file, el.sourceline)
@@ -160,7 +183,7 @@ class _InstanceBuilder:
             self.graph_type = TypeParser(self.file, self.version).parse(el)
             self._prepare(self.graph_type)
         elif tag == "GraphTypeReference":
-            raise self.error("<GraphTypeReference> is not supported yet; put the graph type in the same file", el)
+            self._reference(el)
         elif tag == "ExtI":
             raise self.error(f"<ExtI> {el.get('id')!r}: external devices are not supported yet", el)
         elif tag == "GraphInstance":
@@ -176,6 +199,24 @@ class _InstanceBuilder:
                 if local(c) == "Properties":
                     values = parse_json_body(c.text, self.file, c.sourceline, "graph <Properties>")
                     self.inst.graph_properties = self._pack(self.gprops, values, c, "graph properties")
+
+    def _reference(self, el: etree._Element) -> None:
+        """``<GraphTypeReference id src?>``: the graph type comes from file ``src`` (relative to this
+        file), or, without ``src``, from a ``<GraphType>`` of this file."""
+        rid = el.get("id")
+        if not rid:
+            raise self.error("<GraphTypeReference> has no 'id' attribute", el)
+        src = el.get("src")
+        if src is None:
+            if self.graph_type is not None and self.graph_type.id != rid:
+                raise self.error(f"<GraphTypeReference> names graph type {rid!r}, but the file defines "
+                                 f"{self.graph_type.id!r}", el)
+            return  # the <GraphInstance> check below matches it against the type found in the file
+        if self.graph_type is not None:
+            raise self.error("the file has both a <GraphType> and a <GraphTypeReference> with src", el)
+        base = os.path.dirname(self.file) if self.file != "<xml>" else os.getcwd()
+        self.graph_type = load_graph_type(os.path.join(base, src), rid, self.version, self.file, el.sourceline)
+        self._prepare(self.graph_type)
 
     def _require_type(self, el: etree._Element) -> GraphType:
         if self.graph_type is None:
@@ -274,13 +315,35 @@ class _InstanceBuilder:
         if pk.size or sk.size:
             inst.edge_props.setdefault(key, bytearray()).extend(p_bytes)
             inst.edge_state.setdefault(key, bytearray()).extend(s_bytes)
-        inst.edges.extend((src, op[0], dst, ip[0], eidx))
+        inst.edges.extend((src, op[0], dst, ip[0], eidx, self._send_index(el, path, op[1], src, op[0])))
+
+    def _send_index(self, el: etree._Element, path: str, pin: OutputPin, src: int, spin: int) -> int:
+        """Note the edge's v3 ``sendIndex`` (checked in :meth:`finish`); refused on a pin not indexed."""
+        raw = el.get("sendIndex")
+        if not pin.indexed:
+            if raw is not None:
+                raise self.error(f"edge {path!r} has sendIndex, but output pin {pin.name!r} is not indexed "
+                                 "(declare it with indexed=\"true\")", el)
+            return NO_SEND_INDEX
+        k = None
+        if raw is not None:
+            try:
+                k = int(raw)
+                if k < 0:
+                    raise ValueError
+            except ValueError:
+                raise self.error(f"edge {path!r}: sendIndex={raw!r} is not an integer >= 0", el) from None
+        self.send_indices.setdefault((src, spin), []).append((k, self.inst.edge_count, el.sourceline or 0))
+        return NO_SEND_INDEX
 
     def finish(self) -> Application:
         if self.graph_type is None:
             raise GraphError("the file has no <GraphType>", self.file)
         if not self.seen_instance:
             raise GraphError("the file has no <GraphInstance>", self.file)
+        gt, types = self.graph_type, self.inst.dev_type
+        number_indexed_edges(self.inst.edges, EDGE_WORDS, self.send_indices, self.inst.names,
+                             lambda d: gt.device_types[types[d]], self.file)
         return Application(self.graph_type, self.inst, self.file)
 
 
