@@ -229,6 +229,8 @@ def _init(cur: _Cursor) -> Init:
                                 "declaration order", cur.peek)
             items.append(_init(cur))
             if not cur.accept(","):
+                if cur.peek.kind == "end":
+                    raise cur.error("missing '}' at the end of the initialiser", cur.peek)
                 if cur.peek.text != "}":
                     raise cur.error(f"expected ',' or '}}' in initialiser, found {cur.peek.text!r}", cur.peek)
         return items
@@ -237,7 +239,7 @@ def _init(cur: _Cursor) -> Init:
     if tok.kind == "ident" and tok.text in ("true", "false"):
         return int(tok.text == "true")
     if tok.kind == "end":
-        raise cur.error("initialiser ends early (missing '}'?)", tok)
+        raise cur.error("initialiser ends early: missing '}'", tok)
     raise cur.error(f"expected a number or '{{' in initialiser, found {tok.text!r}", tok)
 
 

@@ -70,7 +70,8 @@ class TypeParserV4:
     def refuse(self, el: etree._Element, where: str) -> GraphError:
         tag = local(el)
         if tag.startswith("Supervisor"):
-            return self.error(f"<{tag}> in {where}: {SUPERVISOR_REFUSAL}", el)
+            name = f" {el.get('id')!r}" if tag == "SupervisorType" else ""
+            return self.error(f"<{tag}>{name} in {where}: {SUPERVISOR_REFUSAL}", el)
         if tag == "ExternalType":
             return self.error(f"<ExternalType> {el.get('id')!r}: externals are not supported yet", el)
         if tag in DROPPED:
