@@ -130,6 +130,8 @@ def render(gt: GraphType) -> EngineSource:
         "flat": flat,
         "max_msg_size": max([m.payload.size for m in gt.message_types] + [8]),
         "max_item_chars": 64 + 32 * max([len(v) for v in flat.values()] + [1]),
+        "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
+        "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
     }

@@ -19,12 +19,14 @@ from typing import IO, Any, Mapping
 from lxml import etree
 
 from .exceptions import GraphError
-from .model import GraphType
+from .model import GraphType, OutputPin
 from .schema import NAMESPACES, TypeParser, children, local, parse_json_body
 from .values import Packer, ValueError_
 
 INSTANCE_MAGIC = b"PSTI"
-INSTANCE_VERSION = 1
+INSTANCE_VERSION = 2
+NO_SEND_INDEX = 0xFFFFFFFF
+EDGE_WORDS = 6
 EDGE_PATH = re.compile(r"^(.*):([A-Za-z_]\w*)-(.*):([A-Za-z_]\w*)$")
 
 
@@ -39,7 +41,7 @@ class Instance:
     props: list[bytearray] = field(default_factory=list)   # per device type, in device order
     state: list[bytearray] = field(default_factory=list)   # initial state, per device type
     counts: list[int] = field(default_factory=list)        # devices per type
-    edges: array = field(default_factory=lambda: array("I"))  # src, srcpin, dst, dstpin, eidx
+    edges: array = field(default_factory=lambda: array("I"))  # src, srcpin, dst, dstpin, eidx, sendIndex
     edge_props: dict[tuple[int, int], bytearray] = field(default_factory=dict)
     edge_state: dict[tuple[int, int], bytearray] = field(default_factory=dict)
     edge_counts: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -51,7 +53,7 @@ class Instance:
 
     @property
     def edge_count(self) -> int:
-        return len(self.edges) // 5
+        return len(self.edges) // EDGE_WORDS
 
 
 @dataclass
@@ -150,6 +152,8 @@ class _InstanceBuilder:
         self.graph_type: GraphType | None = None
         self.inst = Instance()
         self.seen_instance = False
+        # indexed (src, pin) -> [(sendIndex or None, edge number, line)]
+        self.send_indices: dict[tuple[int, int], list[tuple[int | None, int, int]]] = {}
 
     def error(self, msg: str, el: etree._Element) -> GraphError:
         return GraphError(msg, self.file, el.sourceline)
@@ -275,13 +279,62 @@ class _InstanceBuilder:
         if pk.size or sk.size:
             inst.edge_props.setdefault(key, bytearray()).extend(p_bytes)
             inst.edge_state.setdefault(key, bytearray()).extend(s_bytes)
-        inst.edges.extend((src, op[0], dst, ip[0], eidx))
+        inst.edges.extend((src, op[0], dst, ip[0], eidx, self._send_index(el, path, op[1], src, op[0])))
+
+    def _send_index(self, el: etree._Element, path: str, pin: OutputPin, src: int, spin: int) -> int:
+        """Note the edge's v3 ``sendIndex`` (checked in :meth:`finish`); refused on a pin not indexed."""
+        raw = el.get("sendIndex")
+        if not pin.indexed:
+            if raw is not None:
+                raise self.error(f"edge {path!r} has sendIndex, but output pin {pin.name!r} is not indexed "
+                                 "(declare it with indexed=\"true\")", el)
+            return NO_SEND_INDEX
+        k = None
+        if raw is not None:
+            try:
+                k = int(raw)
+                if k < 0:
+                    raise ValueError
+            except ValueError:
+                raise self.error(f"edge {path!r}: sendIndex={raw!r} is not an integer >= 0", el) from None
+        self.send_indices.setdefault((src, spin), []).append((k, self.inst.edge_count, el.sourceline or 0))
+        return NO_SEND_INDEX
+
+    def _number_indexed_edges(self) -> None:
+        """Give every edge of an indexed pin its sendIndex: as written (distinct, contiguous from 0),
+        or, when none of that pin's edges carries one, in document order (as shipped apps rely on)."""
+        assert self.graph_type is not None
+        for (src, spin), edges in self.send_indices.items():
+            given = [k for k, _, _ in edges if k is not None]
+            dt = self.graph_type.device_types[self.inst.dev_type[src]]
+            where = f"{self.inst.names[src]}:{dt.output_pins[spin].name}"
+            if not given:
+                for n, (_, e, _) in enumerate(edges):
+                    self.inst.edges[e * EDGE_WORDS + 5] = n
+                continue
+            if len(given) != len(edges):
+                line = next(line for k, _, line in edges if k is None)
+                raise GraphError(f"indexed output pin {where}: some edges have a sendIndex and some do not; "
+                                 "give every edge one, or none (then they are numbered in file order)",
+                                 self.file, line)
+            seen: dict[int, int] = {}
+            for k, e, line in edges:
+                if k in seen:
+                    raise GraphError(f"indexed output pin {where}: sendIndex {k} is used by two edges "
+                                     f"(lines {seen[k]} and {line})", self.file, line)
+                seen[k] = line
+                self.inst.edges[e * EDGE_WORDS + 5] = k
+            if max(seen) != len(seen) - 1:
+                missing = min(set(range(len(seen))) - set(seen))
+                raise GraphError(f"indexed output pin {where} has {len(seen)} edges, but none with sendIndex "
+                                 f"{missing}: the indices must be 0..{len(seen) - 1}", self.file, max(seen.values()))
 
     def finish(self) -> Application:
         if self.graph_type is None:
             raise GraphError("the file has no <GraphType>", self.file)
         if not self.seen_instance:
             raise GraphError("the file has no <GraphInstance>", self.file)
+        self._number_indexed_edges()
         return Application(self.graph_type, self.inst, self.file)
 
 

@@ -30,6 +30,9 @@ def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     chosen = origin or first
     metrics["Exit code"] = chosen.get("Exit code", 0)
     metrics["Exit reason"] = chosen.get("Exit reason", "quiescence")
+    # every region takes part in every OnHardwareIdle round, so the count is the same everywhere
+    metrics["Hardware idle rounds"] = max((int(p["metrics"].get("Hardware idle rounds", 0)) for p in parts.values()),
+                                          default=0)
     metrics["Run seconds"] = max((float(p["metrics"].get("Run seconds", 0.0)) for p in parts.values()), default=0.0)
     return {"states": states, "metrics": metrics, "regions": per_region}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import load, region_array
+from pstack_tasks.loader import EDGE_WORDS, load, region_array
 from pstack_tasks.model import Array, Scalar, Tuple
 from pstack_tasks.values import Packer
 
@@ -110,9 +110,10 @@ def device_records(app, type_index: int, packer: Packer, which: str = "props") -
 
 
 def edge_tuples(app) -> list[tuple[int, ...]]:
+    """(src, src pin, dst, dst pin, edge-data index) of every edge; the sendIndex word is left out."""
     e = list(app.instance.edges)
-    assert len(e) % 5 == 0
-    return [tuple(e[i:i + 5]) for i in range(0, len(e), 5)]
+    assert len(e) % EDGE_WORDS == 0
+    return [tuple(e[i:i + 5]) for i in range(0, len(e), EDGE_WORDS)]
 
 
 # ---- happy path: pstack's own applications --------------------------------------------------

@@ -112,6 +112,16 @@ static void pstack_assert_fail(const char* expr, const char* file, int line) {
 #define EDGESTATE(a) (edgeState->a)
 #define MSG(a) (message->a)
 #define PKT(a) (message->a)
+#define RTS(pin) (*readyToSend |= RTS_FLAG_##pin)
+// Supervisors are refused when the file is read; these only make a stray use fail to compile by name.
+#define RTSSUP() pstack_error_supervisors_are_not_supported_yet()
+#define RTSBCAST() pstack_error_supervisors_are_not_supported_yet()
+#define RTSREPLY() pstack_error_supervisors_are_not_supported_yet()
+#define SUPSTATE(a) pstack_error_supervisors_are_not_supported_yet()
+
+// OnInit / OnHardwareIdle may call handler_checkpoint (graph_schema's snapshot hook): a no-op here.
+template <typename... Args>
+static inline void handler_checkpoint(Args...) {}
 
 // ---- numbers on the wire: exact text for every scalar type --------------------------------------
 static inline char* pstack_put_u64(char* p, uint64_t v) {

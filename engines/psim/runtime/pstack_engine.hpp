@@ -46,6 +46,13 @@ static uint64_t g_max_steps = UINT64_MAX;
 static double g_time_limit;
 static int g_region = 0;
 
+// ---- OnHardwareIdle rounds (graph-schema.md s6): run at quiescence, at most PSTACK_MAX_IDLE_ROUNDS
+// in a row that wake nothing; in a split every region runs each round (docs/engine-protocol.md).
+static const int PSTACK_MAX_IDLE_ROUNDS = 10;
+static uint64_t g_idle_rounds;         // rounds run (metric)
+static int g_idle_consecutive;         // single region: rounds in a row that woke nothing
+static bool g_idle_woke;               // split: a round woke a local device; told to Redis at the next IDLE
+
 static inline void rq_push(uint32_t d) {
     if (!g_inq[d]) {
         g_inq[d] = 1;
@@ -109,14 +116,43 @@ static int region_pos(uint32_t r) {
     return -1;
 }
 
+#define PSTACK_EDGE_WORDS 6  // src, src pin, dst, dst pin, index in the pin's edge data, sendIndex
+
+#if PSTACK_HAS_INDEXED
+// Indexed output pins (v3 sendIndex): every edge of such a slot, local or not, by sendIndex, in every
+// region, so that a sender picks one edge and a receiving region finds it from (device, pin, index).
+static uint32_t* g_idx_off;         // CSR offsets per slot (+1)
+static PstackEdge* g_idx_edges;
+
+static void build_indexed(const uint32_t* raw, uint32_t nslots) {
+    g_idx_off = (uint32_t*)calloc(nslots + 2ull, 4);
+    if (!g_idx_off) pstack_fatal(PSTACK_STATUS_USAGE, "out of memory");
+    for (uint64_t e = 0; e < g_nedges; ++e) {
+        const uint32_t* r = raw + PSTACK_EDGE_WORDS * e;
+        if (pstack_out_indexed[pstack_out_base[g_dev_type[r[0]]] + r[1]]) g_idx_off[g_out_base[r[0]] + r[1] + 1]++;
+    }
+    for (uint32_t s = 0; s < nslots; ++s) g_idx_off[s + 1] += g_idx_off[s];
+    g_idx_edges = (PstackEdge*)xmalloc(sizeof(PstackEdge) * (size_t)(g_idx_off[nslots] + 1));
+    for (uint64_t e = 0; e < g_nedges; ++e) {
+        const uint32_t* r = raw + PSTACK_EDGE_WORDS * e;
+        uint32_t src = r[0], pin = r[1], dst = r[2];
+        if (!pstack_out_indexed[pstack_out_base[g_dev_type[src]] + pin]) continue;
+        uint32_t slot = g_out_base[src] + pin, k = r[5];
+        if (k >= g_idx_off[slot + 1] - g_idx_off[slot])
+            pstack_fatal(PSTACK_STATUS_USAGE, "instance file: edge %llu has sendIndex %u out of range", (unsigned long long)e, k);
+        g_idx_edges[g_idx_off[slot] + k] = PstackEdge{dst, g_dev_local[dst], (uint16_t)g_dev_type[dst], (uint16_t)r[3], r[4]};
+    }
+}
+#endif
+
 static void load_instance(const char* path) {
     Reader in{path, fopen(path, "rb")};
     if (!in.f) pstack_fatal(PSTACK_STATUS_USAGE, "cannot open instance file %s: %s", path, strerror(errno));
     setvbuf(in.f, nullptr, _IOFBF, 1 << 20);
     char magic[4];
     in.read(magic, 4);
-    if (memcmp(magic, "PSTI", 4) != 0 || in.u32() != 1)
-        pstack_fatal(PSTACK_STATUS_USAGE, "%s is not a pstack instance file (version 1)", path);
+    if (memcmp(magic, "PSTI", 4) != 0 || in.u32() != 2)
+        pstack_fatal(PSTACK_STATUS_USAGE, "%s is not a pstack instance file (version 2)", path);
     char hash[65] = {0};
     in.read(hash, 64);
     if (strncmp(hash, PSTACK_TYPE_HASH, 64) != 0)
@@ -173,15 +209,15 @@ static void load_instance(const char* path) {
     }
     g_out_base[g_ndev] = nslots;
     // edges -> CSR of local destinations per slot, and remote regions per local source slot
-    uint32_t* raw = (uint32_t*)xmalloc(20ull * g_nedges);
-    in.read(raw, 20ull * g_nedges);
+    uint32_t* raw = (uint32_t*)xmalloc(4ull * PSTACK_EDGE_WORDS * g_nedges);
+    in.read(raw, 4ull * PSTACK_EDGE_WORDS * g_nedges);
     fclose(in.f);
     uint32_t my_region = (uint32_t)g_regions[g_my_pos];
     g_slot_edges = (uint32_t*)calloc(nslots + 2ull, 4);
     g_slot_remote = (uint32_t*)calloc(nslots + 2ull, 4);
     if (!g_slot_edges || !g_slot_remote) pstack_fatal(PSTACK_STATUS_USAGE, "out of memory");
     for (uint64_t e = 0; e < g_nedges; ++e) {
-        const uint32_t* r = raw + 5 * e;
+        const uint32_t* r = raw + PSTACK_EDGE_WORDS * e;
         uint32_t src = r[0], pin = r[1], dst = r[2];
         if (src >= g_ndev || dst >= g_ndev || pin >= pstack_n_outputs[g_dev_type[src]])
             pstack_fatal(PSTACK_STATUS_USAGE, "instance file %s: edge %llu is out of range", path, (unsigned long long)e);
@@ -196,7 +232,7 @@ static void load_instance(const char* path) {
     uint16_t* rtmp = nullptr;
     if (g_nregions > 1) {
         for (uint64_t e = 0; e < g_nedges; ++e) {
-            const uint32_t* r = raw + 5 * e;
+            const uint32_t* r = raw + PSTACK_EDGE_WORDS * e;
             if (g_dev_region[r[0]] == my_region && g_dev_region[r[2]] != my_region) rcount[g_out_base[r[0]] + r[1] + 1]++;
         }
         for (uint32_t s = 0; s < nslots; ++s) rcount[s + 1] += rcount[s];
@@ -205,7 +241,7 @@ static void load_instance(const char* path) {
     uint32_t* rfill = (uint32_t*)xmalloc(4ull * (nslots + 1));
     memcpy(rfill, g_slot_remote, 4ull * nslots);
     for (uint64_t e = 0; e < g_nedges; ++e) {
-        const uint32_t* r = raw + 5 * e;
+        const uint32_t* r = raw + PSTACK_EDGE_WORDS * e;
         uint32_t src = r[0], pin = r[1], dst = r[2], dpin = r[3], eidx = r[4];
         uint32_t slot = g_out_base[src] + pin;
         if (g_dev_region[dst] == my_region) {
@@ -234,6 +270,9 @@ static void load_instance(const char* path) {
     }
     free(fill);
     free(rfill);
+#if PSTACK_HAS_INDEXED
+    build_indexed(raw, nslots);
+#endif
     free(raw);
     uint32_t cap = 1;
     while (cap < g_ndev + 1) cap <<= 1;
@@ -430,13 +469,24 @@ static long read_reply() {
 }
 
 static const char* IDLE_SCRIPT =
-    // KEYS[1] = active counter, KEYS[2..] = every region's queue.  Called when this region has
-    // no local work and nothing unflushed: it is no longer active.  When nobody is active and
-    // no queue holds an item, nothing can ever happen again: every region gets item 2.
+    // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3..] = every region's queue;
+    // ARGV[1] = most idle rounds in a row (0: the graph has no OnHardwareIdle), ARGV[2] = 1 if an
+    // idle round woke a device here since the last call.  Called when this region has no local
+    // work and nothing unflushed: it is no longer active.  When nobody is active and no queue
+    // holds an item, the whole graph is quiescent: start an OnHardwareIdle round (item 4 to every
+    // region, return 2) unless ARGV[1] rounds in a row woke nothing; then every region gets item 2.
+    "if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end "
     "local n = redis.call('DECR', KEYS[1]) "
     "if n > 0 then return 0 end "
-    "for i = 2, #KEYS do if redis.call('LLEN', KEYS[i]) > 0 then return 0 end end "
-    "for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
+    "for i = 3, #KEYS do if redis.call('LLEN', KEYS[i]) > 0 then return 0 end end "
+    "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "if c < tonumber(ARGV[1]) then "
+    "  redis.call('SET', KEYS[2], c + 1) "
+    "  for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
+    "  return 2 "
+    "end "
+    "redis.call('DEL', KEYS[2]) "
+    "for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
     "return 1";
 static const char* POP_SCRIPT =
     // KEYS[1] = own queue, KEYS[2] = active counter: an idle region takes items and becomes
@@ -446,17 +496,22 @@ static const char* POP_SCRIPT =
     "return v";
 
 static void send_idle_script() {
-    int argc = 3 + 1 + g_nregions;
+    int argc = 3 + 2 + g_nregions + 2;
     const char** argv = (const char**)xmalloc(sizeof(char*) * argc);
     char** qs = (char**)xmalloc(sizeof(char*) * g_nregions);
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", 1 + g_nregions);
-    argv[0] = "EVAL"; argv[1] = IDLE_SCRIPT; argv[2] = nk; argv[3] = g_active_key;
+    char nk[16], idle_key[300], limit[16];
+    snprintf(nk, sizeof nk, "%d", 2 + g_nregions);
+    snprintf(idle_key, sizeof idle_key, "%s%ld.idle", g_prefix, g_pid);
+    snprintf(limit, sizeof limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
+    argv[0] = "EVAL"; argv[1] = IDLE_SCRIPT; argv[2] = nk; argv[3] = g_active_key; argv[4] = idle_key;
     for (int i = 0; i < g_nregions; ++i) {
         qs[i] = (char*)xmalloc(256);
         queue_name(qs[i], 256, i);
-        argv[4 + i] = qs[i];
+        argv[5 + i] = qs[i];
     }
+    argv[5 + g_nregions] = limit;
+    argv[6 + g_nregions] = g_idle_woke ? "1" : "0";
+    g_idle_woke = false;
     command(argc, argv);
     expect(P_IDLE);
     for (int i = 0; i < g_nregions; ++i) free(qs[i]);
@@ -467,17 +522,72 @@ static void send_idle_script() {
 // ---- message delivery ---------------------------------------------------------------------------
 static char g_msgbuf[PSTACK_MAX_MSG_SIZE + 8];
 
+static inline void deliver_one(const PstackEdge* e, const char* msg) {
+    pstack_cur_dev = e->dst;
+    pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+    ++g_delivered;
+    rq_push(e->dst);
+}
+
 static inline void deliver_local(uint32_t slot, const char* msg) {
     const PstackEdge* e = g_edges + g_slot_edges[slot];
     const PstackEdge* end = g_edges + g_slot_edges[slot + 1];
     for (; e != end; ++e) {
-        pstack_cur_dev = e->dst;
-        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
-        ++g_delivered;
-        rq_push(e->dst);
+        deliver_one(e, msg);
         if (__builtin_expect(pstack_stop, 0)) return;
     }
 }
+
+
+// OnHardwareIdle on every local device, then ReadyToSend; true if any device wants to send.
+static bool hardware_idle_round() {
+    ++g_idle_rounds;
+    // Like graph_schema's epoch_sim, a round that calls handler_exit still runs on every device.
+    for (uint32_t d = 0; d < g_ndev; ++d) {
+        if (!is_local(d)) continue;
+        pstack_cur_dev = d;
+        pstack_hw_idle(g_dev_type[d], g_dev_local[d]);
+    }
+    bool woke = false;
+    for (uint32_t d = 0; d < g_ndev && !pstack_stop; ++d) {
+        if (!is_local(d)) continue;
+        pstack_cur_dev = d;
+        if (pstack_rts(g_dev_type[d], g_dev_local[d])) { rq_push(d); woke = true; }
+    }
+    return woke;
+}
+
+#if PSTACK_HAS_INDEXED
+static const unsigned PSTACK_NO_SEND_INDEX = 0xffffffffu;
+
+static const PstackEdge* indexed_edge(uint32_t slot, unsigned k, uint32_t d) {
+    uint32_t n = g_idx_off[slot + 1] - g_idx_off[slot];
+    if (n == 0) return nullptr;  // a pin without edges: the send goes nowhere, as on any pin
+    if (k == PSTACK_NO_SEND_INDEX)
+        pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' did not set *sendIndex (the pin is indexed, with %u edges)",
+                     pstack_cur_handler, pstack_device_name(d), n);
+    if (k >= n)
+        pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' set *sendIndex = %u, but the pin has %u edges (0..%u)",
+                     pstack_cur_handler, pstack_device_name(d), k, n, n - 1);
+    return g_idx_edges + g_idx_off[slot] + k;
+}
+
+// A send on an indexed pin goes over one edge: delivered here, or pushed as item 3 to its region.
+static void send_indexed(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot, unsigned k) {
+    const PstackEdge* e = indexed_edge(slot, k, d);
+    if (!e) return;
+    if (is_local(e->dst)) { deliver_one(e, g_msgbuf); return; }
+    uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
+    char item[PSTACK_MAX_ITEM_CHARS + 16];
+    char* p = item;
+    *p++ = '3'; *p++ = ' ';
+    p = pstack_put_u64(p, d); *p++ = ' ';
+    p = pstack_put_u64(p, pin); *p++ = ' ';
+    p = pstack_put_u64(p, k); *p++ = ' ';
+    p = pstack_pack_msg(mt, g_msgbuf, p);
+    push_item(region_pos(g_dev_region[e->dst]), item, (size_t)(p - item));
+}
+#endif
 
 static void handle_item(const char* s) {
     if (pstack_stop) return;
@@ -505,8 +615,29 @@ static void handle_item(const char* s) {
         pstack_exit_reason = "remote stop";
     } else if (*p == '2') {
         pstack_stop = 1;
-        pstack_exit_code = 0;
+        pstack_exit_code = PSTACK_IDLE_EXIT_CODE;
         pstack_exit_reason = "quiescence";
+    } else if (*p == '4') {
+        if (hardware_idle_round()) g_idle_woke = true;
+#if PSTACK_HAS_INDEXED
+    } else if (*p == '3') {
+        int64_t src, port, k, nfields;
+        p = pstack_get_i64(p + 1, &src);
+        p = pstack_get_i64(p, &port);
+        p = pstack_get_i64(p, &k);
+        p = pstack_get_i64(p, &nfields);
+        if (src < 0 || (uint64_t)src >= g_ndev || port < 0 || (uint32_t)port >= pstack_n_outputs[g_dev_type[src]])
+            pstack_fatal(PSTACK_STATUS_IO, "bad remote item (no such device/port): %.80s", s);
+        uint32_t t = g_dev_type[src];
+        uint32_t mt = pstack_out_msg[pstack_out_base[t] + (uint32_t)port];
+        uint32_t slot = g_out_base[src] + (uint32_t)port;
+        if ((uint32_t)nfields != pstack_msg_nfields[mt] || k < 0 || (uint64_t)k >= g_idx_off[slot + 1] - g_idx_off[slot])
+            pstack_fatal(PSTACK_STATUS_IO, "bad remote item (indexed send): %.80s", s);
+        memset(g_msgbuf, 0, pstack_msg_size[mt] + 1);
+        pstack_unpack_msg(mt, g_msgbuf, p);
+        ++g_remote_received;
+        deliver_one(g_idx_edges + g_idx_off[slot] + k, g_msgbuf);
+#endif
     } else {
         pstack_fatal(PSTACK_STATUS_IO, "unknown remote item: %.80s", s);
     }
@@ -538,7 +669,7 @@ static void net_wait_idle() {
     wire_flush();
     if (read_reply() == 1) {
         pstack_stop = 1;
-        pstack_exit_code = 0;
+        pstack_exit_code = PSTACK_IDLE_EXIT_CODE;
         pstack_exit_reason = "quiescence";
         return;
     }
@@ -581,13 +712,25 @@ static inline void step_device(uint32_t d) {
     if (!rts) return;
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
     bool doSend = true;
+#if PSTACK_HAS_INDEXED
+    unsigned sendIndex = PSTACK_NO_SEND_INDEX;
+#else
     unsigned sendIndex = 0;
+#endif
     pstack_send(t, li, pin, g_msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
     ++g_steps;
     if (__builtin_expect(!doSend, 0)) { ++g_cancelled; rq_push(d); return; }
     ++g_sent;
     if (__builtin_expect(pstack_stop, 0)) return;
     uint32_t slot = g_out_base[d] + pin;
+#if PSTACK_HAS_INDEXED
+    if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
+        send_indexed(d, t, pin, slot, sendIndex);
+        pstack_cur_dev = d;
+        if (!pstack_stop && pstack_rts(t, li)) rq_push(d);
+        return;
+    }
+#endif
     if (g_nregions > 1 && g_slot_remote[slot] != g_slot_remote[slot + 1]) {
         uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
         char item[PSTACK_MAX_ITEM_CHARS];
@@ -630,7 +773,17 @@ static void run_loop() {
                 }
             }
         }
-        if (pstack_stop || g_nregions == 1) break;
+        if (pstack_stop) break;
+        if (g_nregions == 1) {
+            // Quiescent: OnHardwareIdle rounds until one wakes a device, or enough in a row woke nothing.
+            if (PSTACK_HAS_HW_IDLE && g_idle_consecutive < PSTACK_MAX_IDLE_ROUNDS) {
+                ++g_idle_consecutive;
+                if (hardware_idle_round()) g_idle_consecutive = 0;
+                continue;
+            }
+            pstack_exit_code = PSTACK_IDLE_EXIT_CODE;
+            break;
+        }
         net_wait_idle();
     }
     if (g_nregions > 1 && stopped_here()) broadcast_exit();
@@ -655,9 +808,9 @@ static void print_results(bool json, bool states, bool full, double load_s, doub
     if (json) {
         fputs("{\"metrics\": {", f);
         fprintf(f, "\"Delivered messages\": %llu, \"Exit code\": %d, \"Sent messages\": %llu, "
-                   "\"Cancelled sends\": %llu, \"Exit reason\": ",
+                   "\"Cancelled sends\": %llu, \"Hardware idle rounds\": %llu, \"Exit reason\": ",
                 (unsigned long long)g_delivered, pstack_exit_code, (unsigned long long)g_sent,
-                (unsigned long long)g_cancelled);
+                (unsigned long long)g_cancelled, (unsigned long long)g_idle_rounds);
         json_string(f, pstack_exit_reason);
         fprintf(f, ", \"Remote messages sent\": %llu, \"Remote messages received\": %llu, "
                    "\"Load seconds\": %.6f, \"Run seconds\": %.6f}",
@@ -752,8 +905,9 @@ int main(int argc, char** argv) {
     double t0 = now_seconds();
     load_instance(instance);
     double t1 = now_seconds();
-    // start-up: every local device is initialised before anything is sent
-    for (uint32_t d = 0; d < g_ndev && !pstack_stop; ++d) {
+    // start-up: every local device is initialised before anything is sent (all of them, even
+    // after a handler_exit, as graph_schema's simulators do)
+    for (uint32_t d = 0; d < g_ndev; ++d) {
         if (!is_local(d)) continue;
         pstack_cur_dev = d;
         pstack_init(g_dev_type[d], g_dev_local[d]);
