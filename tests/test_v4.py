@@ -50,9 +50,8 @@ def test_structs_app_runs_with_values_from_every_initialiser():
     # Given graph, device and edge values only in P/S attributes (some partial),
     # when it runs, then handlers saw exactly those values (worked out by hand in the comments).
     result = run(STRUCTS)
-    assert result["metrics"] == {"Delivered messages": 8, "Exit code": 0, "Sent messages": 8, "Cancelled sends": 0,
-                                 "Exit reason": "quiescence", "Remote messages sent": 0,
-                                 "Remote messages received": 0}
+    metrics = result["metrics"]
+    assert (metrics["Delivered messages"], metrics["Sent messages"], metrics["Exit reason"]) == (8, 8, "quiescence")
     a, b = result["states"]["a"], result["states"]["b"]
     # init_seen = nest.a + graph range.hi (7); a's nest.a = 10, b's = 20
     assert (a["init_seen"], b["init_seen"]) == (17, 27)
