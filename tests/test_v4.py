@@ -101,7 +101,7 @@ def test_hand_written_v4_ring_oscillator_gives_the_v2_results():
 # ---- equivalence with v3 originals --------------------------------------------------------------
 
 EQUIVALENT = ["clock_tree_4_4", "ising_spin_fix_3_1", "apsp_2_2", "amg_poisson_2_2",
-              "betweeness_centrality_16_16_2_2"]
+              "betweeness_centrality_16_16_2_2", "apsp_vec_barrier_16_4", "hello_world_inst"]
 
 
 @pytest.mark.parametrize("name", EQUIVALENT)
@@ -121,7 +121,7 @@ def test_v3_corpus_app_converted_to_v4_gives_identical_model_states_and_metrics(
     # ... and the same run
     v3, v4 = run(original), run(converted)
     assert v4 == v3
-    assert v4["metrics"]["Exit code"] == 0
+    assert v4["states"] and v4["metrics"]["Sent messages"] > 0
 
 
 # ---- optional and refused elements --------------------------------------------------------------
