@@ -291,6 +291,30 @@ def to_value(ftype: FieldType, init: Init, path: str, file: str | None, line: in
             for m, v in zip(members, init)}
 
 
+_INT = r"[-+]?(?:0|[1-9][0-9]*)(?:[uU](?:ll|LL|l|L)?|(?:ll|LL|l|L)[uU]?)?"
+_FLAT_INTS = re.compile(r"\s*\{\s*(%s(?:\s*,\s*%s)*)?\s*,?\s*\}\s*$" % (_INT, _INT))
+
+
+def flat_ints(text: str) -> list[int] | None:
+    """The numbers of a flat all-decimal-integer initialiser (``{3, 1u}``), else None.
+
+    The fast path for the millions of ``P="{i, 1}"`` a large instance holds; anything else
+    (nesting, floats, hex, octal, errors) returns None and goes through :func:`parse_initialiser`.
+    """
+    m = _FLAT_INTS.match(text)
+    if m is None:
+        return None
+    body = m.group(1)
+    return [int(v.strip().rstrip("uUlL")) for v in body.split(",")] if body else []
+
+
+def int_member_names(spec: Struct) -> tuple[str, ...] | None:
+    """The member names if every member is an integer scalar (flat initialisers map onto them)."""
+    if all(isinstance(f.type, Scalar) and not f.type.is_float for f in spec.fields):
+        return tuple(f.name for f in spec.fields)
+    return None
+
+
 def parse_values(text: str | None, spec: Struct, file: str | None, line: int | None, what: str) -> dict[str, Any] | None:
     """A v4 ``P``/``S`` attribute as the ``{member: value}`` dict ``values.Packer`` packs (None if absent)."""
     if text is None or not text.strip():

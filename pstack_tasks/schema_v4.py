@@ -19,7 +19,7 @@ from typing import Any
 
 from lxml import etree
 
-from .cdecl import parse_struct, parse_values
+from .cdecl import flat_ints, int_member_names, parse_struct, parse_values
 from .exceptions import GraphError
 from .model import Code, DeviceType, GraphType, InputPin, MessageType, OutputPin, Struct
 from .schema import IDENTIFIER, children, local
@@ -242,6 +242,21 @@ class InstanceBuilderV4(_builder_base()):  # type: ignore[misc]
     are the loader's own.  Unknown device types, devices and pins are left for it to report.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._int_names: dict[int, tuple[str, ...] | None] = {}  # by id() of a struct of the graph type
+
+    def _values(self, text: str, spec: Struct, line: int | None, what: str) -> dict[str, Any] | None:
+        """An attribute's values; flat integer initialisers of all-integer structs skip the parser."""
+        names = self._int_names.get(id(spec), ())
+        if names == ():
+            names = self._int_names[id(spec)] = int_member_names(spec)
+        if names is not None:
+            ints = flat_ints(text)
+            if ints is not None and len(ints) <= len(names):
+                return dict(zip(names, ints))
+        return parse_values(text, spec, self.file, line, what)
+
     def _adapt(self, el: etree._Element, specs: dict[str, tuple[str, Struct | None]], owner: str) -> None:
         """Replace attributes named in ``specs`` by child elements holding the same values."""
         ns = etree.QName(el).namespace
@@ -254,18 +269,23 @@ class InstanceBuilderV4(_builder_base()):  # type: ignore[misc]
             text = el.get(attr)
             if text is None or spec is None:
                 continue
-            values = parse_values(text, spec, self.file, el.sourceline, f"{attr} of {owner}")
+            values = self._values(text, spec, el.sourceline, f"{attr} of {owner}")
             sub = etree.SubElement(el, f"{{{ns}}}{child}" if ns else child)
             sub.text = json_body(values)
-            sub.sourceline = el.sourceline
+            if el.sourceline is not None:  # value errors then point at the DevI/EdgeI line
+                sub.sourceline = el.sourceline
 
     def device(self, el: etree._Element) -> None:
+        if len(el) == 0 and el.get("P") is None and el.get("S") is None:
+            return super().device(el)  # nothing to adapt (most devices of a large graph)
         dt = self.graph_type.device_type(el.get("type") or "") if self.graph_type is not None else None
         self._adapt(el, {"P": ("P", dt.properties if dt else None), "S": ("S", dt.state if dt else None)},
                     f"device {el.get('id')!r}")
         super().device(el)
 
     def edge(self, el: etree._Element) -> None:
+        if len(el) == 0 and el.get("P") is None and el.get("S") is None:
+            return super().edge(el)
         from .loader import EDGE_PATH
         path = el.get("path") or ""
         pin = None

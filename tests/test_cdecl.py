@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from pstack_tasks.cdecl import parse_initialiser, parse_struct, parse_values
+from pstack_tasks.cdecl import flat_ints, int_member_names, parse_initialiser, parse_struct, parse_values
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.model import Array, Field, Scalar, Struct, Tuple
 from pstack_tasks.values import Packer
@@ -147,3 +147,20 @@ def test_malformed_initialisers_name_file_line_and_owner(text, words):
     assert "P of device 'd0'" in str(e.value)
     for w in words:
         assert w in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("{1, 2}", [1, 2]), (" { -3 , 4u , 5ull , 6LL, 7lu } ", [-3, 4, 5, 6, 7]), ("{}", []), ("{0, 9,}", [0, 9]),
+    ("{010}", None), ("{0x10}", None), ("{1.5}", None), ("{{1}}", None), ("{1uu}", None), ("{1 2}", None),
+    ("{1,", None), ("1", None),
+])
+def test_flat_integer_fast_path_takes_only_what_the_parser_would_read_the_same(text, expected):
+    assert flat_ints(text) == expected
+    if expected is not None:
+        assert parse_initialiser(text, "f", 1, "P") == expected
+
+
+def test_int_member_names_only_for_all_integer_structs():
+    assert int_member_names(decl("uint32_t a; int8_t b;")) == ("a", "b")
+    assert int_member_names(decl("uint32_t a; float b;")) is None
+    assert int_member_names(decl("uint32_t a[2];")) is None

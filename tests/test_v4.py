@@ -273,3 +273,17 @@ def test_malformed_declaration_in_a_file_names_its_line(tmp_path: Path):
         load(path)
     assert (e.value.file, e.value.line) == (str(path), line_of(path, "float f[];"))
     assert "<State> of device type 'node': array 'f' needs a positive integer length" in str(e.value)
+
+
+def test_flat_integer_values_and_full_parser_pack_the_same_bytes(tmp_path: Path):
+    # Given the same device values written as plain decimal (fast path) and as hex/octal (full parser)
+    ring = (V4DATA / "ring-oscillator.xml").read_text()
+    fast = load(ring)
+    slow = load(ring.replace('P="{2, 1}"', 'P="{0x2, 01}"').replace('P="{3, 1}"', 'P="{03, 0x1u}"'))
+    assert slow.instance.props == fast.instance.props
+    # and an out-of-range value on the fast path is still refused, naming the device and line
+    bad = tmp_path / "bad.xml"
+    bad.write_text(ring.replace('P="{3, 1}"', 'P="{3, 4294967296}"'))
+    with pytest.raises(GraphError, match=r"bad\.xml:\d+: .*device 'n3'.*out of range") as e:
+        load(bad)
+    assert e.value.line == line_of(bad, "4294967296")
