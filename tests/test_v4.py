@@ -287,3 +287,13 @@ def test_flat_integer_values_and_full_parser_pack_the_same_bytes(tmp_path: Path)
     with pytest.raises(GraphError, match=r"bad\.xml:\d+: .*device 'n3'.*out of range") as e:
         load(bad)
     assert e.value.line == line_of(bad, "4294967296")
+
+
+def test_the_example_in_docs_formats_v4_runs_as_documented():
+    text = (Path(__file__).parent.parent / "docs" / "formats-v4.md").read_text()
+    xml = text.split("```xml\n", 1)[1].split("```", 1)[0]
+    result = run(xml)
+    states = result["states"]
+    assert (states["alice"]["hits"], states["bob"]["hits"]) == (2, 3)
+    assert result["metrics"]["Delivered messages"] == 3 and result["metrics"]["Cancelled sends"] == 1
+    assert states["alice"]["stats"] == {"sent": 2, "got": [1, 0]} and states["bob"]["stats"] == {"sent": 1, "got": [0, 2]}
