@@ -6,6 +6,7 @@ flattened message fields); the C++ text lives in the template.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -48,6 +49,7 @@ def _environment(path: str) -> jinja2.Environment:
     env.tests["scalar_type"] = lambda t: isinstance(t, Scalar)
     env.tests["array_type"] = lambda t: isinstance(t, Array)
     env.tests["tuple_type"] = lambda t: isinstance(t, Tuple)
+    env.globals["dataclass_replace"] = dataclasses.replace
     return env
 
 

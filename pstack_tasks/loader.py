@@ -143,6 +143,24 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
     return builder.finish()
 
 
+def load_graph_type(path: str, gid: str, version: int, referrer: str, line: int | None) -> GraphType:
+    """The graph type ``gid`` from another file (a ``GraphTypeReference`` with ``src``)."""
+    if not os.path.isfile(path):
+        raise GraphError(f"<GraphTypeReference> src: no such file {path!r}", referrer, line)
+    try:
+        root = etree.parse(path, etree.XMLParser(huge_tree=True, remove_comments=True)).getroot()
+    except etree.XMLSyntaxError as e:
+        raise _syntax_error(e, path) from None
+    ns = etree.QName(root).namespace
+    if NAMESPACES.get(ns or "") != version:
+        raise GraphError(f"<GraphTypeReference> src {path!r} is not a graph-schema v{version} file like the one "
+                         "that refers to it", referrer, line)
+    for gt in root.iter("{%s}GraphType" % ns):
+        if gt.get("id") == gid:
+            return TypeParser(path, version).parse(gt)
+    raise GraphError(f"<GraphTypeReference>: {path!r} has no <GraphType id={gid!r}>", referrer, line)
+
+
 class _InstanceBuilder:
     """Collects the graph type and packs devices and edges as iterparse yields them."""
 
@@ -165,7 +183,7 @@ class _InstanceBuilder:
             self.graph_type = TypeParser(self.file, self.version).parse(el)
             self._prepare(self.graph_type)
         elif tag == "GraphTypeReference":
-            raise self.error("<GraphTypeReference> is not supported yet; put the graph type in the same file", el)
+            self._reference(el)
         elif tag == "ExtI":
             raise self.error(f"<ExtI> {el.get('id')!r}: external devices are not supported yet", el)
         elif tag == "GraphInstance":
@@ -181,6 +199,24 @@ class _InstanceBuilder:
                 if local(c) == "Properties":
                     values = parse_json_body(c.text, self.file, c.sourceline, "graph <Properties>")
                     self.inst.graph_properties = self._pack(self.gprops, values, c, "graph properties")
+
+    def _reference(self, el: etree._Element) -> None:
+        """``<GraphTypeReference id src?>``: the graph type comes from file ``src`` (relative to this
+        file), or, without ``src``, from a ``<GraphType>`` of this file."""
+        rid = el.get("id")
+        if not rid:
+            raise self.error("<GraphTypeReference> has no 'id' attribute", el)
+        src = el.get("src")
+        if src is None:
+            if self.graph_type is not None and self.graph_type.id != rid:
+                raise self.error(f"<GraphTypeReference> names graph type {rid!r}, but the file defines "
+                                 f"{self.graph_type.id!r}", el)
+            return  # the <GraphInstance> check below matches it against the type found in the file
+        if self.graph_type is not None:
+            raise self.error("the file has both a <GraphType> and a <GraphTypeReference> with src", el)
+        base = os.path.dirname(self.file) if self.file != "<xml>" else os.getcwd()
+        self.graph_type = load_graph_type(os.path.join(base, src), rid, self.version, self.file, el.sourceline)
+        self._prepare(self.graph_type)
 
     def _require_type(self, el: etree._Element) -> GraphType:
         if self.graph_type is None:

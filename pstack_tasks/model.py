@@ -35,6 +35,7 @@ class Scalar:
 
     ctype: str
     default: Any = None
+    cname: str | None = None  # the TypeDef it was declared with, if any (named so in the C code)
 
     @property
     def code(self) -> str:
@@ -52,6 +53,7 @@ class Array:
     element: "FieldType"
     length: int
     default: Any = None
+    cname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Tuple:
 
     members: tuple["Field", ...]
     default: Any = None
+    cname: str | None = None
 
 
 FieldType = Union[Scalar, Array, Tuple]
@@ -208,6 +211,7 @@ class GraphType:
     message_types: tuple[MessageType, ...]
     device_types: tuple[DeviceType, ...]
     file: str = "<xml>"
+    typedefs: tuple[tuple[str, FieldType], ...] = ()  # v3 TypeDefs in document order, emitted as C typedefs
 
     def message_type(self, mid: str) -> MessageType | None:
         for m in self.message_types:

@@ -7,6 +7,7 @@ pin, ``rts``), v3 adds OnInit/OnHardwareIdle and ``<Default>`` values.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -116,7 +117,9 @@ class TypeParser:
         if ctype is None:
             raise self.error(f"member {name!r} has no type attribute", el)
         if ctype in self.typedefs:
-            return self.typedefs[ctype]
+            named = self.typedefs[ctype]
+            dflt = self.default(el, name) if local(el) != "Array" else None
+            return named if dflt is None else dataclasses.replace(named, default=dflt)
         if ctype not in SCALAR_TYPES or ctype == "bool":
             raise self.error(f"member {name!r} has unsupported type {ctype!r} (supported: "
                              + ", ".join(t for t in SCALAR_TYPES if t != "bool") + ")", el)
@@ -174,6 +177,7 @@ class TypeParser:
         message_types: list[MessageType] = []
         device_types: list[DeviceType] = []
         saw_messages = saw_devices = False
+        typedefs: list[tuple[str, FieldType]] = []
         for c in children(gt):
             tag = local(c)
             if tag in IGNORED:
@@ -187,11 +191,16 @@ class TypeParser:
                     tid = self.ident(td)
                     mems = [m for m in children(td) if local(m) not in IGNORED]
                     if self.version == 2 and len(mems) != 1:
-                        self.typedefs[tid] = Tuple(self.members(td))
+                        body: FieldType = Tuple(self.members(td))
                     elif len(mems) == 1:
-                        self.typedefs[tid] = self.member(mems[0]).type
+                        body = self.member(mems[0]).type
                     else:
                         raise self.error(f"TypeDef {tid!r} must hold exactly one member", td)
+                    if tid in self.typedefs:
+                        raise self.error(f"duplicate TypeDef id {tid!r}", td)
+                    typedefs.append((tid, body))
+                    # members declared with this type are written with its name in the generated C
+                    self.typedefs[tid] = dataclasses.replace(body, cname=tid)
             elif tag == "Properties":
                 props = self.struct(c)
             elif tag == "MessageTypes":
@@ -218,8 +227,11 @@ class TypeParser:
                         if any(x.id == dt.id for x in device_types):
                             raise self.error(f"duplicate device type id {dt.id!r}", d)
                         device_types.append(dt)
-                    elif kind in ("ExternalType", "SupervisorType", "SupervisorDeviceType"):
-                        raise self.error(f"<{kind}> {d.get('id')!r}: externals and supervisors are not supported yet", d)
+                    elif kind == "ExternalType":
+                        raise self.error(f"<ExternalType> {d.get('id')!r}: external devices (ExternalType/ExtI) "
+                                         "are not supported yet", d)
+                    elif kind in ("SupervisorType", "SupervisorDeviceType"):
+                        raise self.error(f"<{kind}> {d.get('id')!r}: supervisors are not supported yet", d)
                     else:
                         raise self.error(f"unexpected <{kind}> in <DeviceTypes>", d)
             else:
@@ -233,7 +245,7 @@ class TypeParser:
         if not saw_devices:
             raise self.error(f"graph type {gid!r} has no <DeviceTypes>", gt)
         return GraphType(gid, self.version, props, tuple(shared), tuple(message_types), tuple(device_types),
-                         self.file)
+                         self.file, tuple(typedefs))
 
     def device_type(self, d: etree._Element, message_types: list[MessageType]) -> DeviceType:
         did = self.ident(d)

@@ -614,9 +614,9 @@ def test_ext_instance_not_supported():
     expect_error(xml, "<ExtI", "<ExtI>", "'x'", "not supported yet")
 
 
-def test_graph_type_reference_not_supported():
+def test_graph_type_reference_to_a_missing_file_is_named():
     xml = v2_doc(graph_type=False).replace("<GraphInstance", '<GraphTypeReference id="g" src="t.xml"/>\n<GraphInstance')
-    expect_error(xml, "<GraphTypeReference", "<GraphTypeReference>", "not supported yet")
+    expect_error(xml, "<GraphTypeReference", "<GraphTypeReference>", "no such file", "t.xml")
 
 
 def test_on_compute_not_supported():
