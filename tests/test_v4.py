@@ -297,3 +297,19 @@ def test_the_example_in_docs_formats_v4_runs_as_documented():
     assert (states["alice"]["hits"], states["bob"]["hits"]) == (2, 3)
     assert result["metrics"]["Delivered messages"] == 3 and result["metrics"]["Cancelled sends"] == 1
     assert states["alice"]["stats"] == {"sent": 2, "got": [1, 0]} and states["bob"]["stats"] == {"sent": 1, "got": [0, 2]}
+
+
+def test_graph_type_reference_to_a_v4_type_file(tmp_path: Path):
+    # Given the ring oscillator split into a type file and an instance file that refers to it
+    ring = (V4DATA / "ring-oscillator.xml").read_text()
+    start, end = ring.index("<GraphType"), ring.index("</GraphType>") + len("</GraphType>")
+    (tmp_path / "types").mkdir()
+    (tmp_path / "types" / "ro.xml").write_text(ring[:start] + ring[start:end] + "\n</Graphs>\n")
+    inst = tmp_path / "inst.xml"
+    inst.write_text(ring[:start] + '<GraphTypeReference id="ro" src="types/ro.xml"/>' + ring[end:])
+    # then it runs as the single file does
+    assert run(inst) == run(V4DATA / "ring-oscillator.xml")
+    # and a reference to a v3 file from a v4 one is refused
+    (tmp_path / "types" / "ro.xml").write_text((PSTACK / "ring-oscillator-01.xml").read_text())
+    with pytest.raises(GraphError, match=r"inst\.xml:\d+: .*not a graph-schema v4 file"):
+        load(inst)
