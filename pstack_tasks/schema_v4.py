@@ -21,6 +21,8 @@ from lxml import etree
 
 from .cdecl import flat_ints, int_member_names, parse_struct, parse_values
 from .exceptions import GraphError
+# loader imports this module only inside load(), so importing it here makes no cycle
+from .loader import EDGE_PATH, _InstanceBuilder
 from .model import Code, DeviceType, GraphType, InputPin, MessageType, OutputPin, Struct
 from .schema import IDENTIFIER, children, local
 
@@ -229,12 +231,7 @@ def json_body(values: dict[str, Any] | None) -> str:
     return json.dumps(values, separators=(",", ":"))[1:-1] if values else ""
 
 
-def _builder_base() -> type:
-    from .loader import _InstanceBuilder  # the loader imports this module lazily; no cycle at import time
-    return _InstanceBuilder
-
-
-class InstanceBuilderV4(_builder_base()):  # type: ignore[misc]
+class InstanceBuilderV4(_InstanceBuilder):
     """The loader's instance builder, fed v4 ``P``/``S`` attributes.
 
     Each attribute's brace initialiser is matched to its struct here and handed to the v3 code as
@@ -286,7 +283,6 @@ class InstanceBuilderV4(_builder_base()):  # type: ignore[misc]
     def edge(self, el: etree._Element) -> None:
         if len(el) == 0 and el.get("P") is None and el.get("S") is None:
             return super().edge(el)
-        from .loader import EDGE_PATH
         path = el.get("path") or ""
         pin = None
         m = EDGE_PATH.match(path)
