@@ -4,6 +4,8 @@ pstack cannot run is refused with file, line and element."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import struct
 from pathlib import Path
 from typing import Any
@@ -313,3 +315,14 @@ def test_graph_type_reference_to_a_v4_type_file(tmp_path: Path):
     (tmp_path / "types" / "ro.xml").write_text((PSTACK / "ring-oscillator-01.xml").read_text())
     with pytest.raises(GraphError, match=r"inst\.xml:\d+: .*not a graph-schema v4 file"):
         load(inst)
+
+
+def test_psim_command_runs_v4_and_refuses_supervisors_without_a_traceback():
+    ok = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.psim", str(V4DATA / "ring-oscillator.xml")],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "State [n3]: state = 0, counter = 10" in ok.stdout
+    refused = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.psim", str(V4DATA / "supervisor.xml")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "supervisor.xml:14: <SupervisorOutPin> in device type 'dev': v4 supervisors are not supported yet" \
+        in refused.stderr
