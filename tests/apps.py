@@ -69,3 +69,20 @@ def token_ring(n: int, limit: int, extra_state: str = "", on_receive_extra: str 
   </GraphInstance>
 </Graphs>
 """
+
+
+V3_DATA = Path(__file__).parent / "data" / "v3"
+
+
+def v3_variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml") -> Path:
+    """A copy of a tests/data/v3 file with one piece of text replaced (which must be present)."""
+    text = (V3_DATA / name).read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path = tmp / out
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def split(names: list[str], regions: int) -> dict[str, int]:
+    """Device i in region i % regions: every edge between neighbours crosses regions."""
+    return {n: i % regions for i, n in enumerate(names)}
