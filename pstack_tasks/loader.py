@@ -118,11 +118,12 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
     src, name = _source(xml_or_path)
     with src:
         ns, version = detect_version(src, name)
-        if version == 4:
-            raise GraphError("graph-schema v4 files are not supported yet", name, 1)
         q = "{%s}" % ns
         tags = [q + t for t in ("GraphType", "DevI", "ExtI", "EdgeI", "GraphInstance", "GraphTypeReference")]
         builder = _InstanceBuilder(name, version)
+        if version == 4:  # C initialiser attributes (schema_v4.py), imported here as it builds on this module
+            from .schema_v4 import InstanceBuilderV4
+            builder = InstanceBuilderV4(name, version)
         try:
             for _, el in etree.iterparse(_rewind(src), events=("end",), tag=tags, huge_tree=True,
                                          remove_comments=True):

@@ -168,6 +168,9 @@ class TypeParser:
 
     # ---- graph type ---------------------------------------------------------------------------
     def parse(self, gt: etree._Element) -> GraphType:
+        if self.version == 4:  # typed data as C declarations: schema_v4.py
+            from .schema_v4 import parse_graph_type
+            return parse_graph_type(gt, self.file)
         gid = self.ident(gt)
         shared: list[Code] = []
         props = Struct()
