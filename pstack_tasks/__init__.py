@@ -1,14 +1,31 @@
-"""pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers."""
+"""pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
+
+``psim`` runs on this machine; ``run, block, ps, kill, status, engines`` work with processes
+on the worker fleet (they import Celery on first use, so psim alone stays light).
+"""
 from __future__ import annotations
 
-from .exceptions import (BuildError, ConfigurationError, EngineError, GraphError, PstackError, RedisUnavailable,
-                         SimulationFailed)
+from typing import Any
+
+from .exceptions import (BuildError, ConfigurationError, EngineError, GraphError, ProcessError, ProcessFailed,
+                         ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
 from .simulate import psim, run_engine
+
+_PROCESS_API = ("run", "block", "ps", "kill", "status", "engines", "Future")
 
 __all__ = [
     # simulation
     "psim", "run_engine",
+    # processes on the fleet
+    *_PROCESS_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
-    "RedisUnavailable",
+    "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessFailed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PROCESS_API:
+        from . import process
+        return getattr(process, name)
+    raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")
