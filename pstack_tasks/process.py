@@ -133,7 +133,11 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     future = Future(pid)
     if async_:
         return future
-    return block(future, timeout=timeout)
+    result: dict[str, Any] = block(future, timeout=timeout)
+    if "states" in result:  # in device order, as psim reports them
+        states = result["states"]
+        result["states"] = {n: states[n] for n in app.instance.names if n in states}
+    return result
 
 
 def pump(engine: str) -> None:

@@ -1,0 +1,74 @@
+"""The pstack command as users run it: the embedded default, and ps/kill/engines on a fleet."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from apps import variant
+from conftest import PSTACK, WorkerFleet, processes_table
+
+PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.cli.pstack"]
+RING = str(PSTACK / "ring-oscillator-01.xml")
+
+
+def pstack(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*PSTACK_CMD, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def bare_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
+
+
+def test_embedded_run_needs_no_servers_and_leaves_nothing() -> None:
+    p = pstack("run", "--rmap", '{"n1": 1, "n2": 2}', RING, env=bare_env())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["Metric [Delivered messages]: 40", "Metric [Exit code]: 0"] + [
+        f"State [n{i}]: state = 0, counter = 10, toggle_buffer_ptr = 0" for i in range(4)]
+    left = [args for _, _, args in processes_table() if "psim@local" in args or "control@local" in args]
+    assert left == []
+
+
+def test_embedded_run_reports_a_failure_with_its_exit_status(tmp_path: Path) -> None:
+    app = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
+                  "bool finished = deviceState->counter >= 10; if (deviceState->counter == 3) { volatile int* p = 0; *p = 1; }",
+                  tmp_path)
+    p = pstack("run", "-r", "--rmap", '{"n1": 1}', str(app), env=bare_env())
+    assert p.returncode == 1
+    assert p.stderr.startswith("pstack: error: process 1 failed: region ")
+    assert "crashed: segmentation fault" in p.stderr
+
+
+def test_ps_kill_and_engines_from_the_shell(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    env = dict(os.environ)  # the fleet's PSTACK_REDIS_URL and PSTACK_KEY_PREFIX
+    forever = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
+                      "bool finished = false;", tmp_path)
+    p = pstack("run", "--async", "--rmap", '{"n1": 1}', str(forever), env=env)
+    assert p.returncode == 0, p.stderr
+    pid = int(p.stdout.strip())
+    p = pstack("ps", "-r", env=env)
+    row = next(r for r in json.loads(p.stdout) if r["pid"] == pid)
+    assert row["state"] in ("Waiting", "Running") and row["graph_type"] == "ro" and row["regions"] == [0, 1]
+    time.sleep(0.5)
+    p = pstack("kill", str(pid), env=env)
+    assert p.stdout.strip() == f"{pid} Killed", p.stderr
+    p = pstack("ps", env=env)
+    line = next(x for x in p.stdout.splitlines() if x.split()[0] == str(pid))
+    assert "Killed" in line and "killed by" in line
+    p = pstack("engines", env=env)
+    hosts = {line.split()[1] for line in p.stdout.splitlines()[1:]}
+    assert {"alpha", "beta", "delta"} <= hosts
+
+
+def test_worker_without_a_redis_url_says_so() -> None:
+    p = pstack("worker", "--engine", "psim", env=bare_env())
+    assert p.returncode == 5
+    assert "PSTACK_REDIS_URL is not set" in p.stderr
+
+
+def test_unknown_engine_type_is_named() -> None:
+    p = pstack("run", "-e", "warp", RING, env=bare_env())
+    assert p.returncode == 5 and "unknown engine type 'warp'" in p.stderr
