@@ -25,3 +25,8 @@ def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
 def merge(parts: list[dict[str, Any]], pid: int) -> None:
     """Chord callback: merge the regions' results into the process result; the process is Done."""
     merge_parts(pid, parts)
+
+
+@app.task(name="pstack.noop")
+def noop(*args: Any) -> None:
+    """Does nothing: bench/processes_bench.py measures Celery's own floor (a chord of these)."""

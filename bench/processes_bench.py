@@ -1,0 +1,146 @@
+"""Processes through the full Celery path, beside Celery's own floor measured in the same run.
+
+* Floor: 500 chords of 2 no-op tasks + a no-op callback, on the same Redis and the same workers.
+* pstack: 500 small 2-region processes (pstack's ring oscillator on the psim engine, and the same
+  on the dummy engine with 0 s of work: pure scheduling), all submitted at once, then awaited.
+  Throughput = processes / wall time; latency = end - submit from each process record.
+* The 2-region ring (bench/ring.py), every hop crossing regions, through run(): remote msgs/s.
+
+Targets (issue 3): throughput >= 50% of the floor's; ring >= 300,000 remote messages/s.
+Everything runs on a private redis-server and private workers (4 engine slots, 4 control threads).
+
+    .venv/bin/python bench/processes_bench.py [--count 500] [--ring-n 1000 --ring-m 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import ring  # noqa: E402
+
+from pstack_tasks.local import Fleet  # noqa: E402
+from pstack_tasks.redis_server import EmbeddedRedis  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RING = ROOT / "tests" / "data" / "pstack" / "ring-oscillator-01.xml"
+FLOOR_SHARE = 0.5
+REMOTE_TARGET = 300_000
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def floor(count: int) -> dict[str, float]:
+    """Celery alone: chords of 2 no-op tasks and a no-op body, submitted at once, then awaited."""
+    from celery import chord
+
+    from pstack_tasks.tasks import noop
+    t0 = time.time()
+    sent = []
+    for _ in range(count):
+        header = [noop.si().set(queue="engine.psim.bench"), noop.si().set(queue="engine.psim.bench")]
+        sent.append((time.time(), chord(header)(noop.s().set(queue="control"))))
+    lat = []
+    for t_submit, res in sent:
+        res.get(timeout=300, disable_sync_subtasks=False)
+        meta = res.backend.get_task_meta(res.id)
+        done = meta.get("date_done")
+        lat.append(done.timestamp() - t_submit if hasattr(done, "timestamp") else time.time() - t_submit)
+    wall = time.time() - t0
+    return {"per_s": count / wall, "p50": pct(lat, 50), "p99": pct(lat, 99), "wall": wall}
+
+
+def processes(count: int, engine: str) -> dict[str, float]:
+    from pstack_tasks.process import block, run, status
+    options = {"seconds": 0} if engine == "dummy" else {}
+    t0 = time.time()
+    futures = [run(RING, rmap={"n1": 1, "n3": 1}, engine=engine, options=options, async_=True) for _ in range(count)]
+    results = block(futures, timeout=600)
+    wall = time.time() - t0
+    assert all(r["metrics"]["Delivered messages"] == (40 if engine == "psim" else 0) or engine == "dummy"
+               for r in results)
+    lat = []
+    for f in futures:
+        s = status(f.pid)
+        lat.append(s["ended"] - s["submitted"])
+    return {"per_s": count / wall, "p50": pct(lat, 50), "p99": pct(lat, 99), "wall": wall}
+
+
+def remote_ring(n: int, m: int, tmp: Path) -> dict[str, float]:
+    from pstack_tasks.process import run
+    app = tmp / f"ring_{n}_{m}.xml"
+    app.write_text(ring.generate_ring(n, m))
+    run(app, rmap=ring.ring_rmap(n, 2), options={"states": False}, timeout=600)  # compile once
+    result = run(app, rmap=ring.ring_rmap(n, 2), options={"states": False}, timeout=600)
+    metrics = result["metrics"]
+    secs = float(metrics["Run seconds"])
+    remote = int(metrics["Remote messages sent"])
+    return {"remote": remote, "delivered": int(metrics["Delivered messages"]), "run_s": secs,
+            "remote_per_s": remote / secs if secs else 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--ring-n", type=int, default=1000)
+    ap.add_argument("--ring-m", type=int, default=1000)
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "processes.json")
+    args = ap.parse_args(argv)
+    import tempfile
+
+    from pstack_tasks import store
+    from pstack_tasks.celery_app import point_at
+    with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir:
+        import os
+        os.environ["PSTACK_REDIS_URL"], os.environ["PSTACK_KEY_PREFIX"] = server.url, "bench:"
+        point_at(server.url, "bench:")
+        store.reset_clients()
+        fleet = Fleet(server.url, "bench:")
+        try:
+            fleet.start("psim", "bench", 4)
+            fleet.start("dummy", "bench", 4)
+            fleet.start(None, "bench", 4, control=True)
+            fleet.wait_registered([("psim", "bench"), ("dummy", "bench")])
+            print(f"floor: {args.count} chords of 2 no-op tasks + merge ...", flush=True)
+            fl = floor(args.count)
+            rows = {"celery floor (chord of 2 no-ops)": fl}
+            for engine in ("dummy", "psim"):
+                print(f"pstack: {args.count} 2-region processes on {engine} ...", flush=True)
+                rows[f"pstack 2-region process ({engine})"] = processes(args.count, engine)
+            print("2-region ring through run() ...", flush=True)
+            rr = remote_ring(args.ring_n, args.ring_m, Path(tmpdir))
+        finally:
+            fleet.close()
+    print()
+    print(f"| workload | processes/s | share of floor | p50 latency | p99 latency | target | result |")
+    print(f"|---|---|---|---|---|---|---|")
+    ok = True
+    for name, r in rows.items():
+        share = r["per_s"] / fl["per_s"]
+        target = "" if name.startswith("celery") else f">= {FLOOR_SHARE:.0%} of floor"
+        passed = "" if not target else ("PASS" if share >= FLOOR_SHARE else "FAIL")
+        ok &= passed != "FAIL"
+        print(f"| {name} | {r['per_s']:.1f} | {share:.0%} | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms "
+              f"| {target} | {passed} |")
+    ring_ok = rr["remote_per_s"] >= REMOTE_TARGET
+    ok &= ring_ok
+    print()
+    print(f"2-region ring N={args.ring_n} M={args.ring_m} through run(): {rr['remote']} remote messages in "
+          f"{rr['run_s']:.3f} s = {rr['remote_per_s'] / 1e6:.2f} M remote msgs/s "
+          f"(target >= {REMOTE_TARGET // 1000}k/s: {'PASS' if ring_ok else 'FAIL'})")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"rows": rows, "ring": rr, "count": args.count}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
