@@ -225,8 +225,10 @@ class Ledger:
         flat = self._admit(args=[self.keys.prefix, engine, f"{time.time():.3f}"])
         return [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    def release(self, engine: str, pid: int, regions: list[int] | None = None) -> int:
-        return int(self._release(args=[self.keys.prefix, engine, pid, *(regions or [])]))
+    def release(self, engine: str, pid: int, regions: list[int] | None = None, client: Any = None) -> Any:
+        """Give back the slots of some (default: all) regions; ``client`` may be a pipeline."""
+        out = self._release(args=[self.keys.prefix, engine, pid, *(regions or [])], client=client)
+        return out if client is not None else int(out)
 
     def finish(self, pid: int, state: str, reason: str, ttl: int, result: dict[str, Any] | None = None) -> bool:
         """End the process (first ending wins); True if this call ended it."""

@@ -185,16 +185,16 @@ def _no_result_subscriptions() -> None:
     AsyncResult.__del__ = lambda self: None  # type: ignore[method-assign]
 
 
-def after_region(pid: int, engine: str) -> None:
+def after_region(pid: int, engine: str, aborted: bool, regions: int) -> None:
     """A region ended: end a failed process once all its regions are down; start waiting ones."""
-    r, keys, _ = _ledger()
-    pipe = r.pipeline()
-    pipe.get(keys.abort(pid))
-    pipe.scard(keys.ended(pid))
-    pipe.hget(keys.proc(pid), "nregions")
-    abort, ended, n = pipe.execute()
-    if abort and n is not None and int(ended) >= int(n):
-        _end(pid, None, abort)
+    if aborted:
+        r, keys, _ = _ledger()
+        pipe = r.pipeline()
+        pipe.get(keys.abort(pid))
+        pipe.scard(keys.ended(pid))
+        abort, ended = pipe.execute()
+        if abort and int(ended) >= regions:
+            _end(pid, None, abort)
     pump(engine)
 
 

@@ -143,8 +143,10 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
     cfg = settings()
     guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1")
     guard.tick()  # the heartbeat exists before the region counts as started: peers never see one without
-    r.sadd(keys.started(pid), region)
-    r.expire(keys.started(pid), cfg.result_expires)
+    pipe = r.pipeline()
+    pipe.sadd(keys.started(pid), region)
+    pipe.expire(keys.started(pid), cfg.result_expires)
+    pipe.execute()
     guard.start()
     workdir = Path(tempfile.mkdtemp(prefix=f"pstack-{pid}-{region}-"))
     try:
@@ -181,10 +183,11 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
         pipe.sadd(keys.ended(pid), region)
         pipe.expire(keys.ended(pid), cfg.result_expires)
         pipe.delete(keys.beat(pid, region))
-        pipe.execute()
-        ledger.release(engine_type, pid, [region])
+        ledger.release(engine_type, pid, [region], client=pipe)
+        pipe.get(keys.abort(pid))
+        *_, abort = pipe.execute()
         from .process import after_region
-        after_region(pid, engine_type)
+        after_region(pid, engine_type, aborted=bool(abort), regions=len(regions))
 
 
 def _describe(e: BaseException) -> str:
