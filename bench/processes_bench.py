@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ring  # noqa: E402
 
-from pstack_tasks.local import Fleet  # noqa: E402
+from pstack_tasks.local import Fleet, use_stack  # noqa: E402
 from pstack_tasks.redis_server import EmbeddedRedis  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,13 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import tempfile
 
-    from pstack_tasks import store
-    from pstack_tasks.celery_app import point_at
-    with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir:
-        import os
-        os.environ["PSTACK_REDIS_URL"], os.environ["PSTACK_KEY_PREFIX"] = server.url, "bench:"
-        point_at(server.url, "bench:")
-        store.reset_clients()
+    with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir, use_stack(server.url, "bench:"):
         fleet = Fleet(server.url, "bench:")
         try:
             fleet.start("psim", "bench", 4)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Iterator
 
@@ -113,6 +114,29 @@ def _stop(proc: subprocess.Popen, timeout: float) -> None:  # type: ignore[type-
         proc.stderr.close()
 
 
+@contextmanager
+def use_stack(url: str, prefix: str) -> Iterator[None]:
+    """Point this process's client side (settings, Redis clients, Celery app) at a stack.
+
+    The environment is restored afterwards; the pooled Redis clients are dropped both ways.
+    """
+    saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
+    os.environ["PSTACK_REDIS_URL"] = url
+    os.environ["PSTACK_KEY_PREFIX"] = prefix
+    from .celery_app import point_at
+    point_at(url, prefix)
+    store.reset_clients()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        store.reset_clients()
+
+
 class LocalStack:
     """A private Redis and local workers for one command: the embedded default."""
 
@@ -121,17 +145,13 @@ class LocalStack:
         self.slots = max(1, slots)
         self._redis: EmbeddedRedis | None = None
         self._fleet: Fleet | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._stack = ExitStack()
 
     def __enter__(self) -> "LocalStack":
         try:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
-            for k, v in (("PSTACK_REDIS_URL", url), ("PSTACK_KEY_PREFIX", prefix)):
-                self._saved_env[k] = os.environ.get(k)
-                os.environ[k] = v
-            from .celery_app import point_at
-            point_at(url, prefix)
+            self._stack.enter_context(use_stack(url, prefix))
             self._fleet = Fleet(url, prefix)
             self._fleet.start(self.engine, "local", self.slots)
             self._fleet.start(None, "local", 2, control=True)
@@ -144,11 +164,6 @@ class LocalStack:
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._fleet is not None:
             self._fleet.close()
-        store.reset_clients()
+        self._stack.close()
         if self._redis is not None:
             self._redis.stop()
-        for k, v in self._saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -57,13 +57,13 @@ class Future:
         return block(self, timeout=timeout)
 
 
-def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str]:
-    """(text, file name) of an application given as a path or as XML text."""
+def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str | None]:
+    """(text, file name) of an application given as a path, or (text, None) as XML text."""
     if isinstance(xml, bytes):
-        return xml.decode(), "app.xml"
+        return xml.decode(), None
     text = str(xml)
     if text.lstrip().startswith("<"):
-        return text, "app.xml"
+        return text, None
     path = Path(text)
     try:
         return path.read_text(), str(path)
@@ -102,7 +102,7 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     import engines as engine_registry
     engine_registry.load(engine)  # unknown engine types fail here, not on a worker
     text, file = _read_app(xml)
-    app = loader.load(text.encode() if file == "app.xml" else file)
+    app = loader.load(file if file is not None else text.encode())
     _, regions = loader.region_array(app.instance, rmap, file)
     pins = {str(k): str(v) for k, v in (rcon or {}).items()}
     for k in pins:
@@ -117,7 +117,7 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
         "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
         "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
         "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
-        "rcon": json.dumps(pins), "file": file, "app": digest, "level": int(level),
+        "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
         "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
         "submitted": f"{time.time():.3f}", "state": "Submitted",
     }
@@ -409,7 +409,7 @@ def kill(pid: int, wait: float = 5.0) -> str:
         state = r.hget(keys.proc(pid), "state")
         if state in ENDED:
             return str(state)
-        if r.hget(keys.proc(pid), "state") == "Waiting":  # admitted meanwhile? then it is Running soon
+        if state == "Waiting":  # it was Submitted above and has joined the queue since
             _end(pid, "Killed", reason)
         reap(pid)
         time.sleep(0.05)

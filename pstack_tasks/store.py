@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
-
 import redis
 
 from .config import settings
@@ -158,9 +156,3 @@ class Keys:
         """List of pids waiting for slots, first come first served."""
         return f"{self.prefix}waiting:{engine}"
 
-
-def decode_json_field(value: str | None, default: Any) -> Any:
-    import json
-    if value is None or value == "":
-        return default
-    return json.loads(value)

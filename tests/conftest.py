@@ -6,9 +6,8 @@ import os
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import pytest
 
@@ -147,25 +146,10 @@ class WorkerFleet:
         c.close()
 
 
-@contextmanager
-def fleet_env(fleet: WorkerFleet) -> Iterator[None]:
+def fleet_env(fleet: WorkerFleet) -> ContextManager[None]:
     """Point this process's client side (store, Celery app) at the fleet."""
-    from pstack_tasks import store
-    from pstack_tasks.celery_app import point_at
-    saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
-    os.environ["PSTACK_REDIS_URL"] = fleet.url
-    os.environ["PSTACK_KEY_PREFIX"] = fleet.prefix
-    point_at(fleet.url, fleet.prefix)
-    store.reset_clients()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        store.reset_clients()
+    from pstack_tasks.local import use_stack
+    return use_stack(fleet.url, fleet.prefix)
 
 
 @pytest.fixture(scope="session")
