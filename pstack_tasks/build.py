@@ -25,7 +25,9 @@ from .exceptions import BuildError, ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-CXXFLAGS = ["-O2", "-std=gnu++17", "-fno-strict-aliasing", "-w"]
+# -static: a static engine starts in about a third of the time (no dynamic linking of libstdc++),
+# which matters when small processes start by the hundred.
+CXXFLAGS = ["-O2", "-std=gnu++17", "-fno-strict-aliasing", "-w", "-static"]
 DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<kind>fatal error|error): (?P<msg>.*)$")
 
 
@@ -54,6 +56,20 @@ def _runtime_digest() -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def app_dir(app_id: str) -> Path:
+    """Where files derived from one application (by content hash) are kept on this host."""
+    return cache_dir() / "apps" / app_id
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a cache file so that a concurrent reader sees all of it or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def cache_key(source: EngineSource) -> str:

@@ -45,6 +45,12 @@ class Settings:
     cxx: str = "g++"
     #: a directory holding engine.cpp.j2, to use instead of the packaged templates
     templates_dir: str | None = None
+    #: CPU seconds an engine may use before it is stopped and its process fails (0: no limit)
+    engine_cpu_limit: int = 0
+    #: MiB of address space an engine may map (0: no limit)
+    engine_memory_limit: int = 0
+    #: MiB an engine may write to any one file (0: no limit)
+    engine_file_limit: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -74,15 +80,30 @@ def _convert(name: str, raw: str, default: object) -> object:
             value = kind(raw)
         except ValueError:
             raise ConfigurationError(f"{name}={raw!r}: expected a{'n integer' if kind is int else ' number'}") from None
-        if value <= 0:
+        if value < 0 or (value == 0 and default != 0):
             raise ConfigurationError(f"{name}={raw!r}: must be greater than 0")
         return value
     return raw
 
 
+_ALSO_READ = ("XDG_CACHE_HOME", "HOME")
+_last: tuple[tuple[str | None, ...], Settings] | None = None
+
+
 def settings() -> Settings:
-    """The settings as the environment says now."""
-    return Settings.from_env()
+    """The settings as the environment says now.
+
+    Built again only when one of the variables changed: a worker asks for them many
+    times per region, and a test or a long-lived client may change them at any time.
+    """
+    global _last
+    raw = tuple(os.environ.get(n) for n in _NAMES) + tuple(os.environ.get(n) for n in _ALSO_READ)
+    if _last is None or _last[0] != raw:
+        _last = (raw, Settings.from_env())
+    return _last[1]
+
+
+_NAMES = tuple(f"PSTACK_{f.name.upper()}" for f in fields(Settings))
 
 
 def setting_names() -> list[str]:

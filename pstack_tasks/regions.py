@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 import engines
 
-from . import store
+from . import build, store
 from .config import settings
 from .exceptions import EngineError, RegionStopped
 from .ledger import Ledger
@@ -148,17 +146,12 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
     pipe.expire(keys.started(pid), cfg.result_expires)
     pipe.execute()
     guard.start()
-    workdir = Path(tempfile.mkdtemp(prefix=f"pstack-{pid}-{region}-"))
     try:
         run_engine = engines.load(engine_type)
-        xml = r.get(keys.app(rec["app"]))
-        if xml is None:
-            raise EngineError(f"the application text of process {pid} has expired from Redis")
-        path = workdir / (Path(rec.get("file") or "app.xml").name or "app.xml")
-        path.write_text(xml)
+        path = app_file(r, keys, pid, rec)
         options = dict(json.loads(rec.get("options") or "{}"))
         options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
-                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1))
+                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"])
         if rec.get("verbose") == "1":
             options["log"] = guard.log
         else:
@@ -178,7 +171,6 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
         raise RegionStopped(cause) from None
     finally:
         guard.halt()
-        shutil.rmtree(workdir, ignore_errors=True)
         pipe = r.pipeline()
         pipe.sadd(keys.ended(pid), region)
         pipe.expire(keys.ended(pid), cfg.result_expires)
@@ -188,6 +180,23 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
         *_, abort = pipe.execute()
         from .process import after_region
         after_region(pid, engine_type, aborted=bool(abort), regions=len(regions))
+
+
+def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
+    """The process's application as a file on this host, fetched from Redis once per content hash.
+
+    Kept under the cache directory by hash (``apps/<sha256>/<file name>``, the name as the user
+    gave it, for error messages), so every region of every process of one application on this
+    host reads the same file.
+    """
+    path = build.app_dir(rec["app"]) / (Path(rec.get("file") or "app.xml").name or "app.xml")
+    if path.is_file():
+        return path
+    xml = r.get(keys.app(rec["app"]))
+    if xml is None:
+        raise EngineError(f"the application text of process {pid} has expired from Redis")
+    build.write_atomically(path, xml.encode())
+    return path
 
 
 def _describe(e: BaseException) -> str:

@@ -7,6 +7,8 @@ region that fails takes the others down at once; nothing outlives the run.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,7 +28,7 @@ from urllib.parse import unquote, urlparse
 from . import build, codegen, loader
 from .config import settings
 from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
-from .procs import child_preexec, kill_group
+from .procs import kill_group
 from .redis_server import EmbeddedRedis
 from .results import merge_results
 
@@ -50,6 +53,7 @@ class RunOptions:
     tmpdir: str | None = None   # where instance files go (kept if set)
     log: Callable[[str], None] | None = None  # receives each log line; default: stderr
     should_stop: Callable[[], str | None] | None = None  # polled while running: a reason stops the run
+    app_id: str | None = None   # content hash of the application: parsed once per process, then reused
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> "RunOptions":
@@ -69,10 +73,33 @@ class Prepared:
     engine: Path
 
 
-def prepare(xml_or_path: str | bytes | os.PathLike[str]) -> Prepared:
+def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = None) -> Prepared:
+    """Parse the application and build (or find) its engine.
+
+    With ``app_id`` (a content hash the caller vouches for), the result is kept for the next
+    run of the same application in this process: a worker running many small processes of
+    one application parses and renders it once, not once per region.
+    """
+    if app_id is not None:
+        hit = _prepared.get(app_id)
+        if hit is not None and hit.engine.is_file():
+            _prepared.move_to_end(app_id)
+            return hit
     app = loader.load(xml_or_path)
     source = codegen.render(app.graph_type)
-    return Prepared(app, source, build.build_engine(source))
+    prep = Prepared(app, source, build.build_engine(source))
+    if app_id is not None and app.instance.device_count + app.instance.edge_count <= PREPARED_CACHE_MAX_SIZE:
+        _prepared[app_id] = prep
+        while len(_prepared) > PREPARED_CACHE_ENTRIES:
+            _prepared.popitem(last=False)
+    return prep
+
+
+#: applications kept parsed per process (small ones only: a big instance is cheap to re-read
+#: beside its run time, and expensive to keep in every pool process)
+PREPARED_CACHE_ENTRIES = 8
+PREPARED_CACHE_MAX_SIZE = 100_000
+_prepared: "OrderedDict[str, Prepared]" = OrderedDict()
 
 
 def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
@@ -94,7 +121,18 @@ def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
     if regions and len(regions) > 1:
         cmd += ["--pid", str(pid), "--prefix", opts.prefix, "--region", str(region),
                 "--regions", ",".join(map(str, regions)), "--skip-replies", str(skip)]
-    return cmd
+    return cmd + limit_args()
+
+
+def limit_args() -> list[str]:
+    """What every engine started here is held to: die with its parent, the configured limits."""
+    cfg = settings()
+    args = ["--parent-pid", str(os.getpid())]
+    for flag, value in (("--cpu-limit", cfg.engine_cpu_limit), ("--memory-limit", cfg.engine_memory_limit),
+                        ("--file-limit", cfg.engine_file_limit)):
+        if value:
+            args += [flag, str(value)]
+    return args
 
 
 class _StreamPump(threading.Thread):
@@ -171,6 +209,20 @@ class _Workdir:
         return cls(Path(d), False)
 
 
+def instance_file(prep: Prepared, regions_arr: Any, opts: RunOptions, stack: ExitStack) -> Path:
+    """The binary instance file for this split: cached beside the application when it has an
+    ``app_id`` (a worker runs the same small split again and again), else written for this run."""
+    if opts.app_id and not opts.tmpdir:
+        split = hashlib.sha256(regions_arr.tobytes()).hexdigest()[:24]
+        path = build.app_dir(opts.app_id) / f"{prep.source.type_hash[:16]}-{split}.inst"
+        if not path.is_file():
+            buf = io.BytesIO()
+            loader.write_instance(prep.app, buf, regions_arr, prep.source.type_hash)
+            build.write_atomically(path, buf.getvalue())
+        return path
+    return write_instance_file(prep, regions_arr, _Workdir.make(opts, stack).path)
+
+
 def write_instance_file(prep: Prepared, regions_arr: Any, where: Path) -> Path:
     path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
     with open(path, "wb") as f:
@@ -193,12 +245,11 @@ def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
 def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> dict[str, Any] | None:
     regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
-        work = _Workdir.make(opts, stack)
-        inst = write_instance_file(prep, regions_arr, work.path)
+        inst = instance_file(prep, regions_arr, opts, stack)
         cmd = engine_args(prep.engine, inst, opts, json_out=text_out is None, app_file=prep.app.file)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if text_out is None else text_out,
-                                stderr=subprocess.PIPE, preexec_fn=child_preexec)
+                                stderr=subprocess.PIPE, process_group=0)
         stack.callback(kill_group, proc)
         pump = _StreamPump(proc.stderr, _default_sink(opts))  # type: ignore[arg-type]
         pump.start()
@@ -282,15 +333,6 @@ def resp(args: list[str]) -> bytes:
     return b"".join(out)
 
 
-def _engine_preexec(fd3: int) -> Callable[[], None]:
-    def run() -> None:
-        child_preexec()
-        if fd3 != 3:
-            os.dup2(fd3, 3)
-        os.set_inheritable(3, True)
-    return run
-
-
 @dataclass
 class _Region:
     region: int
@@ -313,12 +355,16 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarg
         pre = target.preamble()
         if pre:
             os.write(to_redis_w, b"".join(resp(c) for c in pre))
+        # No preexec_fn: it would make Python fork the whole (large) worker instead of vfork-ing,
+        # ~7 ms of CPU per child.  The engine follows its parent itself (--parent-pid) and
+        # socat follows the engine: it sees EOF on its stdin when the engine is gone.
         s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
                              stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                             preexec_fn=child_preexec)
+                             process_group=0)
         cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre), prep.app.file)
+        cmd += ["--command-fd", str(to_redis_w)]
         e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             close_fds=False, preexec_fn=_engine_preexec(to_redis_w))
+                             pass_fds=(to_redis_w,), process_group=0)
     finally:
         for fd in (to_redis_r, to_redis_w, from_redis_r, from_redis_w):
             os.close(fd)
@@ -352,8 +398,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
         raise ConfigurationError("running one region of a split needs PSTACK_REDIS_URL or options['redis_url']")
     target = RedisTarget.parse(url)
     with ExitStack() as stack:
-        work = _Workdir.make(opts, stack)
-        inst = write_instance_file(prep, regions_arr, work.path)
+        inst = instance_file(prep, regions_arr, opts, stack)
         r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts))
         stack.callback(kill_group, r.socat)
         stack.callback(kill_group, r.engine)

@@ -25,7 +25,7 @@ def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | 
         SimulationFailed: a handler crashed or failed an assertion (names device and handler).
     """
     opts = RunOptions.from_dict(options)
-    prep = prepare(xml_or_path)
+    prep = prepare(xml_or_path, opts.app_id)
     if opts.region is not None:
         return run_one_region(prep, rmap or {}, opts)
     if rmap:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from pstack_tasks.exceptions import ConfigurationError, RegionStopped
 
-KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop", "level", "quiet", "states"}
+KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop", "level", "quiet", "states", "app_id"}
 
 
 def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 struct PstackEdge {        // a local destination of a (source device, output pin) slot
     uint32_t dst;          // global device index
@@ -67,18 +69,93 @@ static double now_seconds() {
 }
 
 // ---- crash reports --------------------------------------------------------------------------------
-static void pstack_on_signal(int sig) {
-    const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
-                     : sig == SIGFPE ? "arithmetic error (SIGFPE)" : sig == SIGILL ? "illegal instruction"
-                     : sig == SIGABRT ? "abort" : "fatal signal";
-    pstack_write_str(2, "pstack-engine: error: handler ");
+// Limits the worker set on this engine (--cpu-limit, --memory-limit, --file-limit): 0 = none.
+static long g_cpu_limit = 0, g_memory_limit_mib = 0, g_file_limit_mib = 0;
+enum { PSTACK_STATUS_LIMIT = 5 };
+
+// Address space in use now, in MiB (async-signal-safe: open/read only); -1 if unknown.
+static long address_space_mib() {
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0) return -1;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    long pages = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pages = pages * 10 + (buf[i] - '0');
+    return pages / (1048576 / 4096);
+}
+
+static void write_long(int fd, long v) {
+    char buf[24];
+    int i = sizeof buf;
+    buf[--i] = 0;
+    if (v == 0) buf[--i] = '0';
+    while (v > 0 && i > 0) { buf[--i] = (char)('0' + v % 10); v /= 10; }
+    pstack_write_str(fd, buf + i);
+}
+
+static void report_where() {
+    pstack_write_str(2, "handler ");
     pstack_write_str(2, pstack_cur_handler);
     pstack_write_str(2, " of device '");
     pstack_write_str(2, pstack_device_name(pstack_cur_dev));
-    pstack_write_str(2, "' crashed: ");
+    pstack_write_str(2, "'");
+}
+
+// A limit was hit: say which, where, and exit with PSTACK_STATUS_LIMIT.
+static void report_limit(const char* what, long limit, const char* unit) {
+    pstack_write_str(2, "pstack-engine: error: the engine exceeded its ");
+    pstack_write_str(2, what);
+    pstack_write_str(2, " limit of ");
+    write_long(2, limit);
+    pstack_write_str(2, unit);
+    pstack_write_str(2, " (in ");
+    report_where();
+    pstack_write_str(2, ")\n");
+    _exit(PSTACK_STATUS_LIMIT);
+}
+
+static void pstack_on_signal(int sig) {
+    if (sig == SIGXCPU) report_limit("CPU time", g_cpu_limit, " s");
+    if (sig == SIGXFSZ) report_limit("file size", g_file_limit_mib, " MiB");
+    // A failed allocation under the memory limit usually surfaces as a crash on the null pointer.
+    if (g_memory_limit_mib && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT)
+        && address_space_mib() * 10 >= g_memory_limit_mib * 9)
+        report_limit("memory (address space)", g_memory_limit_mib, " MiB");
+    const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
+                     : sig == SIGFPE ? "arithmetic error (SIGFPE)" : sig == SIGILL ? "illegal instruction"
+                     : sig == SIGABRT ? "abort" : "fatal signal";
+    pstack_write_str(2, "pstack-engine: error: ");
+    report_where();
+    pstack_write_str(2, " crashed: ");
     pstack_write_str(2, what);
     pstack_write_str(2, "\n");
     _exit(PSTACK_STATUS_HANDLER);
+}
+
+static void set_limit(int resource, rlim_t value) {
+    struct rlimit rl;
+    rl.rlim_cur = value;
+    rl.rlim_max = value;
+    if (resource == RLIMIT_CPU) rl.rlim_max = value + 5;  // SIGXCPU at the soft limit, SIGKILL 5 s later
+    if (setrlimit(resource, &rl) != 0)
+        pstack_fatal(PSTACK_STATUS_USAGE, "cannot set resource limit %d: %s", resource, strerror(errno));
+}
+
+// Limits on this engine, and no core dumps: handler code is the users' native code.
+static void apply_limits() {
+    set_limit(RLIMIT_CORE, 0);
+    if (g_cpu_limit > 0) set_limit(RLIMIT_CPU, (rlim_t)g_cpu_limit);
+    if (g_memory_limit_mib > 0) set_limit(RLIMIT_AS, (rlim_t)g_memory_limit_mib << 20);
+    if (g_file_limit_mib > 0) set_limit(RLIMIT_FSIZE, (rlim_t)g_file_limit_mib << 20);
+}
+
+// Die with the process that started this engine (a worker killed with SIGKILL included).
+static void follow_parent(long parent) {
+    if (parent <= 0) return;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if ((long)getppid() != parent) _exit(PSTACK_STATUS_IO);  // it died before prctl took effect
 }
 
 static void install_crash_handlers() {
@@ -86,7 +163,7 @@ static void install_crash_handlers() {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = pstack_on_signal;
     sa.sa_flags = SA_RESETHAND;
-    int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU, SIGXFSZ};
     for (int s : sigs) sigaction(s, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -339,7 +416,7 @@ static void wire_flush() {
         ssize_t w = write(g_out_fd, g_wire.data + off, g_wire.len - off);
         if (w < 0) {
             if (errno == EINTR) continue;
-            pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (writing fd 3: %s)", strerror(errno));
+            pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (writing fd %d: %s)", g_out_fd, strerror(errno));
         }
         off += (size_t)w;
     }
@@ -846,7 +923,8 @@ static void print_results(bool json, bool states, bool full, double load_s, doub
 static void usage() {
     pstack_fatal(PSTACK_STATUS_USAGE,
         "usage: engine INSTANCE [--json] [--no-states] [--full-state] [--level L] [--max-steps N] "
-        "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N]");
+        "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N] "
+        "[--command-fd FD] [--parent-pid P] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB]");
 }
 
 int main(int argc, char** argv) {
@@ -857,6 +935,7 @@ int main(int argc, char** argv) {
     int skip_replies = 0;
     int region = 0;
     const char* region_list = nullptr;
+    long parent = 0;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         bool more = i + 1 < argc;
@@ -875,10 +954,17 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--regions") && more) region_list = argv[++i];
         else if (!strcmp(a, "--skip-replies") && more) skip_replies = atoi(argv[++i]);
         else if (!strcmp(a, "--app-file") && more) pstack_app_file = argv[++i];
+        else if (!strcmp(a, "--command-fd") && more) g_out_fd = atoi(argv[++i]);
+        else if (!strcmp(a, "--parent-pid") && more) parent = atol(argv[++i]);
+        else if (!strcmp(a, "--cpu-limit") && more) g_cpu_limit = atol(argv[++i]);
+        else if (!strcmp(a, "--memory-limit") && more) g_memory_limit_mib = atol(argv[++i]);
+        else if (!strcmp(a, "--file-limit") && more) g_file_limit_mib = atol(argv[++i]);
         else if (a[0] != '-' && !instance) instance = a;
         else usage();
     }
     if (!instance) usage();
+    follow_parent(parent);
+    apply_limits();
     if (json) pstack_log_stream = stderr;
     // regions
     g_nregions = 1;
@@ -899,7 +985,8 @@ int main(int argc, char** argv) {
         g_items = new OutBuf[g_nregions];
         g_rbuf = (char*)xmalloc(g_rcap);
         struct stat st;
-        if (fstat(3, &st) != 0) pstack_fatal(PSTACK_STATUS_USAGE, "a multi-region run needs fd 3 connected to Redis (through socat)");
+        if (fstat(g_out_fd, &st) != 0)
+            pstack_fatal(PSTACK_STATUS_USAGE, "a multi-region run needs fd %d connected to Redis (through socat)", g_out_fd);
         for (int i = 0; i < skip_replies; ++i) { expect(P_INT); read_reply(); }
     }
     double t0 = now_seconds();
