@@ -342,12 +342,16 @@ def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, 
 
 
 def status(pid: int) -> dict[str, Any]:
-    """The record of one process (empty if unknown or expired)."""
+    """The record of one process (empty if unknown or expired), with its live counters."""
     r, keys, _ = _ledger()
-    return _describe(r.hgetall(keys.proc(pid)))
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.proc(pid))
+    pipe.hgetall(keys.progress(pid))
+    return _describe(*pipe.execute())
 
 
-def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
+def _describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A process record as the API shows it; ``progress`` is the regions' live counters."""
     if not rec:
         return {}
     out: dict[str, Any] = {
@@ -362,6 +366,13 @@ def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
         out[t] = float(rec[t]) if rec.get(t) else None
     start = out["started"] or out["submitted"]
     out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
+    per_region = {}
+    for region, counts in (progress or {}).items():
+        delivered, _, steps = counts.partition(" ")
+        per_region[int(region)] = {"delivered": int(delivered), "steps": int(steps or 0)}
+    out["progress"] = dict(sorted(per_region.items()))
+    out["delivered"] = sum(p["delivered"] for p in per_region.values())
+    out["steps"] = sum(p["steps"] for p in per_region.values())
     return out
 
 
@@ -372,12 +383,14 @@ def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> li
     pipe = r.pipeline(transaction=False)
     for pid in pids:
         pipe.hgetall(keys.proc(pid))
+        pipe.hgetall(keys.progress(pid))
     out, gone = [], []
-    for pid, rec in zip(pids, pipe.execute()):
+    replies = pipe.execute()
+    for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
         if not rec:
             gone.append(str(pid))
             continue
-        d = _describe(rec)
+        d = _describe(rec, progress)
         if user and d["user"] != user:
             continue
         out.append(d)
