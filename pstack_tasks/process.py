@@ -11,7 +11,6 @@ vanished (a chord never completes then).
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
@@ -21,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import redis
+
 from . import loader, store
 from .config import settings
 from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
 from .ledger import Ledger
 from .regions import lost_regions
 from .store import Keys
+from .users import check_may_kill, current_user
 
 logger = logging.getLogger(__name__)
 ENDED = ("Done", "Failed", "Killed")
@@ -35,10 +37,6 @@ ENDED = ("Done", "Failed", "Killed")
 def _ledger() -> tuple[Any, Keys, Ledger]:
     keys, r = Keys.current(), store.client()
     return r, keys, Ledger(r, keys)
-
-
-def current_user() -> str:
-    return settings().user or getpass.getuser()
 
 
 @dataclass(frozen=True)
@@ -376,16 +374,21 @@ def _describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None)
     return out
 
 
-def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
-    """The most recent processes (newest first), optionally only one user's."""
+def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent processes of every user (newest first), or only ``user``'s.
+
+    Everyone sees every process, with its owner in ``user``, as pstack's ``ps`` showed them:
+    a shared fleet is easier to share when you can see who is using it.
+    """
     r, keys, _ = _ledger()
-    pids = _recent_pids(r, keys, limit)
-    pipe = r.pipeline(transaction=False)
-    for pid in pids:
-        pipe.hgetall(keys.proc(pid))
-        pipe.hgetall(keys.progress(pid))
+    with store.reporting():
+        pids = _recent_pids(r, keys, limit)
+        pipe = r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hgetall(keys.proc(pid))
+            pipe.hgetall(keys.progress(pid))
+        replies = pipe.execute()
     out, gone = [], []
-    replies = pipe.execute()
     for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
         if not rec:
             gone.append(str(pid))
@@ -395,22 +398,38 @@ def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> li
             continue
         out.append(d)
     if gone:
-        r.zrem(keys.procs, *gone)
+        try:
+            r.zrem(keys.procs, *gone)
+        except redis.exceptions.NoPermissionError:
+            pass  # a read-only monitoring user lists, others tidy up
     return out
 
 
 def kill(pid: int, wait: float = 5.0) -> str:
     """Kill a process: waiting ones end at once, running ones once every region has stopped.
 
+    Only its owner or an admin (``PSTACK_ADMINS``) may kill it; the record keeps who did
+    (``killed_by``) and the reason says so.
+
     Returns the state it ended in (``Killed``, or how it had already ended).
+
+    Raises:
+        PermissionDenied: the process belongs to another user and the caller is no admin
+            (nothing is changed), or the Redis user may not write.
     """
     r, keys, _ = _ledger()
+    with store.reporting():
+        return _kill(r, keys, pid, wait)
+
+
+def _kill(r: Any, keys: Keys, pid: int, wait: float) -> str:
     rec = r.hgetall(keys.proc(pid))
     if not rec:
         raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    who = current_user()
+    check_may_kill(pid, rec, who)
     if rec["state"] in ENDED:
         return rec["state"]
-    who = current_user()
     r.hset(keys.proc(pid), "killed_by", who)
     reason = f"killed by {who}"
     r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)

@@ -27,7 +27,7 @@ from typing import IO, Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 from . import build, codegen, loader
-from .config import settings
+from .config import mask_url, settings
 from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
 from .procs import kill_group
 from .redis_server import EmbeddedRedis
@@ -506,7 +506,7 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         try:
             pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
         except Exception as e:  # redis.ConnectionError and friends, named for the user
-            raise RedisUnavailable(f"cannot reach Redis at {url}: {e}") from None
+            raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
         keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.active", f"{opts.prefix}{pid}.idle"]
         client.delete(*keys)
         client.set(f"{opts.prefix}{pid}.active", len(regions))
