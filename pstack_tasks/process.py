@@ -106,28 +106,29 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
-    r, keys, ledger = _ledger()
-    store.ping()
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    r.set(keys.app(digest), text, ex=cfg.result_expires)
-    pid = int(r.incr(keys.next_pid))
-    record = {
-        "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
-        "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
-        "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
-        "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
-        "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
-        "submitted": f"{time.time():.3f}", "state": "Submitted",
-    }
-    pipe = r.pipeline()
-    pipe.hset(keys.proc(pid), mapping=record)
-    pipe.zadd(keys.procs, {str(pid): pid})
-    pipe.execute()
-    refusal = ledger.submit(engine, pid)
-    if refusal:
-        ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
-        raise ProcessRefused(f"process {pid} refused: {refusal}")
-    pump(engine)
+    with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
+        r, keys, ledger = _ledger()
+        store.ping()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        r.set(keys.app(digest), text, ex=cfg.result_expires)
+        pid = int(r.incr(keys.next_pid))
+        record = {
+            "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
+            "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
+            "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
+            "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
+            "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
+            "submitted": f"{time.time():.3f}", "state": "Submitted",
+        }
+        pipe = r.pipeline()
+        pipe.hset(keys.proc(pid), mapping=record)
+        pipe.zadd(keys.procs, {str(pid): pid})
+        pipe.execute()
+        refusal = ledger.submit(engine, pid)
+        if refusal:
+            ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
+            raise ProcessRefused(f"process {pid} refused: {refusal}")
+        pump(engine)
     future = Future(pid)
     if async_:
         return future
