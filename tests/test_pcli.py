@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,8 +82,13 @@ def test_pcli_without_a_fleet_runs_on_an_embedded_stack_and_stops_it(tmp_path: P
         t.wait_for(r"^engines: 2 online \(dummy, psim\), 4 slots$")
         t.send(f'run("{RING}", rmap={{"n1": 1, "n2": 1}})')
         t.wait_for(r"^Metric \[Delivered messages\]: 40$", timeout=60)
-        t.send("exit()")
+        t.send(f'f = run("{RING}", engine="dummy", options={{"seconds": 60}}, async_=True)')
+        t.send("status(f.pid)['state']")
+        t.wait_for(r"^'Running'$")
+        t.send("exit()")  # the running process is killed, so the workers stop at once
+        start = time.monotonic()
         assert t.wait_exit() == 0
+        assert time.monotonic() - start < 10
     left = [args for _, _, args in processes_table() if "psim@local" in args or "control@local" in args
             or "dummy@local" in args]
     assert left == []

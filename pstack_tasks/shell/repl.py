@@ -116,12 +116,23 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
             if not quiet:
                 write(f"PSTACK_REDIS_URL is not set: starting an embedded stack ({', '.join(kinds)}, {n} slots)...")
             stack.enter_context(LocalStack(kinds, n))
+            stack.callback(_kill_active)  # runs before the stack stops: workers would wait for their tasks
             where = (f"embedded on this machine (private redis-server, {', '.join(kinds)} x {n} slots); "
                      "it stops when pcli exits")
         if not quiet:
             show_banner(banner(where, fleet_engines()), color, write)
         embed(globals=namespace(), history_filename=str(history), configure=_configure(color, history),
               title="pcli")
+
+
+def _kill_active() -> None:
+    """Kill the processes still active on an embedded stack that is about to stop."""
+    from ..process import kill, ps
+    from ..tables import ACTIVE
+    for p in ps():
+        if p["state"] in ACTIVE:
+            logger.info("pcli: killing process %s, the embedded stack is stopping", p["pid"])
+            kill(p["pid"])
 
 
 def show_banner(lines: list[str], color: bool, write: Callable[[str], None] = print) -> None:
