@@ -31,9 +31,9 @@ class Terminal:
             raise RuntimeError(f"tmux {' '.join(args)}: {p.stderr.strip()}")
         return p.stdout
 
-    def screen(self) -> str:
-        """Everything the pane has shown: its scrollback and the visible screen."""
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
+    def screen(self, escapes: bool = False) -> str:
+        """Everything the pane has shown: its scrollback and the visible screen (with colour codes if asked)."""
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t", *(["-e"] if escapes else []))
 
     def send(self, text: str, enter: bool = True) -> None:
         self.tmux("send-keys", "-t", "t", "-l", text)

@@ -22,6 +22,7 @@ PCLI = [sys.executable, "-m", "pstack_tasks.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top", "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
+COLOUR = r"\x1b\[(3[0-7]|38;|9[0-7])[;m]"  # a foreground colour escape sequence
 
 
 def terminal_env(tmp_path: Path, fleet: WorkerFleet | None) -> dict[str, str]:
@@ -59,19 +60,24 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.send("ps()")
         t.wait_for(rf"^ *{pid} +Killed +1 .* ro  \(killed by \S+\)$")
 
+        assert re.search(COLOUR, t.screen(escapes=True))  # colour is on unless -n
         t.send("exit()")
         assert t.wait_exit() == 0
     assert "kill(f.pid)" in history_path({"XDG_STATE_HOME": str(tmp_path / "state")}).read_text()
     assert tmux_servers() == []
 
 
-def test_pcli_quiet_has_no_banner_and_keeps_python(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+def test_pcli_quiet_has_no_banner_no_colour_and_keeps_python(tmp_path: Path, on_fleet: WorkerFleet) -> None:
     with Terminal([*PCLI, "-q", "-n"], terminal_env(tmp_path, on_fleet)) as t:
         t.wait_for(r"^pcli>")
         t.send("import math")
         t.send("[math.factorial(5), len(devices('" + RING + "'))]")
         t.wait_for(r"^\[120, 4\]$")
         assert "pcli 0.1.0" not in t.screen() and "fleet:" not in t.screen()
+        t.send('pp({"delivered": [1, 2]})')
+        t.wait_for(r"^\{'delivered': \[1, 2\]\}$")
+        # -n: no foreground colour anywhere (the prompt, the input, pp's output); bold is not a colour
+        assert not re.search(COLOUR, t.screen(escapes=True))
         t.keys("C-d")
         assert t.wait_exit() == 0
 
@@ -89,8 +95,8 @@ def test_pcli_without_a_fleet_runs_on_an_embedded_stack_and_stops_it(tmp_path: P
         start = time.monotonic()
         assert t.wait_exit() == 0
         assert time.monotonic() - start < 10
-    left = [args for _, _, args in processes_table() if "psim@local" in args or "control@local" in args
-            or "dummy@local" in args]
+    left = [args for _, _, args in processes_table() if args.startswith(sys.executable)
+            and any(f"{name}@local" in args for name in ("psim", "dummy", "control"))]
     assert left == []
 
 

@@ -103,6 +103,8 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
     from ptpython.repl import embed
 
     from ..process import engines as fleet_engines
+    if not color:
+        os.environ["NO_COLOR"] = "1"  # the libraries pcli prints through (rich for pp) honour it too
     history = history or history_path()
     history.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
