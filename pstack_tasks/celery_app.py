@@ -24,9 +24,11 @@ def point_at(url: str, prefix: str) -> None:
         broker_url=url, result_backend=url,
         broker_transport_options={**app.conf.broker_transport_options, "global_keyprefix": prefix},
         result_backend_transport_options={**app.conf.result_backend_transport_options, "global_keyprefix": prefix})
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # app._pool is kombu's process-wide pool for that URL: closing it but leaving it registered
+    # made the next point_at() at the same URL fail with "Acquire on closed pool".
+    from kombu import pools
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
     for backend in (app._backend_cache, app._local.__dict__.pop("backend", None)):
         client = getattr(backend, "client", None)

@@ -11,7 +11,6 @@ vanished (a chord never completes then).
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
@@ -21,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import redis
+
 from . import loader, store
 from .config import settings
 from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
 from .ledger import Ledger
 from .regions import lost_regions
 from .store import Keys
+from .users import check_may_kill, current_user
 
 logger = logging.getLogger(__name__)
 ENDED = ("Done", "Failed", "Killed")
@@ -35,10 +37,6 @@ ENDED = ("Done", "Failed", "Killed")
 def _ledger() -> tuple[Any, Keys, Ledger]:
     keys, r = Keys.current(), store.client()
     return r, keys, Ledger(r, keys)
-
-
-def current_user() -> str:
-    return settings().user or getpass.getuser()
 
 
 @dataclass(frozen=True)
@@ -342,12 +340,16 @@ def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, 
 
 
 def status(pid: int) -> dict[str, Any]:
-    """The record of one process (empty if unknown or expired)."""
+    """The record of one process (empty if unknown or expired), with its live counters."""
     r, keys, _ = _ledger()
-    return _describe(r.hgetall(keys.proc(pid)))
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.proc(pid))
+    pipe.hgetall(keys.progress(pid))
+    return _describe(*pipe.execute())
 
 
-def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
+def _describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A process record as the API shows it; ``progress`` is the regions' live counters."""
     if not rec:
         return {}
     out: dict[str, Any] = {
@@ -362,42 +364,72 @@ def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
         out[t] = float(rec[t]) if rec.get(t) else None
     start = out["started"] or out["submitted"]
     out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
+    per_region = {}
+    for region, counts in (progress or {}).items():
+        delivered, _, steps = counts.partition(" ")
+        per_region[int(region)] = {"delivered": int(delivered), "steps": int(steps or 0)}
+    out["progress"] = dict(sorted(per_region.items()))
+    out["delivered"] = sum(p["delivered"] for p in per_region.values())
+    out["steps"] = sum(p["steps"] for p in per_region.values())
     return out
 
 
-def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
-    """The most recent processes (newest first), optionally only one user's."""
+def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent processes of every user (newest first), or only ``user``'s.
+
+    Everyone sees every process, with its owner in ``user``, as pstack's ``ps`` showed them:
+    a shared fleet is easier to share when you can see who is using it.
+    """
     r, keys, _ = _ledger()
-    pids = _recent_pids(r, keys, limit)
-    pipe = r.pipeline(transaction=False)
-    for pid in pids:
-        pipe.hgetall(keys.proc(pid))
+    with store.reporting():
+        pids = _recent_pids(r, keys, limit)
+        pipe = r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hgetall(keys.proc(pid))
+            pipe.hgetall(keys.progress(pid))
+        replies = pipe.execute()
     out, gone = [], []
-    for pid, rec in zip(pids, pipe.execute()):
+    for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
         if not rec:
             gone.append(str(pid))
             continue
-        d = _describe(rec)
+        d = _describe(rec, progress)
         if user and d["user"] != user:
             continue
         out.append(d)
     if gone:
-        r.zrem(keys.procs, *gone)
+        try:
+            r.zrem(keys.procs, *gone)
+        except redis.exceptions.NoPermissionError:
+            pass  # a read-only monitoring user lists, others tidy up
     return out
 
 
 def kill(pid: int, wait: float = 5.0) -> str:
     """Kill a process: waiting ones end at once, running ones once every region has stopped.
 
+    Only its owner or an admin (``PSTACK_ADMINS``) may kill it; the record keeps who did
+    (``killed_by``) and the reason says so.
+
     Returns the state it ended in (``Killed``, or how it had already ended).
+
+    Raises:
+        PermissionDenied: the process belongs to another user and the caller is no admin
+            (nothing is changed), or the Redis user may not write.
     """
     r, keys, _ = _ledger()
+    with store.reporting():
+        return _kill(r, keys, pid, wait)
+
+
+def _kill(r: Any, keys: Keys, pid: int, wait: float) -> str:
     rec = r.hgetall(keys.proc(pid))
     if not rec:
         raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    who = current_user()
+    check_may_kill(pid, rec, who)
     if rec["state"] in ENDED:
         return rec["state"]
-    who = current_user()
     r.hset(keys.proc(pid), "killed_by", who)
     reason = f"killed by {who}"
     r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)

@@ -102,15 +102,19 @@ def _when(t: float | None) -> str:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-u", "--user", default=None, help="Only this user's processes.")
+@click.option("-u", "--user", default=None, help="Only this user's processes (default: every user's).")
+@click.option("-m", "--mine", is_flag=True, help="Only my processes (PSTACK_USER, else the login name).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
-def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
-    """List processes, newest first."""
+def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
+    """List processes of every user, newest first, with their owner (USER)."""
     from ..process import ps as list_processes
-    procs = list_processes(user=user, limit=limit)
+    from ..users import current_user
+    if mine and user:
+        raise click.UsageError("give --user USER or --mine, not both")
+    procs = list_processes(user=current_user() if mine else user, limit=limit)
     if as_json:
         click.echo(json.dumps(procs))
         return
@@ -118,8 +122,8 @@ def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
                f"{'SUBMITTED':9} GRAPH / REASON")
     for p in procs:
         tail = p["graph_type"] + (f"  ({p['reason']})" if p["state"] in ("Failed", "Killed") else "")
-        click.echo(f"{p['pid']:>6} {p['state']:8} {p['user'][:10]:10} {p['engine']:7} {len(p['regions']):>7} "
-                   f"{p['devices']:>8} {p['elapsed'] or 0:>8.1f} {_when(p['submitted']):9} {tail}")
+        click.echo(f"{p['pid']:>6} {p['state']:8} {(p['user'] or '-')[:10]:10} {p['engine']:7} "
+                   f"{len(p['regions']):>7} {p['devices']:>8} {p['elapsed'] or 0:>8.1f} {_when(p['submitted']):9} {tail}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -127,10 +131,24 @@ def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
 def kill(pids: tuple[int, ...], debug: bool) -> None:
-    """Kill processes: their engines stop everywhere; the state becomes Killed."""
+    """Kill processes: their engines stop everywhere; the state becomes Killed.
+
+    Only your own processes, unless you are an admin (PSTACK_ADMINS). A refused pid is
+    reported and the others are still killed; the exit status is then 1.
+    """
+    from ..exceptions import PermissionDenied
     from ..process import kill as kill_process
+    refused = 0
     for pid in pids:
-        click.echo(f"{pid} {kill_process(pid)}")
+        try:
+            click.echo(f"{pid} {kill_process(pid)}")
+        except PermissionDenied as e:
+            if debug:
+                raise
+            click.echo(f"pstack: error: {e}", err=True)
+            refused += 1
+    if refused:
+        sys.exit(1)
 
 
 @main.command(context_settings=CONTEXT)
