@@ -13,7 +13,7 @@ from conftest import PSTACK, WorkerFleet, processes_table
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.shell import builtin_functions, history_path
 from pstack_tasks.shell.apps import devices, instance, messages, unit
-from pstack_tasks.shell.builtins import summary
+from pstack_tasks.shell.builtins import ps, summary
 from pstack_tasks.shell.display import MAX_STATES, result_record
 from pstack_tasks.shell.repl import masked
 from terminal import Terminal, tmux_servers
@@ -48,12 +48,15 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.send(f'r = run("{RING}", rmap={{"n1": 1}})')
         t.send("r")
         t.wait_for(r"^Metric \[Delivered messages\]: 40\nMetric \[Exit code\]: 0\nState \[n0\]: state = 0, counter = 10")
+        t.send("r['pid']")
+        done = int(t.wait_for(r"^(\d+)$").group(1))
 
         t.send(f'f = run("{RING}", engine="dummy", options={{"seconds": 30}}, async_=True)')
         t.send("f")
         pid = int(t.wait_for(r"Future\(pid=(\d+)\)").group(1))
         t.send("ps()")
         t.wait_for(rf"^ *{pid} +(Waiting|Running) +1 +\S+ .* dummy +4 +4 +\d+ +ro$")
+        t.wait_for(rf"^ *{done} +Done +2 +\S+ .* psim +4 +4 +40 +ro$")  # the messages it delivered
 
         t.send("kill(f.pid)")
         t.wait_for(r"^'Killed'$", timeout=10)
@@ -116,7 +119,8 @@ def test_help_lists_every_builtin_with_its_first_docstring_line(capsys: pytest.C
     assert row.startswith("run(xml, rmap=None, rcon=None, level=1, verbose=False, async_=False, engine=None, ")
     assert row.endswith("Run an application (path or XML text) as a process; its result, or a Future with async_=True.")
     fns["help"]()
-    assert "unit(py, rmap=None, engine=None, options=None)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "unit(py, rmap=None, engine=None, options=None)" in out and "ps(user=None, mine=False, limit=50)" in out
     fns["help"](len)  # still Python's help
     assert "Help on built-in function len" in capsys.readouterr().out
 
@@ -169,3 +173,8 @@ def test_unit_runs_an_application_and_its_checks(tmp_path: Path, on_fleet: Worke
         ("run", True), ("delivered", True), ("counters", True), ("wrong", False)]
     assert report[3]["detail"] == "AssertionError: expected exit code 1"
     assert str(report).splitlines()[-1] == "ring.xml: 3/4 passed"
+    pid = int(report[0]["detail"].split()[1])
+    mine = ps(mine=True)
+    assert pid in [p["pid"] for p in mine] and pid not in [p["pid"] for p in ps(user="nobody-else")]
+    row = next(line for line in str(mine).splitlines() if line.split()[0] == str(pid))
+    assert row.split()[1:3] == ["Done", "2"] and row.split()[-2:] == ["40", "ro"]

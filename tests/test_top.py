@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from apps import variant
 from conftest import PSTACK, WorkerFleet
 from pstack_tasks.tables import engine_table, meter, order_for_view, process_rows, process_table
 from pstack_tasks.top import Snapshot, render
@@ -69,16 +70,21 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
     future = run(RING, engine="dummy", options={"seconds": 30}, async_=True)
     pid = future.pid  # type: ignore[union-attr]
     user = status(pid)["user"]
+    forever = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
+                      "bool finished = false;", tmp_path)
+    ring = run(str(forever), rmap={"n1": 1}, async_=True).pid  # type: ignore[union-attr]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
     env.update(PSTACK_REDIS_URL=on_fleet.url, PSTACK_KEY_PREFIX=on_fleet.prefix)
     try:
         with Terminal([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env, width=160, height=30) as t:
-            t.wait_for(r"^pstack top - .* engines: 3 online, 1/8 slots busy")
+            t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
             t.wait_for(rf"^ *{pid} +Running +1 +{user} +25% +[\d.]+s +dummy +4 +4 +\d+ +ro$")
+            # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
+            t.wait_for(rf"^ *{ring} +Running +2 +{user} +50% +[\d.]+s +psim +4 +4 +[1-9]\d* +ro$")
             t.keys("q")
             assert t.wait_exit(timeout=10) == 0
     finally:
-        assert kill(pid) == "Killed"
+        assert (kill(pid), kill(ring)) == ("Killed", "Killed")
     assert tmux_servers() == []

@@ -36,12 +36,14 @@ def block(futures: Any, timeout: float | None = None) -> Any:
     return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
 
 
-def ps(user: str | None = None, limit: int = 50) -> Table:
+def ps(user: str | None = None, mine: bool = False, limit: int = 50) -> Table:
     """The newest processes as a table (pid, state, regions, user, share, elapsed, delivered, graph).
 
-    The value is a list of dicts, newest first: ps()[0]["pid"], [p for p in ps() if ...].
+    Every user's by default; ``user="ann"`` or ``mine=True`` for one user's. The value is a list
+    of dicts, newest first: ps()[0]["pid"], [p for p in ps() if p["state"] == "Running"].
     """
-    procs = process.ps(user=user, limit=limit)
+    from ..users import current_user
+    procs = process.ps(user=current_user() if mine else user, limit=limit)
     return Table(procs, process_table(procs, process.engines()))
 
 
