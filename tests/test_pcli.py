@@ -63,6 +63,12 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.send("ps()")
         t.wait_for(rf"^ *{pid} +Killed +1 .* ro  \(killed by \S+\)$")
 
+        t.send("top()")
+        t.wait_for(rf"^pstack top - .* q quits$(.|\n)*^ *{pid} +Killed")
+        t.keys("q")
+        t.send("'back from top'")
+        t.wait_for(r"^'back from top'$")
+
         assert re.search(COLOUR, t.screen(escapes=True))  # colour is on unless -n
         t.send("exit()")
         assert t.wait_exit() == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,3 +89,16 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
     finally:
         assert (kill(pid), kill(ring)) == ("Killed", "Killed")
     assert tmux_servers() == []
+
+
+def test_pstack_top_and_pcli_name_an_unreachable_fleet() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
+    p = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 5 and "PSTACK_REDIS_URL is not set" in p.stderr
+    env["PSTACK_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    for cmd in (["pstack_tasks.cli.pstack", "top"], ["pstack_tasks.cli.pcli", "-q"]):
+        p = subprocess.run([sys.executable, "-m", *cmd], env=env, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 5, p.stderr
+        assert "cannot reach Redis at redis://127.0.0.1:1/0" in p.stderr

@@ -110,6 +110,8 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
     with ExitStack() as stack:
         url = settings().redis_url
         if url:
+            from ..store import ping
+            ping()  # an unreachable fleet fails here, with the URL, not at the first command
             where = f"{masked(url)} (key prefix {settings().key_prefix})"
         else:
             from ..local import LocalStack
