@@ -21,7 +21,15 @@ from .builtins import PROCESS_BUILTINS, make_help
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("pstack-celery")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.1.0"
+
+
+VERSION = _version()
 HISTORY_NAME = "pcli_history"
 
 
@@ -66,7 +74,8 @@ def banner(where: str, fleet: Sequence[Mapping[str, Any]]) -> list[str]:
             "help() lists the built-ins; top() shows the fleet live; exit() or Ctrl-D quits."]
 
 
-def _configure(color: bool, history: Path) -> Callable[[Any], None]:
+def _configure(color: bool) -> Callable[[Any], None]:
+    """ptpython's settings for pcli (applied to its PythonRepl before the first prompt)."""
     def configure(repl: Any) -> None:
         from prompt_toolkit.output import ColorDepth
         from ptpython.prompt_style import PromptStyle
@@ -125,7 +134,7 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
                      "it stops when pcli exits")
         if not quiet:
             show_banner(banner(where, fleet_engines()), color, write)
-        embed(globals=namespace(), history_filename=str(history), configure=_configure(color, history),
+        embed(globals=namespace(), history_filename=str(history), configure=_configure(color),
               title="pcli")
 
 
