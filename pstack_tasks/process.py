@@ -72,7 +72,8 @@ def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str | None]:
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
         rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
         async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
-        timeout: float | None = None) -> dict[str, Any] | Future:
+        timeout: float | None = None, progress: Callable[[dict[str, Any]], None] | None = None
+        ) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process (pstack's ``run``).
 
     Args:
@@ -86,6 +87,8 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
         engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
         options: passed to the engine's ``run_engine`` (``max_steps``, ``time_limit``, ...).
         timeout: with ``async_=False``, give up waiting after this many seconds.
+        progress: with ``async_=False``, receives the process's :func:`status` a few times a
+            second while it waits (``delivered``: messages delivered so far).
 
     Returns:
         the merged result ``{"states", "metrics", "regions", "pid"}``, or a Future.
@@ -106,32 +109,33 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
-    r, keys, ledger = _ledger()
-    store.ping()
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    r.set(keys.app(digest), text, ex=cfg.result_expires)
-    pid = int(r.incr(keys.next_pid))
-    record = {
-        "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
-        "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
-        "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
-        "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
-        "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
-        "submitted": f"{time.time():.3f}", "state": "Submitted",
-    }
-    pipe = r.pipeline()
-    pipe.hset(keys.proc(pid), mapping=record)
-    pipe.zadd(keys.procs, {str(pid): pid})
-    pipe.execute()
-    refusal = ledger.submit(engine, pid)
-    if refusal:
-        ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
-        raise ProcessRefused(f"process {pid} refused: {refusal}")
-    pump(engine)
+    with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
+        r, keys, ledger = _ledger()
+        store.ping()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        r.set(keys.app(digest), text, ex=cfg.result_expires)
+        pid = int(r.incr(keys.next_pid))
+        record = {
+            "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
+            "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
+            "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
+            "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
+            "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
+            "submitted": f"{time.time():.3f}", "state": "Submitted",
+        }
+        pipe = r.pipeline()
+        pipe.hset(keys.proc(pid), mapping=record)
+        pipe.zadd(keys.procs, {str(pid): pid})
+        pipe.execute()
+        refusal = ledger.submit(engine, pid)
+        if refusal:
+            ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
+            raise ProcessRefused(f"process {pid} refused: {refusal}")
+        pump(engine)
     future = Future(pid)
     if async_:
         return future
-    result: dict[str, Any] = block(future, timeout=timeout)
+    result: dict[str, Any] = block(future, timeout=timeout, progress=progress)
     if "states" in result:  # in device order, as psim reports them
         states = result["states"]
         result["states"] = {n: states[n] for n in app.instance.names if n in states}
@@ -276,26 +280,30 @@ def _recent_pids(r: Any, keys: Keys, limit: int) -> list[int]:
 
 
 def block(futures: Future | int | Iterable[Future | int], timeout: float | None = None,
-          sink: Callable[[str], None] | None = None) -> Any:
+          sink: Callable[[str], None] | None = None,
+          progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
     """Wait for one process (or each of a list) to end; its result, or a list of results.
 
     Verbose processes stream their log lines to ``sink`` (default: stdout) meanwhile.
+    ``progress``, if given, receives the process's :func:`status` about four times a second
+    (``delivered`` grows as the engines run).
 
     Raises:
         ProcessFailed: a process ended Failed or Killed.
         TimeoutError: ``timeout`` seconds passed first (the process goes on).
     """
     if isinstance(futures, (Future, int)):
-        return _block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink)
+        return _block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink, progress)
     deadline = None if timeout is None else time.monotonic() + timeout
     out = []
     for f in futures:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        out.append(_block_one(f if isinstance(f, int) else f.pid, left, sink))
+        out.append(_block_one(f if isinstance(f, int) else f.pid, left, sink, progress))
     return out
 
 
-def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None) -> dict[str, Any]:
+def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     r, keys, _ = _ledger()
     deadline = None if timeout is None else time.monotonic() + timeout
     verbose = r.hget(keys.proc(pid), "verbose") == "1"
@@ -312,10 +320,12 @@ def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | No
             return _outcome(r, keys, pid, rec)
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"process {pid} is still {rec['state']} after {timeout:g} s")
+        if progress is not None:
+            progress(_describe(rec, r.hgetall(keys.progress(pid))))
         if verbose:
             log_pos = _drain_log(r, keys, pid, log_pos, emit, 200)
         else:
-            r.blmove(keys.wake(pid), keys.wake(pid), 0.5, "LEFT", "LEFT")
+            r.blmove(keys.wake(pid), keys.wake(pid), 0.25 if progress else 0.5, "LEFT", "LEFT")
         if time.monotonic() >= next_reap:
             next_reap = time.monotonic() + 1.0
             reap(pid)

@@ -126,6 +126,16 @@ def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
     return cmd + limit_args()
 
 
+#: never handed to engines or socat: handler code is the user's native code and could read them
+SECRET_VARIABLES = ("PSTACK_REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDISCLI_AUTH",
+                    "FLOWER_BASIC_AUTH")
+
+
+def child_env() -> dict[str, str]:
+    """The environment engines and relays run with: ours, less the Redis credentials."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+
+
 def limit_args() -> list[str]:
     """What every engine started here is held to: die with its parent, the configured limits."""
     cfg = settings()
@@ -308,7 +318,8 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
             cmd += meter.args()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if text_out is None else text_out,
-                                stderr=subprocess.PIPE, process_group=0, pass_fds=(meter.fd,) if meter else ())
+                                stderr=subprocess.PIPE, process_group=0, pass_fds=(meter.fd,) if meter else (),
+                                env=child_env())
         stack.callback(kill_group, proc)
         pump = _StreamPump(proc.stderr, _default_sink(opts))  # type: ignore[arg-type]
         pump.start()
@@ -417,16 +428,17 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarg
         pre = target.preamble()
         if pre:
             os.write(to_redis_w, b"".join(resp(c) for c in pre))
+        env = child_env()
         # No preexec_fn: it would make Python fork the whole (large) worker instead of vfork-ing,
         # ~7 ms of CPU per child.  The engine follows its parent itself (--parent-pid) and
         # socat follows the engine: it sees EOF on its stdin when the engine is gone.
         s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
                              stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                             process_group=0)
+                             process_group=0, env=env)
         cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre), prep.app.file)
         cmd += ["--command-fd", str(to_redis_w), *(meter.args() if meter else [])]
         e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             pass_fds=(to_redis_w, meter.fd) if meter else (to_redis_w,), process_group=0)
+                             pass_fds=(to_redis_w, meter.fd) if meter else (to_redis_w,), process_group=0, env=env)
     finally:
         for fd in (to_redis_r, to_redis_w, from_redis_r, from_redis_w):
             os.close(fd)
@@ -470,8 +482,8 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
             meter.tick(final=True)
         if isinstance(failure, RegionStopped):
             raise failure
-        if failure:
-            raise SimulationFailed(failure)
+        if failure:  # the caller names the region (and its host)
+            raise SimulationFailed(failure.removeprefix(f"region {opts.region}: "))
         _let_relay_finish(r.socat)
         r.out.join()
         return _parse_result(r.out.data, f"region {r.region}")
