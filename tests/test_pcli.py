@@ -83,6 +83,9 @@ def test_pcli_quiet_has_no_banner_no_colour_and_keeps_python(tmp_path: Path, on_
         t.send("[math.factorial(5), len(devices('" + RING + "'))]")
         t.wait_for(r"^\[120, 4\]$")
         assert "pcli 0.1.0" not in t.screen() and "fleet:" not in t.screen()
+        t.send(f'run("{RING}", engine="dummy", options={{"seconds": 1.5}})')
+        t.wait_for(r"process \d+ Running: 1 region, [\d,]+ messages delivered, [\d.]+ s")  # while it waits
+        t.wait_for(r"^Metric \[Exit code\]: 0$")
         t.send('pp({"delivered": [1, 2]})')
         t.wait_for(r"^\{'delivered': \[1, 2\]\}$")
         # -n: no foreground colour anywhere (the prompt, the input, pp's output); bold is not a colour

@@ -9,7 +9,8 @@ from __future__ import annotations
 import builtins
 import inspect
 import os
-from typing import Any, Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 from .. import process
 from ..tables import engine_table, format_columns, process_table
@@ -19,20 +20,36 @@ from .display import Table, result_record
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
         rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
         async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
-        timeout: float | None = None) -> Any:
+        timeout: float | None = None, progress: bool = True) -> Any:
     """Run an application (path or XML text) as a process; its result, or a Future with async_=True.
 
     Same arguments as pstack_tasks.run (docs/processes.md): rmap={device: region},
     rcon={region: host}, engine="psim"|"dummy"|..., options={"max_steps": ..., "seconds": ...}.
+    While it waits, one line shows the messages delivered so far (progress=False hides it).
     """
-    out = process.run(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, async_=async_, engine=engine,
-                      options=options, timeout=timeout)
-    return out if async_ else result_record(out)  # type: ignore[arg-type]
+    kwargs = dict(rmap=rmap, rcon=rcon, level=level, verbose=verbose, async_=async_, engine=engine,
+                  options=options, timeout=timeout)
+    if async_:
+        return process.run(xml, **kwargs)  # type: ignore[arg-type]
+    with _progress(progress and not verbose) as update:
+        return result_record(process.run(xml, progress=update, **kwargs))  # type: ignore[arg-type]
 
 
-def block(futures: Any, timeout: float | None = None) -> Any:
+@contextmanager
+def _progress(show: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """pstack run's live line (rich's spinner on the terminal) while a built-in waits, if wanted."""
+    if not show:
+        yield None
+        return
+    from ..progress import ProgressLine
+    with ProgressLine() as line:
+        yield line.update
+
+
+def block(futures: Any, timeout: float | None = None, progress: bool = True) -> Any:
     """Wait for a process (a Future or pid, or a list of them) to end; its result (or the list)."""
-    out = process.block(futures, timeout=timeout)
+    with _progress(progress) as update:
+        out = process.block(futures, timeout=timeout, progress=update)
     return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
 
 
