@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import ExitStack, contextmanager
 from types import TracebackType
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from . import store
 from .exceptions import ConfigurationError, EngineError
@@ -141,10 +141,14 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
 
 
 class LocalStack:
-    """A private Redis and local workers for one command: the embedded default."""
+    """A private Redis and local workers for one command (or one pcli session): the embedded default.
 
-    def __init__(self, engine: str, slots: int) -> None:
-        self.engine = engine
+    ``engine`` is one engine type or several; each gets a worker of ``slots`` slots.
+    """
+
+    def __init__(self, engine: str | Sequence[str], slots: int) -> None:
+        self.engines = [engine] if isinstance(engine, str) else list(engine)
+        self.engine = self.engines[0]
         self.slots = max(1, slots)
         self._redis: EmbeddedRedis | None = None
         self._fleet: Fleet | None = None
@@ -156,9 +160,10 @@ class LocalStack:
             url, prefix = self._redis.url, "pstack:"
             self._stack.enter_context(use_stack(url, prefix))
             self._fleet = Fleet(url, prefix)
-            self._fleet.start(self.engine, "local", self.slots)
+            for engine in self.engines:
+                self._fleet.start(engine, "local", self.slots)
             self._fleet.start(None, "local", 2, control=True)
-            self._fleet.wait_registered([(self.engine, "local")])
+            self._fleet.wait_registered([(engine, "local") for engine in self.engines])
         except BaseException:
             self.__exit__(None, None, None)
             raise

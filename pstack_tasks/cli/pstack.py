@@ -185,10 +185,21 @@ def engines(as_json: bool, debug: bool) -> None:
     if as_json:
         click.echo(json.dumps(fleet))
         return
-    click.echo(f"{'ENGINE':8} {'HOST':16} {'SLOTS':>5} {'BUSY':>5} STATUS")
-    for w in fleet:
-        click.echo(f"{w['engine']:8} {w['host'][:16]:16} {w['slots']:>5} {w['busy']:>5} "
-                   f"{'online' if w['alive'] else 'offline'}")
+    from ..tables import engine_table
+    for line in engine_table(fleet):
+        click.echo(line)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def top(debug: bool) -> None:
+    """Live view of the fleet's engines and processes, refreshed 4 times a second; q quits."""
+    from .. import store
+    from ..top import run_top
+    store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
+    store.ping()
+    run_top()
 
 
 @main.command(context_settings=CONTEXT)

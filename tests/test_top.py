@@ -1,0 +1,104 @@
+"""top: the rows it draws (from plain data), and `pstack top` live in a real terminal on the fleet."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from apps import variant
+from conftest import PSTACK, WorkerFleet
+from pstack_tasks.tables import engine_table, meter, order_for_view, process_rows, process_table
+from pstack_tasks.top import Snapshot, render
+from terminal import Terminal, tmux_servers
+
+RING = str(PSTACK / "ring-oscillator-01.xml")
+FLEET = [
+    {"engine": "psim", "host": "alpha", "slots": 2, "busy": 2, "alive": True, "os_pid": 101, "since": 0},
+    {"engine": "psim", "host": "beta", "slots": 2, "busy": 0, "alive": True},
+    {"engine": "dummy", "host": "gone", "slots": 4, "busy": 0, "alive": False},
+]
+
+
+def proc(pid: int, state: str, regions: int, **more: object) -> dict[str, object]:
+    row: dict[str, object] = {"pid": pid, "state": state, "user": "ann", "engine": "psim", "graph_type": "ro",
+                              "regions": list(range(regions)), "devices": 4, "edges": 4, "elapsed": 3.25,
+                              "reason": ""}
+    row.update(more)
+    return row
+
+
+def test_the_usage_meter_fills_with_busy_slots() -> None:
+    assert meter(0, 4) == "[          ] 0/4"
+    assert meter(2, 4) == "[|||||     ] 2/4"
+    assert meter(4, 4) == "[||||||||||] 4/4"
+    assert meter(0, 0) == "[          ] 0/0"
+
+
+def test_engine_lines_show_name_type_slots_usage_and_status() -> None:
+    lines = engine_table(FLEET)
+    assert lines[0].split() == ["TYPE", "NAME", "SLOTS", "BUSY", "USAGE", "STATUS", "PID", "SINCE"]
+    assert lines[1].split()[:4] == ["psim", "alpha", "2", "2"] and "[||||||||||] 2/2  online" in lines[1]
+    assert lines[3].split()[:2] == ["dummy", "gone"] and "offline" in lines[3]
+
+
+def test_process_rows_show_share_of_slots_and_messages_delivered() -> None:
+    rows = process_rows([proc(7, "Running", 2, delivered=1234), proc(6, "Waiting", 3), proc(5, "Done", 1),
+                         proc(4, "Killed", 1, reason="killed by bob")], FLEET)
+    # two regions of psim's 4 online slots (the offline dummy worker does not count)
+    assert rows[0] == [7, "Running", 2, "ann", "50%", "3.2s", "psim", 4, 4, 1234, "ro"]
+    assert rows[1][4] == "-" and rows[1][9] == 0   # not holding slots; no counter published yet
+    assert rows[3][-1] == "ro  (killed by bob)"
+    lines = process_table([proc(12345, "Running", 1, elapsed=125.0)], FLEET)
+    assert lines[0].split() == ["PID", "STATE", "REGIONS", "USER", "SHARE", "ELAPSED", "ENGINE", "DEVICES", "EDGES",
+                                "DELIVERED", "GRAPH"]
+    assert lines[1].split() == ["12345", "Running", "1", "ann", "25%", "2m05s", "psim", "4", "4", "0", "ro"]
+
+
+def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
+    procs = [proc(p, "Done", 1) for p in range(30, 10, -1)] + [proc(3, "Running", 1)]
+    assert [p["pid"] for p in order_for_view(procs, 3)] == [3, 30, 29]
+    lines = render(Snapshot(FLEET, procs, taken=0), height=12)
+    assert len(lines) == 12
+    assert lines[0].endswith("engines: 2 online, 2/4 slots busy - processes: 1 active, 21 listed - q quits")
+    header = lines.index(next(x for x in lines if x.lstrip().startswith("PID")))
+    assert lines[header + 1].split()[:2] == ["3", "Running"]
+    assert render(Snapshot(error="cannot read the fleet: Connection refused"))[1].startswith("!! cannot read")
+
+
+def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    from pstack_tasks.process import kill, run, status
+    future = run(RING, engine="dummy", options={"seconds": 30}, async_=True)
+    pid = future.pid  # type: ignore[union-attr]
+    user = status(pid)["user"]
+    forever = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
+                      "bool finished = false;", tmp_path)
+    ring = run(str(forever), rmap={"n1": 1}, async_=True).pid  # type: ignore[union-attr]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+    env.update(PSTACK_REDIS_URL=on_fleet.url, PSTACK_KEY_PREFIX=on_fleet.prefix)
+    try:
+        with Terminal([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env, width=160, height=30) as t:
+            t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
+            for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
+                t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
+            t.wait_for(rf"^ *{pid} +Running +1 +{user} +25% +[\d.]+s +dummy +4 +4 +\d+ +ro$")
+            # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
+            t.wait_for(rf"^ *{ring} +Running +2 +{user} +50% +[\d.]+s +psim +4 +4 +[1-9]\d* +ro$")
+            t.keys("q")
+            assert t.wait_exit(timeout=10) == 0
+    finally:
+        assert (kill(pid), kill(ring)) == ("Killed", "Killed")
+    assert tmux_servers() == []
+
+
+def test_pstack_top_and_pcli_name_an_unreachable_fleet() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
+    p = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 5 and "PSTACK_REDIS_URL is not set" in p.stderr
+    env["PSTACK_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    for cmd in (["pstack_tasks.cli.pstack", "top"], ["pstack_tasks.cli.pcli", "-q"]):
+        p = subprocess.run([sys.executable, "-m", *cmd], env=env, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 5, p.stderr
+        assert "cannot reach Redis at redis://127.0.0.1:1/0" in p.stderr
