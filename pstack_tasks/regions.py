@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import engines
 
@@ -33,7 +33,7 @@ class Guard(threading.Thread):
     """Heartbeat, abort flag, peers and parent watch for one running region."""
 
     def __init__(self, pid: int, region: int, host: str, regions: list[int], admitted: float,
-                 verbose: bool) -> None:
+                 verbose: bool, on_progress: Callable[[int, int], None] | None = None) -> None:
         super().__init__(daemon=True, name=f"guard-{pid}-{region}")
         self.pid, self.region, self.host, self.regions = pid, region, host, regions
         self.admitted = admitted
@@ -47,6 +47,8 @@ class Guard(threading.Thread):
         self._lines: list[str] = []
         self._lines_lock = threading.Lock()
         self._next_peer_check = 0.0
+        self.on_progress = on_progress
+        self._counts: tuple[int, int] | None = None  # latest (delivered, steps) not yet published
 
     # the engine's side
     def stop_reason(self) -> str | None:
@@ -56,6 +58,10 @@ class Guard(threading.Thread):
         if self.verbose:
             with self._lines_lock:
                 self._lines.append(f"[{self.host}] Region {self.region} -> {line}")
+
+    def progress(self, delivered: int, steps: int) -> None:
+        """The engine's live counters; published with the next heartbeat."""
+        self._counts = (delivered, steps)
 
     # the guard's side
     def run(self) -> None:
@@ -68,9 +74,11 @@ class Guard(threading.Thread):
     def tick(self) -> None:
         self.flush()
         pipe = self.r.pipeline()
+        counts = self._take_counts(pipe)
         pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
         pipe.get(self.keys.abort(self.pid))
-        _, abort = pipe.execute()
+        abort = pipe.execute()[-1]
+        self._report(counts)
         if abort and not self._reason:
             self._reason = abort
         if os.getppid() != self.parent and not self._reason:
@@ -97,11 +105,30 @@ class Guard(threading.Thread):
             pipe.expire(self.keys.log(self.pid), self.cfg.result_expires)
             pipe.execute()
 
+    def _take_counts(self, pipe: Any) -> tuple[int, int] | None:
+        counts, self._counts = self._counts, None
+        if counts is not None:
+            key = self.keys.progress(self.pid)
+            pipe.hset(key, str(self.region), f"{counts[0]} {counts[1]}")
+            pipe.expire(key, self.cfg.result_expires)
+        return counts
+
+    def _report(self, counts: tuple[int, int] | None) -> None:
+        if counts is not None and self.on_progress is not None:
+            try:
+                self.on_progress(*counts)
+            except Exception as e:  # a monitoring hook must never stop the region
+                logger.warning("region %s/%s progress hook: %s", self.pid, self.region, e)
+
     def halt(self) -> None:
         self._halt.set()
         self.join(2)
         try:
             self.flush()
+            pipe = self.r.pipeline()
+            counts = self._take_counts(pipe)
+            if counts is not None:
+                pipe.execute()
         except Exception:
             pass
 
@@ -128,8 +155,13 @@ def lost_regions(r: Any, keys: Keys, pid: int, regions: list[int], admitted: flo
     return None
 
 
-def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
-    """Run one region of process ``pid`` here; return its result for the merge."""
+def run_region(pid: int, region: int, host: str,
+               on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run one region of process ``pid`` here; return its result for the merge.
+
+    ``on_progress(delivered, steps)`` is called from the guard thread about every 0.25 s while
+    the engine runs (the counters also go to Redis for ``status``/``ps``/``top``).
+    """
     keys, r = Keys.current(), store.client()
     rec = r.hgetall(keys.proc(pid))
     if rec.get("state") != "Running":
@@ -139,7 +171,8 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
     engine_type = rec["engine"]
     regions = json.loads(rec["regions"])
     cfg = settings()
-    guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1")
+    guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1",
+                  on_progress)
     guard.tick()  # the heartbeat exists before the region counts as started: peers never see one without
     pipe = r.pipeline()
     pipe.sadd(keys.started(pid), region)
@@ -151,7 +184,8 @@ def run_region(pid: int, region: int, host: str) -> dict[str, Any]:
         path = app_file(r, keys, pid, rec)
         options = dict(json.loads(rec.get("options") or "{}"))
         options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
-                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"])
+                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
+                       progress=guard.progress)
         if rec.get("verbose") == "1":
             options["log"] = guard.log
         else:

@@ -103,6 +103,10 @@ class Keys:
         """Stream of verbose log lines from the regions."""
         return f"{self.prefix}log:{pid}"
 
+    def progress(self, pid: int | str) -> str:
+        """Live counters per region: field ``<region>`` = ``"<delivered> <steps>"``."""
+        return f"{self.prefix}progress:{pid}"
+
     def abort(self, pid: int | str) -> str:
         """The first cause of a failure or kill: set once, read by every region."""
         return f"{self.prefix}abort:{pid}"

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from pstack_tasks.exceptions import ConfigurationError, RegionStopped
 
-KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop", "level", "quiet", "states", "app_id"}
+KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop", "level", "quiet", "states", "app_id",
+         "progress"}
 
 
 def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping
         raise ConfigurationError(f"the dummy engine has no option(s) {', '.join(sorted(unknown))}; it takes 'seconds'")
     seconds = float(opts.get("seconds", 1.0))
     should_stop = opts.get("should_stop") or (lambda: None)
+    progress = opts.get("progress") or (lambda delivered, steps: None)
     count, start = 0, time.monotonic()
     end = start + seconds
     while True:
@@ -31,5 +33,6 @@ def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping
             raise RegionStopped(reason)
         time.sleep(min(0.05, end - now))
         count += 1
+        progress(count, count)  # its "messages" are its ticks
     return {"states": {}, "metrics": {"Delivered messages": count, "Exit code": 0, "Exit reason": "done",
                                       "Run seconds": round(time.monotonic() - start, 3)}}
