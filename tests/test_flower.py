@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import PSTACK, WorkerFleet
+from conftest import PSTACK, WorkerFleet, fleet_env
 from pstack_tasks.process import block, run, status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +106,10 @@ def flower(fleet: WorkerFleet, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     client = FlowerClient(f"http://127.0.0.1:{port}")
+    # Point this client at the session fleet again: a test with a fleet of its own leaves the
+    # Celery app pointed at that one (use_stack restores only the environment).
+    stack = fleet_env(fleet)
+    stack.__enter__()
     try:
         def answering() -> bool:
             assert proc.poll() is None, f"flower exited with {proc.returncode}: {log.read_text()[-2000:]}"
@@ -117,6 +121,7 @@ def flower(fleet: WorkerFleet, tmp_path_factory: pytest.TempPathFactory) -> Iter
                  "Flower to see a task's events")
         yield client
     finally:
+        stack.__exit__(None, None, None)
         proc.terminate()
         try:
             proc.wait(10)
@@ -150,7 +155,11 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
             if task["state"] == "PROGRESS":
                 return task_id, task
         return None
-    task_id, task = wait_for(progressing, 10, f"{name} in state PROGRESS")
+    try:
+        task_id, task = wait_for(progressing, 10, f"{name} in state PROGRESS")
+    except AssertionError:
+        raise AssertionError(f"{name} not in PROGRESS: {status(f.pid)}; Flower has "
+                             f"{[(t['name'], t['state'], t.get('result')) for t in flower.get('/api/tasks').values()]}")
     assert task["name"] == name
     assert task["args"] == f"(pid={f.pid}, region=1/2, graph=ro)"
     assert task["worker"] == "dummy@delta"
