@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
+
+from celery import Task
 
 from . import store
 from .celery_app import app
@@ -33,9 +36,31 @@ from .store import Keys
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 MAX_WAIT = 24 * 3600.0
+_GRAPH_TYPE = re.compile(r"<GraphType\b[^>]*?\bid\s*=\s*[\"']([^\"']+)")
 
 
-@app.task(name="pstack.submit")
+def describe_application(application: Any) -> str:
+    """A short stand-in for the application argument: a path as it is, XML text by its graph type."""
+    if not isinstance(application, str):
+        return repr(application)
+    if not application.lstrip().startswith("<"):
+        return repr(application)
+    m = _GRAPH_TYPE.search(application[:100000])
+    kind = f"graph type {m.group(1)}" if m else "no GraphType found"
+    return f"<XML text, {len(application)} characters, {kind}>"
+
+
+class SubmitTask(Task):  # type: ignore[misc]
+    """Sent with a short ``argsrepr``: Flower would otherwise show the whole XML text as its args."""
+
+    def apply_async(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
+                    **options: Any) -> Any:
+        if args and "argsrepr" not in options:
+            options["argsrepr"] = "(" + ", ".join([describe_application(args[0])] + [repr(a) for a in args[1:]]) + ")"
+        return super().apply_async(args, kwargs, **options)
+
+
+@app.task(name="pstack.submit", base=SubmitTask)
 def submit(application: str, rmap: Mapping[str, int] | None = None, rcon: Mapping[str, str] | None = None,
            engine: str | None = None, options: Mapping[str, Any] | None = None, level: int = 1) -> dict[str, Any]:
     """Start a process; ``{"pid", "state"}`` at once (Waiting or Running).

@@ -188,9 +188,14 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
 def test_a_process_started_through_flowers_api_completes_and_its_result_is_read_there(
         flower: FlowerClient, on_fleet: WorkerFleet) -> None:
     # When an operator submits the application's text through Flower
-    submitted = flower.result(flower.apply("pstack.submit", RING.read_text(), rmap={"n1": 1, "n2": 2},
-                                           engine="dummy", options={"seconds": 0.5}))
+    text = RING.read_text()
+    submit_id = flower.apply("pstack.submit", text, rmap={"n1": 1, "n2": 2}, engine="dummy",
+                             options={"seconds": 0.5})
+    submitted = flower.result(submit_id)
     assert submitted["state"] == "SUCCESS", submitted
+    # (Flower lists the submit task with a short stand-in for the XML text, not the text itself)
+    shown = wait_for(lambda: flower.get(f"/api/task/info/{submit_id}"), 5, "the submit task in Flower")
+    assert shown["args"] == f"(<XML text, {len(text)} characters, graph type ro>)"
     pid = submitted["result"]["pid"]
     assert submitted["result"]["state"] in ("Waiting", "Running")
 
