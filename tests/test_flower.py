@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from celery.result import AsyncResult
 
 from conftest import PSTACK, WorkerFleet, fleet_env
 from pstack_tasks.process import block, run, status
@@ -174,11 +175,17 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
     info = wait_for(grown, 5, "the delivered count to grow")
     assert info["name"] == name and status(f.pid)["state"] == "Running"
 
+    # and the result backend has the counters for Celery clients (Flower's result API: the state only)
+    assert flower.get(f"/api/task/result/{task_id}") == {"task-id": task_id, "state": "PROGRESS"}
+    meta = AsyncResult(task_id).info
+    assert meta["pid"] == f.pid and meta["region"] == 1 and meta["delivered"] >= int(first.group(1))
+
     # When it ends, the task succeeds under the same name, and the merge has a readable name too
     result = block(f, timeout=20)
     final = wait_for(lambda: (lambda i: i if i["state"] == "SUCCESS" else None)(
         flower.get(f"/api/task/info/{task_id}")), 5, "SUCCESS")
     assert final["name"] == name
+    assert AsyncResult(task_id).state == "SUCCESS"  # no late progress report overwrote the end
     assert str(result["regions"]["1"]["Delivered messages"]) in final["result"]
     merges = wait_for(lambda: [t for t in region_tasks(flower, f"ro:{f.pid}/merge").values()
                                if t["state"] == "SUCCESS"], 5, "the merge task to succeed")
@@ -237,3 +244,11 @@ def test_flowers_api_refuses_requests_without_the_credentials(flower: FlowerClie
     code, _ = FlowerClient(base, None).request("POST", "/api/task/async-apply/pstack.submit", {"args": ["x"]})
     assert code == 401
     assert flower.request("GET", "/api/tasks?limit=1")[0] == 200
+
+
+def test_the_submit_task_is_shown_by_a_short_stand_in_for_its_application() -> None:
+    from pstack_tasks.api import describe_application
+    text = RING.read_text()
+    assert describe_application(text) == f"<XML text, {len(text)} characters, graph type ro>"
+    assert describe_application("  <Graphs/>") == "<XML text, 11 characters, no GraphType found>"
+    assert describe_application("/shared/apps/ring.xml") == "'/shared/apps/ring.xml'"
