@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exceptions import (BuildError, ConfigurationError, EngineError, GraphError, ProcessError, ProcessFailed,
-                         ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
+from .exceptions import (BuildError, ConfigurationError, EngineError, GraphError, PermissionDenied, ProcessError,
+                         ProcessFailed, ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
 from .simulate import psim, run_engine
 
 _PROCESS_API = ("run", "block", "ps", "kill", "status", "engines", "Future")
@@ -21,6 +21,7 @@ __all__ = [
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessFailed",
+    "PermissionDenied",
 ]
 
 

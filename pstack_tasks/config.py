@@ -33,6 +33,9 @@ class Settings:
     engine: str = "psim"
     #: who owns the processes this client creates (default: the operating-system user)
     user: str | None = None
+    #: comma-separated user names that may kill any user's process (checked by the client:
+    #: docs/security.md says why Redis credentials, not this, are the real boundary)
+    admins: str = ""
     #: seconds process records and results are kept after a process ends
     result_expires: int = 7 * 24 * 3600
     #: seconds without a heartbeat after which a region (or a worker) counts as lost
@@ -64,12 +67,27 @@ class Settings:
         values.setdefault("cache_dir", _default_cache_dir(env))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.redis_url is not None and not settings.redis_url.startswith("redis://"):
-            raise ConfigurationError(f"PSTACK_REDIS_URL={settings.redis_url!r}: expected redis://[user:password@]host:port/db")
+            raise ConfigurationError(f"PSTACK_REDIS_URL={mask_url(settings.redis_url)!r}: "
+                                     "expected redis://[user:password@]host:port/db")
         return settings
 
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: the form every message and log line shows.
+
+    A Redis URL carries the fleet's credentials; anyone who reads a log, a ``ps`` listing or an
+    error message must not learn them from it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    auth, _, where = rest.rpartition("@")
+    user, colon, _ = auth.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{where}"
 
 
 def _convert(name: str, raw: str, default: object) -> object:
@@ -111,4 +129,4 @@ def setting_names() -> list[str]:
     return [f"PSTACK_{f.name.upper()}" for f in fields(Settings)]
 
 
-__all__ = ["Settings", "settings", "setting_names"]
+__all__ = ["Settings", "settings", "setting_names", "mask_url"]

@@ -13,7 +13,8 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
         └── RegionStopped       a region was stopped because its process failed or was killed
     ProcessError                a process (a run on the fleet) did not end Done
     ├── ProcessRefused          it can never run on this fleet (too few slots, unknown host)
-    └── ProcessFailed           it ended Failed or Killed; ``state`` and ``reason`` say why
+    ├── ProcessFailed           it ended Failed or Killed; ``state`` and ``reason`` say why
+    └── PermissionDenied        the caller may not do that to this process (another user's)
 """
 from __future__ import annotations
 
@@ -82,3 +83,7 @@ class ProcessFailed(ProcessError):
         self.pid = pid
         self.state = state
         self.reason = reason
+
+
+class PermissionDenied(ProcessError):
+    """The caller may not act on this process: it belongs to another user and the caller is no admin."""

@@ -118,7 +118,8 @@ def _stop(proc: subprocess.Popen, timeout: float) -> None:  # type: ignore[type-
 def use_stack(url: str, prefix: str) -> Iterator[None]:
     """Point this process's client side (settings, Redis clients, Celery app) at a stack.
 
-    The environment is restored afterwards; the pooled Redis clients are dropped both ways.
+    The environment, and the Celery app's broker, are restored afterwards; the pooled Redis
+    clients are dropped both ways.
     """
     saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
     os.environ["PSTACK_REDIS_URL"] = url
@@ -134,6 +135,8 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        if saved["PSTACK_REDIS_URL"]:  # a long-lived client (pcli, tests) goes back to its stack
+            point_at(saved["PSTACK_REDIS_URL"], saved["PSTACK_KEY_PREFIX"] or "pstack:")
         store.reset_clients()
 
 

@@ -11,7 +11,6 @@ vanished (a chord never completes then).
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
@@ -21,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import redis
+
 from . import loader, store
 from .config import settings
 from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
 from .ledger import Ledger
 from .regions import lost_regions
 from .store import Keys
+from .users import check_may_kill, current_user
 
 logger = logging.getLogger(__name__)
 ENDED = ("Done", "Failed", "Killed")
@@ -35,10 +37,6 @@ ENDED = ("Done", "Failed", "Killed")
 def _ledger() -> tuple[Any, Keys, Ledger]:
     keys, r = Keys.current(), store.client()
     return r, keys, Ledger(r, keys)
-
-
-def current_user() -> str:
-    return settings().user or getpass.getuser()
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,8 @@ def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str | None]:
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
         rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
         async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
-        timeout: float | None = None) -> dict[str, Any] | Future:
+        timeout: float | None = None, progress: Callable[[dict[str, Any]], None] | None = None
+        ) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process (pstack's ``run``).
 
     Args:
@@ -88,6 +87,8 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
         engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
         options: passed to the engine's ``run_engine`` (``max_steps``, ``time_limit``, ...).
         timeout: with ``async_=False``, give up waiting after this many seconds.
+        progress: with ``async_=False``, receives the process's :func:`status` a few times a
+            second while it waits (``delivered``: messages delivered so far).
 
     Returns:
         the merged result ``{"states", "metrics", "regions", "pid"}``, or a Future.
@@ -108,32 +109,33 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
-    r, keys, ledger = _ledger()
-    store.ping()
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    r.set(keys.app(digest), text, ex=cfg.result_expires)
-    pid = int(r.incr(keys.next_pid))
-    record = {
-        "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
-        "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
-        "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
-        "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
-        "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
-        "submitted": f"{time.time():.3f}", "state": "Submitted",
-    }
-    pipe = r.pipeline()
-    pipe.hset(keys.proc(pid), mapping=record)
-    pipe.zadd(keys.procs, {str(pid): pid})
-    pipe.execute()
-    refusal = ledger.submit(engine, pid)
-    if refusal:
-        ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
-        raise ProcessRefused(f"process {pid} refused: {refusal}")
-    pump(engine)
+    with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
+        r, keys, ledger = _ledger()
+        store.ping()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        r.set(keys.app(digest), text, ex=cfg.result_expires)
+        pid = int(r.incr(keys.next_pid))
+        record = {
+            "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
+            "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
+            "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(rmap or {})),
+            "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(level),
+            "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
+            "submitted": f"{time.time():.3f}", "state": "Submitted",
+        }
+        pipe = r.pipeline()
+        pipe.hset(keys.proc(pid), mapping=record)
+        pipe.zadd(keys.procs, {str(pid): pid})
+        pipe.execute()
+        refusal = ledger.submit(engine, pid)
+        if refusal:
+            ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
+            raise ProcessRefused(f"process {pid} refused: {refusal}")
+        pump(engine)
     future = Future(pid)
     if async_:
         return future
-    result: dict[str, Any] = block(future, timeout=timeout)
+    result: dict[str, Any] = block(future, timeout=timeout, progress=progress)
     if "states" in result:  # in device order, as psim reports them
         states = result["states"]
         result["states"] = {n: states[n] for n in app.instance.names if n in states}
@@ -278,26 +280,30 @@ def _recent_pids(r: Any, keys: Keys, limit: int) -> list[int]:
 
 
 def block(futures: Future | int | Iterable[Future | int], timeout: float | None = None,
-          sink: Callable[[str], None] | None = None) -> Any:
+          sink: Callable[[str], None] | None = None,
+          progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
     """Wait for one process (or each of a list) to end; its result, or a list of results.
 
     Verbose processes stream their log lines to ``sink`` (default: stdout) meanwhile.
+    ``progress``, if given, receives the process's :func:`status` about four times a second
+    (``delivered`` grows as the engines run).
 
     Raises:
         ProcessFailed: a process ended Failed or Killed.
         TimeoutError: ``timeout`` seconds passed first (the process goes on).
     """
     if isinstance(futures, (Future, int)):
-        return _block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink)
+        return _block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink, progress)
     deadline = None if timeout is None else time.monotonic() + timeout
     out = []
     for f in futures:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        out.append(_block_one(f if isinstance(f, int) else f.pid, left, sink))
+        out.append(_block_one(f if isinstance(f, int) else f.pid, left, sink, progress))
     return out
 
 
-def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None) -> dict[str, Any]:
+def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     r, keys, _ = _ledger()
     deadline = None if timeout is None else time.monotonic() + timeout
     verbose = r.hget(keys.proc(pid), "verbose") == "1"
@@ -314,10 +320,12 @@ def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | No
             return _outcome(r, keys, pid, rec)
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"process {pid} is still {rec['state']} after {timeout:g} s")
+        if progress is not None:
+            progress(_describe(rec, r.hgetall(keys.progress(pid))))
         if verbose:
             log_pos = _drain_log(r, keys, pid, log_pos, emit, 200)
         else:
-            r.blmove(keys.wake(pid), keys.wake(pid), 0.5, "LEFT", "LEFT")
+            r.blmove(keys.wake(pid), keys.wake(pid), 0.25 if progress else 0.5, "LEFT", "LEFT")
         if time.monotonic() >= next_reap:
             next_reap = time.monotonic() + 1.0
             reap(pid)
@@ -342,12 +350,16 @@ def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, 
 
 
 def status(pid: int) -> dict[str, Any]:
-    """The record of one process (empty if unknown or expired)."""
+    """The record of one process (empty if unknown or expired), with its live counters."""
     r, keys, _ = _ledger()
-    return _describe(r.hgetall(keys.proc(pid)))
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.proc(pid))
+    pipe.hgetall(keys.progress(pid))
+    return _describe(*pipe.execute())
 
 
-def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
+def _describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A process record as the API shows it; ``progress`` is the regions' live counters."""
     if not rec:
         return {}
     out: dict[str, Any] = {
@@ -362,42 +374,72 @@ def _describe(rec: Mapping[str, str]) -> dict[str, Any]:
         out[t] = float(rec[t]) if rec.get(t) else None
     start = out["started"] or out["submitted"]
     out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
+    per_region = {}
+    for region, counts in (progress or {}).items():
+        delivered, _, steps = counts.partition(" ")
+        per_region[int(region)] = {"delivered": int(delivered), "steps": int(steps or 0)}
+    out["progress"] = dict(sorted(per_region.items()))
+    out["delivered"] = sum(p["delivered"] for p in per_region.values())
+    out["steps"] = sum(p["steps"] for p in per_region.values())
     return out
 
 
-def ps(user: str | None = None, all_users: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
-    """The most recent processes (newest first), optionally only one user's."""
+def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent processes of every user (newest first), or only ``user``'s.
+
+    Everyone sees every process, with its owner in ``user``, as pstack's ``ps`` showed them:
+    a shared fleet is easier to share when you can see who is using it.
+    """
     r, keys, _ = _ledger()
-    pids = _recent_pids(r, keys, limit)
-    pipe = r.pipeline(transaction=False)
-    for pid in pids:
-        pipe.hgetall(keys.proc(pid))
+    with store.reporting():
+        pids = _recent_pids(r, keys, limit)
+        pipe = r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hgetall(keys.proc(pid))
+            pipe.hgetall(keys.progress(pid))
+        replies = pipe.execute()
     out, gone = [], []
-    for pid, rec in zip(pids, pipe.execute()):
+    for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
         if not rec:
             gone.append(str(pid))
             continue
-        d = _describe(rec)
+        d = _describe(rec, progress)
         if user and d["user"] != user:
             continue
         out.append(d)
     if gone:
-        r.zrem(keys.procs, *gone)
+        try:
+            r.zrem(keys.procs, *gone)
+        except redis.exceptions.NoPermissionError:
+            pass  # a read-only monitoring user lists, others tidy up
     return out
 
 
 def kill(pid: int, wait: float = 5.0) -> str:
     """Kill a process: waiting ones end at once, running ones once every region has stopped.
 
+    Only its owner or an admin (``PSTACK_ADMINS``) may kill it; the record keeps who did
+    (``killed_by``) and the reason says so.
+
     Returns the state it ended in (``Killed``, or how it had already ended).
+
+    Raises:
+        PermissionDenied: the process belongs to another user and the caller is no admin
+            (nothing is changed), or the Redis user may not write.
     """
     r, keys, _ = _ledger()
+    with store.reporting():
+        return _kill(r, keys, pid, wait)
+
+
+def _kill(r: Any, keys: Keys, pid: int, wait: float) -> str:
     rec = r.hgetall(keys.proc(pid))
     if not rec:
         raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    who = current_user()
+    check_may_kill(pid, rec, who)
     if rec["state"] in ENDED:
         return rec["state"]
-    who = current_user()
     r.hset(keys.proc(pid), "killed_by", who)
     reason = f"killed by {who}"
     r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)

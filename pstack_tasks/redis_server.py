@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from types import TracebackType
+from urllib.parse import quote
 
 from .exceptions import RedisUnavailable
 from .procs import child_preexec
@@ -26,16 +27,22 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    """``with EmbeddedRedis() as r: r.url`` — a redis-server on a free loopback port."""
+    """``with EmbeddedRedis() as r: r.url`` — a redis-server on a free loopback port.
 
-    def __init__(self) -> None:
+    With ``password``, the server requires it (``requirepass``) and ``url`` carries it, as a
+    fleet with Redis authentication would be configured.
+    """
+
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> "EmbeddedRedis":
         exe = shutil.which("redis-server")
@@ -45,10 +52,16 @@ class EmbeddedRedis:
         self.dir = tempfile.TemporaryDirectory(prefix="pstack-redis-")
         for _ in range(5):
             self.port = free_port()
+            # The password goes in through stdin ("-": read the config from it), not argv,
+            # where anyone on the host could read it in the process table.
             self.proc = subprocess.Popen(
-                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                [exe, "-", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", self.dir.name, "--loglevel", "warning", "--protected-mode", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=child_preexec)
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=child_preexec)
+            assert self.proc.stdin is not None
+            if self.password:
+                self.proc.stdin.write(f'requirepass "{self.password}"\n'.encode())
+            self.proc.stdin.close()
             if self._wait_ready():
                 logger.debug("embedded redis-server on port %d", self.port)
                 return self
@@ -62,6 +75,11 @@ class EmbeddedRedis:
                 return False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    if self.password:
+                        s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(self.password.encode()),
+                                                                             self.password.encode()))
+                        if not s.recv(16).startswith(b"+OK"):
+                            return False
                     s.sendall(b"PING\r\n")
                     if s.recv(16).startswith(b"+PONG"):
                         return True

@@ -184,9 +184,8 @@ def run_region(pid: int, region: int, host: str,
         path = app_file(r, keys, pid, rec)
         options = dict(json.loads(rec.get("options") or "{}"))
         options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
-                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"])
-        if engine_type == "dummy":  # provisional (branch flower): main's psim takes ``progress`` too
-            options["progress"] = guard.progress
+                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
+                       progress=guard.progress)
         if rec.get("verbose") == "1":
             options["log"] = guard.log
         else:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from typing import IO, Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 from . import build, codegen, loader
-from .config import settings
+from .config import mask_url, settings
 from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
 from .procs import kill_group
 from .redis_server import EmbeddedRedis
@@ -54,6 +55,7 @@ class RunOptions:
     log: Callable[[str], None] | None = None  # receives each log line; default: stderr
     should_stop: Callable[[], str | None] | None = None  # polled while running: a reason stops the run
     app_id: str | None = None   # content hash of the application: parsed once per process, then reused
+    progress: Callable[[int, int], None] | None = None  # receives (delivered, steps) a few times a second
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> "RunOptions":
@@ -124,6 +126,16 @@ def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
     return cmd + limit_args()
 
 
+#: never handed to engines or socat: handler code is the user's native code and could read them
+SECRET_VARIABLES = ("PSTACK_REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDISCLI_AUTH",
+                    "FLOWER_BASIC_AUTH")
+
+
+def child_env() -> dict[str, str]:
+    """The environment engines and relays run with: ours, less the Redis credentials."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+
+
 def limit_args() -> list[str]:
     """What every engine started here is held to: die with its parent, the configured limits."""
     cfg = settings()
@@ -133,6 +145,60 @@ def limit_args() -> list[str]:
         if value:
             args += [flag, str(value)]
     return args
+
+
+class _Meter:
+    """The engine's live counters: 16 bytes ({delivered, steps}) of a file it maps and updates.
+
+    The file is unlinked at once and handed over as a descriptor (``--progress-fd``), so a
+    worker killed mid-run leaves nothing behind.
+    """
+
+    INTERVAL = 0.25
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        fd, path = tempfile.mkstemp(prefix="pstack-progress-", dir=where)
+        os.unlink(path)
+        os.write(fd, bytes(16))
+        self.fd = fd
+        self.report = report
+        self._next = 0.0
+
+    def args(self) -> list[str]:
+        return ["--progress-fd", str(self.fd)]
+
+    def read(self) -> tuple[int, int]:
+        delivered, steps = struct.unpack("<QQ", os.pread(self.fd, 16, 0))
+        return delivered, steps
+
+    def tick(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now >= self._next:
+            self._next = now + self.INTERVAL
+            self.report(*self.read())
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _meter(opts: RunOptions, stack: ExitStack) -> _Meter | None:
+    if opts.progress is None:
+        return None
+    meter = _Meter(opts.progress)
+    stack.callback(meter.close)
+    return meter
+
+
+def _checker(opts: RunOptions, meter: _Meter | None) -> Callable[[], str | None] | None:
+    """What the wait loops poll: progress reports, then whether to stop."""
+    if meter is None:
+        return opts.should_stop
+
+    def check() -> str | None:
+        meter.tick()
+        return opts.should_stop() if opts.should_stop else None
+    return check
 
 
 class _StreamPump(threading.Thread):
@@ -247,16 +313,22 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
     with ExitStack() as stack:
         inst = instance_file(prep, regions_arr, opts, stack)
         cmd = engine_args(prep.engine, inst, opts, json_out=text_out is None, app_file=prep.app.file)
+        meter = _meter(opts, stack)
+        if meter:
+            cmd += meter.args()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if text_out is None else text_out,
-                                stderr=subprocess.PIPE, process_group=0)
+                                stderr=subprocess.PIPE, process_group=0, pass_fds=(meter.fd,) if meter else (),
+                                env=child_env())
         stack.callback(kill_group, proc)
         pump = _StreamPump(proc.stderr, _default_sink(opts))  # type: ignore[arg-type]
         pump.start()
         out = _Collector(proc.stdout) if proc.stdout else None  # type: ignore[arg-type]
         if out:
             out.start()
-        status = _wait_stoppable(proc, opts.should_stop)
+        status = _wait_stoppable(proc, _checker(opts, meter))
+        if meter:
+            meter.tick(final=True)
         pump.join()
         if out:
             out.join()
@@ -344,7 +416,8 @@ class _Region:
 
 
 def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarget, region: int,
-                 regions: list[int], pid: int, sink: Callable[[str], None] | None) -> _Region:
+                 regions: list[int], pid: int, sink: Callable[[str], None] | None,
+                 meter: _Meter | None = None) -> _Region:
     """Start one region's engine with socat relaying its fd 3 / stdin to Redis."""
     socat = shutil.which("socat")
     if socat is None:
@@ -355,16 +428,17 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarg
         pre = target.preamble()
         if pre:
             os.write(to_redis_w, b"".join(resp(c) for c in pre))
+        env = child_env()
         # No preexec_fn: it would make Python fork the whole (large) worker instead of vfork-ing,
         # ~7 ms of CPU per child.  The engine follows its parent itself (--parent-pid) and
         # socat follows the engine: it sees EOF on its stdin when the engine is gone.
         s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
                              stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                             process_group=0)
+                             process_group=0, env=env)
         cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre), prep.app.file)
-        cmd += ["--command-fd", str(to_redis_w)]
+        cmd += ["--command-fd", str(to_redis_w), *(meter.args() if meter else [])]
         e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             pass_fds=(to_redis_w,), process_group=0)
+                             pass_fds=(to_redis_w, meter.fd) if meter else (to_redis_w,), process_group=0, env=env)
     finally:
         for fd in (to_redis_r, to_redis_w, from_redis_r, from_redis_w):
             os.close(fd)
@@ -399,14 +473,17 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
     target = RedisTarget.parse(url)
     with ExitStack() as stack:
         inst = instance_file(prep, regions_arr, opts, stack)
-        r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts))
+        meter = _meter(opts, stack)
+        r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts), meter)
         stack.callback(kill_group, r.socat)
         stack.callback(kill_group, r.engine)
-        failure = _wait_regions([r], opts.should_stop)
+        failure = _wait_regions([r], _checker(opts, meter))
+        if meter:
+            meter.tick(final=True)
         if isinstance(failure, RegionStopped):
             raise failure
-        if failure:
-            raise SimulationFailed(failure)
+        if failure:  # the caller names the region (and its host)
+            raise SimulationFailed(failure.removeprefix(f"region {opts.region}: "))
         _let_relay_finish(r.socat)
         r.out.join()
         return _parse_result(r.out.data, f"region {r.region}")
@@ -441,7 +518,7 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         try:
             pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
         except Exception as e:  # redis.ConnectionError and friends, named for the user
-            raise RedisUnavailable(f"cannot reach Redis at {url}: {e}") from None
+            raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
         keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.active", f"{opts.prefix}{pid}.idle"]
         client.delete(*keys)
         client.set(f"{opts.prefix}{pid}.active", len(regions))

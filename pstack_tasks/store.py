@@ -7,11 +7,15 @@ one Redis database without seeing each other.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import urlparse
+
 import redis
 
-from .config import settings
-from .exceptions import ConfigurationError, RedisUnavailable
+from .config import mask_url, settings
+from .exceptions import ConfigurationError, PermissionDenied, RedisUnavailable
 
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
@@ -45,10 +49,36 @@ def client(url: str | None = None) -> redis.Redis:
 def ping(url: str | None = None) -> None:
     """Fail with a clear error when Redis cannot be reached."""
     url = url or redis_url()
+    with reporting(url):
+        try:
+            client(url).ping()
+        except redis.ResponseError as e:  # LOADING, MISCONF, ...: up, but not usable
+            raise RedisUnavailable(f"Redis at {mask_url(url)} cannot serve the stack: {e}") from None
+
+
+@contextmanager
+def reporting(url: str | None = None) -> Iterator[None]:
+    """Turn redis-py's errors into project errors that say what to fix, and never show the password.
+
+    A missing or wrong password surfaces deep inside redis-py (during its HELLO handshake),
+    and an ACL user without the right to a command gets ``NoPermissionError``: the user
+    needs to hear which setting to change, not a traceback.
+    """
     try:
-        client(url).ping()
-    except redis.RedisError as e:
-        raise RedisUnavailable(f"cannot reach Redis at {url}: {e}") from None
+        yield
+    except redis.AuthenticationError as e:
+        where = url or settings().redis_url or "?"
+        if urlparse(where).password is None:
+            raise RedisUnavailable(f"Redis at {mask_url(where)} requires authentication: put the password (and "
+                                   "ACL user) in PSTACK_REDIS_URL as redis://[user]:password@host:port/db") from None
+        raise RedisUnavailable(f"Redis at {mask_url(where)} refused the credentials in PSTACK_REDIS_URL: {e}") from None
+    except redis.exceptions.NoPermissionError as e:
+        who = urlparse(url or settings().redis_url or "").username or "default"
+        raise PermissionDenied(f"the Redis user {who!r} of PSTACK_REDIS_URL may not do this: {e} "
+                               "(a read-only monitoring user can list processes, not change them)") from None
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        where = url or settings().redis_url or "?"
+        raise RedisUnavailable(f"cannot reach Redis at {mask_url(where)}: {e}") from None
 
 
 def reset_clients() -> None:

@@ -3,7 +3,7 @@
 Both are thin: the work is in :mod:`regions` and :mod:`process`, which tests and the
 embedded stack can reason about without Celery.  Region tasks are never retried on their
 own (a region cannot rejoin a running gang); a lost region fails its process instead.
-While a region runs, its counters are published for Flower (:mod:`progress`).  The tasks
+While a region runs, its counters are published for Flower (:mod:`task_progress`).  The tasks
 for clients that speak only Celery (Flower's HTTP API) are in :mod:`api`.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from .celery_app import app
 from .process import merge_parts
-from .progress import RegionProgress
+from .task_progress import RegionProgress
 from .regions import run_region
 
 

@@ -101,9 +101,10 @@ def flower(fleet: WorkerFleet, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     log = tmp_path_factory.mktemp("flower") / "flower.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    env.update(PSTACK_REDIS_URL=fleet.url, PSTACK_KEY_PREFIX=fleet.prefix)
+    # the credentials as docs/flower.md passes them: in the environment, not on the command line
+    env.update(PSTACK_REDIS_URL=fleet.url, PSTACK_KEY_PREFIX=fleet.prefix, FLOWER_BASIC_AUTH=f"{USER}:{PASSWORD}")
     cmd = [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "flower", "--address=127.0.0.1",
-           f"--port={port}", f"--basic-auth={USER}:{PASSWORD}", "--loglevel=warning"]
+           f"--port={port}", "--loglevel=warning"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     client = FlowerClient(f"http://127.0.0.1:{port}")

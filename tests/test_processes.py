@@ -200,3 +200,24 @@ def test_sigkill_of_a_worker_fails_the_process_and_leaves_nothing(tmp_path: Path
 def _table() -> list[tuple[int, int, str]]:
     from conftest import processes_table
     return processes_table()
+
+
+def test_live_progress_while_running_and_exact_at_the_end(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(100, 10000))  # every hop crosses regions: 1 M messages take seconds
+    seen: list[dict] = []
+    f = run(app, rmap={f"n{i}": i % 2 for i in range(100)}, async_=True)
+
+    def moving() -> bool:
+        s = status(f.pid)
+        if s["state"] == "Running" and s["delivered"] > 0:
+            seen.append(s)
+        return len(seen) >= 2 and seen[-1]["delivered"] > seen[0]["delivered"]
+    _wait_for(moving, 30, "delivered to grow while the process runs")
+    row = next(p for p in ps() if p["pid"] == f.pid)
+    assert row["delivered"] >= seen[0]["delivered"] and set(row["progress"]) <= {0, 1}
+    result = block(f, timeout=60)
+    final = status(f.pid)
+    assert final["delivered"] == result["metrics"]["Delivered messages"] == 1_000_000
+    assert {r: p["delivered"] for r, p in final["progress"].items()} == {
+        int(r): m["Delivered messages"] for r, m in result["regions"].items()}

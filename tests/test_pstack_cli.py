@@ -72,3 +72,20 @@ def test_worker_without_a_redis_url_says_so() -> None:
 def test_unknown_engine_type_is_named() -> None:
     p = pstack("run", "-e", "warp", RING, env=bare_env())
     assert p.returncode == 5 and "unknown engine type 'warp'" in p.stderr
+
+
+def test_run_shows_live_progress_and_ps_the_delivered_count(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    from apps import token_ring
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(100, 10000))  # every hop crosses regions: a few seconds
+    rmap = json.dumps({f"n{i}": i % 2 for i in range(100)})
+    p = pstack("run", "--progress", "-r", "--rmap", rmap, str(app), env=dict(os.environ))
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout)
+    assert result["metrics"]["Delivered messages"] == 1_000_000
+    counts = [int(line.split(", ")[1].split()[0].replace(",", "")) for line in p.stderr.splitlines()
+              if line.startswith(f"process {result['pid']} Running: 2 regions, ")]
+    assert len(counts) >= 2 and counts == sorted(counts) and 0 < counts[-1] <= 1_000_000
+    p = pstack("ps", env=dict(os.environ))
+    line = next(x for x in p.stdout.splitlines() if x.split()[0] == str(result["pid"]))
+    assert line.split()[6] == "1000000"  # the DELIVERED column

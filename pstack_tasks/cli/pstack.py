@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -53,11 +54,13 @@ def main() -> None:
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
 @click.option("--option", "extra", multiple=True, metavar="KEY=JSON", help="Another engine option, e.g. seconds=2.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
 def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level: int, verbose: bool,
         as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
-        extra: tuple[str, ...], debug: bool) -> None:
+        extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
     from ..process import run as run_process
@@ -76,16 +79,22 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
         except json.JSONDecodeError:
             options[key] = raw
     engine = engine or settings().engine
-    kwargs = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose, engine=engine,
-                  options=options)
-    if settings().redis_url:
-        outcome = run_process(app, async_=async_, **kwargs)
-    else:
-        if async_:
-            raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): the embedded stack ends with the command")
-        from ..local import LocalStack
-        with LocalStack(engine, slots or len(set(regions.values()) | {0})):
-            outcome = run_process(app, **kwargs)
+    kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
+                                  engine=engine, options=options)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and not verbose
+    with ExitStack() as stack:
+        if show_progress and not async_:
+            from ..progress import ProgressLine
+            kwargs["progress"] = stack.enter_context(ProgressLine()).update
+        if settings().redis_url:
+            outcome = run_process(app, async_=async_, **kwargs)
+        else:
+            if async_:
+                raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): the embedded stack ends with the command")
+            from ..local import LocalStack
+            with LocalStack(engine, slots or len(set(regions.values()) | {0})):
+                outcome = run_process(app, **kwargs)
     if async_:
         click.echo(outcome.pid)  # type: ignore[union-attr]
         return
@@ -102,24 +111,29 @@ def _when(t: float | None) -> str:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-u", "--user", default=None, help="Only this user's processes.")
+@click.option("-u", "--user", default=None, help="Only this user's processes (default: every user's).")
+@click.option("-m", "--mine", is_flag=True, help="Only my processes (PSTACK_USER, else the login name).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
-def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
-    """List processes, newest first."""
+def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
+    """List processes of every user, newest first, with their owner (USER)."""
     from ..process import ps as list_processes
-    procs = list_processes(user=user, limit=limit)
+    from ..users import current_user
+    if mine and user:
+        raise click.UsageError("give --user USER or --mine, not both")
+    procs = list_processes(user=current_user() if mine else user, limit=limit)
     if as_json:
         click.echo(json.dumps(procs))
         return
-    click.echo(f"{'PID':>6} {'STATE':8} {'USER':10} {'ENGINE':7} {'REGIONS':>7} {'DEVICES':>8} {'ELAPSED':>8} "
-               f"{'SUBMITTED':9} GRAPH / REASON")
+    click.echo(f"{'PID':>6} {'STATE':8} {'USER':10} {'ENGINE':7} {'REGIONS':>7} {'DEVICES':>8} {'DELIVERED':>12} "
+               f"{'ELAPSED':>8} {'SUBMITTED':9} GRAPH / REASON")
     for p in procs:
         tail = p["graph_type"] + (f"  ({p['reason']})" if p["state"] in ("Failed", "Killed") else "")
-        click.echo(f"{p['pid']:>6} {p['state']:8} {p['user'][:10]:10} {p['engine']:7} {len(p['regions']):>7} "
-                   f"{p['devices']:>8} {p['elapsed'] or 0:>8.1f} {_when(p['submitted']):9} {tail}")
+        click.echo(f"{p['pid']:>6} {p['state']:8} {(p['user'] or '-')[:10]:10} {p['engine']:7} "
+                   f"{len(p['regions']):>7} {p['devices']:>8} {p.get('delivered', 0):>12} {p['elapsed'] or 0:>8.1f} "
+                   f"{_when(p['submitted']):9} {tail}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -127,10 +141,24 @@ def ps(user: str | None, limit: int, as_json: bool, debug: bool) -> None:
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
 def kill(pids: tuple[int, ...], debug: bool) -> None:
-    """Kill processes: their engines stop everywhere; the state becomes Killed."""
+    """Kill processes: their engines stop everywhere; the state becomes Killed.
+
+    Only your own processes, unless you are an admin (PSTACK_ADMINS). A refused pid is
+    reported and the others are still killed; the exit status is then 1.
+    """
+    from ..exceptions import PermissionDenied
     from ..process import kill as kill_process
+    refused = 0
     for pid in pids:
-        click.echo(f"{pid} {kill_process(pid)}")
+        try:
+            click.echo(f"{pid} {kill_process(pid)}")
+        except PermissionDenied as e:
+            if debug:
+                raise
+            click.echo(f"pstack: error: {e}", err=True)
+            refused += 1
+    if refused:
+        sys.exit(1)
 
 
 @main.command(context_settings=CONTEXT)

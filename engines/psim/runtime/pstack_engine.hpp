@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 
 struct PstackEdge {        // a local destination of a (source device, output pin) slot
     uint32_t dst;          // global device index
@@ -45,6 +46,13 @@ static uint32_t* g_rq;
 static uint32_t g_rq_mask, g_rq_head, g_rq_tail;
 static uint64_t g_delivered, g_sent, g_cancelled, g_steps, g_remote_sent, g_remote_received;
 static uint64_t g_max_steps = UINT64_MAX;
+// Live counters for whoever started us (--progress-fd): {delivered, steps}, in a shared mapping,
+// refreshed every POLL_EVERY steps, when the region goes idle, and at the end.
+static volatile uint64_t* g_progress;
+
+static inline void publish_progress() {
+    if (g_progress) { g_progress[0] = g_delivered; g_progress[1] = g_steps; }
+}
 static double g_time_limit;
 static int g_region = 0;
 
@@ -149,6 +157,14 @@ static void apply_limits() {
     if (g_cpu_limit > 0) set_limit(RLIMIT_CPU, (rlim_t)g_cpu_limit);
     if (g_memory_limit_mib > 0) set_limit(RLIMIT_AS, (rlim_t)g_memory_limit_mib << 20);
     if (g_file_limit_mib > 0) set_limit(RLIMIT_FSIZE, (rlim_t)g_file_limit_mib << 20);
+}
+
+// The progress file comes as an open descriptor (already unlinked: nothing to leak if we die).
+static void map_progress(int fd) {
+    void* m = mmap(nullptr, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) pstack_fatal(PSTACK_STATUS_USAGE, "cannot map the progress file (fd %d): %s", fd, strerror(errno));
+    close(fd);
+    g_progress = (volatile uint64_t*)m;
 }
 
 // Die with the process that started this engine (a worker killed with SIGKILL included).
@@ -840,6 +856,7 @@ static void run_loop() {
             }
             if (++since_poll >= POLL_EVERY) {
                 since_poll = 0;
+                publish_progress();
                 if (g_time_limit > 0 && now_seconds() - t0 > g_time_limit) {
                     pstack_stop = 1; pstack_exit_code = 1; pstack_exit_reason = "time-limit";
                     break;
@@ -861,6 +878,7 @@ static void run_loop() {
             pstack_exit_code = PSTACK_IDLE_EXIT_CODE;
             break;
         }
+        publish_progress();
         net_wait_idle();
     }
     if (g_nregions > 1 && stopped_here()) broadcast_exit();
@@ -924,7 +942,7 @@ static void usage() {
     pstack_fatal(PSTACK_STATUS_USAGE,
         "usage: engine INSTANCE [--json] [--no-states] [--full-state] [--level L] [--max-steps N] "
         "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N] "
-        "[--command-fd FD] [--parent-pid P] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB]");
+        "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB]");
 }
 
 int main(int argc, char** argv) {
@@ -936,6 +954,7 @@ int main(int argc, char** argv) {
     int region = 0;
     const char* region_list = nullptr;
     long parent = 0;
+    int progress_fd = -1;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         bool more = i + 1 < argc;
@@ -955,6 +974,7 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--skip-replies") && more) skip_replies = atoi(argv[++i]);
         else if (!strcmp(a, "--app-file") && more) pstack_app_file = argv[++i];
         else if (!strcmp(a, "--command-fd") && more) g_out_fd = atoi(argv[++i]);
+        else if (!strcmp(a, "--progress-fd") && more) progress_fd = atoi(argv[++i]);
         else if (!strcmp(a, "--parent-pid") && more) parent = atol(argv[++i]);
         else if (!strcmp(a, "--cpu-limit") && more) g_cpu_limit = atol(argv[++i]);
         else if (!strcmp(a, "--memory-limit") && more) g_memory_limit_mib = atol(argv[++i]);
@@ -965,6 +985,7 @@ int main(int argc, char** argv) {
     if (!instance) usage();
     follow_parent(parent);
     apply_limits();
+    if (progress_fd >= 0) map_progress(progress_fd);
     if (json) pstack_log_stream = stderr;
     // regions
     g_nregions = 1;
@@ -1007,6 +1028,7 @@ int main(int argc, char** argv) {
     if (!pstack_stop) run_loop();
     else if (g_nregions > 1 && stopped_here()) broadcast_exit();
     double t2 = now_seconds();
+    publish_progress();
     pstack_cur_handler = "output";
     if (pstack_log_stream) fflush(pstack_log_stream);
     print_results(json, states, full, t1 - t0, t2 - t1);
