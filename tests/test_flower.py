@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterator
 import pytest
 from celery.result import AsyncResult
 
+from apps import variant
 from conftest import PSTACK, WorkerFleet, fleet_env
-from pstack_tasks.process import block, run, status
+from pstack_tasks.process import block, kill, run, status
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = PSTACK / "ring-oscillator-01.xml"  # graph type "ro"
@@ -191,6 +192,30 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
     merges = wait_for(lambda: [t for t in region_tasks(flower, f"ro:{f.pid}/merge").values()
                                if t["state"] == "SUCCESS"], 5, "the merge task to succeed")
     assert len(merges) == 1 and merges[0]["worker"] == "control@ctl"
+
+
+def test_a_psim_region_shows_its_engines_counters_and_a_kill_shows_as_failure(
+        flower: FlowerClient, on_fleet: WorkerFleet, tmp_path: Path) -> None:
+    # Given a split ring oscillator that never finishes, on the psim engine
+    app = variant(RING.name, "bool finished = deviceState->counter >= 10;", "bool finished = false;", tmp_path)
+    f = run(app, rmap={"n1": 1, "n2": 1}, async_=True)
+    name = f"ro:{f.pid}/r1"
+    try:
+        # Then Flower shows the engine's own counters for region 1, and they grow
+        def delivered() -> int:
+            for task in region_tasks(flower, name).values():
+                m = PROGRESS_TEXT.match(task.get("result") or "") if task["state"] == "PROGRESS" else None
+                if m:
+                    return int(m.group(1))
+            return 0
+        first = wait_for(delivered, 20, f"{name} in state PROGRESS")
+        wait_for(lambda: delivered() > first, 5, "the psim counters to grow")
+    finally:
+        # When it is killed, its regions end FAILURE in Flower, naming who killed it
+        assert kill(f.pid) == "Killed"
+    failed = wait_for(lambda: [t for t in region_tasks(flower, name).values() if t["state"] == "FAILURE"], 5,
+                      f"{name} to fail")
+    assert "killed by" in failed[0]["exception"]
 
 
 def test_a_process_started_through_flowers_api_completes_and_its_result_is_read_there(
