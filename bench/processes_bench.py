@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,6 +33,51 @@ ROOT = Path(__file__).resolve().parent.parent
 RING = ROOT / "tests" / "data" / "pstack" / "ring-oscillator-01.xml"
 FLOOR_SHARE = 0.5
 REMOTE_TARGET = 300_000
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by groups of process trees (workers with their pool processes and the
+    engines/relays they reaped, redis-server, this client), read from /proc between two points."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self.start = self.sample()
+
+    def sample(self) -> dict[str, tuple[float, float]]:
+        children: dict[int, list[int]] = {}
+        stats: dict[int, list[str]] = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(name)] = fields
+                children.setdefault(int(fields[1]), []).append(int(name))
+        out = {}
+        for group, root in self.roots.items():
+            own = reaped = 0.0
+            todo = [root]
+            while todo:
+                pid = todo.pop()
+                f = stats.get(pid)
+                if f is not None:
+                    own += (int(f[11]) + int(f[12])) / TICK
+                    reaped += (int(f[13]) + int(f[14])) / TICK
+                if group != "client":  # the client's children are the other groups
+                    todo += children.get(pid, [])
+            out[group] = (own, reaped)
+        return out
+
+    def per_item_ms(self, count: int) -> dict[str, float]:
+        """Milliseconds of CPU per item since the start, by group; engines+relays apart."""
+        end = self.sample()
+        ms = {g: (end[g][0] - self.start[g][0]) * 1000 / count for g in self.roots}
+        ms["engines+relays"] = sum(end[g][1] - self.start[g][1] for g in self.roots if g != "client") * 1000 / count
+        return ms
 
 
 def pct(values: list[float], p: float) -> float:
@@ -100,16 +146,25 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir, use_stack(server.url, "bench:"):
         fleet = Fleet(server.url, "bench:")
         try:
-            fleet.start("psim", "bench", 4)
-            fleet.start("dummy", "bench", 4)
-            fleet.start(None, "bench", 4, control=True)
+            psim_w = fleet.start("psim", "bench", 4)
+            dummy_w = fleet.start("dummy", "bench", 4)
+            control_w = fleet.start(None, "bench", 4, control=True)
             fleet.wait_registered([("psim", "bench"), ("dummy", "bench")])
+            assert server.proc is not None
+            roots = {"engine workers": psim_w.pid, "control worker": control_w.pid, "redis": server.proc.pid,
+                     "client": os.getpid()}
+            cpu: dict[str, dict[str, float]] = {}
             print(f"floor: {args.count} chords of 2 no-op tasks + merge ...", flush=True)
+            meter = CpuMeter(roots)
             fl = floor(args.count)
+            cpu["celery floor (chord of 2 no-ops)"] = meter.per_item_ms(args.count)
             rows = {"celery floor (chord of 2 no-ops)": fl}
             for engine in ("dummy", "psim"):
                 print(f"pstack: {args.count} 2-region processes on {engine} ...", flush=True)
-                rows[f"pstack 2-region process ({engine})"] = processes(args.count, engine)
+                name = f"pstack 2-region process ({engine})"
+                meter = CpuMeter(dict(roots, **{"engine workers": dummy_w.pid if engine == "dummy" else psim_w.pid}))
+                rows[name] = processes(args.count, engine)
+                cpu[name] = meter.per_item_ms(args.count)
             print("2-region ring through run() ...", flush=True)
             rr = remote_ring(args.ring_n, args.ring_m, Path(tmpdir))
         finally:
@@ -125,6 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         ok &= passed != "FAIL"
         print(f"| {name} | {r['per_s']:.1f} | {share:.0%} | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms "
               f"| {target} | {passed} |")
+    print()
+    print("CPU per chord / process (ms; 2 cores shared by everything, so throughput follows the total):")
+    groups = ["engine workers", "engines+relays", "control worker", "redis", "client"]
+    print("| workload | " + " | ".join(groups) + " | total |")
+    print("|---" * (len(groups) + 2) + "|")
+    for name, ms in cpu.items():
+        total = sum(ms[g] for g in groups)
+        print(f"| {name} | " + " | ".join(f"{ms[g]:.1f}" for g in groups) + f" | {total:.1f} |")
+    print("(engine workers: the workers' Python, engines+relays excluded; engines+relays: the engines and "
+          "socat processes they started)")
     ring_ok = rr["remote_per_s"] >= REMOTE_TARGET
     ok &= ring_ok
     print()
@@ -132,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{rr['run_s']:.3f} s = {rr['remote_per_s'] / 1e6:.2f} M remote msgs/s "
           f"(target >= {REMOTE_TARGET // 1000}k/s: {'PASS' if ring_ok else 'FAIL'})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": rows, "ring": rr, "count": args.count}, indent=2))
+    args.json.write_text(json.dumps({"rows": rows, "ring": rr, "count": args.count, "cpu_ms": cpu}, indent=2))
     return 0 if ok else 1
 
 
