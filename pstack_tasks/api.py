@@ -57,6 +57,9 @@ class SubmitTask(Task):  # type: ignore[misc]
                     **options: Any) -> Any:
         if args and "argsrepr" not in options:
             options["argsrepr"] = "(" + ", ".join([describe_application(args[0])] + [repr(a) for a in args[1:]]) + ")"
+        if kwargs and "application" in kwargs and "kwargsrepr" not in options:
+            shown = {k: (describe_application(v) if k == "application" else v) for k, v in kwargs.items()}
+            options["kwargsrepr"] = repr(shown)
         return super().apply_async(args, kwargs, **options)
 
 

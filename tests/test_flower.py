@@ -253,6 +253,15 @@ def test_a_path_on_the_workers_host_is_accepted_and_a_bad_application_fails_with
     assert by_path["state"] == "SUCCESS", by_path
     block(by_path["result"]["pid"], timeout=20)
 
+    # (the application may also be a keyword argument; Flower shows its stand-in there too)
+    reply = flower.post("/api/task/async-apply/pstack.submit",
+                        {"kwargs": {"application": RING.read_text(), "engine": "dummy", "options": {"seconds": 0.2}}})
+    by_kwarg = flower.result(reply["task-id"])
+    assert by_kwarg["state"] == "SUCCESS", by_kwarg
+    block(by_kwarg["result"]["pid"], timeout=20)
+    shown = wait_for(lambda: flower.get(f"/api/task/info/{reply['task-id']}"), 5, "the submit task in Flower")
+    assert "'application': '<XML text, " in shown["kwargs"] and "GraphType" not in shown["kwargs"]
+
     broken = tmp_path / "broken.xml"
     broken.write_text(RING.read_text().replace("</Graphs>", ""))
     failed = flower.result(flower.apply("pstack.submit", str(broken), engine="dummy"))
