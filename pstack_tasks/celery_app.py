@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("pstack_tasks", include=["pstack_tasks.tasks"])
+app = Celery("pstack_tasks", include=["pstack_tasks.tasks", "pstack_tasks.api"])
 app.config_from_object("celeryconfig")
 
 from . import fleet  # noqa: E402,F401  (connects the worker signal handlers)

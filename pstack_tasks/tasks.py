@@ -3,6 +3,8 @@
 Both are thin: the work is in :mod:`regions` and :mod:`process`, which tests and the
 embedded stack can reason about without Celery.  Region tasks are never retried on their
 own (a region cannot rejoin a running gang); a lost region fails its process instead.
+While a region runs, its counters are published for Flower (:mod:`task_progress`).  The tasks
+for clients that speak only Celery (Flower's HTTP API) are in :mod:`api`.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from .celery_app import app
 from .process import merge_parts
+from .task_progress import RegionProgress
 from .regions import run_region
 
 
@@ -18,7 +21,11 @@ def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
     """Run region ``region_no`` of process ``pid`` on this worker; its states and metrics."""
     node = self.request.hostname or ""
     host = node.split("@", 1)[-1]
-    return run_region(pid, region_no, host)
+    progress = RegionProgress(self, pid, region_no)
+    try:
+        return run_region(pid, region_no, host, on_progress=progress.report)
+    finally:
+        progress.close()
 
 
 @app.task(name="pstack.merge")
