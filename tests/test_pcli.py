@@ -125,11 +125,12 @@ def test_help_lists_every_builtin_with_its_first_docstring_line(capsys: pytest.C
     lines = summary(fns)
     assert lines[0].split() == ["BUILT-IN", "WHAT", "IT", "DOES"]
     row = next(line for line in lines if line.startswith("run("))
-    assert row.startswith("run(xml, rmap=None, rcon=None, level=1, verbose=False, async_=False, engine=None, ")
+    assert row.startswith("run(xml, rmap=None, rcon=None, ...)  ")  # cut to fit a terminal line
+    assert max(len(line) for line in lines) <= 160
     assert row.endswith("Run an application (path or XML text) as a process; its result, or a Future with async_=True.")
     fns["help"]()
     out = capsys.readouterr().out
-    assert "unit(py, rmap=None, engine=None, options=None)" in out and "ps(user=None, mine=False, limit=50)" in out
+    assert "unit(py, rmap=None, engine=None, ...)" in out and "ps(user=None, mine=False, limit=50)" in out
     fns["help"](len)  # still Python's help
     assert "Help on built-in function len" in capsys.readouterr().out
 

@@ -96,12 +96,27 @@ def signature(fn: Callable[..., Any]) -> str:
     return str(sig.replace(parameters=bare, return_annotation=inspect.Signature.empty))
 
 
+def short_signature(fn: Callable[..., Any], width: int = 36) -> str:
+    """The signature cut to ``width`` characters at a parameter boundary (``run(xml, rmap=None, ...)``),
+    so the table keeps one line per built-in in an ordinary terminal; help(x) shows it whole."""
+    full = signature(fn)
+    if len(full) <= width:
+        return full
+    params = full[1:-1].split(", ")
+    kept: list[str] = []
+    for p in params:
+        if len("(" + ", ".join([*kept, p]) + ", ...)") > width and kept:
+            break
+        kept.append(p)
+    return "(" + ", ".join([*kept, "..."]) + ")"
+
+
 def summary(fns: Mapping[str, Callable[..., Any]]) -> list[str]:
-    """A table of built-ins: name with signature, and the first line of its docstring."""
+    """A table of built-ins: name with (shortened) signature, and the first line of its docstring."""
     rows = []
     for name, fn in fns.items():
         doc = (inspect.getdoc(fn) or "").strip().splitlines()
-        rows.append([name + signature(fn), doc[0] if doc else ""])
+        rows.append([name + short_signature(fn), doc[0] if doc else ""])
     return format_columns(("BUILT-IN", "WHAT IT DOES"), rows)
 
 
