@@ -56,13 +56,14 @@ def parse_json_body(text: str | None, file: str, line: int | None, what: str) ->
     return value
 
 
-class TypeParser:
-    """Turns one ``<GraphType>`` element into a :class:`GraphType`."""
+class GraphTypeChecks:
+    """What every version's graph type parser checks the same way, with errors naming file:line.
 
-    def __init__(self, file: str, version: int) -> None:
-        self.file = file
-        self.version = version
-        self.typedefs: dict[str, FieldType] = {}
+    The v2/v3 parser (:class:`TypeParser`) and the v4 one (``schema_v4.TypeParserV4``) differ in
+    how typed data and handlers are written, not in these rules.
+    """
+
+    file: str
 
     def error(self, msg: str, el: etree._Element | None) -> GraphError:
         return GraphError(msg, self.file, el.sourceline if el is not None else None)
@@ -74,6 +75,39 @@ class TypeParser:
         if not IDENTIFIER.match(value):
             raise self.error(f"<{local(el)}> {attr}={value!r} is not a C identifier", el)
         return value
+
+    def pin_header(self, c: etree._Element, did: str, known: set[str], pins: list[Any]) -> tuple[str, str]:
+        """A pin's name and message type, checked: it names a known type, and no other pin's name."""
+        name = self.ident(c, "name")
+        mtype = c.get("messageTypeId")
+        if mtype is None:
+            raise self.error(f"pin {name!r} of device type {did!r} has no messageTypeId", c)
+        if mtype not in known:
+            raise self.error(f"pin {name!r} of device type {did!r} uses unknown message type {mtype!r}", c)
+        if any(p.name == name for p in pins):
+            raise self.error(f"duplicate pin name {name!r} in device type {did!r}", c)
+        return name, mtype
+
+    def check_whole(self, gt: etree._Element, gid: str, device_types: list[DeviceType], saw_messages: bool,
+                    saw_devices: bool) -> None:
+        """The graph type as a whole: both sections present, no type id clashing with the graph's."""
+        for d in device_types:
+            if d.id == gid:
+                raise GraphError(f"device type id {gid!r} is also the graph type id; the generated type names "
+                                 f"({gid}_properties_t) would clash: rename one", self.file, d.line)
+        if not saw_messages:
+            raise self.error(f"graph type {gid!r} has no <MessageTypes>", gt)
+        if not saw_devices:
+            raise self.error(f"graph type {gid!r} has no <DeviceTypes>", gt)
+
+
+class TypeParser(GraphTypeChecks):
+    """Turns one v2/v3 ``<GraphType>`` element into a :class:`GraphType`."""
+
+    def __init__(self, file: str, version: int) -> None:
+        self.file = file
+        self.version = version
+        self.typedefs: dict[str, FieldType] = {}
 
     # ---- typed data ---------------------------------------------------------------------------
     def member(self, el: etree._Element) -> Field:
@@ -236,14 +270,7 @@ class TypeParser:
                         raise self.error(f"unexpected <{kind}> in <DeviceTypes>", d)
             else:
                 raise self.error(f"unexpected <{tag}> in <GraphType>", c)
-        for d in device_types:
-            if d.id == gid:
-                raise GraphError(f"device type id {gid!r} is also the graph type id; the generated type names "
-                                 f"({gid}_properties_t) would clash: rename one", self.file, d.line)
-        if not saw_messages:
-            raise self.error(f"graph type {gid!r} has no <MessageTypes>", gt)
-        if not saw_devices:
-            raise self.error(f"graph type {gid!r} has no <DeviceTypes>", gt)
+        self.check_whole(gt, gid, device_types, saw_messages, saw_devices)
         return GraphType(gid, self.version, props, tuple(shared), tuple(message_types), tuple(device_types),
                          self.file, tuple(typedefs))
 
@@ -267,14 +294,7 @@ class TypeParser:
             elif tag in ("SharedCode", "DeviceSharedCode"):
                 shared.append(self.code(c, "SharedCode"))
             elif tag in ("InputPin", "OutputPin"):
-                name = self.ident(c, "name")
-                mtype = c.get("messageTypeId")
-                if mtype is None:
-                    raise self.error(f"pin {name!r} of device type {did!r} has no messageTypeId", c)
-                if mtype not in known:
-                    raise self.error(f"pin {name!r} of device type {did!r} uses unknown message type {mtype!r}", c)
-                if any(p.name == name for p in inputs + outputs):  # type: ignore[operator]
-                    raise self.error(f"duplicate pin name {name!r} in device type {did!r}", c)
+                name, mtype = self.pin_header(c, did, known, [*inputs, *outputs])
                 handler_tag = "OnReceive" if tag == "InputPin" else "OnSend"
                 hs = [h for h in children(c) if local(h) == handler_tag]
                 what = f"{handler_tag} of pin {name!r}"

@@ -24,7 +24,7 @@ from .exceptions import GraphError
 # loader imports this module only inside load(), so importing it here makes no cycle
 from .loader import EDGE_PATH, _InstanceBuilder
 from .model import Code, DeviceType, GraphType, InputPin, MessageType, OutputPin, Struct
-from .schema import IDENTIFIER, children, local
+from .schema import GraphTypeChecks, children, local
 
 logger = logging.getLogger(__name__)
 
@@ -52,22 +52,11 @@ def element_text(el: etree._Element) -> str:
     return "".join(parts)
 
 
-class TypeParserV4:
+class TypeParserV4(GraphTypeChecks):
     """Turns one v4 ``<GraphType>`` element into a :class:`GraphType`."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-
-    def error(self, msg: str, el: etree._Element | None) -> GraphError:
-        return GraphError(msg, self.file, el.sourceline if el is not None else None)
-
-    def ident(self, el: etree._Element, attr: str = "id") -> str:
-        value = el.get(attr)
-        if value is None:
-            raise self.error(f"<{local(el)}> has no {attr!r} attribute", el)
-        if not IDENTIFIER.match(value):
-            raise self.error(f"<{local(el)}> {attr}={value!r} is not a C identifier", el)
-        return value
 
     def refuse(self, el: etree._Element, where: str) -> GraphError:
         tag = local(el)
@@ -126,14 +115,7 @@ class TypeParserV4:
                     device_types.append(dt)
             else:
                 raise self.refuse(c, "<GraphType>")
-        for d in device_types:
-            if d.id == gid:
-                raise GraphError(f"device type id {gid!r} is also the graph type id; the generated type names "
-                                 f"({gid}_properties_t) would clash: rename one", self.file, d.line)
-        if not saw_messages:
-            raise self.error(f"graph type {gid!r} has no <MessageTypes>", gt)
-        if not saw_devices:
-            raise self.error(f"graph type {gid!r} has no <DeviceTypes>", gt)
+        self.check_whole(gt, gid, device_types, saw_messages, saw_devices)
         logger.debug("v4 graph type %r: %d message types, %d device types", gid, len(message_types),
                      len(device_types))
         return GraphType(gid, 4, props, tuple(shared), tuple(message_types), tuple(device_types), self.file)
@@ -167,14 +149,7 @@ class TypeParserV4:
             elif tag == "SharedCode":
                 shared.append(self.code(c, "SharedCode"))
             elif tag in ("InputPin", "OutputPin"):
-                name = self.ident(c, "name")
-                mtype = c.get("messageTypeId")
-                if mtype is None:
-                    raise self.error(f"pin {name!r} of device type {did!r} has no messageTypeId", c)
-                if mtype not in known:
-                    raise self.error(f"pin {name!r} of device type {did!r} uses unknown message type {mtype!r}", c)
-                if any(p.name == name for p in [*inputs, *outputs]):
-                    raise self.error(f"duplicate pin name {name!r} in device type {did!r}", c)
+                name, mtype = self.pin_header(c, did, known, [*inputs, *outputs])
                 if tag == "InputPin":
                     inputs.append(self.input_pin(c, did, name, mtype))
                 else:
