@@ -90,6 +90,21 @@ class Guard(threading.Thread):
             if lost:
                 self.fail(lost)
 
+    def begin(self) -> None:
+        """First heartbeat and "started" in one transaction (peers never see a started region
+        without a heartbeat), then beat on in the background.  Peers are first looked at one
+        interval later: at the start they may not have begun yet, and the reaper watches anyway."""
+        pipe = self.r.pipeline()
+        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
+        pipe.sadd(self.keys.started(self.pid), self.region)
+        pipe.expire(self.keys.started(self.pid), self.cfg.result_expires)
+        pipe.get(self.keys.abort(self.pid))
+        abort = pipe.execute()[-1]
+        if abort:
+            self._reason = abort
+        self._next_peer_check = time.monotonic() + PEER_INTERVAL
+        self.start()
+
     def fail(self, cause: str) -> None:
         """Record the first cause of the process's failure and stop this region."""
         self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
@@ -173,12 +188,7 @@ def run_region(pid: int, region: int, host: str,
     cfg = settings()
     guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1",
                   on_progress)
-    guard.tick()  # the heartbeat exists before the region counts as started: peers never see one without
-    pipe = r.pipeline()
-    pipe.sadd(keys.started(pid), region)
-    pipe.expire(keys.started(pid), cfg.result_expires)
-    pipe.execute()
-    guard.start()
+    guard.begin()
     try:
         run_engine = engines.load(engine_type)
         path = app_file(r, keys, pid, rec)
