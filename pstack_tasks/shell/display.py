@@ -14,32 +14,32 @@ from ..results import format_text
 MAX_STATES = 40
 
 
-class Table(list):  # type: ignore[type-arg]
+class _Shown:
+    """Prints as its text lines, in ptpython (``__pt_repr__``) and through ``print``."""
+
+    lines: list[str]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+    def __pt_repr__(self) -> str:
+        return str(self)
+
+
+class Table(_Shown, list):  # type: ignore[type-arg]
     """Rows (usually dicts) with the text lines that show them."""
 
     def __init__(self, rows: Iterable[Any], lines: Iterable[str]) -> None:
         super().__init__(rows)
         self.lines = list(lines)
 
-    def __str__(self) -> str:
-        return "\n".join(self.lines)
 
-    def __pt_repr__(self) -> str:
-        return str(self)
-
-
-class Record(dict):  # type: ignore[type-arg]
+class Record(_Shown, dict):  # type: ignore[type-arg]
     """A dict with the text lines that show it."""
 
     def __init__(self, data: Mapping[str, Any], lines: Iterable[str]) -> None:
         super().__init__(data)
         self.lines = list(lines)
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines)
-
-    def __pt_repr__(self) -> str:
-        return str(self)
 
 
 def result_record(result: Mapping[str, Any]) -> Record:
