@@ -19,7 +19,6 @@ docs/flower.md shows the curl commands.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -27,11 +26,9 @@ from typing import Any, Mapping, Sequence
 
 from celery import Task
 
-from . import store
 from .celery_app import app
 from .exceptions import ConfigurationError
-from .process import ENDED, run, status
-from .store import Keys
+from .process import ENDED, read_result, run, status
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -108,8 +105,3 @@ def result(self: Any, pid: int, wait: float = 0.0) -> dict[str, Any]:
     record["result"] = read_result(int(pid)) if record["state"] == "Done" else None
     return record
 
-
-def read_result(pid: int) -> dict[str, Any] | None:
-    """The merged result of a Done process (None once it has expired)."""
-    raw = store.client().get(Keys.current().result(pid))
-    return None if raw is None else json.loads(raw)  # type: ignore[no-any-return]

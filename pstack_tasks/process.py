@@ -343,10 +343,17 @@ def _drain_log(r: Any, keys: Keys, pid: int, pos: str, emit: Callable[[str], Non
 def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, Any]:
     if rec["state"] != "Done":
         raise ProcessFailed(pid, rec["state"], rec.get("reason", ""))
-    raw = r.get(keys.result(pid))
-    if raw is None:
+    result = read_result(pid, r, keys)
+    if result is None:
         raise ConfigurationError(f"the result of process {pid} has expired")
-    return json.loads(raw)  # type: ignore[no-any-return]
+    return result
+
+
+def read_result(pid: int, r: Any = None, keys: Keys | None = None) -> dict[str, Any] | None:
+    """The merged result of a Done process (None once it has expired)."""
+    r, keys = r or store.client(), keys or Keys.current()
+    raw = r.get(keys.result(pid))
+    return None if raw is None else json.loads(raw)  # type: ignore[no-any-return]
 
 
 def status(pid: int) -> dict[str, Any]:

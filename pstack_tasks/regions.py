@@ -75,7 +75,7 @@ class Guard(threading.Thread):
         self.flush()
         pipe = self.r.pipeline()
         counts = self._take_counts(pipe)
-        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
+        self._beat(pipe)
         pipe.get(self.keys.abort(self.pid))
         abort = pipe.execute()[-1]
         self._report(counts)
@@ -95,7 +95,7 @@ class Guard(threading.Thread):
         without a heartbeat), then beat on in the background.  Peers are first looked at one
         interval later: at the start they may not have begun yet, and the reaper watches anyway."""
         pipe = self.r.pipeline()
-        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
+        self._beat(pipe)
         pipe.sadd(self.keys.started(self.pid), self.region)
         pipe.expire(self.keys.started(self.pid), self.cfg.result_expires)
         pipe.get(self.keys.abort(self.pid))
@@ -119,6 +119,10 @@ class Guard(threading.Thread):
                 pipe.xadd(self.keys.log(self.pid), {"l": line}, maxlen=100000, approximate=True)
             pipe.expire(self.keys.log(self.pid), self.cfg.result_expires)
             pipe.execute()
+
+    def _beat(self, pipe: Any) -> None:
+        """Refresh this region's heartbeat: it expires unless refreshed within the TTL."""
+        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
 
     def _take_counts(self, pipe: Any) -> tuple[int, int] | None:
         counts, self._counts = self._counts, None

@@ -483,7 +483,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
         if isinstance(failure, RegionStopped):
             raise failure
         if failure:  # the caller names the region (and its host)
-            raise SimulationFailed(failure.removeprefix(f"region {opts.region}: "))
+            raise SimulationFailed(failure)
         _let_relay_finish(r.socat)
         r.out.join()
         return _parse_result(r.out.data, f"region {r.region}")
@@ -554,7 +554,14 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
 def _wait_regions(running: list[_Region], should_stop: Callable[[], str | None] | None = None
                   ) -> str | RegionStopped | None:
     """Wait until every engine has exited; the first failure (or a lost socat) is returned at once,
-    and so is a stop asked for from outside (``should_stop`` is polled every 0.1 s)."""
+    and so is a stop asked for from outside (``should_stop`` is polled every 0.1 s).
+
+    With several regions the failure names the region ("region 2: ..."); with one, the caller
+    knows which it is (a worker names it with its host).
+    """
+    def named(r: _Region, reason: str) -> str:
+        return f"region {r.region}: {reason}" if len(running) > 1 else reason
+
     pending = list(running)
     next_poll = time.monotonic() + 0.1
     while pending:
@@ -572,14 +579,14 @@ def _wait_regions(running: list[_Region], should_stop: Callable[[], str | None] 
                 r.status = status
                 r.pump.join(1)
                 if status != 0:
-                    return f"region {r.region}: {r.pump.reason(status)}"
+                    return named(r, r.pump.reason(status))
                 pending.remove(r)
             elif r.socat.poll() is not None:
                 # The engine sees EOF on stdin and reports the lost connection itself; prefer its words.
                 try:
                     status = r.engine.wait(2)
                 except subprocess.TimeoutExpired:
-                    return f"region {r.region}: the socat relay to Redis exited (status {r.socat.returncode})"
+                    return named(r, f"the socat relay to Redis exited (status {r.socat.returncode})")
                 continue
         time.sleep(0.005)
     return None
