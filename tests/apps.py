@@ -8,9 +8,9 @@ from conftest import PSTACK
 V2 = "https://poets-project.org/schemas/virtual-graph-schema-v2"
 
 
-def variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml") -> Path:
-    """A copy of a pstack test app with one piece of text replaced (which must be present)."""
-    text = (PSTACK / name).read_text()
+def variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml", folder: Path = PSTACK) -> Path:
+    """A copy of a test app (default: pstack's) with one piece of text replaced (which must be present)."""
+    text = (folder / name).read_text()
     assert old in text, f"{old!r} not in {name}"
     path = tmp / out
     path.write_text(text.replace(old, new, 1))
@@ -76,11 +76,7 @@ V3_DATA = Path(__file__).parent / "data" / "v3"
 
 def v3_variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml") -> Path:
     """A copy of a tests/data/v3 file with one piece of text replaced (which must be present)."""
-    text = (V3_DATA / name).read_text()
-    assert old in text, f"{old!r} not in {name}"
-    path = tmp / out
-    path.write_text(text.replace(old, new, 1))
-    return path
+    return variant(name, old, new, tmp, out, V3_DATA)
 
 
 def split(names: list[str], regions: int) -> dict[str, int]:

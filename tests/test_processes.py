@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from apps import token_ring, variant
+from apps import split, token_ring, variant
 from conftest import PSTACK, WorkerFleet
 from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
 from pstack_tasks.process import block, engines, kill, ps, run, status
@@ -20,10 +20,6 @@ from test_psim import DEVICES, EXPECTED, check
 
 RING = "ring-oscillator-01.xml"
 FOREVER = ("bool finished = deviceState->counter >= 10;", "bool finished = false;")
-
-
-def split(devices: list[str], regions: int) -> dict[str, int]:
-    return {d: i % regions for i, d in enumerate(devices)}
 
 
 @pytest.mark.parametrize("regions", [1, 2, 3, 4])
