@@ -408,10 +408,14 @@ struct OutBuf {
 
 static OutBuf g_wire;            // bytes for fd 3
 static OutBuf* g_items;          // per region position: pending items (as RESP bulks)
-enum Pending : uint8_t { P_INT, P_LPOP, P_BLMOVE, P_IDLE, P_POP };
+enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE };
 static Pending g_pending[1 << 16];
 static uint32_t g_pend_head, g_pend_tail;
 static bool g_lpop_outstanding = false;
+// This region's share of <pid>.active (docs/engine-protocol.md): 1 for itself at the start, plus
+// every item taken since it last went idle.  Going idle gives the whole share back at once.
+static long g_share = 1;
+static bool g_took_items = false;   // the last BLMPOP brought something
 static const size_t ITEM_FLUSH_BYTES = 1 << 18;
 static const uint32_t POP_COUNT = 8192;
 
@@ -445,6 +449,16 @@ static void queue_name(char* out, size_t n, int pos) {
 
 // Move every region's pending items into RPUSH commands (one command per region).
 static void flush_items() {
+    // Items are counted into <pid>.active before they are pushed (same connection, so in that
+    // order): the counter never reads 0 while an item is queued or being handled.
+    uint64_t total = 0;
+    for (int pos = 0; pos < g_nregions; ++pos) total += g_items[pos].items;
+    if (!total) return;
+    char n[32];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)total);
+    const char* incr[] = {"INCRBY", g_active_key, n};
+    command(3, incr);
+    expect(P_INT);
     for (int pos = 0; pos < g_nregions; ++pos) {
         OutBuf& b = g_items[pos];
         if (!b.items) continue;
@@ -522,6 +536,12 @@ static bool replies_ready() {
 
 static void handle_item(const char* s);
 
+// An item taken from this region's queue: it joins the region's share of <pid>.active.
+static inline void take_item(const char* s) {
+    ++g_share;
+    handle_item(s);
+}
+
 // Read one reply; items (LPOP/POP replies) are handed to handle_item.  Returns an integer reply's value.
 static long read_reply() {
     if (g_pend_head == g_pend_tail) pstack_fatal(PSTACK_STATUS_IO, "internal error: reply without a command");
@@ -539,20 +559,29 @@ static long read_reply() {
         long len = atol(line + 1);
         if (len < 0) { if (kind == P_LPOP) g_lpop_outstanding = false; return 0; }
         char* s = read_bulk(len);
-        if (kind == P_LPOP || kind == P_POP) handle_item(s);
-        if (kind == P_LPOP) g_lpop_outstanding = false;
+        if (kind == P_LPOP) { g_lpop_outstanding = false; take_item(s); }
         return 1;
     }
     case '*': {
         long count = atol(line + 1);
         if (kind == P_LPOP) g_lpop_outstanding = false;
+        if (kind == P_BLMPOP && count > 0) {  // [queue name, [item, ...]]
+            if (count != 2) pstack_fatal(PSTACK_STATUS_IO, "unexpected BLMPOP reply of %ld elements", count);
+            char* h = read_line(&n);
+            if (h[0] != '$') pstack_fatal(PSTACK_STATUS_IO, "unexpected Redis reply element: %s", h);
+            read_bulk(atol(h + 1));
+            h = read_line(&n);
+            if (h[0] != '*') pstack_fatal(PSTACK_STATUS_IO, "unexpected Redis reply element: %s", h);
+            count = atol(h + 1);
+            g_took_items = count > 0;
+        }
         for (long i = 0; i < count; ++i) {
             char* h = read_line(&n);
             if (h[0] != '$') pstack_fatal(PSTACK_STATUS_IO, "unexpected Redis reply element: %s", h);
             long len = atol(h + 1);
             if (len < 0) continue;
             char* s = read_bulk(len);
-            if (kind == P_LPOP || kind == P_POP) handle_item(s);
+            if (kind == P_LPOP || kind == P_BLMPOP) take_item(s);
         }
         return count < 0 ? 0 : count;
     }
@@ -564,32 +593,29 @@ static long read_reply() {
 static const char* IDLE_SCRIPT =
     // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3..] = every region's queue;
     // ARGV[1] = most idle rounds in a row (0: the graph has no OnHardwareIdle), ARGV[2] = 1 if an
-    // idle round woke a device here since the last call.  Called when this region has no local
-    // work and nothing unflushed: it is no longer active.  When nobody is active and no queue
-    // holds an item, the whole graph is quiescent: start an OnHardwareIdle round (item 4 to every
-    // region, return 2) unless ARGV[1] rounds in a row woke nothing; then every region gets item 2.
+    // idle round woke a device here since the last call, ARGV[3] = this region's share of the
+    // counter (1 for itself at the start, plus every item it took since its last call).  Called
+    // when this region has no local work and nothing unflushed.  The counter is the sum of the
+    // regions' shares and the items still queued (a sender counts its items before it pushes
+    // them), so at 0 nobody is working and nothing is in flight: the whole graph is quiescent.
+    // Then start an OnHardwareIdle round (item 4 to every region, counted; return 2) unless
+    // ARGV[1] rounds in a row woke nothing; otherwise every region gets item 2 (return 1).
     "if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end "
-    "local n = redis.call('DECR', KEYS[1]) "
+    "local n = redis.call('DECRBY', KEYS[1], ARGV[3]) "
     "if n > 0 then return 0 end "
-    "for i = 3, #KEYS do if redis.call('LLEN', KEYS[i]) > 0 then return 0 end end "
     "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
     "if c < tonumber(ARGV[1]) then "
     "  redis.call('SET', KEYS[2], c + 1) "
+    "  redis.call('INCRBY', KEYS[1], #KEYS - 2) "
     "  for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
     "  return 2 "
     "end "
     "redis.call('DEL', KEYS[2]) "
     "for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
     "return 1";
-static const char* POP_SCRIPT =
-    // KEYS[1] = own queue, KEYS[2] = active counter: an idle region takes items and becomes
-    // active in one atomic step, so the counter never shows 0 while an item is being handled.
-    "local v = redis.call('LPOP', KEYS[1], ARGV[1]) "
-    "if v then redis.call('INCR', KEYS[2]) end "
-    "return v";
 
 static void send_idle_script() {
-    int argc = 3 + 2 + g_nregions + 2;
+    int argc = 3 + 2 + g_nregions + 3;
     const char** argv = (const char**)xmalloc(sizeof(char*) * argc);
     char** qs = (char**)xmalloc(sizeof(char*) * g_nregions);
     char nk[16], idle_key[300], limit[16];
@@ -604,7 +630,11 @@ static void send_idle_script() {
     }
     argv[5 + g_nregions] = limit;
     argv[6 + g_nregions] = g_idle_woke ? "1" : "0";
+    char share[32];
+    snprintf(share, sizeof share, "%ld", g_share);
+    argv[7 + g_nregions] = share;
     g_idle_woke = false;
+    g_share = 0;
     command(argc, argv);
     expect(P_IDLE);
     for (int i = 0; i < g_nregions; ++i) free(qs[i]);
@@ -752,34 +782,36 @@ static void net_poll_active() {
     while (g_pend_head != g_pend_tail && replies_ready()) read_reply();
 }
 
-// No local work: hand the region to the termination detector and wait for items.
+// No local work: hand the region's share to the termination detector and wait for items.  The
+// IDLE script and the blocking pop go out together: one round trip per wake-up.  The script's
+// answer needs no wait: when it ends the run (item 2) or starts an idle round (item 4), the item
+// is in this region's queue too, and the pop brings it.
 static void net_wait_idle() {
     flush_items();
-    wire_flush();
-    while (g_pend_head != g_pend_tail) read_reply();
-    if (pstack_stop || g_rq_head != g_rq_tail) return;
-    send_idle_script();
-    wire_flush();
-    if (read_reply() == 1) {
-        pstack_stop = 1;
-        pstack_exit_code = PSTACK_IDLE_EXIT_CODE;
-        pstack_exit_reason = "quiescence";
-        return;
+    if (g_lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
+        wire_flush();
+        while (g_lpop_outstanding) read_reply();
+        if (pstack_stop || g_rq_head != g_rq_tail) return;
     }
-    char nk[] = "2", cnt[16];
+    send_idle_script();
+    char cnt[16];
     snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
     for (;;) {
-        const char* bl[] = {"BLMOVE", g_myq, g_myq, "LEFT", "LEFT", "5"};
-        command(6, bl);
-        expect(P_BLMOVE);
+        const char* bl[] = {"BLMPOP", "5", "1", g_myq, "LEFT", "COUNT", cnt};
+        command(7, bl);
+        expect(P_BLMPOP);
         wire_flush();
-        if (read_reply() == 0) continue;  // timeout: wait again
-        const char* pop[] = {"EVAL", POP_SCRIPT, nk, g_myq, g_active_key, cnt};
-        command(6, pop);
-        expect(P_POP);
-        wire_flush();
-        if (read_reply() > 0 || pstack_stop) return;
+        g_took_items = false;
+        while (g_pend_head != g_pend_tail) read_reply();
+        if (g_took_items || pstack_stop) return;  // nothing after 5 s: wait again
     }
+}
+
+// Read every reply still owed: an engine leaves its Redis connection as it found it (the worker
+// hands the same relay to the next engine).
+static void drain_replies() {
+    wire_flush();
+    while (g_pend_head != g_pend_tail) read_reply();
 }
 
 static void broadcast_exit() {
@@ -882,6 +914,7 @@ static void run_loop() {
         net_wait_idle();
     }
     if (g_nregions > 1 && stopped_here()) broadcast_exit();
+    if (g_nregions > 1) drain_replies();
 }
 
 // ---- results --------------------------------------------------------------------------------------
@@ -1027,6 +1060,7 @@ int main(int argc, char** argv) {
     }
     if (!pstack_stop) run_loop();
     else if (g_nregions > 1 && stopped_here()) broadcast_exit();
+    if (g_nregions > 1) drain_replies();
     double t2 = now_seconds();
     publish_progress();
     pstack_cur_handler = "output";
