@@ -54,6 +54,9 @@ class Settings:
     engine_memory_limit: int = 0
     #: MiB an engine may write to any one file (0: no limit)
     engine_file_limit: int = 0
+    #: seconds a worker keeps the socat relay of a cleanly ended region for its next one
+    #: (0: a new relay for every region; pstack_tasks/relay.py says why they are kept)
+    relay_idle: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -63,7 +66,7 @@ class Settings:
             name = f"PSTACK_{f.name.upper()}"
             raw = env.get(name)
             if raw is not None and raw.strip() != "":
-                values[f.name] = _convert(name, raw.strip(), f.default)
+                values[f.name] = _convert(name, raw.strip(), f.default, f.name in _ZERO_MEANS_OFF)
         values.setdefault("cache_dir", _default_cache_dir(env))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.redis_url is not None and not settings.redis_url.startswith("redis://"):
@@ -90,7 +93,11 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}{':***' if colon else ''}@{where}"
 
 
-def _convert(name: str, raw: str, default: object) -> object:
+#: settings whose default is not 0, but for which 0 is meaningful (it turns the feature off)
+_ZERO_MEANS_OFF = {"relay_idle"}
+
+
+def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> object:
     """Numbers where the default is a number, named in the error when they are not."""
     if isinstance(default, (int, float)) and not isinstance(default, bool):
         kind = type(default)
@@ -98,7 +105,7 @@ def _convert(name: str, raw: str, default: object) -> object:
             value = kind(raw)
         except ValueError:
             raise ConfigurationError(f"{name}={raw!r}: expected a{'n integer' if kind is int else ' number'}") from None
-        if value < 0 or (value == 0 and default != 0):
+        if value < 0 or (value == 0 and default != 0 and not zero_ok):
             raise ConfigurationError(f"{name}={raw!r}: must be greater than 0")
         return value
     return raw

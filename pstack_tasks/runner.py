@@ -2,8 +2,9 @@
 
 This is the engine protocol's Python side (docs/engine-protocol.md): the engine
 gets the instance file and its region on the command line, writes Redis
-commands to fd 3 and reads the replies on stdin, both relayed by socat.  A
-region that fails takes the others down at once; nothing outlives the run.
+commands to a pipe and reads the replies on stdin, both relayed by socat
+(:mod:`relay`).  A region that fails takes the others down at once; nothing
+outlives the run.
 """
 from __future__ import annotations
 
@@ -21,20 +22,20 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
-from urllib.parse import unquote, urlparse
 
 from . import build, codegen, loader
 from .config import mask_url, settings
 from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
 from .procs import kill_group
 from .redis_server import EmbeddedRedis
+from .relay import RedisTarget, Relay, child_env, pool
 from .results import merge_results
+from .watch import Engine, wait_engines
 
 logger = logging.getLogger(__name__)
-ERROR_PREFIX = "pstack-engine: error: "
 
 
 @dataclass
@@ -126,16 +127,6 @@ def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
     return cmd + limit_args()
 
 
-#: never handed to engines or socat: handler code is the user's native code and could read them
-SECRET_VARIABLES = ("PSTACK_REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDISCLI_AUTH",
-                    "FLOWER_BASIC_AUTH")
-
-
-def child_env() -> dict[str, str]:
-    """The environment engines and relays run with: ours, less the Redis credentials."""
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-
-
 def limit_args() -> list[str]:
     """What every engine started here is held to: die with its parent, the configured limits."""
     cfg = settings()
@@ -199,56 +190,6 @@ def _checker(opts: RunOptions, meter: _Meter | None) -> Callable[[], str | None]
         meter.tick()
         return opts.should_stop() if opts.should_stop else None
     return check
-
-
-class _StreamPump(threading.Thread):
-    """Reads an engine's stderr: log lines go on at once, error lines are kept for the report."""
-
-    def __init__(self, stream: IO[bytes], sink: Callable[[str], None] | None) -> None:
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.sink = sink
-        self.errors: list[str] = []
-        self.other: list[str] = []
-
-    def run(self) -> None:
-        try:
-            self._pump()
-        except (ValueError, OSError):  # the stream was closed under us: the engine is gone
-            pass
-
-    def _pump(self) -> None:
-        for raw in self.stream:
-            line = raw.decode(errors="replace").rstrip("\n")
-            if line.startswith(ERROR_PREFIX):
-                self.errors.append(line[len(ERROR_PREFIX):])
-            elif line.startswith("Log ["):
-                if self.sink:
-                    self.sink(line)
-            else:
-                self.other.append(line)
-                del self.other[:-20]
-
-    def reason(self, status: int) -> str:
-        if self.errors:
-            return self.errors[-1]
-        if status < 0:
-            return f"engine killed by signal {-status}"
-        tail = "; ".join(self.other[-3:])
-        return f"engine exited with status {status}" + (f": {tail}" if tail else "")
-
-
-class _Collector(threading.Thread):
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.data = b""
-
-    def run(self) -> None:
-        try:
-            self.data = self.stream.read()
-        except (ValueError, OSError):
-            pass
 
 
 def _default_sink(opts: RunOptions) -> Callable[[str], None] | None:
@@ -321,36 +262,17 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
                                 stderr=subprocess.PIPE, process_group=0, pass_fds=(meter.fd,) if meter else (),
                                 env=child_env())
         stack.callback(kill_group, proc)
-        pump = _StreamPump(proc.stderr, _default_sink(opts))  # type: ignore[arg-type]
-        pump.start()
-        out = _Collector(proc.stdout) if proc.stdout else None  # type: ignore[arg-type]
-        if out:
-            out.start()
-        status = _wait_stoppable(proc, _checker(opts, meter))
+        engine = Engine(proc, _default_sink(opts))
+        failed = wait_engines([engine], _checker(opts, meter))
+        if isinstance(failed, RegionStopped):
+            raise failed
         if meter:
             meter.tick(final=True)
-        pump.join()
-        if out:
-            out.join()
-        if status != 0:
-            raise SimulationFailed(pump.reason(status))
-        if out is None:
+        if failed is not None:
+            raise SimulationFailed(engine.reason(failed.status or 0))
+        if text_out is not None:
             return None
-        return _parse_result(out.data, "the engine")
-
-
-def _wait_stoppable(proc: subprocess.Popen, should_stop: Callable[[], str | None] | None) -> int:  # type: ignore[type-arg]
-    """Wait for the engine; if ``should_stop`` gives a reason first, kill it and raise RegionStopped."""
-    if should_stop is None:
-        return proc.wait()
-    while True:
-        try:
-            return proc.wait(0.1)
-        except subprocess.TimeoutExpired:
-            reason = should_stop()
-            if reason:
-                kill_group(proc)
-                raise RegionStopped(reason) from None
+        return _parse_result(bytes(engine.out), "the engine")
 
 
 def _parse_result(data: bytes, who: str) -> dict[str, Any]:
@@ -360,93 +282,19 @@ def _parse_result(data: bytes, who: str) -> dict[str, Any]:
         raise SimulationFailed(f"{who} printed an unreadable result ({e.msg} at byte {e.pos})") from None
 
 
-@dataclass
-class RedisTarget:
-    host: str
-    port: int
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    url: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> "RedisTarget":
-        u = urlparse(url)
-        if u.scheme not in ("redis", ""):
-            raise ConfigurationError(f"unsupported Redis URL {url!r}: only redis://host:port/db is supported")
-        try:
-            db = int((u.path or "/0").lstrip("/") or 0)
-        except ValueError:
-            raise ConfigurationError(f"Redis URL {url!r}: the database must be a number") from None
-        return cls(u.hostname or "127.0.0.1", u.port or 6379, db,
-                   unquote(u.username) if u.username else None,
-                   unquote(u.password) if u.password else None, url)
-
-    def preamble(self) -> list[list[str]]:
-        """Commands the connection needs before the engine's own: AUTH, SELECT."""
-        cmds = []
-        if self.password is not None:
-            cmds.append(["AUTH", self.username, self.password] if self.username else ["AUTH", self.password])
-        if self.db:
-            cmds.append(["SELECT", str(self.db)])
-        return cmds
-
-    def client(self) -> Any:
-        import redis
-        return redis.Redis(host=self.host, port=self.port, db=self.db, username=self.username,
-                           password=self.password, socket_timeout=30, socket_connect_timeout=5)
-
-
-def resp(args: list[str]) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-@dataclass
-class _Region:
-    region: int
-    engine: subprocess.Popen  # type: ignore[type-arg]
-    socat: subprocess.Popen  # type: ignore[type-arg]
-    pump: _StreamPump
-    out: _Collector
-    status: int | None = None
-
-
-def start_region(prep: Prepared, inst: Path, opts: RunOptions, target: RedisTarget, region: int,
+def start_region(prep: Prepared, inst: Path, opts: RunOptions, relay: Relay, region: int,
                  regions: list[int], pid: int, sink: Callable[[str], None] | None,
-                 meter: _Meter | None = None) -> _Region:
-    """Start one region's engine with socat relaying its fd 3 / stdin to Redis."""
-    socat = shutil.which("socat")
-    if socat is None:
-        raise RedisUnavailable("socat is not installed (apt-get install socat); it relays engine messages to Redis")
-    to_redis_r, to_redis_w = os.pipe()      # engine fd 3 -> socat stdin
-    from_redis_r, from_redis_w = os.pipe()  # socat stdout -> engine stdin
-    try:
-        pre = target.preamble()
-        if pre:
-            os.write(to_redis_w, b"".join(resp(c) for c in pre))
-        env = child_env()
-        # No preexec_fn: it would make Python fork the whole (large) worker instead of vfork-ing,
-        # ~7 ms of CPU per child.  The engine follows its parent itself (--parent-pid) and
-        # socat follows the engine: it sees EOF on its stdin when the engine is gone.
-        s = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
-                             stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                             process_group=0, env=env)
-        cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, len(pre), prep.app.file)
-        cmd += ["--command-fd", str(to_redis_w), *(meter.args() if meter else [])]
-        e = subprocess.Popen(cmd, stdin=from_redis_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             pass_fds=(to_redis_w, meter.fd) if meter else (to_redis_w,), process_group=0, env=env)
-    finally:
-        for fd in (to_redis_r, to_redis_w, from_redis_r, from_redis_w):
-            os.close(fd)
-    pump = _StreamPump(e.stderr, sink)  # type: ignore[arg-type]
-    out = _Collector(e.stdout)  # type: ignore[arg-type]
-    pump.start()
-    out.start()
-    return _Region(region, e, s, pump, out)
+                 meter: _Meter | None = None) -> Engine:
+    """Start one region's engine on a relay to Redis (its commands to ``relay.command_fd``, the
+    replies on its stdin)."""
+    cmd = engine_args(prep.engine, inst, opts, True, region, regions, pid, relay.take_skip(), prep.app.file)
+    cmd += ["--command-fd", str(relay.command_fd), *(meter.args() if meter else [])]
+    # No preexec_fn: it would make Python fork the whole (large) worker instead of vfork-ing,
+    # ~7 ms of CPU per child.  The engine follows its parent itself (--parent-pid).
+    proc = subprocess.Popen(cmd, stdin=relay.reply_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(relay.command_fd, meter.fd) if meter else (relay.command_fd,),
+                            process_group=0, env=child_env())
+    return Engine(proc, sink, region)
 
 
 def _redis_url(opts: RunOptions) -> str | None:
@@ -458,7 +306,9 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
     """Run only region ``opts.region`` of a split; its peers are run by someone else (a worker).
 
     The caller owns the Redis keys of the process (``<pid>.active`` set to the number of regions
-    before any region starts); this is the engine protocol's ``run_engine`` for one region.
+    before any region starts); this is the engine protocol's ``run_engine`` for one region.  The
+    relay to Redis comes from this process's pool, and goes back to it if the engine ended
+    cleanly (:mod:`relay`).
     """
     regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
     if opts.region not in regions:
@@ -474,32 +324,20 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
     with ExitStack() as stack:
         inst = instance_file(prep, regions_arr, opts, stack)
         meter = _meter(opts, stack)
-        r = start_region(prep, inst, opts, target, opts.region, regions, opts.pid, _default_sink(opts), meter)
-        stack.callback(kill_group, r.socat)
-        stack.callback(kill_group, r.engine)
-        failure = _wait_regions([r], _checker(opts, meter))
+        relay = pool.acquire(target)
+        clean = False
+        stack.callback(lambda: pool.release(relay, clean))
+        engine = start_region(prep, inst, opts, relay, opts.region, regions, opts.pid, _default_sink(opts), meter)
+        stack.callback(kill_group, engine.proc)
+        failed = wait_engines([engine], _checker(opts, meter))
+        if isinstance(failed, RegionStopped):
+            raise failed
         if meter:
             meter.tick(final=True)
-        if isinstance(failure, RegionStopped):
-            raise failure
-        if failure:  # the caller names the region (and its host)
-            raise SimulationFailed(failure)
-        _let_relay_finish(r.socat)
-        r.out.join()
-        return _parse_result(r.out.data, f"region {r.region}")
-
-
-def _let_relay_finish(socat: subprocess.Popen, timeout: float = 2.0) -> None:  # type: ignore[type-arg]
-    """Give socat time to deliver the engine's last commands (a stop for the peers, say).
-
-    Killing it while Redis replies sit unread in its socket resets the connection, and
-    commands not yet taken by Redis would be lost.  It exits by itself once the engine has
-    closed fd 3 and Redis has answered everything.
-    """
-    try:
-        socat.wait(timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("the socat relay did not exit %.1f s after its engine; killing it", timeout)
+        if failed is not None:  # the caller names the region (and its host)
+            raise SimulationFailed(engine.reason(failed.status or 0))
+        clean = True
+        return _parse_result(bytes(engine.out), f"region {opts.region}")
 
 
 def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
@@ -525,68 +363,30 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         stack.callback(client.delete, *keys)
         inst = write_instance_file(prep, regions_arr, work.path)
         sink = _default_sink(opts)
-        running: list[_Region] = []
+        running: list[tuple[Engine, Relay]] = []
 
         def stop_all() -> None:
-            for r in running:
-                kill_group(r.engine)
-                kill_group(r.socat)
+            for engine, relay in running:
+                kill_group(engine.proc)
+                relay.close()
         stack.callback(stop_all)
         for r in regions:
-            running.append(start_region(prep, inst, opts, target, r, regions, pid, sink))
-        failure = _wait_regions(running, opts.should_stop)
-        if failure:
-            stop_all()
-            if isinstance(failure, RegionStopped):
-                raise failure
-            raise SimulationFailed(failure)
-        parts = {}
-        for r in running:
-            r.out.join()
-            parts[r.region] = _parse_result(r.out.data, f"region {r.region}")
+            relay = Relay(target)
+            try:
+                running.append((start_region(prep, inst, opts, relay, r, regions, pid, sink), relay))
+            except BaseException:
+                relay.close()
+                raise
+        failed = wait_engines([e for e, _ in running], opts.should_stop)
+        if isinstance(failed, RegionStopped):
+            raise failed
+        if failed is not None:
+            raise SimulationFailed(f"region {failed.region}: {failed.reason(failed.status or 0)}")
+        for _, relay in running:
+            relay.finish()
+        parts = {e.region: _parse_result(bytes(e.out), f"region {e.region}") for e, _ in running}
         result = merge_results(parts)
         if opts.states:  # in device order, as a single engine reports them
             states = result["states"]
             result["states"] = {n: states[n] for n in prep.app.instance.names if n in states}
         return result
-
-
-def _wait_regions(running: list[_Region], should_stop: Callable[[], str | None] | None = None
-                  ) -> str | RegionStopped | None:
-    """Wait until every engine has exited; the first failure (or a lost socat) is returned at once,
-    and so is a stop asked for from outside (``should_stop`` is polled every 0.1 s).
-
-    With several regions the failure names the region ("region 2: ..."); with one, the caller
-    knows which it is (a worker names it with its host).
-    """
-    def named(r: _Region, reason: str) -> str:
-        return f"region {r.region}: {reason}" if len(running) > 1 else reason
-
-    pending = list(running)
-    next_poll = time.monotonic() + 0.1
-    while pending:
-        if should_stop is not None and time.monotonic() >= next_poll:
-            next_poll = time.monotonic() + 0.1
-            reason = should_stop()
-            if reason:
-                for r in running:
-                    kill_group(r.engine)
-                    kill_group(r.socat)
-                return RegionStopped(reason)
-        for r in list(pending):
-            status = r.engine.poll()
-            if status is not None:
-                r.status = status
-                r.pump.join(1)
-                if status != 0:
-                    return named(r, r.pump.reason(status))
-                pending.remove(r)
-            elif r.socat.poll() is not None:
-                # The engine sees EOF on stdin and reports the lost connection itself; prefer its words.
-                try:
-                    status = r.engine.wait(2)
-                except subprocess.TimeoutExpired:
-                    return named(r, f"the socat relay to Redis exited (status {r.socat.returncode})")
-                continue
-        time.sleep(0.005)
-    return None
