@@ -25,7 +25,7 @@ import redis
 from . import loader, store
 from .config import settings
 from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
-from .ledger import Ledger
+from .ledger import Admitted, Ledger
 from .regions import lost_regions
 from .store import Keys
 from .users import check_may_kill, current_user
@@ -36,7 +36,7 @@ ENDED = ("Done", "Failed", "Killed")
 
 def _ledger() -> tuple[Any, Keys, Ledger]:
     keys, r = Keys.current(), store.client()
-    return r, keys, Ledger(r, keys)
+    return r, keys, Ledger.of(r, keys)
 
 
 @dataclass(frozen=True)
@@ -144,37 +144,37 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
 
 def pump(engine: str) -> None:
     """Start every waiting process of this engine type that fits now (call when slots free up)."""
-    r, keys, ledger = _ledger()
-    for pid, hosts in ledger.admit(engine):
+    _, _, ledger = _ledger()
+    start(engine, ledger.admit(engine))
+
+
+def start(engine: str, admitted: Iterable[Admitted]) -> None:
+    """Dispatch processes the ledger admitted; one the broker refuses ends Failed (slots freed)."""
+    for process in admitted:
         try:
-            dispatch(pid, hosts)
+            dispatch(engine, process)
         except Exception as e:  # the broker refused: end it rather than leave it holding slots
-            logger.exception("dispatching process %s failed", pid)
-            _end(pid, "Failed", f"could not dispatch: {e}")
+            logger.exception("dispatching process %s failed", process.pid)
+            _end(process.pid, "Failed", f"could not dispatch: {e}")
 
 
-def dispatch(pid: int, hosts: Mapping[str, str]) -> None:
-    """Send the regions of an admitted process to their workers, merge on the control queue."""
+def dispatch(engine: str, process: Admitted) -> None:
+    """Send the regions of an admitted process to their workers, merge on the control queue.
+
+    The ledger has already emptied its message queues and set ``<pid>.active`` when it
+    admitted it.
+    """
     from celery import chord
 
     from .tasks import merge, region
-    r, keys, _ = _ledger()
-    rec = r.hgetall(keys.proc(pid))
-    regions = json.loads(rec["regions"])
-    engine = rec["engine"]
-    queues = keys.queues(pid, regions)
-    pipe = r.pipeline()
-    pipe.delete(*queues)
-    pipe.set(queues[-1], len(regions), ex=settings().result_expires)
-    pipe.execute()
-    header = [region.signature((pid, x), queue=f"engine.{engine}.{hosts[str(x)]}",
-                               shadow=f"{rec['graph_type']}:{pid}/r{x}",
-                               argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={rec['graph_type']})")
+    pid, graph, regions = process.pid, process.graph_type, process.regions
+    header = [region.signature((pid, x), queue=f"engine.{engine}.{process.hosts[str(x)]}",
+                               shadow=f"{graph}:{pid}/r{x}",
+                               argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={graph})")
               for x in regions]
-    body = merge.signature((pid,), queue="control", shadow=f"{rec['graph_type']}:{pid}/merge")
+    body = merge.signature((pid,), queue="control", shadow=f"{graph}:{pid}/merge")
     _no_result_subscriptions()
-    result = chord(header)(body)
-    r.hset(keys.proc(pid), "chord", result.id)
+    chord(header)(body)
 
 
 def _no_result_subscriptions() -> None:
@@ -187,8 +187,10 @@ def _no_result_subscriptions() -> None:
     AsyncResult.__del__ = lambda self: None  # type: ignore[method-assign]
 
 
-def after_region(pid: int, engine: str, aborted: bool, regions: int) -> None:
-    """A region ended: end a failed process once all its regions are down; start waiting ones."""
+def after_region(pid: int, engine: str, aborted: bool, regions: int, admitted: list[Admitted]) -> None:
+    """A region ended (its slot already given back, ``admitted`` started by that): dispatch them,
+    and end a failed process once all its regions are down."""
+    start(engine, admitted)
     if aborted:
         r, keys, _ = _ledger()
         pipe = r.pipeline()
@@ -197,23 +199,18 @@ def after_region(pid: int, engine: str, aborted: bool, regions: int) -> None:
         abort, ended = pipe.execute()
         if abort and int(ended) >= regions:
             _end(pid, None, abort)
-    pump(engine)
 
 
 def _end(pid: int, state: str | None, reason: str, result: dict[str, Any] | None = None) -> bool:
-    """End a process (the first ending wins), free its slots and message queues."""
-    r, keys, ledger = _ledger()
-    rec = r.hgetall(keys.proc(pid))
-    if not rec:
+    """End a process (the first ending wins), free its slots and message queues, start what fits."""
+    _, _, ledger = _ledger()
+    ending = ledger.end(pid, state, reason, result)
+    if ending is None:
         return False
-    if state is None:
-        state = "Killed" if rec.get("killed_by") else "Failed"
-    ended = ledger.finish(pid, state, reason, settings().result_expires, result)
-    ledger.release(rec["engine"], pid)
-    r.delete(*keys.queues(pid, json.loads(rec["regions"])))
-    if ended:
-        logger.info("process %s %s: %s", pid, state, reason)
-    return ended
+    if ending.ended:
+        logger.info("process %s %s: %s", pid, ending.state, reason)
+    start(ending.engine, ending.admitted)
+    return ending.ended
 
 
 def merge_parts(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
@@ -226,8 +223,6 @@ def merge_parts(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
     result["hosts"] = {str(p["region"]): p.get("host") for p in parts}
     code = result["metrics"].get("Exit code", 0)
     _end(pid, "Done", f"exit code {code} ({result['metrics'].get('Exit reason', '')})", result)
-    r, keys, _ = _ledger()
-    pump(r.hget(keys.proc(pid), "engine") or settings().engine)
 
 
 def reap(pid: int) -> str | None:
@@ -258,7 +253,6 @@ def reap(pid: int) -> str | None:
     if any(pipe.execute()):
         return None
     if _end(pid, None, abort):
-        pump(rec["engine"])
         return abort
     return None
 

@@ -32,16 +32,17 @@ PEER_INTERVAL = 1.0
 class Guard(threading.Thread):
     """Heartbeat, abort flag, peers and parent watch for one running region."""
 
-    def __init__(self, pid: int, region: int, host: str, regions: list[int], admitted: float,
-                 verbose: bool, on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self, pid: int, region: int, host: str,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         super().__init__(daemon=True, name=f"guard-{pid}-{region}")
-        self.pid, self.region, self.host, self.regions = pid, region, host, regions
-        self.admitted = admitted
+        self.pid, self.region, self.host = pid, region, host
+        self.regions: list[int] = []
+        self.admitted = 0.0
         self.keys = Keys.current()
         self.r = store.client()
         self.cfg = settings()
         self.parent = os.getppid()
-        self.verbose = verbose
+        self.verbose = False
         self._reason: str | None = None
         self._halt = threading.Event()
         self._lines: list[str] = []
@@ -90,20 +91,34 @@ class Guard(threading.Thread):
             if lost:
                 self.fail(lost)
 
-    def begin(self) -> None:
-        """First heartbeat and "started" in one transaction (peers never see a started region
-        without a heartbeat), then beat on in the background.  Peers are first looked at one
-        interval later: at the start they may not have begun yet, and the reaper watches anyway."""
+    def begin(self) -> dict[str, str]:
+        """Read the process record, and if it is Running, beat for the first time and say
+        "started" in the same transaction (peers never see a started region without a heartbeat),
+        then beat on in the background.  Returns the record (not Running: a stale task, nothing
+        was started).  Peers are first looked at one interval later: at the start they may not
+        have begun yet, and the reaper watches anyway."""
+        started, beat = self.keys.started(self.pid), self.keys.beat(self.pid, self.region)
         pipe = self.r.pipeline()
+        pipe.hgetall(self.keys.proc(self.pid))
         self._beat(pipe)
-        pipe.sadd(self.keys.started(self.pid), self.region)
-        pipe.expire(self.keys.started(self.pid), self.cfg.result_expires)
+        pipe.sadd(started, self.region)
+        pipe.expire(started, self.cfg.result_expires)
         pipe.get(self.keys.abort(self.pid))
-        abort = pipe.execute()[-1]
+        rec, *_, abort = pipe.execute()
+        if rec.get("state") != "Running":  # undone: a region of an ended process never ran
+            pipe = self.r.pipeline()
+            pipe.delete(beat)
+            pipe.srem(started, self.region)
+            pipe.execute()
+            return rec  # type: ignore[no-any-return]
+        self.regions = json.loads(rec["regions"])
+        self.admitted = float(rec.get("started") or time.time())
+        self.verbose = rec.get("verbose") == "1"
         if abort:
             self._reason = abort
         self._next_peer_check = time.monotonic() + PEER_INTERVAL
         self.start()
+        return rec  # type: ignore[no-any-return]
 
     def fail(self, cause: str) -> None:
         """Record the first cause of the process's failure and stop this region."""
@@ -126,11 +141,14 @@ class Guard(threading.Thread):
 
     def _take_counts(self, pipe: Any) -> tuple[int, int] | None:
         counts, self._counts = self._counts, None
+        self.publish(pipe, counts)
+        return counts
+
+    def publish(self, pipe: Any, counts: tuple[int, int] | None) -> None:
         if counts is not None:
             key = self.keys.progress(self.pid)
             pipe.hset(key, str(self.region), f"{counts[0]} {counts[1]}")
             pipe.expire(key, self.cfg.result_expires)
-        return counts
 
     def _report(self, counts: tuple[int, int] | None) -> None:
         if counts is not None and self.on_progress is not None:
@@ -139,17 +157,16 @@ class Guard(threading.Thread):
             except Exception as e:  # a monitoring hook must never stop the region
                 logger.warning("region %s/%s progress hook: %s", self.pid, self.region, e)
 
-    def halt(self) -> None:
+    def halt(self) -> tuple[int, int] | None:
+        """Stop beating; the last counters not yet published (for the region's end transaction)."""
         self._halt.set()
         self.join(2)
         try:
             self.flush()
-            pipe = self.r.pipeline()
-            counts = self._take_counts(pipe)
-            if counts is not None:
-                pipe.execute()
-        except Exception:
-            pass
+        except Exception as e:
+            logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
+        counts, self._counts = self._counts, None
+        return counts
 
 
 def lost_regions(r: Any, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
@@ -181,18 +198,13 @@ def run_region(pid: int, region: int, host: str,
     ``on_progress(delivered, steps)`` is called from the guard thread about every 0.25 s while
     the engine runs (the counters also go to Redis for ``status``/``ps``/``top``).
     """
-    keys, r = Keys.current(), store.client()
-    rec = r.hgetall(keys.proc(pid))
+    guard = Guard(pid, region, host, on_progress)
+    rec = guard.begin()
     if rec.get("state") != "Running":
         logger.info("region %s/%s: process is %s; nothing to do", pid, region, rec.get("state", "gone"))
         return {"region": region, "stale": True}
-    ledger = Ledger(r, keys)
+    keys, r = guard.keys, guard.r
     engine_type = rec["engine"]
-    regions = json.loads(rec["regions"])
-    cfg = settings()
-    guard = Guard(pid, region, host, regions, float(rec.get("started") or time.time()), rec.get("verbose") == "1",
-                  on_progress)
-    guard.begin()
     try:
         run_engine = engines.load(engine_type)
         path = app_file(r, keys, pid, rec)
@@ -200,7 +212,7 @@ def run_region(pid: int, region: int, host: str,
         options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
                        should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
                        progress=guard.progress)
-        if rec.get("verbose") == "1":
+        if guard.verbose:
             options["log"] = guard.log
         else:
             options["quiet"] = True
@@ -218,16 +230,27 @@ def run_region(pid: int, region: int, host: str,
             guard.fail(cause)
         raise RegionStopped(cause) from None
     finally:
-        guard.halt()
-        pipe = r.pipeline()
+        _end_region(guard, engine_type)
+
+
+def _end_region(guard: Guard, engine_type: str) -> None:
+    """The region is over: in one transaction its last counters, "ended", its heartbeat gone, its
+    slot back and the next waiting processes admitted; then those are started."""
+    pid, region, keys = guard.pid, guard.region, guard.keys
+    ledger = Ledger.of(guard.r, keys)
+    counts = guard.halt()
+
+    def steps(pipe: Any) -> None:
+        guard.publish(pipe, counts)
         pipe.sadd(keys.ended(pid), region)
-        pipe.expire(keys.ended(pid), cfg.result_expires)
+        pipe.expire(keys.ended(pid), guard.cfg.result_expires)
         pipe.delete(keys.beat(pid, region))
-        ledger.release(engine_type, pid, [region], client=pipe)
         pipe.get(keys.abort(pid))
-        *_, abort = pipe.execute()
-        from .process import after_region
-        after_region(pid, engine_type, aborted=bool(abort), regions=len(regions))
+        ledger.region_end(pipe, engine_type, pid, region)
+    *_, abort, admitted = ledger.transaction(steps)
+    from .process import after_region
+    after_region(pid, engine_type, aborted=bool(abort), regions=len(guard.regions),
+                 admitted=ledger.admitted(admitted))
 
 
 def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
