@@ -315,7 +315,7 @@ class Ledger:
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
                     raise
-                for script in (self._release, self._region_end, self._end, self._admit, self._finish):
+                for script in (self._submit, self._admit, self._release, self._region_end, self._finish, self._end):
                     self.r.script_load(script.script)
         raise AssertionError("unreachable")
 
@@ -324,6 +324,12 @@ class Ledger:
         """Queue the process for slots; the reason it can never run, if so."""
         ok, reason = self._submit(args=[self.keys.prefix, engine, pid])
         return None if int(ok) else str(reason)
+
+    def submit_and_admit(self, pipe: Any, engine: str, pid: int) -> None:
+        """In ``pipe``: queue the process for slots (reply ``[ok, reason]``), then admit what fits
+        now, this process included if it does (reply: see :meth:`admitted`)."""
+        pipe.evalsha(self._submit.sha, 0, self.keys.prefix, engine, pid)
+        pipe.evalsha(self._admit.sha, 0, self.keys.prefix, engine, _now(), _ttl())
 
     def admit(self, engine: str) -> list[Admitted]:
         """Admit every waiting process whose whole gang fits now, in order."""

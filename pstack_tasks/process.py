@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -23,8 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import redis
 
 from . import loader, store
-from .config import settings
-from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused
+from .config import mask_url, settings
+from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused, RedisUnavailable
 from .ledger import Admitted, Ledger
 from .regions import lost_regions
 from .store import Keys
@@ -69,6 +70,28 @@ def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str | None]:
         raise ConfigurationError(f"cannot read application file {text}: {e.strerror}") from None
 
 
+def _parsed(text: str, file: str | None, digest: str) -> loader.Application:
+    """The application parsed, kept for the next submission of the same text (a client often
+    runs one application many times; the parse is most of what a submission costs here)."""
+    key = (digest, file)
+    app = _parsed_apps.get(key)
+    if app is None:
+        app = loader.load(file if file is not None else text.encode())
+        if app.instance.device_count + app.instance.edge_count <= PARSED_CACHE_MAX_SIZE:
+            _parsed_apps[key] = app
+            while len(_parsed_apps) > PARSED_CACHE_ENTRIES:
+                _parsed_apps.popitem(last=False)
+    else:
+        _parsed_apps.move_to_end(key)
+    return app
+
+
+#: applications kept parsed by a client (small ones: a big one's parse is cheap beside its run)
+PARSED_CACHE_ENTRIES = 8
+PARSED_CACHE_MAX_SIZE = 100_000
+_parsed_apps: "OrderedDict[tuple[str, str | None], loader.Application]" = OrderedDict()
+
+
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
         rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
         async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
@@ -103,7 +126,8 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     import engines as engine_registry
     engine_registry.load(engine)  # unknown engine types fail here, not on a worker
     text, file = _read_app(xml)
-    app = loader.load(file if file is not None else text.encode())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    app = _parsed(text, file, digest)
     _, regions = loader.region_array(app.instance, rmap, file)
     pins = {str(k): str(v) for k, v in (rcon or {}).items()}
     for k in pins:
@@ -111,10 +135,15 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
     with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
         r, keys, ledger = _ledger()
-        store.ping()
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        r.set(keys.app(digest), text, ex=cfg.result_expires)
-        pid = int(r.incr(keys.next_pid))
+        pipe = r.pipeline(transaction=False)
+        pipe.set(keys.app(digest), text, ex=cfg.result_expires)
+        pipe.incr(keys.next_pid)
+        try:
+            pid = int(pipe.execute()[1])
+        except redis.exceptions.NoPermissionError:
+            raise
+        except redis.ResponseError as e:  # LOADING, MISCONF, ...: up, but not usable
+            raise RedisUnavailable(f"Redis at {mask_url(store.redis_url())} cannot serve the stack: {e}") from None
         record = {
             "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
             "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
@@ -123,15 +152,17 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
             "verbose": int(bool(verbose)), "options": json.dumps(dict(options or {})),
             "submitted": f"{time.time():.3f}", "state": "Submitted",
         }
-        pipe = r.pipeline()
-        pipe.hset(keys.proc(pid), mapping=record)
-        pipe.zadd(keys.procs, {str(pid): pid})
-        pipe.execute()
-        refusal = ledger.submit(engine, pid)
-        if refusal:
+
+        def steps(pipe: Any) -> None:
+            pipe.hset(keys.proc(pid), mapping=record)
+            pipe.zadd(keys.procs, {str(pid): pid})
+            ledger.submit_and_admit(pipe, engine, pid)
+        *_, (ok, refusal), admitted = ledger.transaction(steps)
+        if not int(ok):
             ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
+            start(engine, ledger.admitted(admitted))
             raise ProcessRefused(f"process {pid} refused: {refusal}")
-        pump(engine)
+        start(engine, ledger.admitted(admitted))
     future = Future(pid)
     if async_:
         return future
@@ -300,7 +331,7 @@ def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | No
                progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     r, keys, _ = _ledger()
     deadline = None if timeout is None else time.monotonic() + timeout
-    verbose = r.hget(keys.proc(pid), "verbose") == "1"
+    verbose: bool | None = None  # known from the first read of the record
     emit = sink or (lambda line: print(line, flush=True))
     log_pos = "0-0"
     next_reap = time.monotonic() + 1.0
@@ -308,6 +339,8 @@ def _block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | No
         rec = r.hgetall(keys.proc(pid))
         if not rec:
             raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+        if verbose is None:
+            verbose = rec.get("verbose") == "1"
         if rec["state"] in ENDED:
             if verbose:
                 log_pos = _drain_log(r, keys, pid, log_pos, emit, 0)

@@ -260,7 +260,12 @@ def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
     gave it, for error messages), so every region of every process of one application on this
     host reads the same file.
     """
-    path = build.app_dir(rec["app"]) / (Path(rec.get("file") or "app.xml").name or "app.xml")
+    key = (rec["app"], rec.get("file") or "app.xml")
+    path = _app_paths.get(key)
+    if path is None:
+        path = _app_paths[key] = build.app_dir(rec["app"]) / (Path(key[1]).name or "app.xml")
+        while len(_app_paths) > 64:
+            del _app_paths[next(iter(_app_paths))]
     if path.is_file():
         return path
     xml = r.get(keys.app(rec["app"]))
@@ -268,6 +273,9 @@ def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
         raise EngineError(f"the application text of process {pid} has expired from Redis")
     build.write_atomically(path, xml.encode())
     return path
+
+
+_app_paths: dict[tuple[str, str], Path] = {}
 
 
 def _describe(e: BaseException) -> str:

@@ -408,7 +408,8 @@ struct OutBuf {
 
 static OutBuf g_wire;            // bytes for fd 3
 static OutBuf* g_items;          // per region position: pending items (as RESP bulks)
-enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE };
+enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE, P_SCRIPT };
+static char g_idle_sha[64];           // the IDLE script's SHA1, from SCRIPT LOAD at the start
 static Pending g_pending[1 << 16];
 static uint32_t g_pend_head, g_pend_tail;
 static bool g_lpop_outstanding = false;
@@ -560,6 +561,7 @@ static long read_reply() {
         if (len < 0) { if (kind == P_LPOP) g_lpop_outstanding = false; return 0; }
         char* s = read_bulk(len);
         if (kind == P_LPOP) { g_lpop_outstanding = false; take_item(s); }
+        if (kind == P_SCRIPT) snprintf(g_idle_sha, sizeof g_idle_sha, "%s", s);
         return 1;
     }
     case '*': {
@@ -622,7 +624,7 @@ static void send_idle_script() {
     snprintf(nk, sizeof nk, "%d", 2 + g_nregions);
     snprintf(idle_key, sizeof idle_key, "%s%ld.idle", g_prefix, g_pid);
     snprintf(limit, sizeof limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
-    argv[0] = "EVAL"; argv[1] = IDLE_SCRIPT; argv[2] = nk; argv[3] = g_active_key; argv[4] = idle_key;
+    argv[0] = "EVALSHA"; argv[1] = g_idle_sha; argv[2] = nk; argv[3] = g_active_key; argv[4] = idle_key;
     for (int i = 0; i < g_nregions; ++i) {
         qs[i] = (char*)xmalloc(256);
         queue_name(qs[i], 256, i);
@@ -1042,10 +1044,20 @@ int main(int argc, char** argv) {
         if (fstat(g_out_fd, &st) != 0)
             pstack_fatal(PSTACK_STATUS_USAGE, "a multi-region run needs fd %d connected to Redis (through socat)", g_out_fd);
         for (int i = 0; i < skip_replies; ++i) { expect(P_INT); read_reply(); }
+        // Loaded once, called by SHA on every idle transition; the reply is read after loading
+        // the instance, by when it has long arrived.
+        const char* load[] = {"SCRIPT", "LOAD", IDLE_SCRIPT};
+        command(3, load);
+        expect(P_SCRIPT);
+        wire_flush();
     }
     double t0 = now_seconds();
     load_instance(instance);
     double t1 = now_seconds();
+    if (g_nregions > 1) {
+        read_reply();
+        if (!g_idle_sha[0]) pstack_fatal(PSTACK_STATUS_IO, "Redis did not load the termination script");
+    }
     // start-up: every local device is initialised before anything is sent (all of them, even
     // after a handler_exit, as graph_schema's simulators do)
     for (uint32_t d = 0; d < g_ndev; ++d) {
