@@ -7,9 +7,9 @@ Kerberos and libwrap) and Redis a new connection, which is as much as a small re
 run.  So a worker keeps a relay whose engine ended cleanly and hands it to its next region:
 
 * an engine leaves its connection as it found it: it reads every reply it is owed before it
-  exits (the engine does this itself), and the worker then proves it with an ``ECHO`` of a
-  random token, which must come back as the very next bytes; anything else and the relay is
-  closed, never reused;
+  exits (the engine does this itself), and the worker then proves it with a ``SELECT`` of its
+  database and an ``ECHO`` of a random token, whose replies must be the very next bytes;
+  anything else and the relay is closed, never reused;
 * a relay whose engine failed, was killed, or was stopped is closed at once (a blocking
   command may still be pending on its connection);
 * an idle relay is closed after ``PSTACK_RELAY_IDLE`` seconds (0: a new relay for every
@@ -105,6 +105,7 @@ class Relay:
         if socat is None:
             raise RedisUnavailable("socat is not installed (apt-get install socat); it relays engine messages to Redis")
         self.key = target.url
+        self.db = target.db
         to_redis_r, self.command_fd = os.pipe()   # engine -> socat stdin
         self.reply_fd, from_redis_w = os.pipe()   # socat stdout -> engine stdin
         try:
@@ -140,13 +141,15 @@ class Relay:
         return skip
 
     def in_step(self, timeout: float = 2.0) -> bool:
-        """True if nothing is owed on the connection: an ECHO comes back as the very next bytes."""
+        """True if nothing is owed on the connection: a SELECT of our database and an ECHO come
+        back as the very next bytes (the SELECT undoes one an engine's handler may have sent)."""
         if self._skip or not self.alive():
             return False
         token = os.urandom(8).hex().encode()
-        expect = b"$%d\r\n%s\r\n" % (len(token), token)
+        echoed = b"$%d\r\n%s\r\n" % (len(token), token)
+        expect = b"+OK\r\n" + echoed
         try:
-            os.write(self.command_fd, b"*2\r\n$4\r\nECHO\r\n" + expect)
+            os.write(self.command_fd, resp(["SELECT", str(self.db)]) + b"*2\r\n$4\r\nECHO\r\n" + echoed)
         except OSError:
             return False
         got = b""
