@@ -5,6 +5,10 @@
   on the dummy engine with 0 s of work: pure scheduling), all submitted at once, then awaited.
   Throughput = processes / wall time; latency = end - submit from each process record.
 * The 2-region ring (bench/ring.py), every hop crossing regions, through run(): remote msgs/s.
+* The workloads take turns in rounds (``--rounds``, default 2: floor, dummy, psim, floor, dummy,
+  psim, each round a batch of count/rounds), after a small unmeasured warm-up of each: a shared
+  machine's speed drifts by tens of percent over a minute, and the shares compare like with like
+  only when each is measured beside the floor.  Figures are over all rounds.
 
 Targets (issue 3): throughput >= 50% of the floor's; ring >= 300,000 remote messages/s.
 Everything runs on a private redis-server and private workers (4 engine slots, 4 control threads).
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,37 +42,48 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:
-    """CPU seconds used by groups of process trees (workers with their pool processes and the
-    engines/relays they reaped, redis-server, this client), read from /proc between two points."""
+    """CPU seconds used by groups of process trees (workers with their pool processes, the
+    engines and socat relays they run or have reaped, redis-server, this client), read from /proc
+    between two points.  Engines and relays count apart from the workers' Python, alive (a worker
+    keeps idle relays for a while) or reaped."""
+
+    CHILD_PROGRAMS = ("socat", "engine")
 
     def __init__(self, roots: dict[str, int]) -> None:
         self.roots = roots
         self.start = self.sample()
 
     def sample(self) -> dict[str, tuple[float, float]]:
+        """Per group: (its Python processes' CPU, its engines' and relays' CPU)."""
         children: dict[int, list[int]] = {}
-        stats: dict[int, list[str]] = {}
+        stats: dict[int, tuple[str, list[str]]] = {}
         for name in os.listdir("/proc"):
             if name.isdigit():
                 try:
-                    fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+                    head, _, rest = Path(f"/proc/{name}/stat").read_text().rpartition(")")
                 except OSError:
                     continue
-                stats[int(name)] = fields
+                fields = rest.split()
+                stats[int(name)] = (head.partition("(")[2], fields)
                 children.setdefault(int(fields[1]), []).append(int(name))
         out = {}
         for group, root in self.roots.items():
-            own = reaped = 0.0
+            python = programs = 0.0
             todo = [root]
             while todo:
                 pid = todo.pop()
-                f = stats.get(pid)
-                if f is not None:
-                    own += (int(f[11]) + int(f[12])) / TICK
-                    reaped += (int(f[13]) + int(f[14])) / TICK
+                st = stats.get(pid)
+                if st is not None:
+                    comm, f = st
+                    own = (int(f[11]) + int(f[12])) / TICK
+                    if comm in self.CHILD_PROGRAMS:
+                        programs += own
+                    else:
+                        python += own
+                    programs += (int(f[13]) + int(f[14])) / TICK  # reaped children: engines, relays
                 if group != "client":  # the client's children are the other groups
                     todo += children.get(pid, [])
-            out[group] = (own, reaped)
+            out[group] = (python, programs)
         return out
 
     def per_item_ms(self, count: int) -> dict[str, float]:
@@ -85,8 +99,9 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def floor(count: int) -> dict[str, float]:
-    """Celery alone: chords of 2 no-op tasks and a no-op body, submitted at once, then awaited."""
+def floor(count: int) -> tuple[float, list[float]]:
+    """Celery alone: chords of 2 no-op tasks and a no-op body, submitted at once, then awaited.
+    Wall seconds, and each chord's latency."""
     from celery import chord
 
     from pstack_tasks.tasks import noop
@@ -101,11 +116,11 @@ def floor(count: int) -> dict[str, float]:
         meta = res.backend.get_task_meta(res.id)
         done = meta.get("date_done")
         lat.append(done.timestamp() - t_submit if hasattr(done, "timestamp") else time.time() - t_submit)
-    wall = time.time() - t0
-    return {"per_s": count / wall, "p50": pct(lat, 50), "p99": pct(lat, 99), "wall": wall}
+    return time.time() - t0, lat
 
 
-def processes(count: int, engine: str) -> dict[str, float]:
+def processes(count: int, engine: str) -> tuple[float, list[float]]:
+    """``count`` 2-region processes submitted at once, then awaited: wall seconds, latencies."""
     from pstack_tasks.process import block, run, status
     options = {"seconds": 0} if engine == "dummy" else {}
     t0 = time.time()
@@ -118,7 +133,7 @@ def processes(count: int, engine: str) -> dict[str, float]:
     for f in futures:
         s = status(f.pid)
         lat.append(s["ended"] - s["submitted"])
-    return {"per_s": count / wall, "p50": pct(lat, 50), "p99": pct(lat, 99), "wall": wall}
+    return wall, lat
 
 
 def remote_ring(n: int, m: int, tmp: Path) -> dict[str, float]:
@@ -139,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--ring-n", type=int, default=1000)
     ap.add_argument("--ring-m", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=2, help="turns each workload takes (count split evenly)")
     ap.add_argument("--only", default="floor,dummy,psim,ring",
                     help="comma-separated workloads to run (floor is always run: the shares need it)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "processes.json")
@@ -156,19 +172,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"workers: psim {psim_w.pid}, dummy {dummy_w.pid}, control {control_w.pid}; redis {server.proc.pid}", flush=True)
             roots = {"engine workers": psim_w.pid, "control worker": control_w.pid, "redis": server.proc.pid,
                      "client": os.getpid()}
-            cpu: dict[str, dict[str, float]] = {}
-            print(f"floor: {args.count} chords of 2 no-op tasks + merge ...", flush=True)
-            meter = CpuMeter(roots)
-            fl = floor(args.count)
-            cpu["celery floor (chord of 2 no-ops)"] = meter.per_item_ms(args.count)
-            rows = {"celery floor (chord of 2 no-ops)": fl}
             only = set(args.only.split(","))
-            for engine in [e for e in ("dummy", "psim") if e in only]:
-                print(f"pstack: {args.count} 2-region processes on {engine} ...", flush=True)
-                name = f"pstack 2-region process ({engine})"
-                meter = CpuMeter(dict(roots, **{"engine workers": dummy_w.pid if engine == "dummy" else psim_w.pid}))
-                rows[name] = processes(args.count, engine)
-                cpu[name] = meter.per_item_ms(args.count)
+            names = {"floor": "celery floor (chord of 2 no-ops)", "dummy": "pstack 2-region process (dummy)",
+                     "psim": "pstack 2-region process (psim)"}
+            workloads = ["floor"] + [e for e in ("dummy", "psim") if e in only]
+            group_roots = {w: dict(roots, **{"engine workers": dummy_w.pid if w == "dummy" else psim_w.pid})
+                           for w in workloads}
+
+            def one(w: str, n: int) -> tuple[float, list[float]]:
+                return floor(n) if w == "floor" else processes(n, w)
+            print("warm-up ...", flush=True)
+            for w in workloads:
+                one(w, 8)
+            walls = {w: 0.0 for w in workloads}
+            lats: dict[str, list[float]] = {w: [] for w in workloads}
+            cpu_sum: dict[str, dict[str, float]] = {w: {} for w in workloads}
+            batch = max(1, args.count // args.rounds)
+            for k in range(args.rounds):
+                for w in workloads:
+                    print(f"round {k + 1}/{args.rounds}: {batch} x {names[w]} ...", flush=True)
+                    meter = CpuMeter(group_roots[w])
+                    wall, lat = one(w, batch)
+                    walls[w] += wall
+                    lats[w] += lat
+                    for g, ms in meter.per_item_ms(batch).items():
+                        cpu_sum[w][g] = cpu_sum[w].get(g, 0.0) + ms / args.rounds
+            done = batch * args.rounds
+            rows = {names[w]: {"per_s": done / walls[w], "p50": pct(lats[w], 50), "p99": pct(lats[w], 99),
+                               "wall": walls[w]} for w in workloads}
+            cpu = {names[w]: cpu_sum[w] for w in workloads}
+            fl = rows[names["floor"]]
             rr = None
             if "ring" in only:
                 print("2-region ring through run() ...", flush=True)
@@ -176,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             fleet.close()
     print()
-    print(f"| workload | processes/s | share of floor | p50 latency | p99 latency | target | result |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| workload | processes/s | share of floor | p50 latency | p99 latency | target | result |")
+    print("|---|---|---|---|---|---|---|")
     ok = True
     for name, r in rows.items():
         share = r["per_s"] / fl["per_s"]

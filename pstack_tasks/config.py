@@ -122,13 +122,25 @@ def settings() -> Settings:
     times per region, and a test or a long-lived client may change them at any time.
     """
     global _last
-    raw = tuple(os.environ.get(n) for n in _NAMES) + tuple(os.environ.get(n) for n in _ALSO_READ)
+    raw = _raw_environment()
     if _last is None or _last[0] != raw:
         _last = (raw, Settings.from_env())
     return _last[1]
 
 
 _NAMES = tuple(f"PSTACK_{f.name.upper()}" for f in fields(Settings))
+_WATCHED = _NAMES + _ALSO_READ
+_WATCHED_KEYS = tuple(os.environ.encodekey(n) for n in _WATCHED) if hasattr(os.environ, "encodekey") else None
+
+
+def _raw_environment() -> tuple[object, ...]:
+    """The watched variables' raw values: what settings() compares, many times a second in a
+    worker.  CPython's os.environ keeps them in ``_data`` (encoded), where a lookup is a plain
+    dict lookup; elsewhere, the public mapping."""
+    data = getattr(os.environ, "_data", None)
+    if _WATCHED_KEYS is not None and isinstance(data, dict):
+        return tuple(map(data.get, _WATCHED_KEYS))
+    return tuple(map(os.environ.get, _WATCHED))
 
 
 def setting_names() -> list[str]:
