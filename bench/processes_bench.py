@@ -187,12 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             walls = {w: 0.0 for w in workloads}
             lats: dict[str, list[float]] = {w: [] for w in workloads}
             cpu_sum: dict[str, dict[str, float]] = {w: {} for w in workloads}
+            per_round: dict[str, list[float]] = {w: [] for w in workloads}
             batch = max(1, args.count // args.rounds)
             for k in range(args.rounds):
                 for w in workloads:
                     print(f"round {k + 1}/{args.rounds}: {batch} x {names[w]} ...", flush=True)
                     meter = CpuMeter(group_roots[w])
                     wall, lat = one(w, batch)
+                    per_round[w].append(batch / wall)
                     walls[w] += wall
                     lats[w] += lat
                     for g, ms in meter.per_item_ms(batch).items():
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         ok &= passed != "FAIL"
         print(f"| {name} | {r['per_s']:.1f} | {share:.0%} | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms "
               f"| {target} | {passed} |")
+    for w in workloads[1:]:
+        shares = ", ".join(f"{x / f:.0%}" for x, f in zip(per_round[w], per_round["floor"]))
+        print(f"{names[w]}: share of the floor round by round: {shares}")
     print()
     print("CPU per chord / process (ms; 2 cores shared by everything, so throughput follows the total):")
     groups = ["engine workers", "engines+relays", "control worker", "redis", "client"]
@@ -237,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{rr['run_s']:.3f} s = {rr['remote_per_s'] / 1e6:.2f} M remote msgs/s "
               f"(target >= {REMOTE_TARGET // 1000}k/s: {'PASS' if ring_ok else 'FAIL'})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": rows, "ring": rr, "count": args.count, "cpu_ms": cpu}, indent=2))
+    args.json.write_text(json.dumps({"rows": rows, "ring": rr, "count": args.count, "cpu_ms": cpu,
+                                     "per_round": per_round}, indent=2))
     return 0 if ok else 1
 
 

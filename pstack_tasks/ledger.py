@@ -114,7 +114,7 @@ local function admit(p, engine, now, ttl)
       end
       local q = p..'q:'..pid..'.'
       for _, r in ipairs(regions) do redis.call('DEL', q..r) end
-      redis.call('DEL', q..'idle')
+      redis.call('DEL', q..'idle', q..'calls')
       redis.call('SET', q..'active', #regions, 'EX', ttl)
       redis.call('HSET', proc, 'state', 'Running', 'started', now, 'hosts', cjson.encode(assign))
       redis.call('SADD', p..'running', pid)
@@ -210,7 +210,7 @@ local ended = finish(p, pid, state, ARGV[4], now, ttl, ARGV[7])
 release(p, engine, pid, nil)
 local q = p..'q:'..pid..'.'
 for _, r in ipairs(cjson.decode(redis.call('HGET', proc, 'regions') or '[]')) do redis.call('DEL', q..r) end
-redis.call('DEL', q..'idle', q..'active')
+redis.call('DEL', q..'idle', q..'active', q..'calls')
 local out = {ended, state, engine}
 for _, v in ipairs(admit(p, engine, now, ttl)) do table.insert(out, v) end
 return out

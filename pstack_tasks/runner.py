@@ -376,7 +376,7 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
             pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
         except Exception as e:  # redis.ConnectionError and friends, named for the user
             raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
-        keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.active", f"{opts.prefix}{pid}.idle"]
+        keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.{k}" for k in ("active", "idle", "calls")]
         client.delete(*keys)
         client.set(f"{opts.prefix}{pid}.active", len(regions))
         stack.callback(client.delete, *keys)

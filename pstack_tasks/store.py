@@ -157,12 +157,13 @@ class Keys:
 
     @property
     def queue_prefix(self) -> str:
-        """Prefix of the engines' message lists ``<pid>.<region>``, ``<pid>.idle``, ``<pid>.active``."""
+        """Prefix of the engines' keys: message lists ``<pid>.<region>``, ``<pid>.idle``, ``<pid>.active``,
+        ``<pid>.calls`` (docs/engine-protocol.md)."""
         return f"{self.prefix}q:"
 
     def queues(self, pid: int | str, regions: list[int]) -> list[str]:
         q = self.queue_prefix
-        return [f"{q}{pid}.{r}" for r in regions] + [f"{q}{pid}.idle", f"{q}{pid}.active"]
+        return [f"{q}{pid}.{r}" for r in regions] + [f"{q}{pid}.idle", f"{q}{pid}.active", f"{q}{pid}.calls"]
 
     # the fleet
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,45 @@ def test_a_pin_without_edges_still_runs_its_send_handler(tmp_path: Path) -> None
     assert result["metrics"]["Delivered messages"] == 0
     assert result["metrics"]["Exit reason"] == "quiescence"
     assert result["states"] == {"device0": {"counter": 10}, "device1": {"counter": 0}}
+
+
+def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever(tmp_path: Path, redis_url: str,
+                                                                                no_leftovers: None) -> None:
+    """The IDLE call's reply is skipped (docs/engine-protocol.md); when Redis refuses it (here: its
+    calls hash is the wrong type), the region notices after 5 s of silence and fails, naming Redis."""
+    import threading
+
+    import redis
+
+    from pstack_tasks.exceptions import SimulationFailed
+    from pstack_tasks.runner import RunOptions, prepare, run_one_region
+    from pstack_tasks.relay import pool
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(4, 5))  # no handler_exit: it can only end through the IDLE calls
+    prep = prepare(app)
+    pid, prefix = 999_001, f"{KEY_PREFIX}refused:"
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{prefix}{pid}.active", 2)
+    client.set(f"{prefix}{pid}.calls", "not a hash")
+    outcome: dict[int, BaseException | None] = {}
+
+    def region(r: int) -> None:
+        opts = RunOptions(region=r, pid=pid, prefix=prefix, redis_url=redis_url, quiet=True)
+        try:
+            run_one_region(prep, {"n1": 1, "n3": 1}, opts)
+            pool.close_all()
+            outcome[r] = None
+        except BaseException as e:  # noqa: BLE001 (the test looks at it)
+            outcome[r] = e
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=region, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    took = time.monotonic() - t0
+    client.delete(*[f"{prefix}{pid}.{k}" for k in ("0", "1", "active", "idle", "calls")])
+    assert set(outcome) == {0, 1}, "a region is still waiting"
+    assert all(isinstance(e, SimulationFailed) for e in outcome.values()), outcome
+    assert any("WRONGTYPE" in str(e) or "termination script" in str(e) for e in outcome.values()), outcome
+    assert took < 12

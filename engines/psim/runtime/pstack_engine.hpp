@@ -408,7 +408,10 @@ struct OutBuf {
 
 static OutBuf g_wire;            // bytes for fd 3
 static OutBuf* g_items;          // per region position: pending items (as RESP bulks)
-enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE, P_SCRIPT };
+enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE, P_SCRIPT, P_SEQ };
+static long g_seq = 0;                 // IDLE script calls sent (their replies are skipped)
+static long g_seq_seen = -1;           // what Redis says the last one that ran was
+static char g_seq_key[256];
 static char g_idle_sha[64];           // the IDLE script's SHA1, from SCRIPT LOAD at the start
 static Pending g_pending[1 << 16];
 static uint32_t g_pend_head, g_pend_tail;
@@ -562,6 +565,7 @@ static long read_reply() {
         char* s = read_bulk(len);
         if (kind == P_LPOP) { g_lpop_outstanding = false; take_item(s); }
         if (kind == P_SCRIPT) snprintf(g_idle_sha, sizeof g_idle_sha, "%s", s);
+        if (kind == P_SEQ) g_seq_seen = atol(s);
         return 1;
     }
     case '*': {
@@ -593,55 +597,112 @@ static long read_reply() {
 }
 
 static const char* IDLE_SCRIPT =
-    // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3..] = every region's queue;
-    // ARGV[1] = most idle rounds in a row (0: the graph has no OnHardwareIdle), ARGV[2] = 1 if an
-    // idle round woke a device here since the last call, ARGV[3] = this region's share of the
-    // counter (1 for itself at the start, plus every item it took since its last call).  Called
-    // when this region has no local work and nothing unflushed.  The counter is the sum of the
+    // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3] = calls hash, KEYS[4..] =
+    // every region's queue.  ARGV[1] = most idle rounds in a row (0: the graph has no
+    // OnHardwareIdle), ARGV[2] = 1 if an idle round woke a device here since the last call,
+    // ARGV[3] = this region's share of the counter (1 for itself at the start, plus every item it
+    // took since its last call), ARGV[4] = this region, ARGV[5] = its call number, ARGV[6..5+R] =
+    // how many items follow for each queue, then the items.
+    // Called when this region has no local work.  First its last items are counted and pushed;
+    // the call number is recorded (the reply is skipped: a region that hears nothing for 5 s
+    // checks it, so a call Redis refused cannot go unnoticed).  The counter is the sum of the
     // regions' shares and the items still queued (a sender counts its items before it pushes
     // them), so at 0 nobody is working and nothing is in flight: the whole graph is quiescent.
     // Then start an OnHardwareIdle round (item 4 to every region, counted; return 2) unless
     // ARGV[1] rounds in a row woke nothing; otherwise every region gets item 2 (return 1).
+    "local R = #KEYS - 3 "
+    "local total, a = 0, 6 + R "
+    "for i = 1, R do total = total + tonumber(ARGV[5 + i]) end "
+    "if total > 0 then redis.call('INCRBY', KEYS[1], total) end "
+    "for i = 1, R do "
+    "  local k = tonumber(ARGV[5 + i]) "
+    "  if k > 0 then redis.call('RPUSH', KEYS[3 + i], unpack(ARGV, a, a + k - 1)); a = a + k end "
+    "end "
+    "redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) "
     "if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end "
     "local n = redis.call('DECRBY', KEYS[1], ARGV[3]) "
     "if n > 0 then return 0 end "
     "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
     "if c < tonumber(ARGV[1]) then "
     "  redis.call('SET', KEYS[2], c + 1) "
-    "  redis.call('INCRBY', KEYS[1], #KEYS - 2) "
-    "  for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
+    "  redis.call('INCRBY', KEYS[1], R) "
+    "  for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
     "  return 2 "
     "end "
     "redis.call('DEL', KEYS[2]) "
-    "for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
+    "for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
     "return 1";
 
+// Items a region pushes with its IDLE call instead of in RPUSHes of their own (more go first, as
+// RPUSH commands: Lua would unpack them one by one).
+static const uint32_t IDLE_CALL_ITEMS = 64;
+
+// The IDLE script call, carrying this region's unflushed items, with its reply skipped (CLIENT
+// REPLY SKIP): a region going idle then waits for nothing but its blocking pop, so a message
+// crossing regions costs Redis, socat and the engines one wake-up less.
 static void send_idle_script() {
-    int argc = 3 + 2 + g_nregions + 3;
-    const char** argv = (const char**)xmalloc(sizeof(char*) * argc);
-    char** qs = (char**)xmalloc(sizeof(char*) * g_nregions);
-    char nk[16], idle_key[300], limit[16];
-    snprintf(nk, sizeof nk, "%d", 2 + g_nregions);
-    snprintf(idle_key, sizeof idle_key, "%s%ld.idle", g_prefix, g_pid);
-    snprintf(limit, sizeof limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
-    argv[0] = "EVALSHA"; argv[1] = g_idle_sha; argv[2] = nk; argv[3] = g_active_key; argv[4] = idle_key;
-    for (int i = 0; i < g_nregions; ++i) {
-        qs[i] = (char*)xmalloc(256);
-        queue_name(qs[i], 256, i);
-        argv[5 + i] = qs[i];
+    static char idle_key[300], limit[16];
+    static char** qs = nullptr;
+    if (!qs) {
+        qs = (char**)xmalloc(sizeof(char*) * g_nregions);
+        for (int i = 0; i < g_nregions; ++i) {
+            qs[i] = (char*)xmalloc(256);
+            queue_name(qs[i], 256, i);
+        }
+        snprintf(idle_key, sizeof idle_key, "%s%ld.idle", g_prefix, g_pid);
+        snprintf(limit, sizeof limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
     }
-    argv[5 + g_nregions] = limit;
-    argv[6 + g_nregions] = g_idle_woke ? "1" : "0";
-    char share[32];
+    uint32_t total = 0;
+    for (int i = 0; i < g_nregions; ++i) total += g_items[i].items;
+    const char* skip[] = {"CLIENT", "REPLY", "SKIP"};
+    command(3, skip);
+    char hdr[32], nk[16], region[16], seq[32], share[32], count[16];
+    g_wire.put(hdr, snprintf(hdr, sizeof hdr, "*%u\r\n", 3u + 3u + (unsigned)g_nregions + 5u + (unsigned)g_nregions + total));
+    g_wire.bulk("EVALSHA");
+    g_wire.bulk(g_idle_sha);
+    snprintf(nk, sizeof nk, "%d", 3 + g_nregions);
+    g_wire.bulk(nk);
+    g_wire.bulk(g_active_key);
+    g_wire.bulk(idle_key);
+    g_wire.bulk(g_seq_key);
+    for (int i = 0; i < g_nregions; ++i) g_wire.bulk(qs[i]);
+    g_wire.bulk(limit);
+    g_wire.bulk(g_idle_woke ? "1" : "0");
     snprintf(share, sizeof share, "%ld", g_share);
-    argv[7 + g_nregions] = share;
+    g_wire.bulk(share);
+    snprintf(region, sizeof region, "%d", g_region);
+    g_wire.bulk(region);
+    snprintf(seq, sizeof seq, "%ld", ++g_seq);
+    g_wire.bulk(seq);
+    for (int i = 0; i < g_nregions; ++i) {
+        snprintf(count, sizeof count, "%u", g_items[i].items);
+        g_wire.bulk(count);
+    }
+    for (int i = 0; i < g_nregions; ++i) {
+        OutBuf& b = g_items[i];
+        if (b.items) g_wire.put(b.data, b.len);
+        b.len = 0;
+        b.items = 0;
+    }
     g_idle_woke = false;
     g_share = 0;
-    command(argc, argv);
-    expect(P_IDLE);
-    for (int i = 0; i < g_nregions; ++i) free(qs[i]);
-    free(qs);
-    free(argv);
+}
+
+// Redis has heard nothing from the other regions for a while: make sure it ran this region's last
+// IDLE call (its reply was skipped), else the region would wait for ever.
+static void check_idle_call_ran() {
+    const char* get[] = {"HGET", g_seq_key, nullptr};
+    char region[16];
+    snprintf(region, sizeof region, "%d", g_region);
+    get[2] = region;
+    command(3, get);
+    expect(P_SEQ);
+    wire_flush();
+    g_seq_seen = -1;
+    while (g_pend_head != g_pend_tail) read_reply();
+    if (g_seq_seen != g_seq)
+        pstack_fatal(PSTACK_STATUS_IO, "Redis did not run this region's termination script (call %ld; it last ran "
+                     "call %ld): were its scripts flushed, or is it out of memory?", g_seq, g_seq_seen);
 }
 
 // ---- message delivery ---------------------------------------------------------------------------
@@ -789,7 +850,9 @@ static void net_poll_active() {
 // answer needs no wait: when it ends the run (item 2) or starts an idle round (item 4), the item
 // is in this region's queue too, and the pop brings it.
 static void net_wait_idle() {
-    flush_items();
+    uint32_t unflushed = 0;
+    for (int i = 0; i < g_nregions; ++i) unflushed += g_items[i].items;
+    if (unflushed > IDLE_CALL_ITEMS) flush_items();  // a few go with the IDLE call instead
     if (g_lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
         wire_flush();
         while (g_lpop_outstanding) read_reply();
@@ -805,7 +868,8 @@ static void net_wait_idle() {
         wire_flush();
         g_took_items = false;
         while (g_pend_head != g_pend_tail) read_reply();
-        if (g_took_items || pstack_stop) return;  // nothing after 5 s: wait again
+        if (g_took_items || pstack_stop) return;
+        check_idle_call_ran();  // nothing after 5 s: was the IDLE call refused?  Else wait again.
     }
 }
 
@@ -1038,6 +1102,7 @@ int main(int argc, char** argv) {
     if (g_nregions > 1) {
         snprintf(g_myq, sizeof g_myq, "%s%ld.%d", g_prefix, g_pid, region);
         snprintf(g_active_key, sizeof g_active_key, "%s%ld.active", g_prefix, g_pid);
+        snprintf(g_seq_key, sizeof g_seq_key, "%s%ld.calls", g_prefix, g_pid);
         g_items = new OutBuf[g_nregions];
         g_rbuf = (char*)xmalloc(g_rcap);
         struct stat st;
