@@ -158,12 +158,9 @@ class Keys:
     @property
     def queue_prefix(self) -> str:
         """Prefix of the engines' keys: message lists ``<pid>.<region>``, ``<pid>.idle``, ``<pid>.active``,
-        ``<pid>.calls`` (docs/engine-protocol.md)."""
+        ``<pid>.calls`` (docs/engine-protocol.md).  The ledger's scripts reset them when a process
+        is admitted and delete them when it ends."""
         return f"{self.prefix}q:"
-
-    def queues(self, pid: int | str, regions: list[int]) -> list[str]:
-        q = self.queue_prefix
-        return [f"{q}{pid}.{r}" for r in regions] + [f"{q}{pid}.idle", f"{q}{pid}.active", f"{q}{pid}.calls"]
 
     # the fleet
     @property
