@@ -91,7 +91,7 @@ class Member:
         self.ttl = settings().heartbeat_ttl
 
     def _ledger(self) -> Ledger:
-        return Ledger(store.client(), Keys.current())
+        return Ledger.of(store.client(), Keys.current())
 
     def register(self) -> None:
         info = {"node": self.node, "os_pid": os.getpid(), "since": round(time.time(), 3)}

@@ -156,16 +156,6 @@ local function release(p, engine, pid, regions)
 end
 """
 
-# ARGV: prefix, engine, pid, regions... (none: every lease).
-_RELEASE = _RELEASE_FN + """
-local regions = nil
-if #ARGV > 3 then
-  regions = {}
-  for i = 4, #ARGV do table.insert(regions, ARGV[i]) end
-end
-return release(ARGV[1], ARGV[2], ARGV[3], regions)
-"""
-
 # A region ended: its slot back, then whatever waits and fits now is admitted (as _ADMIT).
 # ARGV: prefix, engine, pid, region, now, ttl.
 _REGION_END = _RELEASE_FN + _ADMIT_FN + """
@@ -288,7 +278,6 @@ class Ledger:
         self.keys = keys
         self._submit = r.register_script(_SUBMIT)
         self._admit = r.register_script(_ADMIT)
-        self._release = r.register_script(_RELEASE)
         self._region_end = r.register_script(_REGION_END)
         self._finish = r.register_script(_FINISH)
         self._end = r.register_script(_END)
@@ -315,7 +304,7 @@ class Ledger:
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
                     raise
-                for script in (self._submit, self._admit, self._release, self._region_end, self._finish, self._end):
+                for script in (self._submit, self._admit, self._region_end, self._finish, self._end):
                     self.r.script_load(script.script)
         raise AssertionError("unreachable")
 
@@ -334,10 +323,6 @@ class Ledger:
     def admit(self, engine: str) -> list[Admitted]:
         """Admit every waiting process whose whole gang fits now, in order."""
         return _admitted(self._admit(args=[self.keys.prefix, engine, _now(), _ttl()]))
-
-    def release(self, engine: str, pid: int, regions: list[int] | None = None) -> int:
-        """Give back the slots of some (default: all) regions of a process."""
-        return int(self._release(args=[self.keys.prefix, engine, pid, *(regions or [])]))
 
     def region_end(self, pipe: Any, engine: str, pid: int, region: int) -> None:
         """In ``pipe``: give back one region's slot and admit what fits now (reply: see

@@ -65,6 +65,15 @@ class Application:
     instance: Instance
     file: str
 
+    def worth_keeping(self) -> bool:
+        """Small enough to keep parsed in a process for its next run (a big instance is cheap to
+        read again beside its run time, and expensive to keep in every worker process)."""
+        return self.instance.device_count + self.instance.edge_count <= KEEP_PARSED_MAX_SIZE
+
+
+#: devices + edges of the largest application a process keeps parsed between runs
+KEEP_PARSED_MAX_SIZE = 100_000
+
 
 def _source(xml_or_path: str | bytes | os.PathLike[str]) -> tuple[Any, str]:
     """An iterparse source and a name for messages, from XML text or a path."""

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from . import loader, store
 from .config import mask_url, settings
 from .exceptions import ConfigurationError, ProcessFailed, ProcessRefused, RedisUnavailable
 from .ledger import Admitted, Ledger
+from .memo import BoundedCache
 from .regions import lost_regions
 from .store import Keys
 from .users import check_may_kill, current_user
@@ -77,19 +77,13 @@ def _parsed(text: str, file: str | None, digest: str) -> loader.Application:
     app = _parsed_apps.get(key)
     if app is None:
         app = loader.load(file if file is not None else text.encode())
-        if app.instance.device_count + app.instance.edge_count <= PARSED_CACHE_MAX_SIZE:
-            _parsed_apps[key] = app
-            while len(_parsed_apps) > PARSED_CACHE_ENTRIES:
-                _parsed_apps.popitem(last=False)
-    else:
-        _parsed_apps.move_to_end(key)
+        if app.worth_keeping():
+            _parsed_apps.put(key, app)
     return app
 
 
-#: applications kept parsed by a client (small ones: a big one's parse is cheap beside its run)
-PARSED_CACHE_ENTRIES = 8
-PARSED_CACHE_MAX_SIZE = 100_000
-_parsed_apps: "OrderedDict[tuple[str, str | None], loader.Application]" = OrderedDict()
+#: applications kept parsed by a client (small ones: Application.worth_keeping)
+_parsed_apps: BoundedCache[tuple[str, str | None], loader.Application] = BoundedCache(8)
 
 
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
@@ -160,9 +154,9 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
         *_, (ok, refusal), admitted = ledger.transaction(steps)
         if not int(ok):
             ledger.finish(pid, "Failed", f"refused: {refusal}", cfg.result_expires)
-            start(engine, ledger.admitted(admitted))
+        start(engine, ledger.admitted(admitted))  # others may have been admitted, refused or not
+        if not int(ok):
             raise ProcessRefused(f"process {pid} refused: {refusal}")
-        start(engine, ledger.admitted(admitted))
     future = Future(pid)
     if async_:
         return future

@@ -25,6 +25,7 @@ from . import build, store
 from .config import settings
 from .exceptions import EngineError, RegionStopped
 from .ledger import Ledger
+from .memo import BoundedCache
 from .store import Keys
 
 logger = logging.getLogger(__name__)
@@ -53,23 +54,33 @@ class _Ticker(threading.Thread):
     def add(cls, guard: "Guard") -> None:
         global _ticker
         with _ticker_lock:
-            if _ticker is None or _ticker[0] != os.getpid():  # none yet, or inherited by a fork
-                _ticker = (os.getpid(), cls())
-                _ticker[1].start()
-            ticker = _ticker[1]
+            if _ticker is None:
+                _ticker = cls()
+                _ticker.start()
+            ticker = _ticker
         with ticker.lock:
             ticker.guards.append(guard)
 
     @staticmethod
     def remove(guard: "Guard") -> None:
-        if _ticker is not None and _ticker[0] == os.getpid():
-            with _ticker[1].lock:
-                if guard in _ticker[1].guards:
-                    _ticker[1].guards.remove(guard)
+        ticker = _ticker
+        if ticker is not None:
+            with ticker.lock:
+                if guard in ticker.guards:
+                    ticker.guards.remove(guard)
 
 
-_ticker: tuple[int, _Ticker] | None = None
+_ticker: _Ticker | None = None
 _ticker_lock = threading.Lock()
+
+
+def _forget_ticker() -> None:
+    """A forked child has no ticker thread (threads do not survive fork): it starts its own."""
+    global _ticker, _ticker_lock
+    _ticker, _ticker_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_ticker)
 
 
 class Guard:
@@ -188,8 +199,13 @@ class Guard:
         pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
 
     def _take_counts(self, pipe: Any) -> tuple[int, int] | None:
-        counts, self._counts = self._counts, None
+        counts = self._take()
         self.publish(pipe, counts)
+        return counts
+
+    def _take(self) -> tuple[int, int] | None:
+        """The latest counters not yet published (then none until the engine reports again)."""
+        counts, self._counts = self._counts, None
         return counts
 
     def publish(self, pipe: Any, counts: tuple[int, int] | None) -> None:
@@ -214,8 +230,7 @@ class Guard:
             self.flush()
         except Exception as e:
             logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
-        counts, self._counts = self._counts, None
-        return counts
+        return self._take()
 
 
 def lost_regions(r: Any, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
@@ -312,9 +327,8 @@ def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
     key = (rec["app"], rec.get("file") or "app.xml")
     path = _app_paths.get(key)
     if path is None:
-        path = _app_paths[key] = build.app_dir(rec["app"]) / (Path(key[1]).name or "app.xml")
-        while len(_app_paths) > 64:
-            del _app_paths[next(iter(_app_paths))]
+        path = build.app_dir(rec["app"]) / (Path(key[1]).name or "app.xml")
+        _app_paths.put(key, path)
     if path.is_file():
         return path
     xml = r.get(keys.app(rec["app"]))
@@ -324,7 +338,8 @@ def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:
     return path
 
 
-_app_paths: dict[tuple[str, str], Path] = {}
+#: where each application's file is on this host (build.app_dir asks settings() each time)
+_app_paths: BoundedCache[tuple[str, str], Path] = BoundedCache(64)
 
 
 def _describe(e: BaseException) -> str:

@@ -199,11 +199,11 @@ class RelayPool:
         self._idle: dict[str, list[Relay]] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
-        self._owner = os.getpid()
+        # A forked child must not use (or reap) its parent's relays: it starts empty.
+        os.register_at_fork(after_in_child=self._forget)
 
     def acquire(self, target: RedisTarget) -> Relay:
         """An idle relay to this Redis that is still up, else a new one."""
-        self._after_fork()
         with self._lock:
             idle = self._idle.get(target.url, [])
             while idle:
@@ -250,13 +250,10 @@ class RelayPool:
             for r in old:
                 r.close()
 
-    def _after_fork(self) -> None:
-        """A forked child must not use (or reap) its parent's relays: start empty."""
-        if self._owner != os.getpid():
-            self._owner = os.getpid()
-            self._idle = {}
-            self._lock = threading.Lock()
-            self._reaper = None
+    def _forget(self) -> None:
+        self._idle = {}
+        self._lock = threading.Lock()
+        self._reaper = None
 
 
 #: this process's idle relays (a prefork worker's pool process keeps its own)

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +30,7 @@ from .config import mask_url, settings
 from .exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
 from .procs import kill_group
 from .redis_server import EmbeddedRedis
+from .memo import BoundedCache
 from .relay import RedisTarget, Relay, child_env, pool
 from .results import merge_results
 from .watch import Engine, wait_engines
@@ -86,23 +86,17 @@ def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = No
     if app_id is not None:
         hit = _prepared.get(app_id)
         if hit is not None and hit.engine.is_file():
-            _prepared.move_to_end(app_id)
             return hit
     app = loader.load(xml_or_path)
     source = codegen.render(app.graph_type)
     prep = Prepared(app, source, build.build_engine(source))
-    if app_id is not None and app.instance.device_count + app.instance.edge_count <= PREPARED_CACHE_MAX_SIZE:
-        _prepared[app_id] = prep
-        while len(_prepared) > PREPARED_CACHE_ENTRIES:
-            _prepared.popitem(last=False)
+    if app_id is not None and app.worth_keeping():
+        _prepared.put(app_id, prep)
     return prep
 
 
-#: applications kept parsed per process (small ones only: a big instance is cheap to re-read
-#: beside its run time, and expensive to keep in every pool process)
-PREPARED_CACHE_ENTRIES = 8
-PREPARED_CACHE_MAX_SIZE = 100_000
-_prepared: "OrderedDict[str, Prepared]" = OrderedDict()
+#: applications kept parsed, with their engines, per process (small ones: Application.worth_keeping)
+_prepared: BoundedCache[str, Prepared] = BoundedCache(8)
 
 
 def engine_args(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
@@ -149,7 +143,6 @@ class _Meter:
     INTERVAL = 0.25
     _spare: list[int] = []
     _spare_lock = threading.Lock()
-    _owner = os.getpid()
 
     def __init__(self, report: Callable[[int, int], None]) -> None:
         self.fd = self._take()
@@ -160,8 +153,6 @@ class _Meter:
     @classmethod
     def _take(cls) -> int:
         with cls._spare_lock:
-            if cls._owner != os.getpid():  # a forked child: the spares are its parent's
-                cls._owner, cls._spare = os.getpid(), []
             if cls._spare:
                 return cls._spare.pop()
         where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -186,10 +177,17 @@ class _Meter:
     def close(self) -> None:
         """Keep the file for the next run (its engine is gone: the caller killed or reaped it)."""
         with self._spare_lock:
-            if len(self._spare) < 4 and self._owner == os.getpid():
+            if len(self._spare) < 4:
                 self._spare.append(self.fd)
                 return
         os.close(self.fd)
+
+
+def _forget_spare_meters() -> None:
+    _Meter._spare, _Meter._spare_lock = [], threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_spare_meters)  # a forked child: the spares are its parent's
 
 
 def _meter(opts: RunOptions, stack: ExitStack) -> _Meter | None:
@@ -281,17 +279,23 @@ def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> d
                                 stderr=subprocess.PIPE, process_group=0, pass_fds=(meter.fd,) if meter else (),
                                 env=child_env())
         stack.callback(kill_group, proc)
-        engine = Engine(proc, _default_sink(opts))
-        failed = wait_engines([engine], _checker(opts, meter))
-        if isinstance(failed, RegionStopped):
-            raise failed
-        if meter:
-            meter.tick(final=True)
-        if failed is not None:
-            raise SimulationFailed(engine.reason(failed.status or 0))
+        engine = _wait_one(Engine(proc, _default_sink(opts)), opts, meter)
         if text_out is not None:
             return None
         return _parse_result(bytes(engine.out), "the engine")
+
+
+def _wait_one(engine: Engine, opts: RunOptions, meter: _Meter | None) -> Engine:
+    """Wait for one engine to end well; RegionStopped if asked to stop, SimulationFailed (in the
+    engine's words) if it failed.  The caller names the region, where there is one."""
+    failed = wait_engines([engine], _checker(opts, meter))
+    if isinstance(failed, RegionStopped):
+        raise failed
+    if meter:
+        meter.tick(final=True)
+    if failed is not None:
+        raise SimulationFailed(failed.reason())
+    return engine
 
 
 def _parse_result(data: bytes, who: str) -> dict[str, Any]:
@@ -348,13 +352,7 @@ def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) ->
         stack.callback(lambda: pool.release(relay, clean))
         engine = start_region(prep, inst, opts, relay, opts.region, regions, opts.pid, _default_sink(opts), meter)
         stack.callback(kill_group, engine.proc)
-        failed = wait_engines([engine], _checker(opts, meter))
-        if isinstance(failed, RegionStopped):
-            raise failed
-        if meter:
-            meter.tick(final=True)
-        if failed is not None:  # the caller names the region (and its host)
-            raise SimulationFailed(engine.reason(failed.status or 0))
+        _wait_one(engine, opts, meter)
         clean = True
         return _parse_result(bytes(engine.out), f"region {opts.region}")
 
@@ -400,7 +398,7 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
         if isinstance(failed, RegionStopped):
             raise failed
         if failed is not None:
-            raise SimulationFailed(f"region {failed.region}: {failed.reason(failed.status or 0)}")
+            raise SimulationFailed(f"region {failed.region}: {failed.reason()}")
         for _, relay in running:
             relay.finish()
         parts = {e.region: _parse_result(bytes(e.out), f"region {e.region}") for e, _ in running}

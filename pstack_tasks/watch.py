@@ -82,8 +82,9 @@ class Engine:
             self.other.append(line)
             del self.other[:-20]
 
-    def reason(self, status: int) -> str:
-        """Why the engine failed, in its own words when it said."""
+    def reason(self) -> str:
+        """Why the engine failed (after it exited), in its own words when it said."""
+        status = self.status or 0
         if self.errors:
             return self.errors[-1]
         if status < 0:

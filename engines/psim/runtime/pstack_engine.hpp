@@ -406,9 +406,9 @@ struct OutBuf {
     void bulk(const char* s) { bulk(s, strlen(s)); }
 };
 
-static OutBuf g_wire;            // bytes for fd 3
+static OutBuf g_wire;            // bytes for the command fd (3, or --command-fd)
 static OutBuf* g_items;          // per region position: pending items (as RESP bulks)
-enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_IDLE, P_SCRIPT, P_SEQ };
+enum Pending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_SCRIPT, P_SEQ };
 static long g_seq = 0;                 // IDLE script calls sent (their replies are skipped)
 static long g_seq_seen = -1;           // what Redis says the last one that ran was
 static char g_seq_key[256];
@@ -451,15 +451,21 @@ static void queue_name(char* out, size_t n, int pos) {
     snprintf(out, n, "%s%ld.%d", g_prefix, g_pid, g_regions[pos]);
 }
 
+// Items waiting in this region's batches for every region.
+static uint32_t unflushed_items() {
+    uint32_t total = 0;
+    for (int pos = 0; pos < g_nregions; ++pos) total += g_items[pos].items;
+    return total;
+}
+
 // Move every region's pending items into RPUSH commands (one command per region).
 static void flush_items() {
     // Items are counted into <pid>.active before they are pushed (same connection, so in that
     // order): the counter never reads 0 while an item is queued or being handled.
-    uint64_t total = 0;
-    for (int pos = 0; pos < g_nregions; ++pos) total += g_items[pos].items;
+    uint32_t total = unflushed_items();
     if (!total) return;
     char n[32];
-    snprintf(n, sizeof n, "%llu", (unsigned long long)total);
+    snprintf(n, sizeof n, "%u", total);
     const char* incr[] = {"INCRBY", g_active_key, n};
     command(3, incr);
     expect(P_INT);
@@ -546,7 +552,7 @@ static inline void take_item(const char* s) {
     handle_item(s);
 }
 
-// Read one reply; items (LPOP/POP replies) are handed to handle_item.  Returns an integer reply's value.
+// Read one reply; items (LPOP/BLMPOP replies) are taken (take_item).  Returns an integer reply's value.
 static long read_reply() {
     if (g_pend_head == g_pend_tail) pstack_fatal(PSTACK_STATUS_IO, "internal error: reply without a command");
     Pending kind = g_pending[g_pend_head++ & 0xffff];
@@ -652,8 +658,7 @@ static void send_idle_script() {
         snprintf(idle_key, sizeof idle_key, "%s%ld.idle", g_prefix, g_pid);
         snprintf(limit, sizeof limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
     }
-    uint32_t total = 0;
-    for (int i = 0; i < g_nregions; ++i) total += g_items[i].items;
+    uint32_t total = unflushed_items();
     const char* skip[] = {"CLIENT", "REPLY", "SKIP"};
     command(3, skip);
     char hdr[32], nk[16], region[16], seq[32], share[32], count[16];
@@ -691,10 +696,9 @@ static void send_idle_script() {
 // Redis has heard nothing from the other regions for a while: make sure it ran this region's last
 // IDLE call (its reply was skipped), else the region would wait for ever.
 static void check_idle_call_ran() {
-    const char* get[] = {"HGET", g_seq_key, nullptr};
     char region[16];
     snprintf(region, sizeof region, "%d", g_region);
-    get[2] = region;
+    const char* get[] = {"HGET", g_seq_key, region};
     command(3, get);
     expect(P_SEQ);
     wire_flush();
@@ -850,9 +854,7 @@ static void net_poll_active() {
 // answer needs no wait: when it ends the run (item 2) or starts an idle round (item 4), the item
 // is in this region's queue too, and the pop brings it.
 static void net_wait_idle() {
-    uint32_t unflushed = 0;
-    for (int i = 0; i < g_nregions; ++i) unflushed += g_items[i].items;
-    if (unflushed > IDLE_CALL_ITEMS) flush_items();  // a few go with the IDLE call instead
+    if (unflushed_items() > IDLE_CALL_ITEMS) flush_items();  // a few go with the IDLE call instead
     if (g_lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
         wire_flush();
         while (g_lpop_outstanding) read_reply();
@@ -980,7 +982,6 @@ static void run_loop() {
         net_wait_idle();
     }
     if (g_nregions > 1 && stopped_here()) broadcast_exit();
-    if (g_nregions > 1) drain_replies();
 }
 
 // ---- results --------------------------------------------------------------------------------------
