@@ -106,7 +106,8 @@ def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> obj
         except ValueError:
             raise ConfigurationError(f"{name}={raw!r}: expected a{'n integer' if kind is int else ' number'}") from None
         if value < 0 or (value == 0 and default != 0 and not zero_ok):
-            raise ConfigurationError(f"{name}={raw!r}: must be greater than 0")
+            least = "0 or more" if zero_ok or default == 0 else "greater than 0"
+            raise ConfigurationError(f"{name}={raw!r}: must be {least}")
         return value
     return raw
 

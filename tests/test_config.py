@@ -30,3 +30,16 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"`(PSTACK_[A-Z_]+)`", doc))
     assert documented == set(setting_names())
+
+
+def test_numbers_name_the_variable_and_the_allowed_range() -> None:
+    assert Settings.from_env({"PSTACK_RELAY_IDLE": "0"}).relay_idle == 0  # 0 turns relay reuse off
+    assert Settings.from_env({"PSTACK_RELAY_IDLE": "2.5"}).relay_idle == 2.5
+    with pytest.raises(ConfigurationError, match=r"PSTACK_RELAY_IDLE='-1': must be 0 or more"):
+        Settings.from_env({"PSTACK_RELAY_IDLE": "-1"})
+    with pytest.raises(ConfigurationError, match=r"PSTACK_HEARTBEAT_TTL='0': must be greater than 0"):
+        Settings.from_env({"PSTACK_HEARTBEAT_TTL": "0"})
+    with pytest.raises(ConfigurationError, match=r"PSTACK_ENGINE_CPU_LIMIT='-5': must be 0 or more"):
+        Settings.from_env({"PSTACK_ENGINE_CPU_LIMIT": "-5"})
+    with pytest.raises(ConfigurationError, match=r"PSTACK_RELAY_IDLE='soon': expected a number"):
+        Settings.from_env({"PSTACK_RELAY_IDLE": "soon"})
