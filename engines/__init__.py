@@ -1,56 +1,6 @@
-"""Engine implementations; each exposes pstack's ``run_engine(xml, rmap={}, options={})``.
+"""Engine implementations: ``engines.psim`` (the native engine) and ``engines.dummy``.
 
-An engine type ``T`` is the module ``engines.T`` or, for third-party engines, an entry point
-named ``T`` in the group ``pstack.engines`` (docs/fleet.md).  Workers of type ``T`` consume
-the queue ``engine.T``.  Besides pstack's options, a region task passes ``region``, ``pid``,
-``prefix``, ``redis_url``, ``app_id`` (the application's content hash: work done for it may be
-reused), ``log`` (a callable taking one log line) and ``should_stop`` (a callable that returns
-a reason once the region must stop: poll it a few times a second).
+Each module exposes ``run_engine(xml, rmap={}, options={})``, the interface documented in
+:mod:`pstack_tasks.engine`, which finds them by name; they depend on ``pstack_tasks``, never
+the reverse.
 """
-from __future__ import annotations
-
-import importlib
-import re
-from importlib.metadata import entry_points
-from typing import Any, Callable, Mapping
-
-from pstack_tasks.exceptions import ConfigurationError
-
-RunEngine = Callable[[str, Mapping[str, int], Mapping[str, Any]], dict]
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-_loaded: dict[str, RunEngine] = {}
-
-
-def load(engine_type: str) -> RunEngine:
-    """The ``run_engine`` of an engine type, or a clear error naming the known ones.
-
-    Found once per process: scanning the installed distributions for entry points costs
-    milliseconds, and a worker asks for every region it runs.
-    """
-    hit = _loaded.get(engine_type)
-    if hit is not None:
-        return hit
-    if not _NAME.match(engine_type or ""):
-        raise ConfigurationError(f"engine type {engine_type!r}: use lower-case letters, digits and _")
-    for ep in entry_points(group="pstack.engines"):
-        if ep.name == engine_type:
-            run_engine: RunEngine = ep.load()
-            break
-    else:
-        try:
-            module = importlib.import_module(f"engines.{engine_type}")
-        except ModuleNotFoundError:
-            raise ConfigurationError(f"unknown engine type {engine_type!r}; known: {', '.join(known())}") from None
-        run_engine = module.run_engine
-    _loaded[engine_type] = run_engine
-    return run_engine
-
-
-def known() -> list[str]:
-    import pkgutil
-    names = {m.name for m in pkgutil.iter_modules(__path__)}
-    names |= {ep.name for ep in entry_points(group="pstack.engines")}
-    return sorted(names)

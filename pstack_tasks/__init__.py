@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exceptions import (BuildError, ConfigurationError, EngineError, GraphError, PermissionDenied, ProcessError,
-                         ProcessFailed, ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
-from .simulate import psim, run_engine
+from pstack_tasks.exceptions import (BuildError, ConfigurationError, EngineError, GraphError, PermissionDenied, ProcessError,
+                                     ProcessFailed, ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
+from pstack_tasks.native.simulate import psim, run_engine
 
 _PROCESS_API = ("run", "block", "ps", "kill", "status", "engines", "Future")
 
@@ -27,6 +27,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _PROCESS_API:
-        from . import process
+        from pstack_tasks.fleet import process
         return getattr(process, name)
     raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")

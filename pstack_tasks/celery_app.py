@@ -1,16 +1,17 @@
 """The Celery application: ``celery -A pstack_tasks.celery_app worker ...`` runs a worker of it.
 
 Settings come from the top-level ``celeryconfig`` module (every one derived from PSTACK_*);
-the fleet hooks (slot registration, worker heartbeats, the reaper) connect on import.
+the fleet hooks (slot registration, worker heartbeats, the reaper) connect when a worker imports
+the ``include`` modules.  Clients send tasks by name, so they never import worker code.
 """
 from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("pstack_tasks", include=["pstack_tasks.tasks", "pstack_tasks.api"])
+app = Celery("pstack_tasks", include=["pstack_tasks.worker.tasks", "pstack_tasks.worker.flower_tasks",
+                                     "pstack_tasks.worker.membership"])
 app.config_from_object("celeryconfig")
 
-from . import fleet  # noqa: E402,F401  (connects the worker signal handlers)
 
 __all__ = ["app"]
 

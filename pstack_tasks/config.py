@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
-from .exceptions import ConfigurationError
+from pstack_tasks.exceptions import ConfigurationError
 
 
 def _default_cache_dir(environ: Mapping[str, str]) -> str:

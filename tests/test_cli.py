@@ -1,15 +1,17 @@
 """The psim command as users run it: pstack's output, JSON, one-line errors and exit statuses."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from apps import variant
-from conftest import PSTACK
+from support.apps import variant
+from support.paths import PSTACK
 
-PSIM = [sys.executable, "-m", "pstack_tasks.cli.psim"]
+PSIM = [sys.executable, "-m", "pstack_tasks.ui.cli.psim"]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -44,6 +46,7 @@ def test_full_state_adds_arrays() -> None:
     assert len(result["states"]["n0"]["toggle_buffer_dst"]) == 1024
 
 
+@pytest.mark.fleet
 def test_rmap_from_json_and_file(tmp_path: Path) -> None:
     rmap = tmp_path / "rmap.json"
     rmap.write_text('{"n1": 1, "n3": 1}')

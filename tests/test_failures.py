@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from apps import line_of, token_ring, variant
-from conftest import KEY_PREFIX
+from support.apps import line_of, token_ring, variant
+from support.paths import KEY_PREFIX
 from pstack_tasks import BuildError, ConfigurationError, GraphError, SimulationFailed, psim
 
 RECEIVE = 'deviceState->counter++;\n                        handler_log(1, "Received message %d"'
@@ -124,7 +124,7 @@ def test_unknown_option_is_named() -> None:
 
 def test_unreachable_redis_is_reported(tmp_path: Path) -> None:
     from pstack_tasks import RedisUnavailable
-    from pstack_tasks.redis_server import free_port
+    from pstack_tasks.native.redis_server import free_port
     app = Path(__file__).parent / "data" / "pstack" / "basic-01.xml"
     url = f"redis://127.0.0.1:{free_port()}/0"
     with pytest.raises(RedisUnavailable, match=f"cannot reach Redis at {url}"):

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator
 import pytest
 from celery.result import AsyncResult
 
-from apps import variant
-from conftest import PSTACK, WorkerFleet, fleet_env
-from pstack_tasks.process import block, kill, run, status
+from support.apps import variant
+from support.fleet import WorkerFleet, fleet_env
+from support.paths import PSTACK
+from pstack_tasks.fleet.process import block, kill, run, status
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = PSTACK / "ring-oscillator-01.xml"  # graph type "ro"
@@ -282,7 +283,7 @@ def test_flowers_api_refuses_requests_without_the_credentials(flower: FlowerClie
 
 
 def test_the_submit_task_is_shown_by_a_short_stand_in_for_its_application() -> None:
-    from pstack_tasks.api import describe_application
+    from pstack_tasks.worker.flower_tasks import describe_application
     text = RING.read_text()
     assert describe_application(text) == f"<XML text, {len(text)} characters, graph type ro>"
     assert describe_application("  <Graphs/>") == "<XML text, 11 characters, no GraphType found>"

@@ -13,10 +13,10 @@ from typing import Iterator
 
 import pytest
 
-from apps import variant
-from conftest import WorkerFleet, fleet_env
+from support.apps import variant
+from support.fleet import WorkerFleet, fleet_env
 from pstack_tasks.exceptions import ProcessFailed
-from pstack_tasks.process import run, status
+from pstack_tasks.fleet.process import run, status
 
 RING = "ring-oscillator-01.xml"
 HANDLER = "bool finished = deviceState->counter >= 10;"
@@ -84,7 +84,7 @@ def test_the_limits_are_those_of_the_workers_not_the_client(tmp_path: Path, limi
 
 
 def test_an_application_within_the_limits_is_unaffected(limited: WorkerFleet) -> None:
-    from conftest import PSTACK
+    from support.paths import PSTACK
     from test_psim import check
     result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, timeout=60)
     check(result, RING)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import EDGE_WORDS, load, region_array
-from pstack_tasks.model import Array, Scalar, Tuple
-from pstack_tasks.values import Packer
+from pstack_tasks.graph.loader import EDGE_WORDS, load, region_array
+from pstack_tasks.graph.model import Array, Scalar, Tuple
+from pstack_tasks.graph.values import Packer
 
 DATA = Path(__file__).parent / "data" / "pstack"
 NS_V2 = "https://poets-project.org/schemas/virtual-graph-schema-v2"

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PSTACK, WorkerFleet, processes_table
+from support.fleet import WorkerFleet, processes_table
+from support.paths import PSTACK
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.shell import builtin_functions, history_path
-from pstack_tasks.shell.apps import devices, instance, messages, unit
-from pstack_tasks.shell.builtins import ps, summary
-from pstack_tasks.shell.display import MAX_STATES, result_record
-from pstack_tasks.shell.repl import masked
-from terminal import Terminal, tmux_servers
+from pstack_tasks.ui.shell import builtin_functions, history_path
+from pstack_tasks.ui.shell.apps import devices, instance, messages, unit
+from pstack_tasks.ui.shell.builtins import ps, summary
+from pstack_tasks.ui.shell.display import MAX_STATES, result_record
+from pstack_tasks.ui.shell.repl import masked
+from support.terminal import Terminal, tmux_servers
 
-PCLI = [sys.executable, "-m", "pstack_tasks.cli.pcli"]
+PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top", "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
@@ -94,6 +95,7 @@ def test_pcli_quiet_has_no_banner_no_colour_and_keeps_python(tmp_path: Path, on_
         assert t.wait_exit() == 0
 
 
+@pytest.mark.fleet
 def test_pcli_without_a_fleet_runs_on_an_embedded_stack_and_stops_it(tmp_path: Path) -> None:
     with Terminal([*PCLI, "-n", "-e", "psim", "-e", "dummy", "-s", "2"], terminal_env(tmp_path, None)) as t:
         t.wait_for(r"^fleet: embedded on this machine .*psim, dummy x 2 slots.*stops when pcli exits$", timeout=60)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from apps import split, token_ring, variant
-from conftest import PSTACK, WorkerFleet
+from support.apps import split, token_ring, variant
+from support.fleet import WorkerFleet
+from support.paths import PSTACK
 from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
-from pstack_tasks.process import block, engines, kill, ps, run, status
+from pstack_tasks.fleet.process import block, engines, kill, ps, run, status
 from test_failures import crashing_app
 from test_psim import DEVICES, EXPECTED, check
 
@@ -148,7 +149,7 @@ def test_verbose_streams_host_and_region_lines(on_fleet: WorkerFleet) -> None:
 
 
 def test_a_region_task_of_an_ended_process_exits_at_once(on_fleet: WorkerFleet) -> None:
-    from pstack_tasks.tasks import region
+    from pstack_tasks.worker.tasks import region
     result = run(PSTACK / RING, rmap={"n1": 1}, timeout=30)
     late = region.apply_async((result["pid"], 1), queue="engine.psim.alpha")
     _wait_for(late.ready, 10, "the late region task to end")
@@ -170,7 +171,7 @@ def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyp
 
 
 def test_sigkill_of_a_worker_fails_the_process_and_leaves_nothing(tmp_path: Path, redis_url: str) -> None:
-    from conftest import descendants, fleet_env
+    from support.fleet import descendants, fleet_env
     own = WorkerFleet(redis_url, [("psim", "k1", 2), ("psim", "k2", 2)])
     try:
         with fleet_env(own):
@@ -194,7 +195,7 @@ def test_sigkill_of_a_worker_fails_the_process_and_leaves_nothing(tmp_path: Path
 
 
 def _table() -> list[tuple[int, int, str]]:
-    from conftest import processes_table
+    from support.fleet import processes_table
     return processes_table()
 
 

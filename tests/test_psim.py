@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from apps import token_ring
-from conftest import KEY_PREFIX, PSTACK
+from support.apps import token_ring
+from support.paths import KEY_PREFIX, PSTACK
 from pstack_tasks import psim
-from pstack_tasks.runner import prepare
+from pstack_tasks.native.runner import prepare
 
 EXPECTED = {
     "basic-01.xml": (10, {"device0": {"counter": 10}, "device1": {"counter": 10}}),
@@ -75,6 +75,7 @@ def test_ring_split_in_two_matches_pstack_docs(redis_url: str) -> None:
     assert result["regions"]["1"]["Exit reason"] == "remote stop"
 
 
+@pytest.mark.fleet
 def test_split_with_a_private_redis_server_when_no_url_is_set(monkeypatch: pytest.MonkeyPatch,
                                                               no_leftovers: None) -> None:
     monkeypatch.delenv("PSTACK_REDIS_URL", raising=False)
@@ -109,7 +110,7 @@ def test_doubles_cross_regions_exactly(tmp_path: Path, redis_url: str) -> None:
 
 
 def test_second_run_of_a_graph_type_compiles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pstack_tasks.build as build
+    import pstack_tasks.native.build as build
     monkeypatch.setenv("PSTACK_CACHE_DIR", str(tmp_path / "cache"))
     small, large = tmp_path / "small.xml", tmp_path / "large.xml"
     small.write_text(token_ring(3, 2))
@@ -129,7 +130,7 @@ def test_concurrent_builds_of_one_engine_are_safe(tmp_path: Path) -> None:
     app = tmp_path / "app.xml"
     app.write_text(token_ring(4, 3))
     env = {"PSTACK_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    code = f"from pstack_tasks.runner import prepare; print(prepare({str(app)!r}).engine)"
+    code = f"from pstack_tasks.native.runner import prepare; print(prepare({str(app)!r}).engine)"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(4)]
     outs = [p.communicate(timeout=240)[0].strip() for p in procs]
@@ -205,7 +206,7 @@ def test_remote_items_are_taken_in_while_local_work_remains(tmp_path: Path, redi
 
 
 def test_a_pin_without_edges_still_runs_its_send_handler(tmp_path: Path) -> None:
-    from apps import variant
+    from support.apps import variant
     app = variant("basic-01.xml", '<EdgeI path="device1:input-device0:output"/>', "", tmp_path)
     result = psim(app, options={"quiet": True})
     assert result["metrics"]["Sent messages"] == 10
@@ -223,8 +224,8 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     import redis
 
     from pstack_tasks.exceptions import SimulationFailed
-    from pstack_tasks.runner import RunOptions, prepare, run_one_region
-    from pstack_tasks.relay import pool
+    from pstack_tasks.native.runner import RunOptions, prepare, run_one_region
+    from pstack_tasks.native.relay import pool
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(4, 5))  # no handler_exit: it can only end through the IDLE calls
     prep = prepare(app)

@@ -1,6 +1,8 @@
 """The pstack command as users run it: the embedded default, and ps/kill/engines on a fleet."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -8,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from apps import variant
-from conftest import PSTACK, WorkerFleet, processes_table
+from support.apps import variant
+from support.fleet import WorkerFleet, processes_table
+from support.paths import PSTACK
 
-PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.cli.pstack"]
+PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.ui.cli.pstack"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 
 
@@ -23,6 +26,7 @@ def bare_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
 
 
+@pytest.mark.fleet
 def test_embedded_run_needs_no_servers_and_leaves_nothing() -> None:
     p = pstack("run", "--rmap", '{"n1": 1, "n2": 2}', RING, env=bare_env())
     assert p.returncode == 0, p.stderr
@@ -32,6 +36,7 @@ def test_embedded_run_needs_no_servers_and_leaves_nothing() -> None:
     assert left == []
 
 
+@pytest.mark.fleet
 def test_embedded_run_reports_a_failure_with_its_exit_status(tmp_path: Path) -> None:
     app = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
                   "bool finished = deviceState->counter >= 10; if (deviceState->counter == 3) { volatile int* p = 0; *p = 1; }",
@@ -69,13 +74,14 @@ def test_worker_without_a_redis_url_says_so() -> None:
     assert "PSTACK_REDIS_URL is not set" in p.stderr
 
 
+@pytest.mark.fleet
 def test_unknown_engine_type_is_named() -> None:
     p = pstack("run", "-e", "warp", RING, env=bare_env())
     assert p.returncode == 5 and "unknown engine type 'warp'" in p.stderr
 
 
 def test_run_shows_live_progress_and_ps_the_delivered_count(tmp_path: Path, on_fleet: WorkerFleet) -> None:
-    from apps import token_ring
+    from support.apps import token_ring
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(100, 10000))  # every hop crosses regions: a few seconds
     rmap = json.dumps({f"n{i}": i % 2 for i in range(100)})

@@ -15,11 +15,12 @@ from typing import Iterator
 import pytest
 import redis
 
-from conftest import PSTACK, WorkerFleet, processes_table
+from support.fleet import WorkerFleet, processes_table
+from support.paths import PSTACK
 from pstack_tasks.exceptions import PermissionDenied, RedisUnavailable
-from pstack_tasks.local import use_stack
-from pstack_tasks.process import kill, ps, run, status
-from pstack_tasks.redis_server import EmbeddedRedis
+from pstack_tasks.worker.local import use_stack
+from pstack_tasks.fleet.process import kill, ps, run, status
+from pstack_tasks.native.redis_server import EmbeddedRedis
 from test_psim import check
 from test_pstack_cli import pstack
 
@@ -28,6 +29,8 @@ PASSWORD = "s3cret-Pw-4711"
 FLEET_PASSWORD = "fleet-Pw-0815"
 MONITOR_PASSWORD = "monitor-Pw-2342"
 SECRETS = (PASSWORD, FLEET_PASSWORD, MONITOR_PASSWORD)
+
+pytestmark = pytest.mark.fleet  # every test here starts its own password-protected redis-server
 
 
 class Secured:

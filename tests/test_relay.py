@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from pstack_tasks.relay import Relay, RedisTarget, RelayPool, resp
+from pstack_tasks.native.relay import Relay, RedisTarget, RelayPool, resp
 
 
 def _running(pid: int) -> bool:
@@ -106,7 +106,7 @@ def test_a_relay_whose_engine_failed_is_closed_at_once(no_leftovers: None, pool:
 def test_a_database_switched_by_a_handler_is_switched_back(no_leftovers: None, pool: RelayPool,
                                                            target: RedisTarget, redis_client: object) -> None:
     import redis
-    from conftest import KEY_PREFIX
+    from support.paths import KEY_PREFIX
     relay = pool.acquire(target)
     relay.take_skip()
     _reply(relay, 5 * len(target.preamble()))

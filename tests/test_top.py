@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from apps import variant
-from conftest import PSTACK, WorkerFleet
-from pstack_tasks.tables import engine_table, meter, order_for_view, process_rows, process_table
-from pstack_tasks.top import Snapshot, render
-from terminal import Terminal, tmux_servers
+from support.apps import variant
+from support.fleet import WorkerFleet
+from support.paths import PSTACK
+from pstack_tasks.ui.tables import engine_table, meter, order_for_view, process_rows, process_table
+from pstack_tasks.ui.top import Snapshot, render
+from support.terminal import Terminal, tmux_servers
 
 RING = str(PSTACK / "ring-oscillator-01.xml")
 FLEET = [
@@ -67,7 +68,7 @@ def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
 
 
 def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Path, on_fleet: WorkerFleet) -> None:
-    from pstack_tasks.process import kill, run, status
+    from pstack_tasks.fleet.process import kill, run, status
     future = run(RING, engine="dummy", options={"seconds": 30}, async_=True)
     pid = future.pid  # type: ignore[union-attr]
     user = status(pid)["user"]
@@ -77,7 +78,7 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
     env.update(PSTACK_REDIS_URL=on_fleet.url, PSTACK_KEY_PREFIX=on_fleet.prefix)
     try:
-        with Terminal([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env, width=160, height=30) as t:
+        with Terminal([sys.executable, "-m", "pstack_tasks.ui.cli.pstack", "top"], env, width=160, height=30) as t:
             t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
@@ -93,11 +94,11 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
 
 def test_pstack_top_and_pcli_name_an_unreachable_fleet() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
-    p = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.pstack", "top"], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.pstack", "top"], env=env, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 5 and "PSTACK_REDIS_URL is not set" in p.stderr
     env["PSTACK_REDIS_URL"] = "redis://127.0.0.1:1/0"
-    for cmd in (["pstack_tasks.cli.pstack", "top"], ["pstack_tasks.cli.pcli", "-q"]):
+    for cmd in (["pstack_tasks.ui.cli.pstack", "top"], ["pstack_tasks.ui.cli.pcli", "-q"]):
         p = subprocess.run([sys.executable, "-m", *cmd], env=env, capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         assert p.returncode == 5, p.stderr

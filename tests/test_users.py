@@ -12,11 +12,12 @@ import time
 
 import pytest
 
-from conftest import PSTACK, WorkerFleet
-from pstack_tasks import store
+from support.fleet import WorkerFleet
+from support.paths import PSTACK
+from pstack_tasks.fleet import store
 from pstack_tasks.exceptions import PermissionDenied, ProcessFailed
-from pstack_tasks.process import Future, block, kill, ps, run, status
-from pstack_tasks.store import Keys
+from pstack_tasks.fleet.process import Future, block, kill, ps, run, status
+from pstack_tasks.fleet.store import Keys
 from test_pstack_cli import pstack
 
 RING = PSTACK / "ring-oscillator-01.xml"

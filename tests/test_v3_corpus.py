@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from pstack_tasks import loader
+from pstack_tasks.graph import loader
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.simulate import psim
-from pstack_tasks.values import Packer
+from pstack_tasks.native.simulate import psim
+from pstack_tasks.graph.values import Packer
 
-from conftest import KEY_PREFIX
+from support.paths import KEY_PREFIX
 
 CORPUS = Path(os.environ.get("PSTACK_POETS_CORPUS", "/work/shared/data/poets-corpus"))
 pytestmark = pytest.mark.skipif(not (CORPUS / "expected_outcomes.json").is_file(),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pstack_tasks.simulate import psim
+from pstack_tasks.native.simulate import psim
 
-from apps import V3_DATA
-from conftest import KEY_PREFIX
+from support.apps import V3_DATA
+from support.paths import KEY_PREFIX
 
 EDGES = V3_DATA / "edges.xml"
 

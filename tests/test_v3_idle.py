@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pstack_tasks.simulate import psim
+from pstack_tasks.native.simulate import psim
 
-from apps import V3_DATA, split, v3_variant
-from conftest import KEY_PREFIX
+from support.apps import V3_DATA, split, v3_variant
+from support.paths import KEY_PREFIX
 
 IDLE = V3_DATA / "idle.xml"
 NODES = ["n0", "n1", "n2", "n3"]

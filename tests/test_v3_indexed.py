@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError, SimulationFailed
-from pstack_tasks.loader import EDGE_WORDS, load
-from pstack_tasks.simulate import psim
+from pstack_tasks.graph.loader import EDGE_WORDS, load
+from pstack_tasks.native.simulate import psim
 
-from apps import V3_DATA, v3_variant
-from conftest import KEY_PREFIX
+from support.apps import V3_DATA, v3_variant
+from support.paths import KEY_PREFIX
 
 INDEXED = V3_DATA / "indexed.xml"
 LEAVES = ["l0", "l1", "l2", "l3"]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import load
+from pstack_tasks.graph.loader import load
 
-from apps import V3_DATA, line_of, v3_variant
+from support.apps import V3_DATA, line_of, v3_variant
 
 
 @pytest.mark.parametrize("name, element, words", [

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import BuildError, SimulationFailed
-from pstack_tasks.simulate import psim
+from pstack_tasks.native.simulate import psim
 
-from apps import V3_DATA, v3_variant
+from support.apps import V3_DATA, v3_variant
 
 SCOPES = V3_DATA / "scopes.xml"
 

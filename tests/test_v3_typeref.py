@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import load
-from pstack_tasks.simulate import psim
+from pstack_tasks.graph.loader import load
+from pstack_tasks.native.simulate import psim
 
-from apps import V3_DATA
+from support.apps import V3_DATA
 
 
 def test_graph_type_from_another_file() -> None:

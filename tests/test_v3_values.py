@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import load
-from pstack_tasks.simulate import psim
-from pstack_tasks.values import Packer
+from pstack_tasks.graph.loader import load
+from pstack_tasks.native.simulate import psim
+from pstack_tasks.graph.values import Packer
 
-from apps import V3_DATA, v3_variant
+from support.apps import V3_DATA, v3_variant
 
 VALUES = V3_DATA / "values.xml"
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from apps import line_of
-from conftest import DATA, PSTACK
+from support.apps import line_of
+from support.paths import DATA, PSTACK
 from pstack_tasks import psim
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.loader import load
-from pstack_tasks.model import Array, Code, Scalar, Struct, Tuple
-from pstack_tasks.values import Packer
-from v4convert import convert
+from pstack_tasks.graph.loader import load
+from pstack_tasks.graph.model import Array, Code, Scalar, Struct, Tuple
+from pstack_tasks.graph.values import Packer
+from support.v4convert import convert
 
 V4DATA = DATA / "v4"
 STRUCTS = V4DATA / "structs.xml"
@@ -318,10 +318,10 @@ def test_graph_type_reference_to_a_v4_type_file(tmp_path: Path):
 
 
 def test_psim_command_runs_v4_and_refuses_supervisors_without_a_traceback():
-    ok = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.psim", str(V4DATA / "ring-oscillator.xml")],
+    ok = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", str(V4DATA / "ring-oscillator.xml")],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "State [n3]: state = 0, counter = 10" in ok.stdout
-    refused = subprocess.run([sys.executable, "-m", "pstack_tasks.cli.psim", str(V4DATA / "supervisor.xml")],
+    refused = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", str(V4DATA / "supervisor.xml")],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "supervisor.xml:14: <SupervisorOutPin> in device type 'dev': v4 supervisors are not supported yet" \

@@ -1,0 +1,166 @@
+"""Render a graph type into the C++ source of its engine (jinja2, templates/engine.cpp.j2).
+
+Only the graph *type* goes into the source, so every instance of a type, at any
+size, shares one compiled engine.  Python computes the context (table offsets,
+flattened message fields); the C++ text lives in the template.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.graph.model import Array, Code, FieldType, GraphType, Scalar, Tuple
+
+TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
+SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
+
+
+def _package_dir(package: str, *parts: str) -> Path:
+    """A directory of package data, found without running the package's ``__init__``.
+
+    Packages install as plain directories (the wheel is not zip-safe), so this is a real path
+    the compiler can be given with ``-I``.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(f"package {package} is not installed (reinstall pstack-celery)")
+    return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+
+
+# The C++ runtime ships with the psim engine (engines/psim/runtime/): found by name, never imported.
+RUNTIME_DIR = _package_dir("engines.psim", "runtime")
+
+
+def templates_dir() -> Path:
+    """Where the templates are: $PSTACK_TEMPLATES_DIR, else the package data
+    ``pstack_tasks.templates`` (the repository's top-level templates/ directory)."""
+    env = settings().templates_dir
+    if env:
+        path = Path(env)
+        if not (path / "engine.cpp.j2").is_file():
+            raise ConfigurationError(f"PSTACK_TEMPLATES_DIR={env} has no engine.cpp.j2")
+        return path
+    return _package_dir("pstack_tasks.templates")
+
+
+@lru_cache(maxsize=1)
+def _environment(path: str) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(path), undefined=jinja2.StrictUndefined,
+                             trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
+                             autoescape=False)
+    env.tests["scalar_type"] = lambda t: isinstance(t, Scalar)
+    env.tests["array_type"] = lambda t: isinstance(t, Array)
+    env.tests["tuple_type"] = lambda t: isinstance(t, Tuple)
+    env.globals["dataclass_replace"] = dataclasses.replace
+    return env
+
+
+def flat_paths(ftype: FieldType, prefix: str) -> list[tuple[str, Scalar]]:
+    """C access paths of every scalar of a member, in memory order (``a``, ``v[0]``, ``t.x``)."""
+    if isinstance(ftype, Scalar):
+        return [(prefix, ftype)]
+    if isinstance(ftype, Array):
+        out: list[tuple[str, Scalar]] = []
+        for i in range(ftype.length):
+            out += flat_paths(ftype.element, f"{prefix}[{i}]")
+        return out
+    out = []
+    for m in ftype.members:
+        out += flat_paths(m.type, f"{prefix}.{m.name}" if prefix else m.name)
+    return out
+
+
+@dataclass(frozen=True)
+class CodeSpan:
+    """Where one piece of application code sits in the XML, for mapping compiler messages."""
+
+    device_type: str | None
+    code: Code
+
+    @property
+    def first_line(self) -> int:
+        """The XML line of the first non-blank line of the code (line 1 of the handler)."""
+        text = self.code.text
+        stripped = len(text) - len(text.lstrip())
+        return self.code.line + text[:stripped].count("\n")
+
+    @property
+    def last_line(self) -> int:
+        return self.code.line + self.code.text.count("\n")
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    """Rendered engine source plus what is needed to explain compiler errors."""
+
+    text: str
+    type_hash: str
+    spans: tuple[CodeSpan, ...]
+    file: str   # the name in #line directives (SOURCE_NAME)
+    path: str   # the application file as the user named it, for messages
+
+
+def code_spans(gt: GraphType) -> list[CodeSpan]:
+    spans = [CodeSpan(None, c) for c in gt.shared_code]
+    for d in gt.device_types:
+        pieces = list(d.shared_code) + [d.ready_to_send]
+        pieces += [p.on_send for p in d.output_pins] + [p.on_receive for p in d.input_pins]
+        pieces += [c for c in (d.on_init, d.on_hardware_idle) if c is not None]
+        spans += [CodeSpan(d.id, c) for c in pieces]
+    return spans
+
+
+def render(gt: GraphType) -> EngineSource:
+    """The engine source for a graph type; identical types give identical text (and hash)."""
+    # One fixed name in #line directives keeps the source (and so the engine cache key) the same
+    # whatever the application file is called; messages put the real path back.
+    file = SOURCE_NAME
+    out_base, in_base = [], []
+    nout = nin = 0
+    for d in gt.device_types:
+        out_base.append(nout)
+        in_base.append(nin)
+        nout += len(d.output_pins)
+        nin += len(d.input_pins)
+    flat = {m.id: flat_paths(m.payload.as_tuple, "") for m in gt.message_types}
+    context: dict[str, Any] = {
+        "gt": gt,
+        "file": file.replace("\\", "\\\\").replace('"', '\\"'),
+        "type_hash": TYPE_HASH_PLACEHOLDER,
+        "n_inputs_total": nin,
+        "out_base": out_base,
+        "in_base": in_base,
+        "msg_index": {m.id: i for i, m in enumerate(gt.message_types)},
+        "flat": flat,
+        "max_msg_size": max([m.payload.size for m in gt.message_types] + [8]),
+        "max_item_chars": 64 + 32 * max([len(v) for v in flat.values()] + [1]),
+        "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
+        "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
+        "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
+                     for d in gt.device_types},
+    }
+    env = _environment(str(templates_dir()))
+    text = env.get_template("engine.cpp.j2").render(**context)
+    text = _resolve_line_resets(text, "engine.cpp")
+    type_hash = hashlib.sha256(text.encode()).hexdigest()
+    text = text.replace(TYPE_HASH_PLACEHOLDER, type_hash)
+    return EngineSource(text, type_hash, tuple(code_spans(gt)), file, gt.file or file)
+
+
+def _resolve_line_resets(text: str, name: str) -> str:
+    """Point the compiler back at the generated file after each inserted piece of XML code."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line == "#line RESET":
+            lines[i] = f'#line {i + 2} "{name}"'
+    return "\n".join(lines)
+

@@ -1,0 +1,2 @@
+"""Stage 5, what people see: the ``psim``, ``pstack`` and ``pcli`` commands, the pcli shell,
+``top``, tables and the progress line."""

@@ -1,0 +1,231 @@
+"""``pstack``: run processes on the worker fleet, list and kill them, start workers.
+
+With ``PSTACK_REDIS_URL`` unset, ``pstack run`` needs no servers: it starts a private
+redis-server and local workers, runs, prints the result and tears everything down.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import click
+
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.native.results import format_text
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _parse_rcon(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    try:
+        rcon = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"--rcon is not valid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(rcon, dict) or not all(isinstance(v, str) for v in rcon.values()):
+        raise ConfigurationError('--rcon must be a JSON object such as {"1": "host2"}')
+    return {str(k): v for k, v in rcon.items()}
+
+
+@click.group(context_settings=CONTEXT)
+def main() -> None:
+    """Run POETS applications as processes on a fleet of Celery workers."""
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("app", type=click.Path(dir_okay=False))
+@click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. One task per region.')
+@click.option("--rcon", default=None, help='Pin regions to workers: {"1": "host2"}.')
+@click.option("-e", "--engine", default=None, help="Engine type (default PSTACK_ENGINE, psim).")
+@click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level streamed by -v.")
+@click.option("-v", "--verbose", is_flag=True, help="Stream '[host] Region r -> line' log lines while it runs.")
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.option("--async", "async_", is_flag=True, help="Print the pid and return at once (fleet only).")
+@click.option("--slots", type=click.IntRange(min=1), default=None,
+              help="Embedded mode: local engine slots (default: the number of regions).")
+@click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
+@click.option("--option", "extra", multiple=True, metavar="KEY=JSON", help="Another engine option, e.g. seconds=2.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
+@click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@friendly_errors("pstack")
+def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level: int, verbose: bool,
+        as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
+        extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
+    """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
+    configure_logging(debug)
+    from pstack_tasks.fleet.process import run as run_process
+    regions = parse_rmap(rmap)
+    options: dict[str, Any] = {}
+    if max_steps:
+        options["max_steps"] = max_steps
+    if time_limit:
+        options["time_limit"] = time_limit
+    for item in extra:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    engine = engine or settings().engine
+    kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
+                                  engine=engine, options=options)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and not verbose
+    with ExitStack() as stack:
+        if show_progress and not async_:
+            from pstack_tasks.ui.progress import ProgressLine
+            kwargs["progress"] = stack.enter_context(ProgressLine()).update
+        if settings().redis_url:
+            outcome = run_process(app, async_=async_, **kwargs)
+        else:
+            if async_:
+                raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): the embedded stack ends with the command")
+            from pstack_tasks.worker.local import LocalStack
+            with LocalStack(engine, slots or len(set(regions.values()) | {0})):
+                outcome = run_process(app, **kwargs)
+    if async_:
+        click.echo(outcome.pid)  # type: ignore[union-attr]
+        return
+    result: dict[str, Any] = outcome  # type: ignore[assignment]
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        for line in format_text(result):
+            click.echo(line)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-u", "--user", default=None, help="Only this user's processes (default: every user's).")
+@click.option("-m", "--mine", is_flag=True, help="Only my processes (PSTACK_USER, else the login name).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
+    """List processes of every user, newest first, with their owner (USER)."""
+    from pstack_tasks.fleet.process import ps as list_processes
+    from pstack_tasks.fleet.users import current_user
+    if mine and user:
+        raise click.UsageError("give --user USER or --mine, not both")
+    procs = list_processes(user=current_user() if mine else user, limit=limit)
+    if as_json:
+        click.echo(json.dumps(procs))
+        return
+    click.echo(f"{'PID':>6} {'STATE':8} {'USER':10} {'ENGINE':7} {'REGIONS':>7} {'DEVICES':>8} {'DELIVERED':>12} "
+               f"{'ELAPSED':>8} {'SUBMITTED':9} GRAPH / REASON")
+    for p in procs:
+        tail = p["graph_type"] + (f"  ({p['reason']})" if p["state"] in ("Failed", "Killed") else "")
+        click.echo(f"{p['pid']:>6} {p['state']:8} {(p['user'] or '-')[:10]:10} {p['engine']:7} "
+                   f"{len(p['regions']):>7} {p['devices']:>8} {p.get('delivered', 0):>12} {p['elapsed'] or 0:>8.1f} "
+                   f"{_when(p['submitted']):9} {tail}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("pids", type=int, nargs=-1, required=True)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def kill(pids: tuple[int, ...], debug: bool) -> None:
+    """Kill processes: their engines stop everywhere; the state becomes Killed.
+
+    Only your own processes, unless you are an admin (PSTACK_ADMINS). A refused pid is
+    reported and the others are still killed; the exit status is then 1.
+    """
+    from pstack_tasks.exceptions import PermissionDenied
+    from pstack_tasks.fleet.process import kill as kill_process
+    refused = 0
+    for pid in pids:
+        try:
+            click.echo(f"{pid} {kill_process(pid)}")
+        except PermissionDenied as e:
+            if debug:
+                raise
+            click.echo(f"pstack: error: {e}", err=True)
+            refused += 1
+    if refused:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("pid", type=int)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def status(pid: int, debug: bool) -> None:
+    """Print one process's record as JSON."""
+    from pstack_tasks.fleet.process import status as process_status
+    rec = process_status(pid)
+    if not rec:
+        raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
+    click.echo(json.dumps(rec, indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def engines(as_json: bool, debug: bool) -> None:
+    """List the engine workers of the fleet: type, host, slots in use."""
+    from pstack_tasks.fleet.process import engines as list_engines
+    fleet = list_engines()
+    if as_json:
+        click.echo(json.dumps(fleet))
+        return
+    from pstack_tasks.ui.tables import engine_table
+    for line in engine_table(fleet):
+        click.echo(line)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def top(debug: bool) -> None:
+    """Live view of the fleet's engines and processes, refreshed 4 times a second; q quits."""
+    from pstack_tasks.fleet import store
+    from pstack_tasks.ui.top import run_top
+    store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
+    store.ping()
+    run_top()
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-e", "--engine", default=None, help="Engine type this worker runs (psim, dummy, ...).")
+@click.option("-s", "--slots", type=click.IntRange(min=1), default=None,
+              help="Regions it runs at once (default: CPU count).")
+@click.option("-n", "--name", default=None, help="Host name in the fleet, for rcon pinning (default: host name).")
+@click.option("--control", is_flag=True, help="Run a control worker instead: merges results, reaps lost processes.")
+@click.option("-l", "--loglevel", default="info", show_default=True)
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def worker(engine: str | None, slots: int | None, name: str | None, control: bool, loglevel: str,
+           debug: bool) -> None:
+    """Start a Celery worker of the fleet (a thin wrapper over `celery worker`; see docs/fleet.md)."""
+    from pstack_tasks.fleet import store
+    from pstack_tasks.worker.local import worker_command
+    store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
+    if not control:
+        from pstack_tasks import engine as registry
+        registry.load(engine or "")
+    cmd = worker_command(engine, name or socket.gethostname().split(".")[0], slots or os.cpu_count() or 1,
+                         control, loglevel)
+    click.echo("exec: " + " ".join(cmd[1:]), err=True)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""pstack's application helpers in pcli: pp, read, devices, messages, instance, unit.
+
+``xml`` is always what ``run`` takes: a file path or XML text (from ``read``).  Parsing goes
+through :func:`loader.load`, so a bad file fails here with the same ``GraphError`` (file:line)
+that ``run`` would give, before anything is queued.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from pstack_tasks.graph import loader
+from pstack_tasks.exceptions import ConfigurationError, ProcessError
+from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
+from pstack_tasks.ui.tables import format_columns
+from pstack_tasks.ui.shell.display import Record, Table
+
+#: names shown by devices() before it is cut short (the value keeps them all)
+MAX_NAMES = 20
+
+
+def read(path: str | os.PathLike[str]) -> str:
+    """The text of a file (e.g. xml = read("app.xml"); run(xml))."""
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise ConfigurationError(f"cannot read {os.fspath(path)}: {e.strerror}") from None
+
+
+def pp(obj: Any) -> None:
+    """Pretty-print any value (results, records, states) with indentation and colour."""
+    from rich.pretty import pprint
+    pprint(obj, indent_guides=False)
+
+
+class Names(list):  # type: ignore[type-arg]
+    """Device names that print as a short summary (an instance may have millions)."""
+
+    def __str__(self) -> str:
+        head = ", ".join(self[:MAX_NAMES])
+        more = f", ... ({len(self)} in all)" if len(self) > MAX_NAMES else f" ({len(self)} devices)"
+        return f"[{head}{more}]"
+
+    def __pt_repr__(self) -> str:
+        return str(self)
+
+
+def devices(xml: str | os.PathLike[str]) -> Names:
+    """The device names of an application, in file order (e.g. to build an rmap)."""
+    return Names(loader.load(xml).instance.names)
+
+
+def _field(f: Field) -> str:
+    return f"{_ftype(f.type)} {f.name}" + (f"[{f.type.length}]" if isinstance(f.type, Array) else "")
+
+
+def _ftype(t: FieldType) -> str:
+    if isinstance(t, Scalar):
+        return t.cname or t.ctype
+    if isinstance(t, Array):
+        return _ftype(t.element)
+    return t.cname or "struct {" + "; ".join(_field(m) for m in t.members) + "}"
+
+
+def fields(s: Struct) -> str:
+    """A struct as C-like declarations: ``uint32_t src, uint32_t dst``."""
+    return ", ".join(_field(f) for f in s.fields) or "-"
+
+
+def messages(xml: str | os.PathLike[str]) -> Table:
+    """The message types of an application: id and payload fields (a list of dicts)."""
+    gt = loader.load(xml).graph_type
+    rows = [{"id": m.id, "payload": fields(m.payload), "bytes": m.payload.size} for m in gt.message_types]
+    return Table(rows, format_columns(("MESSAGE TYPE", "BYTES", "PAYLOAD"),
+                                      [[r["id"], r["bytes"], r["payload"]] for r in rows], right=(1,)))
+
+
+def instance(xml: str | os.PathLike[str]) -> Record:
+    """A summary of an application: graph type, instance, devices and edges, and its device types."""
+    app = loader.load(xml)
+    gt, inst = app.graph_type, app.instance
+    types = [{"id": d.id, "devices": inst.counts[i] if i < len(inst.counts) else 0,
+              "inputs": [p.name for p in d.input_pins], "outputs": [p.name for p in d.output_pins],
+              "state": fields(d.state), "properties": fields(d.properties)} for i, d in enumerate(gt.device_types)]
+    data = {"file": app.file, "graph_type": gt.id, "version": gt.version, "instance": inst.id,
+            "devices": inst.device_count, "edges": inst.edge_count,
+            "message_types": [m.id for m in gt.message_types], "device_types": types}
+    lines = [f"graph type {gt.id} (graph-schema v{gt.version}), instance {inst.id or '-'} from {app.file}",
+             f"{inst.device_count} devices, {inst.edge_count} edges, message types: "
+             + ", ".join(data["message_types"]), ""]
+    lines += format_columns(("DEVICE TYPE", "DEVICES", "INPUTS", "OUTPUTS", "STATE"),
+                            [[t["id"], t["devices"], ",".join(t["inputs"]) or "-", ",".join(t["outputs"]) or "-",
+                              t["state"]] for t in types], right=(1,))
+    return Record(data, lines)
+
+
+def _load_checks(py: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"pcli_unit_{py.stem.replace('-', '_')}", py)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"{py} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(checks .py, application .xml) from either one: ``app.py`` names ``APP`` or sits beside ``app.xml``."""
+    p = Path(path)
+    py = p if p.suffix == ".py" else p.with_suffix(".py")
+    if not py.is_file():
+        raise ConfigurationError(f"no checks file {py} (unit() pairs app.xml with app.py)")
+    return py, p.with_suffix(".xml")
+
+
+def unit(py: str | os.PathLike[str], rmap: Mapping[str, int] | None = None, engine: str | None = None,
+         options: Mapping[str, Any] | None = None) -> Table:
+    """Run an application and its check_* functions (pstack's tests); a pass/fail table.
+
+    ``py`` is a Python file of ``check_<name>(result)`` functions (or its application's .xml).
+    The application is the module's ``APP`` (relative to the file) or the .xml of the same
+    name beside it; ``RMAP``, ``ENGINE`` and ``OPTIONS`` in the module are defaults for the
+    arguments.  A check passes unless it raises or returns False.
+    """
+    from pstack_tasks.fleet.process import run as run_process
+    checks_file, xml = _pair(py)
+    module = _load_checks(checks_file)
+    if getattr(module, "APP", None):
+        xml = checks_file.parent / module.APP
+    checks = {n[len("check_"):]: f for n, f in vars(module).items() if n.startswith("check_") and callable(f)}
+    if not checks:
+        raise ConfigurationError(f"{checks_file} defines no check_* functions")
+    rows: list[dict[str, Any]] = []
+    try:
+        result = run_process(str(xml), rmap=rmap if rmap is not None else getattr(module, "RMAP", None),
+                                      engine=engine or getattr(module, "ENGINE", None),
+                                      options=options if options is not None else getattr(module, "OPTIONS", None))
+    except ProcessError as e:
+        rows.append({"check": "run", "passed": False, "detail": str(e)})
+    else:
+        rows.append({"check": "run", "passed": True, "detail": f"process {result.get('pid')}"})
+        for name, fn in checks.items():
+            try:
+                ok = fn(result) is not False
+                detail = "" if ok else "returned False"
+            except Exception as e:  # a failing check is a result to report, not an error of unit()
+                ok, detail = False, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            rows.append({"check": name, "passed": ok, "detail": detail})
+    passed = sum(r["passed"] for r in rows)
+    lines = format_columns(("CHECK", "RESULT", "DETAIL"),
+                           [[r["check"], "pass" if r["passed"] else "FAIL", r["detail"]] for r in rows])
+    lines.append(f"{xml.name}: {passed}/{len(rows)} passed")
+    return Table(rows, lines)

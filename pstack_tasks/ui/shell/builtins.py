@@ -1,0 +1,140 @@
+"""The process built-ins of pcli: run, block, ps, kill, status, engines, top, help.
+
+Each is the Python API of :mod:`pstack_tasks.fleet.process` with the same arguments, returning the
+same values, but shown as pcli users expect: results as pstack printed them, ``ps()`` and
+``engines()`` as tables (still lists of dicts underneath).
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
+
+from pstack_tasks.fleet import process
+from pstack_tasks.ui.tables import engine_table, format_columns, process_table
+from pstack_tasks.ui.shell.display import Table, result_record
+
+
+def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
+        rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
+        async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
+        timeout: float | None = None, progress: bool = True) -> Any:
+    """Run an application (path or XML text) as a process; its result, or a Future with async_=True.
+
+    Same arguments as pstack_tasks.run (docs/processes.md): rmap={device: region},
+    rcon={region: host}, engine="psim"|"dummy"|..., options={"max_steps": ..., "seconds": ...}.
+    While it waits, one line shows the messages delivered so far (progress=False hides it).
+    """
+    kwargs = dict(rmap=rmap, rcon=rcon, level=level, verbose=verbose, async_=async_, engine=engine,
+                  options=options, timeout=timeout)
+    if async_:
+        return process.run(xml, **kwargs)  # type: ignore[arg-type]
+    with _progress(progress and not verbose) as update:
+        return result_record(process.run(xml, progress=update, **kwargs))  # type: ignore[arg-type]
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """pstack run's live line (rich's spinner on the terminal) while a built-in waits, if wanted."""
+    if not show:
+        yield None
+        return
+    from pstack_tasks.ui.progress import ProgressLine
+    with ProgressLine() as line:
+        yield line.update
+
+
+def block(futures: Any, timeout: float | None = None, progress: bool = True) -> Any:
+    """Wait for a process (a Future or pid, or a list of them) to end; its result (or the list)."""
+    with _progress(progress) as update:
+        out = process.block(futures, timeout=timeout, progress=update)
+    return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
+
+
+def ps(user: str | None = None, mine: bool = False, limit: int = 50) -> Table:
+    """The newest processes as a table (pid, state, regions, user, share, elapsed, delivered, graph).
+
+    Every user's by default; ``user="ann"`` or ``mine=True`` for one user's. The value is a list
+    of dicts, newest first: ps()[0]["pid"], [p for p in ps() if p["state"] == "Running"].
+    """
+    from pstack_tasks.fleet.users import current_user
+    procs = process.ps(user=current_user() if mine else user, limit=limit)
+    return Table(procs, process_table(procs, process.engines()))
+
+
+def kill(pid: int) -> str:
+    """Kill a process; the state it ended in ("Killed", or how it had already ended)."""
+    return process.kill(int(pid))
+
+
+def status(pid: int) -> dict[str, Any]:
+    """One process's record: state, user, regions, hosts, times, reason, ... ({} if unknown)."""
+    return process.status(int(pid))
+
+
+def engines() -> Table:
+    """The engine workers of the fleet as a table: type, name, slots, busy, usage meter, status."""
+    fleet = process.engines()
+    return Table(fleet, engine_table(fleet))
+
+
+def top() -> None:
+    """Live full-screen view of engines and processes, refreshed 4 times a second; q quits."""
+    from pstack_tasks.ui.top import run_top
+    run_top()
+
+
+def signature(fn: Callable[..., Any]) -> str:
+    """``name(a, b=1)``: the call as typed, without type hints (they crowd a one-line table)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return "(...)"
+    bare = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=bare, return_annotation=inspect.Signature.empty))
+
+
+def short_signature(fn: Callable[..., Any], width: int = 36) -> str:
+    """The signature cut to ``width`` characters at a parameter boundary (``run(xml, rmap=None, ...)``),
+    so the table keeps one line per built-in in an ordinary terminal; help(x) shows it whole."""
+    full = signature(fn)
+    if len(full) <= width:
+        return full
+    params = full[1:-1].split(", ")
+    kept: list[str] = []
+    for p in params:
+        if len("(" + ", ".join([*kept, p]) + ", ...)") > width and kept:
+            break
+        kept.append(p)
+    return "(" + ", ".join([*kept, "..."]) + ")"
+
+
+def summary(fns: Mapping[str, Callable[..., Any]]) -> list[str]:
+    """A table of built-ins: name with (shortened) signature, and the first line of its docstring."""
+    rows = []
+    for name, fn in fns.items():
+        doc = (inspect.getdoc(fn) or "").strip().splitlines()
+        rows.append([name + short_signature(fn), doc[0] if doc else ""])
+    return format_columns(("BUILT-IN", "WHAT IT DOES"), rows)
+
+
+def make_help(fns: Mapping[str, Callable[..., Any]], write: Callable[[str], None] = print) -> Callable[..., None]:
+    """``help()`` lists the built-ins; ``help(x)`` is Python's own help."""
+    def help(*args: Any, **kwargs: Any) -> None:
+        """help() lists pcli's built-ins; help(x) is Python's help on x."""
+        if args or kwargs:
+            builtins.help(*args, **kwargs)
+            return
+        for line in summary(fns):
+            write(line)
+        write("")
+        write("All of Python works too. help(run) shows one built-in in full; docs/pcli.md has examples.")
+    return help
+
+
+PROCESS_BUILTINS: dict[str, Callable[..., Any]] = {
+    "run": run, "block": block, "ps": ps, "kill": kill, "status": status, "engines": engines, "top": top,
+}
+

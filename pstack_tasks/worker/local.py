@@ -1,0 +1,177 @@
+"""Workers on this machine: the embedded default of ``pstack run``, and the tests' fleets.
+
+:class:`Fleet` starts real ``celery worker`` processes of the stack's app against a given
+Redis and key prefix, and knows how to stop them all (they also die with the process that
+started them).  :class:`LocalStack` adds a private redis-server: with ``PSTACK_REDIS_URL``
+unset, ``pstack run`` runs on one of these and tears it down afterwards.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
+from typing import Iterator, Sequence
+
+from pstack_tasks.fleet import store
+from pstack_tasks.exceptions import ConfigurationError, EngineError
+from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.native.procs import child_preexec
+from pstack_tasks.native.redis_server import EmbeddedRedis
+from pstack_tasks.fleet.store import Keys
+
+
+def worker_command(engine: str | None, name: str, slots: int, control: bool = False,
+                   loglevel: str = "warning") -> list[str]:
+    """The ``celery worker`` command line of an engine worker (or of a control worker)."""
+    base = [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
+            "--without-gossip", "--without-mingle"]
+    if control:
+        return base + ["-n", f"control@{name}", "-Q", "control", "-P", "threads", "-c", str(slots)]
+    if not engine:
+        raise ConfigurationError("an engine worker needs an engine type (--engine psim)")
+    return base + ["-n", f"{engine}@{name}", "-Q", f"engine.{engine},engine.{engine}.{name}",
+                   "-c", str(slots), "-P", "prefork"]
+
+
+class Fleet:
+    """Worker processes started here, all talking to ``url`` under key prefix ``prefix``."""
+
+    def __init__(self, url: str, prefix: str, loglevel: str = "warning") -> None:
+        self.url, self.prefix, self.loglevel = url, prefix, loglevel
+        self.env = dict(os.environ, PSTACK_REDIS_URL=url, PSTACK_KEY_PREFIX=prefix)
+        self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
+
+    def start(self, engine: str | None, name: str, slots: int, control: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
+        cmd = worker_command(engine, name, slots, control, self.loglevel)
+        proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, preexec_fn=child_preexec)
+        key = f"control@{name}" if control else f"{engine}@{name}"
+        self.workers[key] = proc
+        return proc
+
+    def wait_registered(self, members: list[tuple[str, str]], timeout: float = 60.0) -> None:
+        """Wait until every (engine, host) is registered and alive; fail naming a worker that died."""
+        r = store.client(self.url)
+        keys = Keys(self.prefix)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for key, proc in self.workers.items():
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    tail = " | ".join(err.strip().splitlines()[-3:])
+                    raise EngineError(f"worker {key} exited with status {proc.returncode} while starting: {tail}")
+            if all(r.exists(keys.alive(e, h)) for e, h in members):
+                return
+            time.sleep(0.05)
+        raise EngineError(f"workers {members} did not register within {timeout:g} s")
+
+    def ledger(self) -> Ledger:
+        return Ledger(store.client(self.url), Keys(self.prefix))
+
+    def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
+        """Signal one worker's main process (tests: SIGKILL a worker mid-run)."""
+        proc = self.workers[key]
+        os.kill(proc.pid, sig)
+
+    def stop(self, key: str, timeout: float = 15.0) -> None:
+        proc = self.workers.pop(key)
+        _stop(proc, timeout)
+
+    def close(self) -> None:
+        procs = list(self.workers.values())
+        self.workers.clear()
+        for p in procs:  # warm shutdown of all first, then wait
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in procs:
+            _stop(p, 15.0)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.workers)
+
+
+def _stop(proc: subprocess.Popen, timeout: float) -> None:  # type: ignore[type-arg]
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+    if proc.stderr:
+        proc.stderr.close()
+
+
+@contextmanager
+def use_stack(url: str, prefix: str) -> Iterator[None]:
+    """Point this process's client side (settings, Redis clients, Celery app) at a stack.
+
+    The environment, and the Celery app's broker, are restored afterwards; the pooled Redis
+    clients are dropped both ways.
+    """
+    saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
+    os.environ["PSTACK_REDIS_URL"] = url
+    os.environ["PSTACK_KEY_PREFIX"] = prefix
+    from pstack_tasks.celery_app import point_at
+    point_at(url, prefix)
+    store.reset_clients()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if saved["PSTACK_REDIS_URL"]:  # a long-lived client (pcli, tests) goes back to its stack
+            point_at(saved["PSTACK_REDIS_URL"], saved["PSTACK_KEY_PREFIX"] or "pstack:")
+        store.reset_clients()
+
+
+class LocalStack:
+    """A private Redis and local workers for one command (or one pcli session): the embedded default.
+
+    ``engine`` is one engine type or several; each gets a worker of ``slots`` slots.
+    """
+
+    def __init__(self, engine: str | Sequence[str], slots: int) -> None:
+        self.engines = [engine] if isinstance(engine, str) else list(engine)
+        self.engine = self.engines[0]
+        self.slots = max(1, slots)
+        self._redis: EmbeddedRedis | None = None
+        self._fleet: Fleet | None = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "LocalStack":
+        try:
+            self._redis = EmbeddedRedis().start()
+            url, prefix = self._redis.url, "pstack:"
+            self._stack.enter_context(use_stack(url, prefix))
+            self._fleet = Fleet(url, prefix)
+            for engine in self.engines:
+                self._fleet.start(engine, "local", self.slots)
+            self._fleet.start(None, "local", 2, control=True)
+            self._fleet.wait_registered([(engine, "local") for engine in self.engines])
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self._fleet is not None:
+            self._fleet.close()
+        self._stack.close()
+        if self._redis is not None:
+            self._redis.stop()

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (imported as ``support.*``; test modules never import each other)."""

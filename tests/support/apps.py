@@ -1,0 +1,84 @@
+"""Small application files made on the fly from pstack's test apps (for error and feature tests)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.paths import DATA, PSTACK
+
+V2 = "https://poets-project.org/schemas/virtual-graph-schema-v2"
+
+
+def variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml", folder: Path = PSTACK) -> Path:
+    """A copy of a test app (default: pstack's) with one piece of text replaced (which must be present)."""
+    text = (folder / name).read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path = tmp / out
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def token_ring(n: int, limit: int, extra_state: str = "", on_receive_extra: str = "") -> str:
+    """A multi-token ring without handler_exit: it ends by quiescence with n*limit deliveries."""
+    devices = "\n".join(f'<DevI id="n{i}" type="node"><P>"id": {i}, "limit": {limit}</P></DevI>' for i in range(n))
+    edges = "\n".join(f'<EdgeI path="n{(i + 1) % n}:in-n{i}:out"/>' for i in range(n))
+    return f"""<?xml version="1.0"?>
+<Graphs xmlns="{V2}">
+  <GraphType id="tokens">
+    <Properties/>
+    <MessageTypes>
+      <MessageType id="__init__"/>
+      <MessageType id="token"><Message><Scalar type="uint32_t" name="src"/><Scalar type="double" name="x"/></Message></MessageType>
+    </MessageTypes>
+    <DeviceTypes>
+      <DeviceType id="node">
+        <Properties><Scalar name="id" type="uint32_t"/><Scalar name="limit" type="uint32_t"/></Properties>
+        <State><Scalar name="counter" type="uint32_t"/><Scalar name="pending" type="uint32_t"/>
+               <Scalar name="sum" type="double"/>{extra_state}</State>
+        <ReadyToSend><![CDATA[ *readyToSend = deviceState->pending > 0 ? RTS_FLAG_out : 0; ]]></ReadyToSend>
+        <InputPin messageTypeId="__init__" name="__init__"><OnReceive><![CDATA[
+          deviceState->counter = 0; deviceState->pending = 1; deviceState->sum = 0;
+        ]]></OnReceive></InputPin>
+        <InputPin messageTypeId="token" name="in"><OnReceive><![CDATA[
+          deviceState->counter++;
+          deviceState->sum += message->x;
+          if (deviceState->counter < deviceProperties->limit) deviceState->pending++;
+          {on_receive_extra}
+        ]]></OnReceive></InputPin>
+        <OutputPin messageTypeId="token" name="out"><OnSend><![CDATA[
+          deviceState->pending--;
+          message->src = deviceProperties->id;
+          message->x = 1.0 / (3.0 + deviceProperties->id);
+        ]]></OnSend></OutputPin>
+      </DeviceType>
+    </DeviceTypes>
+  </GraphType>
+  <GraphInstance id="g" graphTypeId="tokens">
+    <DeviceInstances>
+{devices}
+    </DeviceInstances>
+    <EdgeInstances>
+{edges}
+    </EdgeInstances>
+  </GraphInstance>
+</Graphs>
+"""
+
+
+V3_DATA = DATA / "v3"
+
+
+def v3_variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml") -> Path:
+    """A copy of a tests/data/v3 file with one piece of text replaced (which must be present)."""
+    return variant(name, old, new, tmp, out, V3_DATA)
+
+
+def split(names: list[str], regions: int) -> dict[str, int]:
+    """Device i in region i % regions: every edge between neighbours crosses regions."""
+    return {n: i % regions for i, n in enumerate(names)}
