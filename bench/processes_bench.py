@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ring  # noqa: E402
 
-from pstack_tasks.worker.local import Fleet, use_stack  # noqa: E402
 from pstack_tasks.native.redis_server import EmbeddedRedis  # noqa: E402
+from pstack_tasks.worker.local import Fleet, use_stack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = ROOT / "tests" / "data" / "pstack" / "ring-oscillator-01.xml"

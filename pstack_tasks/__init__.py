@@ -7,8 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pstack_tasks.exceptions import (BuildError, ConfigurationError, EngineError, GraphError, PermissionDenied, ProcessError,
-                                     ProcessFailed, ProcessRefused, PstackError, RedisUnavailable, RegionStopped, SimulationFailed)
+from pstack_tasks.exceptions import (
+    BuildError,
+    ConfigurationError,
+    EngineError,
+    GraphError,
+    PermissionDenied,
+    ProcessError,
+    ProcessFailed,
+    ProcessRefused,
+    PstackError,
+    RedisUnavailable,
+    RegionStopped,
+    SimulationFailed,
+)
 from pstack_tasks.native.simulate import psim, run_engine
 
 _PROCESS_API = ("run", "block", "ps", "kill", "status", "engines", "Future")

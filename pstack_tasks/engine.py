@@ -14,11 +14,11 @@ a reason once the region must stop: poll it a few times a second).
 """
 from __future__ import annotations
 
-
 import importlib
 import re
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pstack_tasks.exceptions import ConfigurationError
 

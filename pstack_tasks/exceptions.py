@@ -13,6 +13,7 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
         └── RegionStopped       a region was stopped because its process failed or was killed
     ProcessError                a process (a run on the fleet) did not end Done
     ├── ProcessRefused          it can never run on this fleet (too few slots, unknown host)
+    ├── ProcessNotFound         no process has that pid (never existed, or its record was flushed)
     ├── ProcessFailed           it ended Failed or Killed; ``state`` and ``reason`` say why
     └── PermissionDenied        the caller may not do that to this process (another user's)
 """
@@ -73,6 +74,10 @@ class ProcessError(PstackError):
 
 class ProcessRefused(ProcessError):
     """The process can never run on the fleet as it is (the message gives the numbers)."""
+
+
+class ProcessNotFound(ProcessError):
+    """No process has this pid."""
 
 
 class ProcessFailed(ProcessError):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Generic, Hashable, TypeVar
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -19,7 +20,7 @@ class BoundedCache(Generic[K, V]):
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
-        self._items: "OrderedDict[K, V]" = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()  # a threads pool (the control worker) submits concurrently
 
     def get(self, key: K) -> V | None:

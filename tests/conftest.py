@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from pstack_tasks.native.redis_server import EmbeddedRedis
 from support.fleet import WorkerFleet, fleet_env, our_processes
-from support.paths import TEST_DB
-
+from support.paths import KEY_PREFIX, TEST_DB
 
 # Fixtures that mean "this test needs a real Redis (and maybe workers)": such tests are marked
 # ``fleet`` so that ``pytest -m "not fleet"`` runs the rest on a machine with no Redis at all.

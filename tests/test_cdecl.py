@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_initialiser, parse_struct, parse_values
 from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_initialiser, parse_struct, parse_values
 from pstack_tasks.graph.model import Array, Field, Scalar, Struct, Tuple
 from pstack_tasks.graph.values import Packer
 

@@ -1,12 +1,12 @@
 """The psim command as users run it: pstack's output, JSON, one-line errors and exit statuses."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from support.apps import variant
 from support.paths import PSTACK

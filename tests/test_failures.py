@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from pstack_tasks import BuildError, ConfigurationError, GraphError, SimulationFailed, psim
 from support.apps import line_of, token_ring, variant
 from support.paths import KEY_PREFIX
-from pstack_tasks import BuildError, ConfigurationError, GraphError, SimulationFailed, psim
 
 RECEIVE = 'deviceState->counter++;\n                        handler_log(1, "Received message %d"'
 

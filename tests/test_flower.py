@@ -16,16 +16,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from celery.result import AsyncResult
 
+from pstack_tasks.fleet.process import block, kill, run, status
 from support.apps import variant
 from support.fleet import WorkerFleet, fleet_env
 from support.paths import PSTACK
-from pstack_tasks.fleet.process import block, kill, run, status
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = PSTACK / "ring-oscillator-01.xml"  # graph type "ro"

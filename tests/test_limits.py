@@ -8,15 +8,15 @@ engine or relay is left running.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from support.apps import variant
-from support.fleet import WorkerFleet, fleet_env
 from pstack_tasks.exceptions import ProcessFailed
 from pstack_tasks.fleet.process import run, status
+from support.apps import variant
+from support.fleet import WorkerFleet, fleet_env
 
 RING = "ring-oscillator-01.xml"
 HANDLER = "bool finished = deviceState->counter >= 10;"
@@ -84,7 +84,8 @@ def test_the_limits_are_those_of_the_workers_not_the_client(tmp_path: Path, limi
 
 
 def test_an_application_within_the_limits_is_unaffected(limited: WorkerFleet) -> None:
-    from support.paths import PSTACK
     from test_psim import check
+
+    from support.paths import PSTACK
     result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, timeout=60)
     check(result, RING)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from support.fleet import WorkerFleet, processes_table
-from support.paths import PSTACK
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.ui.shell import builtin_functions, history_path
 from pstack_tasks.ui.shell.apps import devices, instance, messages, unit
 from pstack_tasks.ui.shell.builtins import ps, summary
 from pstack_tasks.ui.shell.display import MAX_STATES, result_record
 from pstack_tasks.ui.shell.repl import masked
+from support.fleet import WorkerFleet, processes_table
+from support.paths import PSTACK
 from support.terminal import Terminal, tmux_servers
 
 PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]

@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from test_failures import crashing_app
+from test_psim import DEVICES, EXPECTED, check
 
+from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
+from pstack_tasks.fleet.process import block, engines, kill, ps, run, status
 from support.apps import split, token_ring, variant
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
-from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
-from pstack_tasks.fleet.process import block, engines, kill, ps, run, status
-from test_failures import crashing_app
-from test_psim import DEVICES, EXPECTED, check
 
 RING = "ring-oscillator-01.xml"
 FOREVER = ("bool finished = deviceState->counter >= 10;", "bool finished = false;")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from support.apps import token_ring
-from support.paths import KEY_PREFIX, PSTACK
 from pstack_tasks import psim
 from pstack_tasks.native.runner import prepare
+from support.apps import token_ring
+from support.paths import KEY_PREFIX, PSTACK
 
 EXPECTED = {
     "basic-01.xml": (10, {"device0": {"counter": 10}, "device1": {"counter": 10}}),
@@ -224,8 +224,8 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     import redis
 
     from pstack_tasks.exceptions import SimulationFailed
-    from pstack_tasks.native.runner import RunOptions, prepare, run_one_region
     from pstack_tasks.native.relay import pool
+    from pstack_tasks.native.runner import RunOptions, prepare, run_one_region
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(4, 5))  # no handler_exit: it can only end through the IDLE calls
     prep = prepare(app)

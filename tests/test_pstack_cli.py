@@ -1,14 +1,14 @@
 """The pstack command as users run it: the embedded default, and ps/kill/engines on a fleet."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from support.apps import variant
 from support.fleet import WorkerFleet, processes_table

@@ -10,19 +10,19 @@ password shows up nowhere: not in records, Redis values, ``ps``, the process tab
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
-
-from support.fleet import WorkerFleet, processes_table
-from support.paths import PSTACK
-from pstack_tasks.exceptions import PermissionDenied, RedisUnavailable
-from pstack_tasks.worker.local import use_stack
-from pstack_tasks.fleet.process import kill, ps, run, status
-from pstack_tasks.native.redis_server import EmbeddedRedis
 from test_psim import check
 from test_pstack_cli import pstack
+
+from pstack_tasks.exceptions import PermissionDenied, RedisUnavailable
+from pstack_tasks.fleet.process import kill, ps, run, status
+from pstack_tasks.native.redis_server import EmbeddedRedis
+from pstack_tasks.worker.local import use_stack
+from support.fleet import WorkerFleet, processes_table
+from support.paths import PSTACK
 
 RING = "ring-oscillator-01.xml"
 PASSWORD = "s3cret-Pw-4711"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from pstack_tasks.native.relay import Relay, RedisTarget, RelayPool, resp
+from pstack_tasks.native.relay import RedisTarget, Relay, RelayPool, resp
 
 
 def _running(pid: int) -> bool:
@@ -106,6 +106,7 @@ def test_a_relay_whose_engine_failed_is_closed_at_once(no_leftovers: None, pool:
 def test_a_database_switched_by_a_handler_is_switched_back(no_leftovers: None, pool: RelayPool,
                                                            target: RedisTarget, redis_client: object) -> None:
     import redis
+
     from support.paths import KEY_PREFIX
     relay = pool.acquire(target)
     relay.take_skip()

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pstack_tasks.ui.tables import engine_table, meter, order_for_view, process_rows, process_table
+from pstack_tasks.ui.top import Snapshot, render
 from support.apps import variant
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
-from pstack_tasks.ui.tables import engine_table, meter, order_for_view, process_rows, process_table
-from pstack_tasks.ui.top import Snapshot, render
 from support.terminal import Terminal, tmux_servers
 
 RING = str(PSTACK / "ring-oscillator-01.xml")

@@ -11,14 +11,14 @@ import os
 import time
 
 import pytest
+from test_pstack_cli import pstack
 
-from support.fleet import WorkerFleet
-from support.paths import PSTACK
-from pstack_tasks.fleet import store
 from pstack_tasks.exceptions import PermissionDenied, ProcessFailed
+from pstack_tasks.fleet import store
 from pstack_tasks.fleet.process import Future, block, kill, ps, run, status
 from pstack_tasks.fleet.store import Keys
-from test_pstack_cli import pstack
+from support.fleet import WorkerFleet
+from support.paths import PSTACK
 
 RING = PSTACK / "ring-oscillator-01.xml"
 

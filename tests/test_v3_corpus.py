@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from pstack_tasks.graph import loader
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.native.simulate import psim
+from pstack_tasks.graph import loader
 from pstack_tasks.graph.values import Packer
-
+from pstack_tasks.native.simulate import psim
 from support.paths import KEY_PREFIX
 
 CORPUS = Path(os.environ.get("PSTACK_POETS_CORPUS", "/work/shared/data/poets-corpus"))

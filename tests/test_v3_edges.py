@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pstack_tasks.native.simulate import psim
-
 from support.apps import V3_DATA
 from support.paths import KEY_PREFIX
 

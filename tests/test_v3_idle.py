@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.native.simulate import psim
-
 from support.apps import V3_DATA, split, v3_variant
 from support.paths import KEY_PREFIX
 

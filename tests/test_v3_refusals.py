@@ -7,7 +7,6 @@ import pytest
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.loader import load
-
 from support.apps import V3_DATA, line_of, v3_variant
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from pstack_tasks.exceptions import BuildError, SimulationFailed
 from pstack_tasks.native.simulate import psim
-
 from support.apps import V3_DATA, v3_variant
 
 SCOPES = V3_DATA / "scopes.xml"

@@ -8,7 +8,6 @@ import pytest
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.loader import load
 from pstack_tasks.native.simulate import psim
-
 from support.apps import V3_DATA
 
 

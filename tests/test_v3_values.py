@@ -8,9 +8,8 @@ import pytest
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.loader import load
-from pstack_tasks.native.simulate import psim
 from pstack_tasks.graph.values import Packer
-
+from pstack_tasks.native.simulate import psim
 from support.apps import V3_DATA, v3_variant
 
 VALUES = V3_DATA / "values.xml"

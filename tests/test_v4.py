@@ -4,21 +4,21 @@ pstack cannot run is refused with file, line and element."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 import subprocess
 import sys
-import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.apps import line_of
-from support.paths import DATA, PSTACK
 from pstack_tasks import psim
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.loader import load
 from pstack_tasks.graph.model import Array, Code, Scalar, Struct, Tuple
 from pstack_tasks.graph.values import Packer
+from support.apps import line_of
+from support.paths import DATA, PSTACK
 from support.v4convert import convert
 
 V4DATA = DATA / "v4"

@@ -6,7 +6,8 @@ and merges processes exactly as a psim fleet does, without engines or socat.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pstack_tasks.exceptions import ConfigurationError, RegionStopped
 

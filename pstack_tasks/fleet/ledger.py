@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
@@ -286,7 +287,7 @@ class Ledger:
         self._unregister = r.register_script(_UNREGISTER)
 
     @classmethod
-    def of(cls, r: redis.Redis, keys: Keys) -> "Ledger":
+    def of(cls, r: redis.Redis, keys: Keys) -> Ledger:
         """The ledger of this client and key prefix, made once per process (scripts hashed once)."""
         key = (id(r), keys.prefix)
         hit = _ledgers.get(key)

@@ -16,21 +16,22 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import redis
 
-from pstack_tasks.graph import loader
-from pstack_tasks.fleet import store
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import mask_url, settings
 from pstack_tasks.exceptions import ConfigurationError, ProcessFailed, ProcessRefused, RedisUnavailable
+from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Admitted, Ledger
-from pstack_tasks.memo import BoundedCache
 from pstack_tasks.fleet.store import Keys
 from pstack_tasks.fleet.users import check_may_kill, current_user
+from pstack_tasks.graph import loader
+from pstack_tasks.memo import BoundedCache
 
 logger = logging.getLogger(__name__)
 ENDED = ("Done", "Failed", "Killed")

@@ -7,9 +7,9 @@ one Redis database without seeing each other.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 from urllib.parse import urlparse
 
 import redis
@@ -96,7 +96,7 @@ class Keys:
     prefix: str
 
     @classmethod
-    def current(cls) -> "Keys":
+    def current(cls) -> Keys:
         return cls(settings().key_prefix)
 
     # processes

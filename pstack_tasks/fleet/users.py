@@ -9,7 +9,7 @@ about its name.  The boundary against that is Redis authentication (docs/securit
 from __future__ import annotations
 
 import getpass
-from typing import Mapping
+from collections.abc import Mapping
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import PermissionDenied

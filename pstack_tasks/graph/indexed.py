@@ -7,7 +7,7 @@ shipped apps also leave them out, and then the edges count in the order they wer
 from __future__ import annotations
 
 from array import array
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.model import DeviceType

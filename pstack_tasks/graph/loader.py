@@ -13,8 +13,9 @@ import os
 import re
 import struct
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 from lxml import etree
 

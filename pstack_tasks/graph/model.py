@@ -9,8 +9,9 @@ objects (defaults, tuples, edge properties/state, indexed pins are already here)
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 #: C scalar type -> (struct code, python kind)
 SCALAR_TYPES: dict[str, tuple[str, str]] = {
@@ -50,7 +51,7 @@ class Scalar:
 class Array:
     """A fixed-length array of an element type (scalar or tuple)."""
 
-    element: "FieldType"
+    element: FieldType
     length: int
     default: Any = None
     cname: str | None = None
@@ -60,7 +61,7 @@ class Array:
 class Tuple:
     """A nested struct of named members."""
 
-    members: tuple["Field", ...]
+    members: tuple[Field, ...]
     default: Any = None
     cname: str | None = None
 

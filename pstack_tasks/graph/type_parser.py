@@ -15,8 +15,21 @@ from typing import Any
 from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.graph.model import (SCALAR_TYPES, Array, Code, DeviceType, Field, FieldType, GraphType, InputPin,
-                    MessageType, OutputPin, Scalar, Struct, Tuple)
+from pstack_tasks.graph.model import (
+    SCALAR_TYPES,
+    Array,
+    Code,
+    DeviceType,
+    Field,
+    FieldType,
+    GraphType,
+    InputPin,
+    MessageType,
+    OutputPin,
+    Scalar,
+    Struct,
+    Tuple,
+)
 from pstack_tasks.graph.values import ValueError_, check_value
 
 NAMESPACES = {

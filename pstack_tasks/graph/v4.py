@@ -19,8 +19,9 @@ from typing import Any
 
 from lxml import etree
 
-from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_struct, parse_values
 from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_struct, parse_values
+
 # loader imports this module only inside load(), so importing it here makes no cycle
 from pstack_tasks.graph.loader import EDGE_PATH, _InstanceBuilder
 from pstack_tasks.graph.model import Code, DeviceType, GraphType, InputPin, MessageType, OutputPin, Struct

@@ -19,9 +19,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pstack_tasks.native.codegen import RUNTIME_DIR, CodeSpan, EngineSource
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import BuildError, ConfigurationError
+from pstack_tasks.native.codegen import RUNTIME_DIR, CodeSpan, EngineSource
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ class EmbeddedRedis:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self) -> "EmbeddedRedis":
+    def start(self) -> EmbeddedRedis:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RedisUnavailable("redis-server is not installed (apt-get install redis-server), "
@@ -102,7 +102,7 @@ class EmbeddedRedis:
             self.dir.cleanup()
             self.dir = None
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

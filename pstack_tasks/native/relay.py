@@ -57,7 +57,7 @@ class RedisTarget:
     url: str = ""
 
     @classmethod
-    def parse(cls, url: str) -> "RedisTarget":
+    def parse(cls, url: str) -> RedisTarget:
         u = urlparse(url)
         if u.scheme not in ("redis", ""):
             raise ConfigurationError(f"unsupported Redis URL {url!r}: only redis://host:port/db is supported")

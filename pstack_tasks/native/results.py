@@ -1,7 +1,8 @@
 """Merging per-region results into one process result (pstack's shape, plus per-region metrics)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 SUMMED = ("Delivered messages", "Sent messages", "Cancelled sends", "Remote messages sent",
           "Remote messages received")

@@ -20,22 +20,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
 
-from pstack_tasks.native import build
-from pstack_tasks.native import codegen
-from pstack_tasks.graph import loader
 from pstack_tasks.config import mask_url, settings
 from pstack_tasks.exceptions import ConfigurationError, RedisUnavailable, RegionStopped, SimulationFailed
+from pstack_tasks.graph import loader
+from pstack_tasks.memo import BoundedCache
+from pstack_tasks.native import build, codegen
 from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.redis_server import EmbeddedRedis
-from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native.relay import RedisTarget, Relay, child_env, pool
 from pstack_tasks.native.results import merge_results
 from pstack_tasks.native.watch import Engine, wait_engines
+from pstack_tasks.protocol import QueueKeys
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # receives (delivered, steps) a few times a second
 
     @classmethod
-    def from_dict(cls, options: Mapping[str, Any] | None) -> "RunOptions":
+    def from_dict(cls, options: Mapping[str, Any] | None) -> RunOptions:
         names = {f.name for f in fields(cls)}
         unknown = set(options or {}) - names
         if unknown:
@@ -225,7 +226,7 @@ class _Workdir:
     keep: bool
 
     @classmethod
-    def make(cls, opts: RunOptions, stack: ExitStack) -> "_Workdir":
+    def make(cls, opts: RunOptions, stack: ExitStack) -> _Workdir:
         if opts.tmpdir:
             p = Path(opts.tmpdir)
             p.mkdir(parents=True, exist_ok=True)
@@ -376,10 +377,10 @@ def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> di
             pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
         except Exception as e:  # redis.ConnectionError and friends, named for the user
             raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
-        keys = [f"{opts.prefix}{pid}.{r}" for r in regions] + [f"{opts.prefix}{pid}.{k}" for k in ("active", "idle", "calls")]
-        client.delete(*keys)
-        client.set(f"{opts.prefix}{pid}.active", len(regions))
-        stack.callback(client.delete, *keys)
+        keys = QueueKeys(opts.prefix, pid)
+        client.delete(*keys.all(regions))
+        client.set(keys.active, len(regions))
+        stack.callback(client.delete, *keys.all(regions))
         inst = write_instance_file(prep, regions_arr, work.path)
         sink = _default_sink(opts)
         running: list[tuple[Engine, Relay]] = []

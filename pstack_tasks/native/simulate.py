@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pstack_tasks.native.runner import RunOptions, prepare, run_one_region, run_regions, run_single
 

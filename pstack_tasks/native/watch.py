@@ -12,7 +12,7 @@ import os
 import selectors
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pstack_tasks.exceptions import RegionStopped
 

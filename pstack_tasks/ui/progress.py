@@ -27,7 +27,7 @@ class ProgressLine:
         self.status = Status("submitting ...", console=self.console)
         self.last = ""
 
-    def __enter__(self) -> "ProgressLine":
+    def __enter__(self) -> ProgressLine:
         if self.console.is_terminal:
             self.status.start()
         return self

@@ -7,7 +7,8 @@ terminal or a fleet.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 ACTIVE = ("Submitted", "Waiting", "Running")
 METER_WIDTH = 10

@@ -12,16 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from types import TracebackType
-from typing import Iterator, Sequence
 
-from pstack_tasks.fleet import store
 from pstack_tasks.exceptions import ConfigurationError, EngineError
+from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.store import Keys
 from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
-from pstack_tasks.fleet.store import Keys
 
 
 def worker_command(engine: str | None, name: str, slots: int, control: bool = False,
@@ -154,7 +154,7 @@ class LocalStack:
         self._fleet: Fleet | None = None
         self._stack = ExitStack()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         try:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"

@@ -18,11 +18,11 @@ from typing import Any
 
 from celery import signals
 
-from pstack_tasks.fleet import store
 from pstack_tasks.config import settings
+from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.native.procs import _libc
 from pstack_tasks.fleet.store import Keys
+from pstack_tasks.native.procs import _libc
 
 logger = logging.getLogger(__name__)
 REAP_INTERVAL = 1.0

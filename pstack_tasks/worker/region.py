@@ -16,19 +16,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-
-from pstack_tasks.native import build
-from pstack_tasks.fleet import store
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import EngineError, RegionStopped
+from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.process import lost_regions
-from pstack_tasks.memo import BoundedCache
 from pstack_tasks.fleet.store import Keys
+from pstack_tasks.memo import BoundedCache
+from pstack_tasks.native import build
 
 logger = logging.getLogger(__name__)
 BEAT_INTERVAL = 0.25
@@ -53,7 +53,7 @@ class _Ticker(threading.Thread):
                 g.tick_now()
 
     @classmethod
-    def add(cls, guard: "Guard") -> None:
+    def add(cls, guard: Guard) -> None:
         global _ticker
         with _ticker_lock:
             if _ticker is None:
@@ -64,7 +64,7 @@ class _Ticker(threading.Thread):
             ticker.guards.append(guard)
 
     @staticmethod
-    def remove(guard: "Guard") -> None:
+    def remove(guard: Guard) -> None:
         ticker = _ticker
         if ticker is not None:
             with ticker.lock:

@@ -12,8 +12,8 @@ from typing import Any
 
 from pstack_tasks.celery_app import app
 from pstack_tasks.fleet.process import merge_parts
-from pstack_tasks.worker.task_progress import RegionProgress
 from pstack_tasks.worker.region import run_region
+from pstack_tasks.worker.task_progress import RegionProgress
 
 
 @app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0)

@@ -5,6 +5,7 @@ import os
 import subprocess
 from typing import ContextManager
 
+
 def our_processes() -> list[str]:
     """Engines, socat relays and private redis-servers that are children of this test run, or
     orphans (re-parented to init) that a run of ours may have leaked."""

@@ -10,7 +10,7 @@ import re
 import subprocess
 import time
 import uuid
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 class Terminal:
@@ -75,7 +75,7 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "kill-server"], capture_output=True,
                        env=self.env, timeout=10)
 
-    def __enter__(self) -> "Terminal":
+    def __enter__(self) -> Terminal:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from pstack_tasks.graph import loader
 from pstack_tasks.exceptions import ConfigurationError, ProcessError
+from pstack_tasks.graph import loader
 from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
-from pstack_tasks.ui.tables import format_columns
 from pstack_tasks.ui.shell.display import Record, Table
+from pstack_tasks.ui.tables import format_columns
 
 #: names shown by devices() before it is cut short (the value keeps them all)
 MAX_NAMES = 20

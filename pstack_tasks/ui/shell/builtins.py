@@ -9,12 +9,13 @@ from __future__ import annotations
 import builtins
 import inspect
 import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pstack_tasks.fleet import process
-from pstack_tasks.ui.tables import engine_table, format_columns, process_table
 from pstack_tasks.ui.shell.display import Table, result_record
+from pstack_tasks.ui.tables import engine_table, format_columns, process_table
 
 
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,

@@ -6,7 +6,8 @@ index, filter and serialise (``ps()[0]["pid"]``, ``json.dumps(ps())``).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pstack_tasks.native.results import format_text
 

@@ -11,9 +11,10 @@ import logging
 import os
 import platform
 import re
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from pstack_tasks.config import settings
 from pstack_tasks.ui.shell.apps import devices, instance, messages, pp, read, unit
