@@ -113,7 +113,7 @@ def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> obj
 
 
 _ALSO_READ = ("XDG_CACHE_HOME", "HOME")
-_last: tuple[tuple[str | None, ...], Settings] | None = None
+_last: tuple[tuple[object, ...], Settings] | None = None
 
 
 def settings() -> Settings:

@@ -68,7 +68,8 @@ def test_messages_stay_as_users_read_them() -> None:
     assert str(GraphError("malformed XML", "/a.xml", 3)) == "/a.xml:3: malformed XML"
     assert str(GraphError("region map names device 'n9'")) == "<xml>: region map names device 'n9'"
     e = ProcessFailed(4, "Killed", "killed by ann")
-    assert str(e) == "process 4 killed: killed by ann" and (e.pid, e.state, e.reason, e.error) == (4, "Killed", "killed by ann", None)
+    assert str(e) == "process 4 killed: killed by ann"
+    assert (e.pid, e.state, e.reason, e.error) == (4, "Killed", "killed by ann", None)
 
 
 def test_redis_failures_are_their_own_family() -> None:

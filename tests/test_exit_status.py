@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pstack_tasks.ui.cli import exit_status as status
 from support.apps import variant
 from support.paths import PSTACK
-from pstack_tasks.ui.cli import exit_status as status
 
 RING = str(PSTACK / "ring-oscillator-01.xml")
 #: nothing listens there: the connection is refused at once

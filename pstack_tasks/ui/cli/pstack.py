@@ -36,6 +36,15 @@ def _parse_rcon(value: str | None) -> dict[str, str]:
     return {str(k): v for k, v in rcon.items()}
 
 
+def _wants_progress(asked: bool | None, verbose: bool) -> bool:
+    """--progress needs the terminal libraries; by default the line is drawn where it can be."""
+    if asked is None:
+        return sys.stderr.isatty() and not verbose and not extras.missing()
+    if asked:
+        extras.require_shell("--progress")
+    return asked
+
+
 @click.group(context_settings=CONTEXT)
 @version_option()
 def main() -> None:
@@ -83,12 +92,8 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
                                   engine=engine, options=options)
-    if show_progress is None:  # by default only where it can be drawn and the terminal libraries are there
-        show_progress = sys.stderr.isatty() and not verbose and not extras.missing()
-    elif show_progress and not async_:
-        extras.require_shell("--progress")
     with ExitStack() as stack:
-        if show_progress and not async_:
+        if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
             kwargs["progress"] = stack.enter_context(ProgressLine()).update
         if settings().redis_url:
