@@ -15,7 +15,7 @@ Why each choice (docs/processes.md has the long form):
 """
 from __future__ import annotations
 
-from kombu import Queue
+from kombu.entity import Queue
 
 from pstack_tasks.config import settings
 
@@ -30,7 +30,8 @@ task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 
-task_queues = [Queue("control"), Queue("engine.psim"), Queue("engine.dummy")]
+# kombu leaves Queue.__init__ unannotated
+task_queues = [Queue(name) for name in ("control", "engine.psim", "engine.dummy")]  # type: ignore[no-untyped-call]
 task_default_queue = "control"
 task_routes = {"pstack.region": {"queue": f"engine.{_s.engine}"}, "pstack.*": {"queue": "control"}}
 task_create_missing_queues = True

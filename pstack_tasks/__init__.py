@@ -15,10 +15,12 @@ from pstack_tasks.exceptions import (
     PermissionDenied,
     ProcessError,
     ProcessFailed,
+    ProcessNotFound,
     ProcessRefused,
     PstackError,
     RedisUnavailable,
     RegionStopped,
+    ServiceUnavailable,
     SimulationFailed,
 )
 from pstack_tasks.native.simulate import psim, run_engine
@@ -32,8 +34,8 @@ __all__ = [
     *_PROCESS_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
-    "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessFailed",
-    "PermissionDenied",
+    "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
+    "ProcessFailed", "PermissionDenied",
 ]
 
 

@@ -28,7 +28,7 @@ def point_at(url: str, prefix: str) -> None:
     # app._pool is kombu's process-wide pool for that URL: closing it but leaving it registered
     # made the next point_at() at the same URL fail with "Acquire on closed pool".
     from kombu import pools
-    pools.reset()
+    pools.reset()  # type: ignore[no-untyped-call]  # kombu leaves it unannotated
     app._pool = None
     app.amqp._producer_pool = None
     for backend in (app._backend_cache, app._local.__dict__.pop("backend", None)):

@@ -14,9 +14,11 @@ from pathlib import Path
 from pstack_tasks.exceptions import ConfigurationError
 
 
-def _default_cache_dir(environ: Mapping[str, str]) -> str:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pstack-celery")
+def _default_cache_dir() -> str:
+    """The platform's user cache directory: $XDG_CACHE_HOME/pstack-celery or ~/.cache/pstack-celery
+    on Linux (read from the process environment, as every platform's rule differs)."""
+    import platformdirs  # here: settings are read by every psim run, this only when no cache dir is set
+    return platformdirs.user_cache_dir("pstack-celery", appauthor=False)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class Settings:
             raw = env.get(name)
             if raw is not None and raw.strip() != "":
                 values[f.name] = _convert(name, raw.strip(), f.default, f.name in _ZERO_MEANS_OFF)
-        values.setdefault("cache_dir", _default_cache_dir(env))
+        if "cache_dir" not in values:
+            values["cache_dir"] = _default_cache_dir()
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.redis_url is not None and not settings.redis_url.startswith("redis://"):
             raise ConfigurationError(f"PSTACK_REDIS_URL={mask_url(settings.redis_url)!r}: "
@@ -83,14 +86,11 @@ def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``: the form every message and log line shows.
 
     A Redis URL carries the fleet's credentials; anyone who reads a log, a ``ps`` listing or an
-    error message must not learn them from it.
+    error message must not learn them from it.  kombu's sanitizer is the one Celery's own banner
+    and logs use (it drops the query string too, which may hold ``?password=``).
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    auth, _, where = rest.rpartition("@")
-    user, colon, _ = auth.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{where}"
+    from kombu.utils.url import maybe_sanitize_url  # here: kombu costs ~60 ms to import, psim rarely needs it
+    return str(maybe_sanitize_url(url, mask="***"))
 
 
 #: settings whose default is not 0, but for which 0 is meaningful (it turns the feature off)
@@ -113,7 +113,7 @@ def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> obj
 
 
 _ALSO_READ = ("XDG_CACHE_HOME", "HOME")
-_last: tuple[tuple[str | None, ...], Settings] | None = None
+_last: tuple[tuple[object, ...], Settings] | None = None
 
 
 def settings() -> Settings:

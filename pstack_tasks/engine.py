@@ -22,7 +22,7 @@ from typing import Any
 
 from pstack_tasks.exceptions import ConfigurationError
 
-RunEngine = Callable[[str, Mapping[str, int], Mapping[str, Any]], dict]
+RunEngine = Callable[[str, Mapping[str, int], Mapping[str, Any]], dict[str, Any]]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -4,18 +4,28 @@ Every error a user can cause ends in one of these, with a message that names the
 problem (file and line, device, handler) so it can be fixed without a traceback::
 
     PstackError
-    ├── ConfigurationError      a bad or missing setting; names the variable
+    ├── ConfigurationError      a bad or missing setting or option value; names the variable
     ├── GraphError              invalid application XML (file:line, element)
     ├── BuildError              the compiler rejected the generated engine
-    └── EngineError             the engine could not run or failed while running
-        ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
-        ├── RedisUnavailable    the message fabric (redis-server / socat) is missing or down
-        └── RegionStopped       a region was stopped because its process failed or was killed
-    ProcessError                a process (a run on the fleet) did not end Done
-    ├── ProcessRefused          it can never run on this fleet (too few slots, unknown host)
-    ├── ProcessNotFound         no process has that pid (never existed, or its record was flushed)
-    ├── ProcessFailed           it ended Failed or Killed; ``state`` and ``reason`` say why
-    └── PermissionDenied        the caller may not do that to this process (another user's)
+    ├── ServiceUnavailable      a service the stack talks to is missing, down or refused us
+    │   └── RedisUnavailable    Redis (or its socat relay, or redis-server) cannot be reached,
+    │                           or it refused the credentials of PSTACK_REDIS_URL
+    ├── EngineError             the engine could not run or failed while running
+    │   ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
+    │   └── RegionStopped       a region was stopped because its process failed or was killed
+    └── ProcessError            a process (a run on the fleet) did not end Done
+        ├── ProcessRefused      it can never run on this fleet (too few slots, unknown host)
+        ├── ProcessNotFound     no process has that pid (never existed, or its record was flushed)
+        ├── ProcessFailed       it ended Failed or Killed; ``state``, ``reason`` and ``error`` say why
+        └── PermissionDenied    the caller may not do that to this process (another user's)
+
+The CLIs turn each family into one exit status (pstack_tasks/ui/cli/exit_status.py,
+docs/exit-status.md).
+
+Every exception rebuilds from its ``args``: ``type(e)(*e.args)`` is an equal exception.  Celery's
+JSON result backend sends an exception as its class name and ``args`` and rebuilds it that way,
+and pickle does the same (plus ``__dict__``), so ``args`` hold the constructor's arguments, not
+the formatted message.  ``str(e)`` is the message a user reads.
 """
 from __future__ import annotations
 
@@ -23,8 +33,8 @@ from __future__ import annotations
 class PstackError(Exception):
     """Base class of every error this project raises on purpose."""
 
-    def __init__(self, message: str, *args: object) -> None:
-        super().__init__(message, *args)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
@@ -36,20 +46,33 @@ class ConfigurationError(PstackError):
 
 
 class GraphError(PstackError):
-    """The application file is malformed or inconsistent."""
+    """The application file is malformed or inconsistent; ``file:line:`` prefixes the reason."""
 
-    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+    def __init__(self, reason: str, file: str | None = None, line: int | None = None) -> None:
         where = file or "<xml>"
         if line is not None:
             where = f"{where}:{line}"
-        super().__init__(f"{where}: {message}", file, line)
+        super().__init__(f"{where}: {reason}")
+        self.args = (reason, file, line)
         self.file = file
         self.line = line
-        self.reason = message
+        self.reason = reason
 
 
 class BuildError(PstackError):
     """The system compiler failed to build a generated engine."""
+
+
+class ServiceUnavailable(PstackError):
+    """A service the stack needs (Redis, its relay) is not installed, cannot be reached, or refused us.
+
+    Not an engine error: nothing is wrong with the application or the engine, and the fix is
+    in the environment (start Redis, correct PSTACK_REDIS_URL, install socat).
+    """
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """redis-server or socat is missing, the Redis server cannot be reached, or it refused the credentials."""
 
 
 class EngineError(PstackError):
@@ -58,10 +81,6 @@ class EngineError(PstackError):
 
 class SimulationFailed(EngineError):
     """A simulation ended with an error (crash, assertion, engine failure)."""
-
-
-class RedisUnavailable(EngineError):
-    """redis-server or socat is missing, or the Redis server cannot be reached."""
 
 
 class RegionStopped(EngineError):
@@ -81,14 +100,45 @@ class ProcessNotFound(ProcessError):
 
 
 class ProcessFailed(ProcessError):
-    """The process ended Failed or Killed."""
+    """The process ended Failed or Killed.
 
-    def __init__(self, pid: int, state: str, reason: str) -> None:
-        super().__init__(f"process {pid} {state.lower()}: {reason}", pid, state, reason)
+    ``error`` names the project exception class of the first region failure when the fleet
+    recorded one (``"BuildError"`` for a compile error), so a client can tell a handler that
+    does not compile from one that crashed: :attr:`cause` is that class.
+    """
+
+    def __init__(self, pid: int, state: str, reason: str, error: str | None = None) -> None:
+        super().__init__(f"process {pid} {state.lower()}: {reason}")
+        self.args = (pid, state, reason, error)
         self.pid = pid
         self.state = state
         self.reason = reason
+        self.error = error
+
+    @property
+    def cause(self) -> type[PstackError] | None:
+        """The project exception class named by ``error``, or None (none recorded, or unknown)."""
+        return error_class(self.error) if self.error else None
 
 
 class PermissionDenied(ProcessError):
     """The caller may not act on this process: it belongs to another user and the caller is no admin."""
+
+
+def error_class(name: str) -> type[PstackError] | None:
+    """The project exception class called ``name``; None for any other name.
+
+    Only classes of this module are found, so a name read from Redis can never reach
+    another class.
+    """
+    found = globals().get(name)
+    if isinstance(found, type) and issubclass(found, PstackError):
+        return found
+    return None
+
+
+__all__ = [
+    "PstackError", "ConfigurationError", "GraphError", "BuildError", "ServiceUnavailable", "RedisUnavailable",
+    "EngineError", "SimulationFailed", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
+    "ProcessFailed", "PermissionDenied", "error_class",
+]

@@ -2,14 +2,16 @@
 
 Clients and worker processes run one application again and again; what they derive from its
 content hash is kept, but only the most recently used few, so a long-lived process running
-many applications does not grow without bound.
+many applications does not grow without bound.  cachetools keeps the order; this adds the
+lock (a threads pool, the control worker, submits concurrently) and a ``get`` that says None.
 """
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from cachetools import LRUCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -20,19 +22,13 @@ class BoundedCache(Generic[K, V]):
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()  # a threads pool (the control worker) submits concurrently
+        self._items: LRUCache[K, V] = LRUCache(maxsize=entries)
+        self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            return self._items.get(key)
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)

@@ -23,6 +23,6 @@ fi
 if ! .venv/bin/python -c 'import pstack_tasks, pytest, pytest_timeout' 2>/dev/null \
    || [ setup.cfg -nt .venv/.installed ]; then
     .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e '.[test]'
+    .venv/bin/pip install -q -e '.[test]'   # every extra (shell, flower) and the test tools
     touch .venv/.installed
 fi

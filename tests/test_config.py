@@ -10,9 +10,13 @@ from pstack_tasks.config import Settings, setting_names
 from pstack_tasks.exceptions import ConfigurationError
 
 
-def test_defaults_and_overrides() -> None:
-    s = Settings.from_env({"XDG_CACHE_HOME": "/x"})
+def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/x")  # the platform's cache directory comes from the process environment
+    s = Settings.from_env({})
     assert s.redis_url is None and s.cxx == "g++" and s.cache_dir == "/x/pstack-celery"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "/home/ann")
+    assert Settings.from_env({}).cache_dir == "/home/ann/.cache/pstack-celery"
     s = Settings.from_env({"PSTACK_REDIS_URL": "redis://h:1/2", "PSTACK_CACHE_DIR": "/c", "PSTACK_CXX": " clang++ "})
     assert (s.redis_url, s.cache_dir, s.cxx) == ("redis://h:1/2", "/c", "clang++")
 

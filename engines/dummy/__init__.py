@@ -15,7 +15,8 @@ KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop"
          "progress"}
 
 
-def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_engine(xml: str, rmap: Mapping[str, int] | None = None,
+               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     opts = dict(options or {})
     unknown = set(opts) - KNOWN
     if unknown:

@@ -25,7 +25,7 @@ import redis
 
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import mask_url, settings
-from pstack_tasks.exceptions import ConfigurationError, ProcessFailed, ProcessRefused, RedisUnavailable
+from pstack_tasks.exceptions import ConfigurationError, GraphError, ProcessFailed, ProcessRefused, RedisUnavailable
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Admitted, Ledger
 from pstack_tasks.fleet.store import Keys
@@ -69,7 +69,7 @@ def _read_app(xml: str | bytes | os.PathLike[str]) -> tuple[str, str | None]:
     try:
         return path.read_text(), str(path)
     except OSError as e:
-        raise ConfigurationError(f"cannot read application file {text}: {e.strerror}") from None
+        raise GraphError(f"cannot read the file: {e.strerror}", text) from None
 
 
 def _parsed(text: str, file: str | None, digest: str) -> loader.Application:
@@ -386,7 +386,7 @@ def _drain_log(r: Any, keys: Keys, pid: int, pos: str, emit: Callable[[str], Non
 
 def _outcome(r: Any, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, Any]:
     if rec["state"] != "Done":
-        raise ProcessFailed(pid, rec["state"], rec.get("reason", ""))
+        raise ProcessFailed(pid, rec["state"], rec.get("reason", ""), rec.get("error"))
     result = read_result(pid, r, keys)
     if result is None:
         raise ConfigurationError(f"the result of process {pid} has expired")

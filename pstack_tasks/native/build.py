@@ -8,7 +8,6 @@ rename, so nobody ever runs a half-written engine.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -89,8 +88,8 @@ def build_engine(source: EngineSource) -> Path:
     if final.is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    from filelock import FileLock  # here: only a build needs it, and it costs ~40 ms to import
+    with FileLock(root / f"{key}.lock"):
         if final.is_file():  # another worker built it while we waited
             return final
         work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))

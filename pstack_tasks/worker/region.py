@@ -22,7 +22,7 @@ from typing import Any
 
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
-from pstack_tasks.exceptions import EngineError, RegionStopped
+from pstack_tasks.exceptions import EngineError, PstackError, RegionStopped
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.process import lost_regions
@@ -181,9 +181,14 @@ class Guard:
         _Ticker.add(self)
         return rec  # type: ignore[no-any-return]
 
-    def fail(self, cause: str) -> None:
-        """Record the first cause of the process's failure and stop this region."""
-        self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
+    def fail(self, cause: str, error: str | None = None) -> None:
+        """Record the first cause of the process's failure and stop this region.
+
+        ``error`` names the project exception class of the cause: the first one goes into the
+        process record, so a client's ProcessFailed exits with that family's status."""
+        first = self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
+        if first and error:
+            self.r.hset(self.keys.proc(self.pid), "error", error)
         self._reason = self.r.get(self.keys.abort(self.pid)) or cause
 
     def flush(self) -> None:
@@ -271,7 +276,7 @@ def run_region(pid: int, region: int, host: str,
             guard.fail(cause)
         if cause is None:
             cause = f"region {region} on {host}: {_describe(e)}"
-            guard.fail(cause)
+            guard.fail(cause, type(e).__name__ if isinstance(e, PstackError) else None)
         raise RegionStopped(cause) from None
     finally:
         _end_region(guard, engine_type)

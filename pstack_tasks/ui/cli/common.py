@@ -1,4 +1,5 @@
-"""What every command shares: one-line errors with exit codes by error family, and logging setup."""
+"""What every command shares: one-line errors with exit statuses by error family (:mod:`.exit_status`),
+``--version``, and logging setup."""
 from __future__ import annotations
 
 import functools
@@ -11,28 +12,18 @@ from typing import Any, TypeVar
 
 import click
 
-from pstack_tasks.exceptions import BuildError, ConfigurationError, GraphError, PstackError, RedisUnavailable
-
-#: exit status per error family (documented in docs/psim.md)
-EXIT_OK = 0
-EXIT_SIMULATION = 1
-EXIT_USAGE = 2
-EXIT_GRAPH = 3
-EXIT_BUILD = 4
-EXIT_ENVIRONMENT = 5
-EXIT_INTERRUPTED = 130
+from pstack_tasks.exceptions import ConfigurationError, PstackError
+from pstack_tasks.ui.cli import exit_status as status
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: the distribution whose version ``--version`` prints (from its installed metadata)
+DISTRIBUTION = "pstack-celery"
 
-def exit_status(e: PstackError) -> int:
-    if isinstance(e, GraphError):
-        return EXIT_GRAPH
-    if isinstance(e, BuildError):
-        return EXIT_BUILD
-    if isinstance(e, (RedisUnavailable, ConfigurationError)):
-        return EXIT_ENVIRONMENT
-    return EXIT_SIMULATION  # SimulationFailed and any other engine error
+
+def version_option() -> Callable[[F], F]:
+    """``--version``: the installed distribution's version, e.g. ``psim 0.1.0``."""
+    return click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s")
 
 
 def configure_logging(debug: bool) -> None:
@@ -52,10 +43,10 @@ def friendly_errors(prog: str) -> Callable[[F], F]:
                 if debug:
                     raise
                 click.echo(f"{prog}: error: {e}", err=True)
-                sys.exit(exit_status(e))
+                sys.exit(status.exit_status(e))
             except KeyboardInterrupt:
                 click.echo(f"{prog}: interrupted", err=True)
-                sys.exit(EXIT_INTERRUPTED)
+                sys.exit(status.INTERRUPTED)
         return run  # type: ignore[return-value]
     return wrap
 

@@ -5,12 +5,14 @@ import os
 
 import click
 
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, version_option
+from pstack_tasks.ui.extras import require_shell
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command(context_settings=CONTEXT)
+@version_option()
 @click.option("-q", "--quiet", is_flag=True, help="No banner.")
 @click.option("-n", "--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
 @click.option("-e", "--engine", "engines", multiple=True,
@@ -24,6 +26,7 @@ def main(quiet: bool, no_color: bool, engines: tuple[str, ...], slots: int | Non
     devices, messages, instance, unit. It talks to the fleet of PSTACK_REDIS_URL, or starts an embedded
     stack for the session when that is unset."""
     configure_logging(debug)
+    require_shell("pcli")
     from pstack_tasks.ui.shell import start
     color = not no_color and not os.environ.get("NO_COLOR")
     start(quiet=quiet, color=color, engines=engines, slots=slots)

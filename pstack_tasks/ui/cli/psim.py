@@ -8,11 +8,12 @@ import click
 
 from pstack_tasks.native.results import format_text
 from pstack_tasks.native.runner import RunOptions, prepare, print_single, run_regions, run_single
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("app", type=click.Path(dir_okay=False))
+@version_option()
 @click.option("-q", "--quiet", is_flag=True, help="Print no handler log lines.")
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="Highest handler_log level printed.")

@@ -18,7 +18,8 @@ import click
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.native.results import format_text
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
+from pstack_tasks.ui import extras
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -35,7 +36,17 @@ def _parse_rcon(value: str | None) -> dict[str, str]:
     return {str(k): v for k, v in rcon.items()}
 
 
+def _wants_progress(asked: bool | None, verbose: bool) -> bool:
+    """--progress needs the terminal libraries; by default the line is drawn where it can be."""
+    if asked is None:
+        return sys.stderr.isatty() and not verbose and not extras.missing()
+    if asked:
+        extras.require_shell("--progress")
+    return asked
+
+
 @click.group(context_settings=CONTEXT)
+@version_option()
 def main() -> None:
     """Run POETS applications as processes on a fleet of Celery workers."""
 
@@ -81,10 +92,8 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
                                   engine=engine, options=options)
-    if show_progress is None:
-        show_progress = sys.stderr.isatty() and not verbose
     with ExitStack() as stack:
-        if show_progress and not async_:
+        if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
             kwargs["progress"] = stack.enter_context(ProgressLine()).update
         if settings().redis_url:
@@ -196,6 +205,7 @@ def engines(as_json: bool, debug: bool) -> None:
 def top(debug: bool) -> None:
     """Live view of the fleet's engines and processes, refreshed 4 times a second; q quits."""
     from pstack_tasks.fleet import store
+    extras.require_shell("pstack top")
     from pstack_tasks.ui.top import run_top
     store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
     store.ping()
