@@ -15,6 +15,7 @@ from pstack_tasks.ui.shell.apps import devices, instance, messages, unit
 from pstack_tasks.ui.shell.builtins import ps, summary
 from pstack_tasks.ui.shell.display import MAX_STATES, result_record
 from pstack_tasks.ui.shell.repl import masked
+from pstack_tasks.ui.tables import plain_text
 from support.fleet import WorkerFleet, processes_table
 from support.paths import PSTACK
 from support.terminal import Terminal, tmux_servers
@@ -48,7 +49,8 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
 
         t.send(f'r = run("{RING}", rmap={{"n1": 1}})')
         t.send("r")
-        t.wait_for(r"^Metric \[Delivered messages\]: 40\nMetric \[Exit code\]: 0\nState \[n0\]: state = 0, counter = 10")
+        t.wait_for(r"^Metric \[Delivered messages\]: 40\nMetric \[Exit code\]: 0\n"
+                   r"State \[n0\]: state = 0, counter = 10")
         t.send("r['pid']")
         done = int(t.wait_for(r"^(\d+)$").group(1))
 
@@ -56,13 +58,15 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.send("f")
         pid = int(t.wait_for(r"Future\(pid=(\d+)\)").group(1))
         t.send("ps()")
-        t.wait_for(rf"^ *{pid} +(Waiting|Running) +1 +\S+ .* dummy +4 +4 +\d+ +ro$")
-        t.wait_for(rf"^ *{done} +Done +2 +\S+ .* psim +4 +4 +40 +ro$")  # the messages it delivered
+        t.wait_for(r"^ *PID +STATE +USER +ENGINE +REGIONS +SHARE +DEVICES +EDGES +DELIVERED +ELAPSED +GRAPH +REASON$")
+        t.wait_for(rf"^ *{pid} +(Waiting|Running) +\S+ +dummy +1 +\S+ +4 +4 +\d+ +[\d.]+s +ro$")
+        t.wait_for(rf"^ *{done} +Done +\S+ +psim +2 +- +4 +4 +40 +[\d.]+s +ro +exit code 0")  # what it delivered
 
         t.send("kill(f.pid)")
         t.wait_for(r"^'Killed'$", timeout=10)
         t.send("ps()")
-        t.wait_for(rf"^ *{pid} +Killed +1 .* ro  \(killed by \S+\)$")
+        t.wait_for(rf"^ *{pid} +Killed +\S+ +dummy +1 .* ro +killed by \S+$")
+        assert re.search(r"\x1b\[35mKilled", t.screen(escapes=True))  # states in colour
 
         t.send("top()")
         t.wait_for(rf"^pstack top - .* q quits$(.|\n)*^ *{pid} +Killed")
@@ -124,7 +128,7 @@ def test_history_lives_under_the_xdg_state_directory() -> None:
 def test_help_lists_every_builtin_with_its_first_docstring_line(capsys: pytest.CaptureFixture[str]) -> None:
     fns = builtin_functions()
     assert list(fns) == BUILTINS
-    lines = summary(fns)
+    lines = plain_text(summary(fns)).splitlines()
     assert lines[0].split() == ["BUILT-IN", "WHAT", "IT", "DOES"]
     row = next(line for line in lines if line.startswith("run("))
     assert row.startswith("run(xml, rmap=None, rcon=None, ...)  ")  # cut to fit a terminal line
@@ -189,4 +193,6 @@ def test_unit_runs_an_application_and_its_checks(tmp_path: Path, on_fleet: Worke
     mine = ps(mine=True)
     assert pid in [p["pid"] for p in mine] and pid not in [p["pid"] for p in ps(user="nobody-else")]
     row = next(line for line in str(mine).splitlines() if line.split()[0] == str(pid))
-    assert row.split()[1:3] == ["Done", "2"] and row.split()[-2:] == ["40", "ro"]
+    cells = row.split()
+    assert (cells[1], cells[3], cells[4], cells[8], cells[10]) == ("Done", "psim", "2", "40", "ro")
+    assert str(report).splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"]

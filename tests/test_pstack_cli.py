@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,9 +39,9 @@ def test_embedded_run_needs_no_servers_and_leaves_nothing() -> None:
 
 @pytest.mark.fleet
 def test_embedded_run_reports_a_failure_with_its_exit_status(tmp_path: Path) -> None:
+    crash = "if (deviceState->counter == 3) { volatile int* p = 0; *p = 1; }"
     app = variant("ring-oscillator-01.xml", "bool finished = deviceState->counter >= 10;",
-                  "bool finished = deviceState->counter >= 10; if (deviceState->counter == 3) { volatile int* p = 0; *p = 1; }",
-                  tmp_path)
+                  "bool finished = deviceState->counter >= 10; " + crash, tmp_path)
     p = pstack("run", "-r", "--rmap", '{"n1": 1}', str(app), env=bare_env())
     assert p.returncode == 1
     assert p.stderr.startswith("pstack: error: process 1 failed: region ")
@@ -61,9 +62,15 @@ def test_ps_kill_and_engines_from_the_shell(tmp_path: Path, on_fleet: WorkerFlee
     p = pstack("kill", str(pid), env=env)
     assert p.stdout.strip() == f"{pid} Killed", p.stderr
     p = pstack("ps", env=env)
-    line = next(x for x in p.stdout.splitlines() if x.split()[0] == str(pid))
-    assert "Killed" in line and "killed by" in line
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["PID", "STATE", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
+                                "DELIVERED", "ELAPSED", "GRAPH", "REASON"]  # pcli's ps() and top's columns
+    line = next(x for x in lines if x.split()[0] == str(pid))
+    assert line.split()[1:5] == ["Killed", row["user"], "psim", "2"]
+    assert re.search(rf" ro +killed by {row['user']}$", line)
+    assert "\x1b[" not in p.stdout  # into a pipe: plain text
     p = pstack("engines", env=env)
+    assert p.stdout.splitlines()[0].split() == ["TYPE", "NAME", "SLOTS", "BUSY", "USAGE", "STATUS", "PID", "SINCE"]
     hosts = {line.split()[1] for line in p.stdout.splitlines()[1:]}
     assert {"alpha", "beta", "delta"} <= hosts
 
@@ -94,4 +101,4 @@ def test_run_shows_live_progress_and_ps_the_delivered_count(tmp_path: Path, on_f
     assert len(counts) >= 2 and counts == sorted(counts) and 0 < counts[-1] <= 1_000_000
     p = pstack("ps", env=dict(os.environ))
     line = next(x for x in p.stdout.splitlines() if x.split()[0] == str(result["pid"]))
-    assert line.split()[6] == "1000000"  # the DELIVERED column
+    assert line.split()[8] == "1000000"  # the DELIVERED column

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pstack_tasks.ui.tables import engine_table, meter, order_for_view, process_rows, process_table
+from pstack_tasks.ui.columns import meter, order_for_view
+from pstack_tasks.ui.tables import ansi_text, engine_table, plain_text, process_table
 from pstack_tasks.ui.top import Snapshot, render
 from support.apps import variant
 from support.fleet import WorkerFleet
@@ -37,23 +38,38 @@ def test_the_usage_meter_fills_with_busy_slots() -> None:
 
 
 def test_engine_lines_show_name_type_slots_usage_and_status() -> None:
-    lines = engine_table(FLEET)
+    lines = plain_text(engine_table(FLEET)).splitlines()
     assert lines[0].split() == ["TYPE", "NAME", "SLOTS", "BUSY", "USAGE", "STATUS", "PID", "SINCE"]
     assert lines[1].split()[:4] == ["psim", "alpha", "2", "2"] and "[||||||||||] 2/2  online" in lines[1]
     assert lines[3].split()[:2] == ["dummy", "gone"] and "offline" in lines[3]
 
 
-def test_process_rows_show_share_of_slots_and_messages_delivered() -> None:
-    rows = process_rows([proc(7, "Running", 2, delivered=1234), proc(6, "Waiting", 3), proc(5, "Done", 1),
-                         proc(4, "Killed", 1, reason="killed by bob")], FLEET)
+def test_process_lines_show_share_of_slots_messages_delivered_and_reason() -> None:
+    lines = plain_text(process_table([proc(7, "Running", 2, delivered=1234), proc(6, "Waiting", 3),
+                                      proc(12345, "Running", 1, elapsed=125.0),
+                                      proc(4, "Killed", 1, reason="killed by bob")], FLEET)).splitlines()
+    assert lines[0].split() == ["PID", "STATE", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
+                                "DELIVERED", "ELAPSED", "GRAPH", "REASON"]
     # two regions of psim's 4 online slots (the offline dummy worker does not count)
-    assert rows[0] == [7, "Running", 2, "ann", "50%", "3.2s", "psim", 4, 4, 1234, "ro"]
-    assert rows[1][4] == "-" and rows[1][9] == 0   # not holding slots; no counter published yet
-    assert rows[3][-1] == "ro  (killed by bob)"
-    lines = process_table([proc(12345, "Running", 1, elapsed=125.0)], FLEET)
-    assert lines[0].split() == ["PID", "STATE", "REGIONS", "USER", "SHARE", "ELAPSED", "ENGINE", "DEVICES", "EDGES",
-                                "DELIVERED", "GRAPH"]
-    assert lines[1].split() == ["12345", "Running", "1", "ann", "25%", "2m05s", "psim", "4", "4", "0", "ro"]
+    assert lines[1].split() == ["7", "Running", "ann", "psim", "2", "50%", "4", "4", "1234", "3.2s", "ro"]
+    assert lines[2].split()[5] == "-" and lines[2].split()[8] == "0"  # holds no slots; no counter published yet
+    assert lines[3].split() == ["12345", "Running", "ann", "psim", "1", "25%", "4", "4", "0", "2m05s", "ro"]
+    assert lines[4].endswith("  ro     killed by bob")
+    # numbers align right under their header, text left
+    assert lines[1].index("1234") + 4 == lines[0].index("DELIVERED") + len("DELIVERED")
+    assert lines[1].index("ro") == lines[0].index("GRAPH")
+
+
+def test_a_terminal_gets_coloured_states_and_a_pipe_plain_text() -> None:
+    procs = [proc(3, "Running", 1), proc(2, "Failed", 1, reason="region 0 crashed"), proc(1, "Done", 1)]
+    coloured = ansi_text(process_table(procs, FLEET), width=120)
+    assert "\x1b[32mRunning" in coloured and "\x1b[1;31mFailed" in coloured and "\x1b[34mDone" in coloured
+    assert "\x1b[" not in plain_text(process_table(procs, FLEET))
+    # a narrow terminal cuts the free text of a row (top), or wraps it (ps), never the numbers
+    one_line = ansi_text(process_table(procs, FLEET, one_line=True), width=100).splitlines()
+    assert len(one_line) == 4 and "…" in one_line[2]
+    wrapped = plain_text(process_table(procs, FLEET), width=100).splitlines()
+    assert len(wrapped) > 4 and wrapped[2].split()[:3] == ["2", "Failed", "ann"]
 
 
 def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
@@ -64,6 +80,7 @@ def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
     assert lines[0].endswith("engines: 2 online, 2/4 slots busy - processes: 1 active, 21 listed - q quits")
     header = lines.index(next(x for x in lines if x.lstrip().startswith("PID")))
     assert lines[header + 1].split()[:2] == ["3", "Running"]
+    assert [x.split()[0] for x in lines[header + 1:]] == ["3", "30", "29", "28"]  # as many as fit
     assert render(Snapshot(error="cannot read the fleet: Connection refused"))[1].startswith("!! cannot read")
 
 
@@ -82,9 +99,10 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
             t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
-            t.wait_for(rf"^ *{pid} +Running +1 +{user} +25% +[\d.]+s +dummy +4 +4 +\d+ +ro$")
+            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +[\d.]+s +ro$")
             # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
-            t.wait_for(rf"^ *{ring} +Running +2 +{user} +50% +[\d.]+s +psim +4 +4 +[1-9]\d* +ro$")
+            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+s +ro$")
+            assert "\x1b[32mRunning" in t.screen(escapes=True)  # states in colour
             t.keys("q")
             assert t.wait_exit(timeout=10) == 0
     finally:

@@ -1,109 +1,96 @@
-"""Plain-text tables of engines and processes, shared by ``pstack``, ``pcli`` and ``top``.
+"""The one table renderer of the terminal views: columns (:mod:`.columns`) drawn with rich.
 
-Everything here turns the rows of :func:`process.engines` and :func:`process.ps` (plain dicts)
-into lines of text, so the same columns appear in every view and can be tested without a
-terminal or a fleet.
+Every table — ``pstack ps``/``engines``, pcli's ``ps()``/``engines()``/``help()``/``unit()``, and
+``top`` — is a :class:`rich.table.Table` built by :func:`table` and shown three ways: coloured for
+a terminal (:func:`echo`, :func:`ansi_text`), or as plain text when the output is a file or a
+pipe (:func:`plain_text`: no escape codes, no width limit, so lines stay one row each and
+``grep``/``awk`` work on them).
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import io
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TextIO
 
-ACTIVE = ("Submitted", "Waiting", "Running")
-METER_WIDTH = 10
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
 
+from pstack_tasks.ui.columns import ENGINE_COLUMNS, PROCESS_COLUMNS, Column, Row, with_share
 
-def format_columns(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()) -> list[str]:
-    """Align cells into columns two spaces apart; column indexes in ``right`` align right."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    rset = set(right)
-    return ["  ".join(c.rjust(w) if i in rset else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-            for r in cells]
-
-
-def meter(used: int, total: int, width: int = METER_WIDTH) -> str:
-    """An htop-like usage bar: ``[|||||     ] 2/4``."""
-    filled = 0 if total <= 0 else min(width, round(width * used / total))
-    return f"[{'|' * filled}{' ' * (width - filled)}] {used}/{total}"
+#: the width plain text is laid out in: wide enough that no row wraps
+PLAIN_WIDTH = 2000
 
 
-def elapsed(seconds: float | None) -> str:
-    """``12.3s``, ``4m05s``, ``2h03m``: short enough for a column."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+def table(columns: Sequence[Column], rows: Iterable[Row], one_line: bool = False) -> Table:
+    """A borderless table, columns two spaces apart, headers bold, cells coloured by their column.
+
+    When the width is short, free-text columns give way first: their cells wrap, or with
+    ``one_line`` (top: one screen line per row) are cut with an ellipsis.
+    """
+    out = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", show_edge=False)
+    for c in columns:
+        out.add_column(c.header, justify=c.justify, no_wrap=not c.free, min_width=len(c.header) if c.free else None)
+    if one_line:
+        rows = list(rows)
+        if rows:
+            out.add_row(*(_column_cell(c, rows) for c in columns))
+        return out
+    for row in rows:
+        out.add_row(*(Text(c.text(row), style=c.style(row) if c.style else "", no_wrap=not c.free, overflow="fold")
+                      for c in columns))
+    return out
 
 
-ENGINE_HEADERS = ("TYPE", "NAME", "SLOTS", "BUSY", "USAGE", "STATUS", "PID", "SINCE")
+def _column_cell(column: Column, rows: Sequence[Row]) -> Text:
+    """A whole column as one cell, a line per row: rich lays out 12 cells instead of 12 per row,
+    which keeps a 50-line screen of top near 15 ms of CPU (a cell per value costs two to four times as much)."""
+    cell = Text(no_wrap=True, overflow="ellipsis", justify=column.justify)
+    for i, row in enumerate(rows):
+        if i:
+            cell.append("\n")
+        cell.append(column.text(row), style=column.style(row) if column.style else "")
+    return cell
 
 
-def engine_rows(fleet: Iterable[Mapping[str, Any]], now: float | None = None) -> list[list[Any]]:
-    """One row per engine worker: type, name (its host in the fleet), slots, busy, usage meter, status."""
-    rows = []
-    for w in fleet:
-        since = w.get("since")
-        rows.append([w["engine"], w["host"], w["slots"], w["busy"], meter(int(w["busy"]), int(w["slots"])),
-                     "online" if w.get("alive") else "offline", w.get("os_pid", "-"),
-                     time.strftime("%H:%M:%S", time.localtime(float(since))) if since else "-"])
-    return rows
+def process_table(procs: Iterable[Row], fleet: Iterable[Row] = (), one_line: bool = False) -> Table:
+    """``ps()`` as a table; ``fleet`` (the rows of ``engines()``) gives the SHARE column its total."""
+    return table(PROCESS_COLUMNS, with_share(procs, fleet), one_line)
 
 
-def engine_table(fleet: Iterable[Mapping[str, Any]]) -> list[str]:
-    """``engines()`` as lines: a header, then one line per worker (host is the second column)."""
-    return format_columns(ENGINE_HEADERS, engine_rows(fleet), right=(2, 3, 6))
+def engine_table(fleet: Iterable[Row], one_line: bool = False) -> Table:
+    """``engines()`` as a table: one row per engine worker."""
+    return table(ENGINE_COLUMNS, fleet, one_line)
 
 
-def slots_by_engine(fleet: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Online slots per engine type (the denominator of a process's share)."""
-    total: dict[str, int] = {}
-    for w in fleet:
-        if w.get("alive"):
-            total[w["engine"]] = total.get(w["engine"], 0) + int(w["slots"])
-    return total
+def _console(width: int, colour: bool) -> Console:
+    """A console that writes to memory: ANSI colours (unless NO_COLOR is set) or none at all."""
+    return Console(file=io.StringIO(), width=width, force_terminal=colour, color_system="standard" if colour else None,
+                   highlight=False, markup=False, emoji=False, legacy_windows=False)
 
 
-def share(proc: Mapping[str, Any], slots: Mapping[str, int]) -> str:
-    """The share of its engine type's online slots a running process holds (one slot per region)."""
-    if proc.get("state") != "Running":
-        return "-"
-    total = slots.get(str(proc.get("engine")), 0)
-    if not total:
-        return "?"
-    return f"{100 * len(proc.get('regions') or []) / total:.0f}%"
+def plain_text(view: RenderableType, width: int = PLAIN_WIDTH) -> str:
+    """The view as text without escape codes, each line without trailing blanks."""
+    console = _console(width, colour=False)
+    with console.capture() as captured:
+        console.print(view)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
 
 
-PROCESS_HEADERS = ("PID", "STATE", "REGIONS", "USER", "SHARE", "ELAPSED", "ENGINE", "DEVICES", "EDGES",
-                   "DELIVERED", "GRAPH")
+def ansi_text(view: RenderableType, width: int | None = None) -> str:
+    """The view with ANSI colour codes, laid out for ``width`` columns (default: the terminal's)."""
+    console = _console(width or shutil.get_terminal_size().columns, colour=True)
+    with console.capture() as captured:
+        console.print(view)
+    return captured.get().rstrip("\n")
 
 
-def process_rows(procs: Iterable[Mapping[str, Any]], fleet: Iterable[Mapping[str, Any]] = ()) -> list[list[Any]]:
-    """One row per process: pid, state, regions, user, share of slots, elapsed, engine, devices,
-    edges, messages delivered so far, graph type (and the reason of a failure after it)."""
-    slots = slots_by_engine(fleet)
-    rows = []
-    for p in procs:
-        graph = str(p.get("graph_type") or "-")
-        if p.get("state") in ("Failed", "Killed") and p.get("reason"):
-            graph += f"  ({p['reason']})"
-        rows.append([p["pid"], p.get("state") or "-", len(p.get("regions") or []), p.get("user") or "-",
-                     share(p, slots), elapsed(p.get("elapsed")), p.get("engine") or "-", p.get("devices", 0),
-                     p.get("edges", 0), p.get("delivered", 0), graph])
-    return rows
-
-
-def process_table(procs: Iterable[Mapping[str, Any]], fleet: Iterable[Mapping[str, Any]] = ()) -> list[str]:
-    """``ps()`` as lines: a header, then one line per process."""
-    return format_columns(PROCESS_HEADERS, process_rows(procs, fleet), right=(0, 2, 4, 5, 7, 8, 9))
-
-
-def order_for_view(procs: Sequence[Mapping[str, Any]], limit: int) -> list[Mapping[str, Any]]:
-    """Active processes first (newest first), then the most recent ended ones, ``limit`` in all."""
-    active = [p for p in procs if p.get("state") in ACTIVE]
-    ended = [p for p in procs if p.get("state") not in ACTIVE]
-    return (active + ended)[:max(0, limit)]
+def echo(view: RenderableType, file: TextIO | None = None) -> None:
+    """Print the view: coloured and fitted to the terminal when ``file`` is one, else plain text."""
+    out = file or sys.stdout
+    if out.isatty():
+        Console(file=out, highlight=False, markup=False, emoji=False).print(view)
+    else:
+        out.write(plain_text(view) + "\n")

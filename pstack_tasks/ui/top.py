@@ -1,9 +1,11 @@
 """``top``: a live full-screen view of the fleet's engines and processes (``q`` quits).
 
 The screen is a prompt_toolkit full-screen :class:`Application` that redraws a few times a
-second.  What it shows comes from :func:`render`, a pure function of a :class:`Snapshot`
-(the rows of :func:`process.engines` and :func:`process.ps`), so the columns are tested
-without a terminal; :func:`snapshot` is the only part that talks to Redis.
+second.  What it shows comes from :func:`screen`, a pure function of a :class:`Snapshot`
+(the rows of :func:`process.engines` and :func:`process.ps`): the same rich tables as
+``pstack ps`` and ``pstack engines``, one line per row, rendered to ANSI text that
+prompt_toolkit draws (:func:`render` gives the same screen as plain lines, for tests).
+:func:`snapshot` is the only part that talks to Redis.
 """
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pstack_tasks.ui.tables import ACTIVE, engine_table, order_for_view, process_table
+from rich.console import Group
+from rich.text import Text
+
+from pstack_tasks.ui.columns import ACTIVE, clock, order_for_view
+from pstack_tasks.ui.tables import ansi_text, engine_table, plain_text, process_table
 
 logger = logging.getLogger(__name__)
 
@@ -43,55 +49,52 @@ def snapshot(limit: int = PROCESS_LIMIT) -> Snapshot:
         return Snapshot(error=f"cannot read the fleet: {e}")
 
 
-def render(snap: Snapshot, height: int = 50) -> list[str]:
-    """The screen as lines: a summary, the engines table, the processes table (cut to ``height``)."""
+def screen(snap: Snapshot, height: int = 50) -> Group:
+    """What top shows: a summary, the engines table, the processes that fit in ``height`` lines."""
     online = [w for w in snap.engines if w.get("alive")]
     slots = sum(int(w["slots"]) for w in online)
     busy = sum(int(w["busy"]) for w in online)
     active = sum(1 for p in snap.procs if p.get("state") in ACTIVE)
-    clock = time.strftime("%H:%M:%S", time.localtime(snap.taken))
-    lines = [f"pstack top - {clock} - engines: {len(online)} online, {busy}/{slots} slots busy - "
-             f"processes: {active} active, {len(snap.procs)} listed - q quits"]
+    head = [Text(f"pstack top - {clock(snap.taken)} - engines: {len(online)} online, {busy}/{slots} slots busy - "
+                 f"processes: {active} active, {len(snap.procs)} listed - q quits", style="reverse", no_wrap=True,
+                 overflow="ellipsis")]
     if snap.error:
-        lines.append(f"!! {snap.error}")
-    lines.append("")
-    lines += engine_table(snap.engines) if snap.engines else ["(no engine workers registered)"]
-    lines.append("")
-    room = max(1, height - len(lines) - 1)
-    shown = order_for_view(list(snap.procs), room)
-    lines += process_table(shown, snap.engines) if shown else ["(no processes)"]
-    return lines[:height]
+        head.append(Text(f"!! {snap.error}", style="red", no_wrap=True, overflow="ellipsis"))
+    engines = (engine_table(snap.engines, one_line=True) if snap.engines
+               else Text("(no engine workers registered)"))
+    used = len(head) + 1 + (1 + len(snap.engines) if snap.engines else 1) + 1
+    shown = order_for_view(list(snap.procs), max(1, height - used - 1))
+    procs = process_table(shown, snap.engines, one_line=True) if shown else Text("(no processes)")
+    return Group(*head, Text(""), engines, Text(""), procs)
 
 
-def _styled(lines: list[str]) -> list[tuple[str, str]]:
-    """prompt_toolkit fragments: the summary and table headers stand out."""
-    out: list[tuple[str, str]] = []
-    for i, line in enumerate(lines):
-        header = line.lstrip().startswith(("TYPE ", "PID "))
-        style = "reverse" if i == 0 else "bold" if header else "fg:ansired" if line.startswith("!!") else ""
-        out.append((style, line + "\n"))
-    return out
+def render(snap: Snapshot, height: int = 50, width: int = 160) -> list[str]:
+    """The screen as plain lines, cut to ``height`` (the same layout top draws in colour)."""
+    return plain_text(screen(snap, height), width).splitlines()[:height]
 
 
 def run_top(fetch: Callable[[], Snapshot] = snapshot, refresh: float = REFRESH) -> None:
     """Show the live view until ``q`` (or Ctrl-C); blocks the caller meanwhile."""
     from prompt_toolkit.application import Application
+    from prompt_toolkit.formatted_text import ANSI
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.layout import Layout
     from prompt_toolkit.layout.containers import Window
     from prompt_toolkit.layout.controls import FormattedTextControl
 
-    state: dict[str, Any] = {"snap": Snapshot(), "at": 0.0}
+    state: dict[str, Any] = {"snap": Snapshot(), "at": 0.0, "drawn": None}
 
-    def text() -> list[tuple[str, str]]:
+    def text() -> ANSI:
         now = time.monotonic()
         if now - state["at"] >= refresh * 0.8:  # one read of the fleet per redraw, however often asked
             state["snap"], state["at"] = fetch(), now
-        try:
-            height = app.output.get_size().rows
-        except Exception:
-            height = 50
-        return _styled(render(state["snap"], height))
+        size = app.output.get_size()
+        key = (state["at"], size.rows, size.columns)
+        if state["drawn"] is None or state["drawn"][0] != key:  # a key press redraws what is already laid out
+            lines = ansi_text(screen(state["snap"], size.rows), size.columns).splitlines()
+            state["drawn"] = (key, ANSI("\n".join(lines[:size.rows])))
+        drawn: ANSI = state["drawn"][1]
+        return drawn
 
     keys = KeyBindings()
 

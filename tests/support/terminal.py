@@ -12,6 +12,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
+#: the tmux sockets this test process started (other test runs on the machine have their own)
+STARTED: list[str] = []
+
 
 class Terminal:
     """``with Terminal(cmd, env) as t: t.send("ps()"); t.wait_for(r"Running")``; the server dies on exit."""
@@ -19,6 +22,7 @@ class Terminal:
     def __init__(self, cmd: Sequence[str], env: Mapping[str, str], width: int = 200, height: int = 50,
                  cwd: str | None = None) -> None:
         self.socket = f"pstest-{uuid.uuid4().hex[:10]}"
+        STARTED.append(self.socket)
         self.env = dict(env)
         command = " ".join(_quote(c) for c in cmd)
         self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t", command, ";",
@@ -32,8 +36,13 @@ class Terminal:
         return p.stdout
 
     def screen(self, escapes: bool = False) -> str:
-        """Everything the pane has shown: its scrollback and the visible screen (with colour codes if asked)."""
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t", *(["-e"] if escapes else []))
+        """Everything the pane has shown: its scrollback and the visible screen (with colour codes if asked).
+
+        Lines lose their trailing blanks (``-J`` keeps them, and rich pads a table's last column),
+        so that a pattern can end a line with ``$`` whatever the column widths.
+        """
+        text = self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t", *(["-e"] if escapes else []))
+        return "\n".join(line.rstrip() for line in text.splitlines())
 
     def send(self, text: str, enter: bool = True) -> None:
         self.tmux("send-keys", "-t", "t", "-l", text)
@@ -71,9 +80,13 @@ class Terminal:
             time.sleep(0.1)
         raise AssertionError(f"the command did not exit within {timeout:g} s; the screen:\n{self.screen()}")
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Kill the tmux server and wait until its process has gone."""
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "kill-server"], capture_output=True,
                        env=self.env, timeout=10)
+        deadline = time.monotonic() + timeout
+        while tmux_servers([self.socket]) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def __enter__(self) -> Terminal:
         return self
@@ -87,7 +100,8 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def tmux_servers(prefix: str = "pstest-") -> list[str]:
-    """Our tmux servers still running (there should be none after a test)."""
+def tmux_servers(sockets: Sequence[str] = STARTED) -> list[str]:
+    """The tmux servers of ``sockets`` (by default every one this process started) still running."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.startswith("tmux") and f"-L {prefix}" in line]
+    return [line for line in out.splitlines()
+            if line.startswith("tmux") and any(f"-L {s} " in line for s in sockets)]

@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import sys
-import time
 from contextlib import ExitStack
 from typing import Any
 
@@ -100,7 +99,8 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
             outcome = run_process(app, async_=async_, **kwargs)
         else:
             if async_:
-                raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): the embedded stack ends with the command")
+                raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): "
+                                         "the embedded stack ends with the command")
             from pstack_tasks.worker.local import LocalStack
             with LocalStack(engine, slots or len(set(regions.values()) | {0})):
                 outcome = run_process(app, **kwargs)
@@ -115,10 +115,6 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
             click.echo(line)
 
 
-def _when(t: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
-
-
 @main.command(context_settings=CONTEXT)
 @click.option("-u", "--user", default=None, help="Only this user's processes (default: every user's).")
 @click.option("-m", "--mine", is_flag=True, help="Only my processes (PSTACK_USER, else the login name).")
@@ -127,7 +123,8 @@ def _when(t: float | None) -> str:
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
 def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
-    """List processes of every user, newest first, with their owner (USER)."""
+    """List processes of every user, newest first, with their owner (USER) and how they ended (REASON)."""
+    from pstack_tasks.fleet.process import engines as list_engines
     from pstack_tasks.fleet.process import ps as list_processes
     from pstack_tasks.fleet.users import current_user
     if mine and user:
@@ -136,13 +133,8 @@ def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> 
     if as_json:
         click.echo(json.dumps(procs))
         return
-    click.echo(f"{'PID':>6} {'STATE':8} {'USER':10} {'ENGINE':7} {'REGIONS':>7} {'DEVICES':>8} {'DELIVERED':>12} "
-               f"{'ELAPSED':>8} {'SUBMITTED':9} GRAPH / REASON")
-    for p in procs:
-        tail = p["graph_type"] + (f"  ({p['reason']})" if p["state"] in ("Failed", "Killed") else "")
-        click.echo(f"{p['pid']:>6} {p['state']:8} {(p['user'] or '-')[:10]:10} {p['engine']:7} "
-                   f"{len(p['regions']):>7} {p['devices']:>8} {p.get('delivered', 0):>12} {p['elapsed'] or 0:>8.1f} "
-                   f"{_when(p['submitted']):9} {tail}")
+    from pstack_tasks.ui.tables import echo, process_table
+    echo(process_table(procs, list_engines()))
 
 
 @main.command(context_settings=CONTEXT)
@@ -194,9 +186,8 @@ def engines(as_json: bool, debug: bool) -> None:
     if as_json:
         click.echo(json.dumps(fleet))
         return
-    from pstack_tasks.ui.tables import engine_table
-    for line in engine_table(fleet):
-        click.echo(line)
+    from pstack_tasks.ui.tables import echo, engine_table
+    echo(engine_table(fleet))
 
 
 @main.command(context_settings=CONTEXT)

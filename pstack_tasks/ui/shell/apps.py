@@ -8,18 +8,38 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from rich.console import Group
+from rich.text import Text
 
 from pstack_tasks.exceptions import ConfigurationError, ProcessError
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
+from pstack_tasks.ui.columns import Column, Row, field
 from pstack_tasks.ui.shell.display import Record, Table
-from pstack_tasks.ui.tables import format_columns
+from pstack_tasks.ui.tables import table
 
 #: names shown by devices() before it is cut short (the value keeps them all)
 MAX_NAMES = 20
+
+MESSAGE_COLUMNS = (Column("MESSAGE TYPE", field("id")), Column("BYTES", field("bytes"), "right"),
+                   Column("PAYLOAD", field("payload"), free=True))
+
+
+def _pins(name: str) -> Callable[[Row], str]:
+    return lambda t: ",".join(t[name]) or "-"
+
+
+DEVICE_TYPE_COLUMNS = (Column("DEVICE TYPE", field("id")), Column("DEVICES", field("devices"), "right"),
+                       Column("INPUTS", _pins("inputs")), Column("OUTPUTS", _pins("outputs")),
+                       Column("STATE", field("state"), free=True))
+CHECK_COLUMNS = (Column("CHECK", field("check")),
+                 Column("RESULT", lambda r: "pass" if r["passed"] else "FAIL",
+                        style=lambda r: "green" if r["passed"] else "bold red"),
+                 Column("DETAIL", field("detail", ""), free=True))
 
 
 def read(path: str | os.PathLike[str]) -> str:
@@ -74,27 +94,23 @@ def messages(xml: str | os.PathLike[str]) -> Table:
     """The message types of an application: id and payload fields (a list of dicts)."""
     gt = loader.load(xml).graph_type
     rows = [{"id": m.id, "payload": fields(m.payload), "bytes": m.payload.size} for m in gt.message_types]
-    return Table(rows, format_columns(("MESSAGE TYPE", "BYTES", "PAYLOAD"),
-                                      [[r["id"], r["bytes"], r["payload"]] for r in rows], right=(1,)))
+    return Table(rows, table(MESSAGE_COLUMNS, rows))
 
 
 def instance(xml: str | os.PathLike[str]) -> Record:
     """A summary of an application: graph type, instance, devices and edges, and its device types."""
     app = loader.load(xml)
     gt, inst = app.graph_type, app.instance
-    types = [{"id": d.id, "devices": inst.counts[i] if i < len(inst.counts) else 0,
+    types: list[dict[str, Any]] = [{"id": d.id, "devices": inst.counts[i] if i < len(inst.counts) else 0,
               "inputs": [p.name for p in d.input_pins], "outputs": [p.name for p in d.output_pins],
               "state": fields(d.state), "properties": fields(d.properties)} for i, d in enumerate(gt.device_types)]
     data = {"file": app.file, "graph_type": gt.id, "version": gt.version, "instance": inst.id,
             "devices": inst.device_count, "edges": inst.edge_count,
             "message_types": [m.id for m in gt.message_types], "device_types": types}
-    lines = [f"graph type {gt.id} (graph-schema v{gt.version}), instance {inst.id or '-'} from {app.file}",
-             f"{inst.device_count} devices, {inst.edge_count} edges, message types: "
-             + ", ".join(data["message_types"]), ""]
-    lines += format_columns(("DEVICE TYPE", "DEVICES", "INPUTS", "OUTPUTS", "STATE"),
-                            [[t["id"], t["devices"], ",".join(t["inputs"]) or "-", ",".join(t["outputs"]) or "-",
-                              t["state"]] for t in types], right=(1,))
-    return Record(data, lines)
+    head = (f"graph type {gt.id} (graph-schema v{gt.version}), instance {inst.id or '-'} from {app.file}\n"
+            f"{inst.device_count} devices, {inst.edge_count} edges, message types: "
+            + ", ".join(m.id for m in gt.message_types) + "\n")
+    return Record(data, Group(Text(head), table(DEVICE_TYPE_COLUMNS, types)))
 
 
 def _load_checks(py: Path) -> Any:
@@ -113,6 +129,16 @@ def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if not py.is_file():
         raise ConfigurationError(f"no checks file {py} (unit() pairs app.xml with app.py)")
     return py, p.with_suffix(".xml")
+
+
+def _check(name: str, fn: Callable[[dict[str, Any]], object], result: dict[str, Any]) -> dict[str, Any]:
+    """One check's row: it passes unless it raises or returns False."""
+    try:
+        ok = fn(result) is not False
+        detail = "" if ok else "returned False"
+    except Exception as e:  # a failing check is a result to report, not an error of unit()
+        ok, detail = False, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return {"check": name, "passed": ok, "detail": detail}
 
 
 def unit(py: str | os.PathLike[str], rmap: Mapping[str, int] | None = None, engine: str | None = None,
@@ -140,16 +166,8 @@ def unit(py: str | os.PathLike[str], rmap: Mapping[str, int] | None = None, engi
     except ProcessError as e:
         rows.append({"check": "run", "passed": False, "detail": str(e)})
     else:
+        assert isinstance(result, dict), "run() without async_ returns the result"
         rows.append({"check": "run", "passed": True, "detail": f"process {result.get('pid')}"})
-        for name, fn in checks.items():
-            try:
-                ok = fn(result) is not False
-                detail = "" if ok else "returned False"
-            except Exception as e:  # a failing check is a result to report, not an error of unit()
-                ok, detail = False, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            rows.append({"check": name, "passed": ok, "detail": detail})
+        rows += [_check(name, fn, result) for name, fn in checks.items()]
     passed = sum(r["passed"] for r in rows)
-    lines = format_columns(("CHECK", "RESULT", "DETAIL"),
-                           [[r["check"], "pass" if r["passed"] else "FAIL", r["detail"]] for r in rows])
-    lines.append(f"{xml.name}: {passed}/{len(rows)} passed")
-    return Table(rows, lines)
+    return Table(rows, Group(table(CHECK_COLUMNS, rows), Text(f"{xml.name}: {passed}/{len(rows)} passed")))

@@ -13,9 +13,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table as RichTable
+from rich.text import Text
+
 from pstack_tasks.fleet import process
+from pstack_tasks.ui.columns import Column, field
 from pstack_tasks.ui.shell.display import Table, result_record
-from pstack_tasks.ui.tables import engine_table, format_columns, process_table
+from pstack_tasks.ui.tables import echo, engine_table, process_table, table
 
 
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
@@ -55,7 +60,7 @@ def block(futures: Any, timeout: float | None = None, progress: bool = True) -> 
 
 
 def ps(user: str | None = None, mine: bool = False, limit: int = 50) -> Table:
-    """The newest processes as a table (pid, state, regions, user, share, elapsed, delivered, graph).
+    """The newest processes as a table (pid, state, user, engine, regions, delivered, graph, reason, ...).
 
     Every user's by default; ``user="ann"`` or ``mine=True`` for one user's. The value is a list
     of dicts, newest first: ps()[0]["pid"], [p for p in ps() if p["state"] == "Running"].
@@ -112,26 +117,27 @@ def short_signature(fn: Callable[..., Any], width: int = 36) -> str:
     return "(" + ", ".join([*kept, "..."]) + ")"
 
 
-def summary(fns: Mapping[str, Callable[..., Any]]) -> list[str]:
+HELP_COLUMNS = (Column("BUILT-IN", field("call")), Column("WHAT IT DOES", field("doc", ""), free=True))
+
+
+def summary(fns: Mapping[str, Callable[..., Any]]) -> RichTable:
     """A table of built-ins: name with (shortened) signature, and the first line of its docstring."""
     rows = []
     for name, fn in fns.items():
         doc = (inspect.getdoc(fn) or "").strip().splitlines()
-        rows.append([name + short_signature(fn), doc[0] if doc else ""])
-    return format_columns(("BUILT-IN", "WHAT IT DOES"), rows)
+        rows.append({"call": name + short_signature(fn), "doc": doc[0] if doc else ""})
+    return table(HELP_COLUMNS, rows)
 
 
-def make_help(fns: Mapping[str, Callable[..., Any]], write: Callable[[str], None] = print) -> Callable[..., None]:
+def make_help(fns: Mapping[str, Callable[..., Any]]) -> Callable[..., None]:
     """``help()`` lists the built-ins; ``help(x)`` is Python's own help."""
     def help(*args: Any, **kwargs: Any) -> None:
         """help() lists pcli's built-ins; help(x) is Python's help on x."""
         if args or kwargs:
             builtins.help(*args, **kwargs)
             return
-        for line in summary(fns):
-            write(line)
-        write("")
-        write("All of Python works too. help(run) shows one built-in in full; docs/pcli.md has examples.")
+        echo(Group(summary(fns), Text(""), Text("All of Python works too. help(run) shows one built-in in full; "
+                                                "docs/pcli.md has examples.")))
     return help
 
 

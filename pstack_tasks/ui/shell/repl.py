@@ -78,17 +78,18 @@ def banner(where: str, fleet: Sequence[Mapping[str, Any]]) -> list[str]:
 def _configure(color: bool) -> Callable[[Any], None]:
     """ptpython's settings for pcli (applied to its PythonRepl before the first prompt)."""
     def configure(repl: Any) -> None:
+        from prompt_toolkit.formatted_text import StyleAndTextTuples
         from prompt_toolkit.output import ColorDepth
         from ptpython.prompt_style import PromptStyle
 
         class PcliPrompt(PromptStyle):
-            def in_prompt(self) -> list[tuple[str, str]]:
+            def in_prompt(self) -> StyleAndTextTuples:
                 return [("class:prompt", "pcli> ")]
 
-            def in2_prompt(self, width: int) -> list[tuple[str, str]]:
+            def in2_prompt(self, width: int) -> StyleAndTextTuples:
                 return [("class:prompt.dots", "...> ".rjust(width))]
 
-            def out_prompt(self) -> list[tuple[str, str]]:
+            def out_prompt(self) -> StyleAndTextTuples:
                 return []
 
         repl.all_prompt_styles["pcli"] = PcliPrompt()
@@ -142,7 +143,7 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
 def _kill_active() -> None:
     """Kill the processes still active on an embedded stack that is about to stop."""
     from pstack_tasks.fleet.process import kill, ps
-    from pstack_tasks.ui.tables import ACTIVE
+    from pstack_tasks.ui.columns import ACTIVE
     for p in ps():
         if p["state"] in ACTIVE:
             logger.info("pcli: killing process %s, the embedded stack is stopping", p["pid"])
