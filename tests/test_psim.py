@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks import psim
-from pstack_tasks.native.runner import prepare
+from pstack_tasks.native.prepare import prepare
 from support.apps import token_ring
 from support.paths import KEY_PREFIX, PSTACK
 
@@ -130,7 +130,7 @@ def test_concurrent_builds_of_one_engine_are_safe(tmp_path: Path) -> None:
     app = tmp_path / "app.xml"
     app.write_text(token_ring(4, 3))
     env = {"PSTACK_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    code = f"from pstack_tasks.native.runner import prepare; print(prepare({str(app)!r}).engine)"
+    code = f"from pstack_tasks.native.prepare import prepare; print(prepare({str(app)!r}).engine)"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(4)]
     outs = [p.communicate(timeout=240)[0].strip() for p in procs]
@@ -170,7 +170,8 @@ SPINNER = """<?xml version="1.0"?>
         <State><Scalar name="spins" type="uint32_t"/><Scalar name="poked" type="uint32_t"/></State>
         <ReadyToSend><![CDATA[ *readyToSend = RTS_FLAG_self_out; ]]></ReadyToSend>
         <InputPin messageTypeId="__init__" name="__init__"><OnReceive><![CDATA[ ]]></OnReceive></InputPin>
-        <InputPin messageTypeId="tick" name="self_in"><OnReceive><![CDATA[ deviceState->spins++; ]]></OnReceive></InputPin>
+        <InputPin messageTypeId="tick" name="self_in"><OnReceive><![CDATA[ deviceState->spins++; ]]></OnReceive>
+        </InputPin>
         <InputPin messageTypeId="tick" name="poke"><OnReceive><![CDATA[
           deviceState->poked = 1; handler_exit(7); ]]></OnReceive></InputPin>
         <OutputPin messageTypeId="tick" name="self_out"><OnSend><![CDATA[ ]]></OnSend></OutputPin>
@@ -224,8 +225,9 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     import redis
 
     from pstack_tasks.exceptions import SimulationFailed
+    from pstack_tasks.native.options import RunOptions
+    from pstack_tasks.native.region_run import run_one_region
     from pstack_tasks.native.relay import pool
-    from pstack_tasks.native.runner import RunOptions, prepare, run_one_region
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(4, 5))  # no handler_exit: it can only end through the IDLE calls
     prep = prepare(app)

@@ -20,8 +20,9 @@ def child_preexec() -> None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    """SIGKILL the process group of a child started with :func:`child_preexec`, then reap it."""
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of a child started in a group of its own (:func:`child_preexec`,
+    or ``start_new_session``), then reap it."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

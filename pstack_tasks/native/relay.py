@@ -115,9 +115,10 @@ class Relay:
             self._skip = len(pre)
             # No preexec_fn (Python would fork the whole worker instead of vfork-ing): socat follows
             # its users instead, it exits when nobody holds the other end of its input any more.
+            # A session of its own is a process group of its own (kill_group), on Python 3.10 too.
             self.proc = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
                                          stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                                         process_group=0, env=child_env())
+                                         start_new_session=True, env=child_env())
         except BaseException:
             os.close(self.command_fd)
             os.close(self.reply_fd)
