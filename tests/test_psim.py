@@ -257,3 +257,22 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     assert all(isinstance(e, SimulationFailed) for e in outcome.values()), outcome
     assert any("WRONGTYPE" in str(e) or "termination script" in str(e) for e in outcome.values()), outcome
     assert took < 12
+
+
+def test_the_runtime_spells_the_engine_output_names_as_protocol_py_does() -> None:
+    """The C++ runtime still writes the protocol's output names itself (until the template renders
+    them from pstack_tasks.protocol): every one must appear there exactly as Python reads it."""
+    import re
+
+    from pstack_tasks import protocol
+    from pstack_tasks.native.codegen import RUNTIME_DIR, templates_dir
+    cpp = "".join(p.read_text() for p in sorted(RUNTIME_DIR.rglob("*.hpp")))
+    cpp += (templates_dir() / "engine.cpp.j2").read_text()
+    reasons = [v for k, v in vars(protocol.ExitReason).items() if k.isupper() and isinstance(v, str)]
+    strings = [*reasons, protocol.EXIT_SUCCESS_MARKER, protocol.EXIT_FAIL_MARKER,
+               protocol.ENGINE_ERROR_PREFIX, protocol.LOG_LINE_PREFIX]
+    assert [s for s in strings if f'"{s}' not in cpp] == []
+    metrics = [v for k, v in vars(protocol.Metric).items() if k.isupper()]
+    assert [m for m in metrics if f'\\"{m}\\"' not in cpp] == []
+    statuses = {name: int(value) for name, value in re.findall(r"PSTACK_STATUS_(\w+) = (\d+)", cpp)}
+    assert statuses == {k: v for k, v in vars(protocol.EngineStatus).items() if k.isupper()}

@@ -1,10 +1,9 @@
 """One engine process: its command line, starting it (alone, or as a region on a relay to
 Redis), waiting for it to end well, and reading its result.
 
-The command line is the engine protocol's (docs/engine-protocol.md).  Engines start without a
-pre-exec hook (Python would fork the whole, large worker instead of vfork-ing: ~7 ms of CPU per
-child) in a session, so a process group, of their own; they follow their parent themselves
-(``--parent-pid``).
+The command line is the engine protocol's (docs/engine-protocol.md).  Engines start in a
+process group of their own, without a pre-exec hook (:func:`~pstack_tasks.native.procs.start_in_own_group`),
+and follow their parent themselves (``--parent-pid``).
 """
 from __future__ import annotations
 
@@ -20,7 +19,8 @@ from pstack_tasks.exceptions import RegionStopped, SimulationFailed
 from pstack_tasks.native.meter import ProgressMeter, stop_check
 from pstack_tasks.native.options import LogSink, RunOptions
 from pstack_tasks.native.prepare import Prepared
-from pstack_tasks.native.relay import Relay, child_env
+from pstack_tasks.native.procs import start_in_own_group
+from pstack_tasks.native.relay import Relay
 from pstack_tasks.native.watch import Engine, wait_engines
 
 
@@ -70,10 +70,8 @@ def start_alone(prep: Prepared, inst: Path, opts: RunOptions, text_out: IO[str] 
     cmd = engine_command(prep.engine, inst, opts, json_out=text_out is None, app_file=prep.app.file)
     if meter:
         cmd += meter.args()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE if text_out is None else text_out,
-                            stderr=subprocess.PIPE, start_new_session=True,
-                            pass_fds=(meter.fd,) if meter else (), env=child_env())
+    proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE if text_out is None else text_out,
+                              subprocess.PIPE, (meter.fd,) if meter else ())
     return Engine(proc, opts.log_sink())
 
 
@@ -83,9 +81,8 @@ def start_region(prep: Prepared, inst: Path, opts: RunOptions, relay: Relay, spl
     replies on its stdin)."""
     cmd = engine_command(prep.engine, inst, opts, True, split, relay.take_skip(), prep.app.file)
     cmd += ["--command-fd", str(relay.command_fd), *(meter.args() if meter else [])]
-    proc = subprocess.Popen(cmd, stdin=relay.reply_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            pass_fds=(relay.command_fd, meter.fd) if meter else (relay.command_fd,),
-                            start_new_session=True, env=child_env())
+    proc = start_in_own_group(cmd, relay.reply_fd, subprocess.PIPE, subprocess.PIPE,
+                              (relay.command_fd, meter.fd) if meter else (relay.command_fd,))
     return Engine(proc, sink, split.region)
 
 
