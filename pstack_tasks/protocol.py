@@ -44,6 +44,12 @@ class QueueKeys:
         return [self.queue(r) for r in regions] + [self.active, self.idle, self.calls]
 
 
+#: the counter a local run (``psim --rmap``) takes its pid from when it is given none, under the
+#: run's prefix: the fleet's ``Keys.next_pid`` under its default ``PSTACK_KEY_PREFIX``, so local
+#: runs and the fleet's processes never share queue names
+PID_COUNTER: Final = "pstack:next_pid"
+
+
 # ---- what engines say: item kinds, exit reasons, markers, output lines, statuses, metrics --------
 # Defined here once; the C++ runtime still spells them itself (engines/psim/runtime/*.hpp), until
 # the template renders them from these names.

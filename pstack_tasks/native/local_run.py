@@ -26,7 +26,7 @@ from pstack_tasks.native.relay import RedisTarget, Relay
 from pstack_tasks.native.results import merge_results
 from pstack_tasks.native.run_files import RunDir, write_instance_file
 from pstack_tasks.native.watch import Engine, wait_engines
-from pstack_tasks.protocol import QueueKeys
+from pstack_tasks.protocol import PID_COUNTER, QueueKeys
 
 
 def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def _own_keys(target: RedisTarget, opts: RunOptions, regions: list[int], stack: 
     client = target.client()
     stack.callback(client.close)
     try:
-        pid = opts.pid if opts.pid is not None else int(client.incr(f"{opts.prefix}pstack:next_pid"))
+        pid = opts.pid if opts.pid is not None else int(client.incr(opts.prefix + PID_COUNTER))
     except Exception as e:  # redis.ConnectionError and friends, named for the user
         raise RedisUnavailable(f"cannot reach Redis at {mask_url(target.url)}: {e}") from None
     keys = QueueKeys(opts.prefix, pid)
