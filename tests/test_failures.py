@@ -150,9 +150,11 @@ def test_max_steps_is_exact(tmp_path: Path) -> None:
 
 
 def test_assert_survives_an_include_of_assert_h(tmp_path: Path) -> None:
-    app = variant("basic-01.xml", "<![CDATA[\n            ]]>", "<![CDATA[\n#include <assert.h>\n            ]]>", tmp_path)
-    app.write_text(app.read_text().replace("deviceState->counter++;\n                        handler_log(1, \"Received",
-                   "deviceState->counter++; assert(deviceState->counter < 3);\n                        handler_log(1, \"Received", 1))
+    blank, include = "<![CDATA[\n            ]]>", "<![CDATA[\n#include <assert.h>\n            ]]>"
+    app = variant("basic-01.xml", blank, include, tmp_path)
+    log = "\n                        handler_log(1, \"Received"
+    checked = "deviceState->counter++; assert(deviceState->counter < 3);"
+    app.write_text(app.read_text().replace("deviceState->counter++;" + log, checked + log, 1))
     with pytest.raises(SimulationFailed, match=r"assertion failed in device 'device1'.*: deviceState->counter < 3"):
         psim(app, options={"quiet": True})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks import psim
-from pstack_tasks.native.runner import prepare
+from pstack_tasks.native.prepare import prepare
 from support.apps import token_ring
 from support.paths import KEY_PREFIX, PSTACK
 
@@ -130,7 +130,7 @@ def test_concurrent_builds_of_one_engine_are_safe(tmp_path: Path) -> None:
     app = tmp_path / "app.xml"
     app.write_text(token_ring(4, 3))
     env = {"PSTACK_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    code = f"from pstack_tasks.native.runner import prepare; print(prepare({str(app)!r}).engine)"
+    code = f"from pstack_tasks.native.prepare import prepare; print(prepare({str(app)!r}).engine)"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(4)]
     outs = [p.communicate(timeout=240)[0].strip() for p in procs]
@@ -170,7 +170,8 @@ SPINNER = """<?xml version="1.0"?>
         <State><Scalar name="spins" type="uint32_t"/><Scalar name="poked" type="uint32_t"/></State>
         <ReadyToSend><![CDATA[ *readyToSend = RTS_FLAG_self_out; ]]></ReadyToSend>
         <InputPin messageTypeId="__init__" name="__init__"><OnReceive><![CDATA[ ]]></OnReceive></InputPin>
-        <InputPin messageTypeId="tick" name="self_in"><OnReceive><![CDATA[ deviceState->spins++; ]]></OnReceive></InputPin>
+        <InputPin messageTypeId="tick" name="self_in"><OnReceive><![CDATA[ deviceState->spins++; ]]></OnReceive>
+        </InputPin>
         <InputPin messageTypeId="tick" name="poke"><OnReceive><![CDATA[
           deviceState->poked = 1; handler_exit(7); ]]></OnReceive></InputPin>
         <OutputPin messageTypeId="tick" name="self_out"><OnSend><![CDATA[ ]]></OnSend></OutputPin>
@@ -224,8 +225,9 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     import redis
 
     from pstack_tasks.exceptions import SimulationFailed
+    from pstack_tasks.native.options import RunOptions
+    from pstack_tasks.native.region_run import run_one_region
     from pstack_tasks.native.relay import pool
-    from pstack_tasks.native.runner import RunOptions, prepare, run_one_region
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(4, 5))  # no handler_exit: it can only end through the IDLE calls
     prep = prepare(app)
@@ -255,3 +257,22 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     assert all(isinstance(e, SimulationFailed) for e in outcome.values()), outcome
     assert any("WRONGTYPE" in str(e) or "termination script" in str(e) for e in outcome.values()), outcome
     assert took < 12
+
+
+def test_the_runtime_spells_the_engine_output_names_as_protocol_py_does() -> None:
+    """The C++ runtime still writes the protocol's output names itself (until the template renders
+    them from pstack_tasks.protocol): every one must appear there exactly as Python reads it."""
+    import re
+
+    from pstack_tasks import protocol
+    from pstack_tasks.native.codegen import RUNTIME_DIR, templates_dir
+    cpp = "".join(p.read_text() for p in sorted(RUNTIME_DIR.rglob("*.hpp")))
+    cpp += (templates_dir() / "engine.cpp.j2").read_text()
+    reasons = [v for k, v in vars(protocol.ExitReason).items() if k.isupper() and isinstance(v, str)]
+    strings = [*reasons, protocol.EXIT_SUCCESS_MARKER, protocol.EXIT_FAIL_MARKER,
+               protocol.ENGINE_ERROR_PREFIX, protocol.LOG_LINE_PREFIX]
+    assert [s for s in strings if f'"{s}' not in cpp] == []
+    metrics = [v for k, v in vars(protocol.Metric).items() if k.isupper()]
+    assert [m for m in metrics if f'\\"{m}\\"' not in cpp] == []
+    statuses = {name: int(value) for name, value in re.findall(r"PSTACK_STATUS_(\w+) = (\d+)", cpp)}
+    assert statuses == {k: v for k, v in vars(protocol.EngineStatus).items() if k.isupper()}

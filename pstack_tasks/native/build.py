@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 # -static: a static engine starts in about a third of the time (no dynamic linking of libstdc++),
 # which matters when small processes start by the hundred.
 CXXFLAGS = ["-O2", "-std=gnu++17", "-fno-strict-aliasing", "-w", "-static"]
-DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<kind>fatal error|error): (?P<msg>.*)$")
+DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? "
+                        r"(?P<kind>fatal error|error): (?P<msg>.*)$")
 
 
 def cache_dir() -> Path:

@@ -31,19 +31,9 @@ from urllib.parse import unquote, urlparse
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError, RedisUnavailable
-from pstack_tasks.native.procs import kill_group
+from pstack_tasks.native.procs import kill_group, start_in_own_group
 
 logger = logging.getLogger(__name__)
-
-#: never handed to engines or socat: handler code is the user's native code and could read them
-SECRET_VARIABLES = ("PSTACK_REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDISCLI_AUTH",
-                    "FLOWER_BASIC_AUTH")
-
-
-def child_env() -> dict[str, str]:
-    """The environment engines and relays run with: ours, less the Redis credentials."""
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-
 
 @dataclass
 class RedisTarget:
@@ -113,11 +103,9 @@ class Relay:
             if pre:
                 os.write(self.command_fd, b"".join(resp(c) for c in pre))
             self._skip = len(pre)
-            # No preexec_fn (Python would fork the whole worker instead of vfork-ing): socat follows
-            # its users instead, it exits when nobody holds the other end of its input any more.
-            self.proc = subprocess.Popen([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
-                                         stdin=to_redis_r, stdout=from_redis_w, stderr=subprocess.DEVNULL,
-                                         process_group=0, env=child_env())
+            # socat follows its users: it exits when nobody holds the other end of its input any more.
+            self.proc = start_in_own_group([socat, "-b", "262144", "-", f"TCP:{target.host}:{target.port},nodelay"],
+                                           to_redis_r, from_redis_w, subprocess.DEVNULL)
         except BaseException:
             os.close(self.command_fd)
             os.close(self.reply_fd)

@@ -1,11 +1,14 @@
-"""Merging per-region results into one process result (pstack's shape, plus per-region metrics)."""
+"""Merging per-region results into one process result (pstack's shape, plus per-region metrics),
+and pstack's text rendering of a result."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-SUMMED = ("Delivered messages", "Sent messages", "Cancelled sends", "Remote messages sent",
-          "Remote messages received")
+from pstack_tasks.protocol import ExitReason, Metric
+
+#: metrics a process reports as the sum over its regions
+SUMMED = (Metric.DELIVERED, Metric.SENT, Metric.CANCELLED, Metric.REMOTE_SENT, Metric.REMOTE_RECEIVED)
 
 
 def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
@@ -25,20 +28,25 @@ def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         per_region[str(region)] = dict(m)
         for k in SUMMED:
             metrics[k] += int(m.get(k, 0))
-        if origin is None and m.get("Exit reason") not in ("remote stop", "quiescence"):
+        if origin is None and m.get(Metric.EXIT_REASON) not in ExitReason.FOLLOWED:
             origin = m
     first = parts[min(parts)]["metrics"] if parts else {}
     chosen = origin or first
-    metrics["Exit code"] = chosen.get("Exit code", 0)
-    metrics["Exit reason"] = chosen.get("Exit reason", "quiescence")
+    metrics[Metric.EXIT_CODE] = chosen.get(Metric.EXIT_CODE, 0)
+    metrics[Metric.EXIT_REASON] = chosen.get(Metric.EXIT_REASON, ExitReason.QUIESCENCE)
     # every region takes part in every OnHardwareIdle round, so the count is the same everywhere
-    metrics["Hardware idle rounds"] = max((int(p["metrics"].get("Hardware idle rounds", 0)) for p in parts.values()),
-                                          default=0)
-    metrics["Run seconds"] = max((float(p["metrics"].get("Run seconds", 0.0)) for p in parts.values()), default=0.0)
+    metrics[Metric.IDLE_ROUNDS] = _most(parts, Metric.IDLE_ROUNDS, int)
+    metrics[Metric.RUN_SECONDS] = _most(parts, Metric.RUN_SECONDS, float)
     return {"states": states, "metrics": metrics, "regions": per_region}
 
 
+def _most(parts: Mapping[int, Mapping[str, Any]], name: str, kind: type[int] | type[float]) -> int | float:
+    """The largest value of one metric over the regions (0 when none reports it)."""
+    return max((kind(p["metrics"].get(name, 0)) for p in parts.values()), default=kind(0))
+
+
 def format_value(v: Any) -> str:
+    """A state member as pstack prints it: ``{a = 1, b = [2, 3]}``."""
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k} = {format_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, list):
@@ -49,7 +57,7 @@ def format_value(v: Any) -> str:
 def format_text(result: Mapping[str, Any]) -> Iterable[str]:
     """pstack's human output: ``Metric [...]: n`` then ``State [dev]: a = 1, b = 2`` lines."""
     metrics = result.get("metrics", {})
-    yield f"Metric [Delivered messages]: {metrics.get('Delivered messages', 0)}"
-    yield f"Metric [Exit code]: {metrics.get('Exit code', 0)}"
+    yield f"Metric [{Metric.DELIVERED}]: {metrics.get(Metric.DELIVERED, 0)}"
+    yield f"Metric [{Metric.EXIT_CODE}]: {metrics.get(Metric.EXIT_CODE, 0)}"
     for name, state in result.get("states", {}).items():
         yield f"State [{name}]: " + ", ".join(f"{k} = {format_value(v)}" for k, v in state.items())

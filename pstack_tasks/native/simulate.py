@@ -5,7 +5,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pstack_tasks.native.runner import RunOptions, prepare, run_one_region, run_regions, run_single
+from pstack_tasks.native.local_run import run_regions
+from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.prepare import prepare
+from pstack_tasks.native.region_run import run_one_region, run_single
 
 
 def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
@@ -17,7 +20,7 @@ def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | 
         rmap: region map ``{device: region}``; with more than one region every region runs
             here, each in its own engine, exchanging messages through Redis
             (``PSTACK_REDIS_URL``, or a private redis-server started for the run).
-        options: see :class:`pstack_tasks.native.runner.RunOptions` (``level``, ``quiet``,
+        options: see :class:`pstack_tasks.native.options.RunOptions` (``level``, ``quiet``,
             ``states``, ``full_state``, ``max_steps``, ``time_limit``, ``pid``, ``prefix``, ...).
 
     Raises:
@@ -34,7 +37,8 @@ def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | 
     return run_single(prep, opts)
 
 
-def run_engine(xml: str, rmap: Mapping[str, int] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_engine(xml: str, rmap: Mapping[str, int] | None = None,
+               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """pstack's engine entry point (seed 002): ``run_engine(xml, rmap={}, options={})``.
 
     With ``options["region"]`` (and ``pid``), only that region runs, against

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from pstack_tasks.exceptions import RegionStopped
+from pstack_tasks.protocol import ENGINE_ERROR_PREFIX, LOG_LINE_PREFIX
 
-ERROR_PREFIX = "pstack-engine: error: "
 CHECK_INTERVAL = 0.1
 
 
@@ -30,8 +30,7 @@ class Engine:
         region: the region it runs, for messages about several at once.
     """
 
-    def __init__(self, proc: subprocess.Popen, sink: Callable[[str], None] | None,  # type: ignore[type-arg]
-                 region: int = 0) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], sink: Callable[[str], None] | None, region: int = 0) -> None:
         self.proc = proc
         self.sink = sink
         self.region = region
@@ -73,9 +72,9 @@ class Engine:
 
     def _line(self, raw: bytes) -> None:
         line = raw.decode(errors="replace").rstrip("\r")
-        if line.startswith(ERROR_PREFIX):
-            self.errors.append(line[len(ERROR_PREFIX):])
-        elif line.startswith("Log ["):
+        if line.startswith(ENGINE_ERROR_PREFIX):
+            self.errors.append(line[len(ENGINE_ERROR_PREFIX):])
+        elif line.startswith(LOG_LINE_PREFIX):
             if self.sink:
                 self.sink(line)
         elif line:

@@ -6,8 +6,11 @@ import sys
 
 import click
 
+from pstack_tasks.native.local_run import run_regions
+from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.prepare import prepare
+from pstack_tasks.native.region_run import print_single, run_single
 from pstack_tasks.native.results import format_text
-from pstack_tasks.native.runner import RunOptions, prepare, print_single, run_regions, run_single
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 

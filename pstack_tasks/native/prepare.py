@@ -1,0 +1,46 @@
+"""Preparing an application to run: parse it, render its engine, build (or find) the binary.
+
+Preparing is the expensive part of a small run, so a worker keeps what it prepared for the
+next run of the same application (by content hash), when the application is small enough.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstack_tasks.graph import loader
+from pstack_tasks.memo import BoundedCache
+from pstack_tasks.native import build, codegen
+
+
+@dataclass
+class Prepared:
+    """An application parsed and its engine built: ready to run any number of times."""
+
+    app: loader.Application
+    source: codegen.EngineSource
+    engine: Path
+
+
+#: applications kept parsed, with their engines, per process (small ones: Application.worth_keeping)
+_prepared: BoundedCache[str, Prepared] = BoundedCache(8)
+
+
+def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = None) -> Prepared:
+    """Parse the application and build (or find) its engine.
+
+    With ``app_id`` (a content hash the caller vouches for), the result is kept for the next
+    run of the same application in this process: a worker running many small processes of
+    one application parses and renders it once, not once per region.
+    """
+    if app_id is not None:
+        hit = _prepared.get(app_id)
+        if hit is not None and hit.engine.is_file():
+            return hit
+    app = loader.load(xml_or_path)
+    source = codegen.render(app.graph_type)
+    prep = Prepared(app, source, build.build_engine(source))
+    if app_id is not None and app.worth_keeping():
+        _prepared.put(app_id, prep)
+    return prep

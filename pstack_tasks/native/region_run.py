@@ -1,0 +1,78 @@
+"""Run one engine to its end: the whole graph alone, or one region of a split whose peers are
+run by someone else (a worker's part of a process).
+
+The region's relay to Redis comes from this process's pool, and goes back to it if the engine
+ended cleanly (:mod:`pstack_tasks.native.relay`).  Nothing started here outlives the call.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+from typing import IO, Any
+
+from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.graph import loader
+from pstack_tasks.native.engine_process import Split, read_result, start_alone, start_region, wait_one
+from pstack_tasks.native.meter import open_meter
+from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.prepare import Prepared
+from pstack_tasks.native.procs import kill_group
+from pstack_tasks.native.relay import RedisTarget, pool
+from pstack_tasks.native.run_files import instance_file
+
+
+def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
+    """Run the whole graph in one engine and return its result."""
+    result = _run_single(prep, opts, None)
+    assert result is not None  # JSON mode always yields a result or raises
+    return result
+
+
+def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
+    """Run the whole graph in one engine, streaming pstack's text output straight to ``out``."""
+    _run_single(prep, opts, out)
+
+
+def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> dict[str, Any] | None:
+    regions_arr, _ = loader.region_array(prep.app.instance, None)
+    with ExitStack() as stack:
+        inst = instance_file(prep, regions_arr, opts, stack)
+        meter = open_meter(opts, stack)
+        engine = start_alone(prep, inst, opts, text_out, meter)
+        stack.callback(kill_group, engine.proc)
+        wait_one(engine, opts, meter)
+        if text_out is not None:
+            return None
+        return read_result(engine, "the engine")
+
+
+def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
+    """Run only region ``opts.region`` of a split; its peers are run by someone else (a worker).
+
+    The caller owns the Redis keys of the process (``<pid>.active`` set to the number of regions
+    before any region starts); this is the engine protocol's ``run_engine`` for one region.
+    """
+    regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
+    region = opts.region
+    if region is None or region not in regions:
+        raise ConfigurationError(f"region {region} has no devices (regions in use: {regions})")
+    if len(regions) == 1:
+        return run_single(prep, opts)
+    if opts.pid is None:
+        raise ConfigurationError("running one region of a split needs options['pid']")
+    url = opts.redis()
+    if not url:
+        raise ConfigurationError("running one region of a split needs PSTACK_REDIS_URL or options['redis_url']")
+    target = RedisTarget.parse(url)
+    with ExitStack() as stack:
+        inst = instance_file(prep, regions_arr, opts, stack)
+        meter = open_meter(opts, stack)
+        relay = pool.acquire(target)
+        clean = False
+        stack.callback(lambda: pool.release(relay, clean))
+        split = Split(region, regions, opts.pid)
+        engine = start_region(prep, inst, opts, relay, split, opts.log_sink(), meter)
+        stack.callback(kill_group, engine.proc)
+        wait_one(engine, opts, meter)
+        clean = True
+        return read_result(engine, f"region {region}")

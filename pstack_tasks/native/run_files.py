@@ -1,0 +1,64 @@
+"""Where a run's files go: its work directory, and the instance file its engines load.
+
+The instance file of a split is cached beside the application when the run has an ``app_id``
+(a worker runs the same small split again and again); otherwise it is written for the run, in
+``tmpdir`` (kept) or a temporary directory (removed with the run).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import threading
+from array import array
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstack_tasks.graph import loader
+from pstack_tasks.native import build
+from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.prepare import Prepared
+
+
+@dataclass
+class RunDir:
+    """The directory a run writes to; ``keep`` when the user named it (``tmpdir``)."""
+
+    path: Path
+    keep: bool
+
+    @classmethod
+    def make(cls, opts: RunOptions, stack: ExitStack) -> RunDir:
+        """``opts.tmpdir`` (made if missing), else a temporary directory removed when ``stack`` closes."""
+        if opts.tmpdir:
+            p = Path(opts.tmpdir)
+            p.mkdir(parents=True, exist_ok=True)
+            return cls(p, True)
+        d = tempfile.mkdtemp(prefix="pstack-run-")
+        stack.callback(shutil.rmtree, d, True)
+        return cls(Path(d), False)
+
+
+def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: ExitStack) -> Path:
+    """The binary instance file for this split: cached beside the application when it has an
+    ``app_id`` (a worker runs the same small split again and again), else written for this run."""
+    if opts.app_id and not opts.tmpdir:
+        split = hashlib.sha256(regions.tobytes()).hexdigest()[:24]
+        path = build.app_dir(opts.app_id) / f"{prep.source.type_hash[:16]}-{split}.inst"
+        if not path.is_file():
+            buf = io.BytesIO()
+            loader.write_instance(prep.app, buf, regions, prep.source.type_hash)
+            build.write_atomically(path, buf.getvalue())
+        return path
+    return write_instance_file(prep, regions, RunDir.make(opts, stack).path)
+
+
+def write_instance_file(prep: Prepared, regions: array[int], where: Path) -> Path:
+    """Write the instance file into ``where`` under a name no other thread or process uses."""
+    path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
+    with open(path, "wb") as f:
+        loader.write_instance(prep.app, f, regions, prep.source.type_hash)
+    return path
