@@ -39,6 +39,8 @@ struct PstackOutBuf {
 enum PstackPending : uint8_t { P_INT, P_LPOP, P_BLMPOP, P_SCRIPT, P_SEQ };
 static const uint32_t PSTACK_MAX_PENDING = 1u << 16;  // a power of two: the ring is indexed by mask
 
+// Every member has an initializer, so that the instance is initialized at compile time (no
+// constructor runs at start-up); the big buffers are allocated when a run needs them.
 struct PstackEngineState {
     // ---- the run (pstack_core.hpp): what handlers, logs and crash reports see
     int log_level = 1;                   // handler_log prints when level <= this
@@ -84,7 +86,7 @@ struct PstackEngineState {
     uint32_t* rq = nullptr;              // ready queue: a ring of device indices
     uint32_t rq_mask = 0, rq_head = 0, rq_tail = 0;
     uint64_t delivered = 0, sent = 0, cancelled = 0, steps = 0, remote_sent = 0, remote_received = 0;
-    char msgbuf[PSTACK_MAX_MSG_SIZE + 8]; // the message being sent or delivered now
+    char msgbuf[PSTACK_MAX_MSG_SIZE + 8] = {};  // the message being sent or delivered now
     uint64_t idle_rounds = 0;            // OnHardwareIdle rounds run (metric)
     int idle_consecutive = 0;            // single region: rounds in a row that woke nothing
     bool idle_woke = false;              // split: a round woke a local device; told to Redis at the next IDLE
@@ -101,7 +103,7 @@ struct PstackEngineState {
     int out_fd = 3;                      // commands go here (--command-fd); replies come on stdin
     PstackOutBuf wire;                   // bytes not yet written to out_fd
     PstackOutBuf* items = nullptr;       // per region position: pending items (as RESP bulks)
-    PstackPending pending[PSTACK_MAX_PENDING];
+    PstackPending* pending = nullptr;    // a ring of PSTACK_MAX_PENDING, for split runs only
     uint32_t pend_head = 0, pend_tail = 0;
     bool lpop_outstanding = false;
     char* rbuf = nullptr;                // replies read but not yet parsed: rbuf[rpos, rlen)

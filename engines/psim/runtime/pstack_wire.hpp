@@ -231,6 +231,7 @@ static void open_wire(int skip_replies) {
     snprintf(pstack.my_queue, sizeof pstack.my_queue, "%s%ld.%d", pstack.prefix, pstack.pid, pstack.region);
     snprintf(pstack.active_key, sizeof pstack.active_key, "%s%ld.active", pstack.prefix, pstack.pid);
     pstack.items = new PstackOutBuf[pstack.nregions];
+    pstack.pending = (PstackPending*)xmalloc(sizeof(PstackPending) * PSTACK_MAX_PENDING);
     pstack.rbuf = (char*)xmalloc(pstack.rcap);
     struct stat st;
     if (fstat(pstack.out_fd, &st) != 0)
