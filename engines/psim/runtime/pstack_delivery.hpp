@@ -3,8 +3,8 @@
 // A message is delivered at once to every local destination (receive handlers never send, so
 // there is no recursion and no message queue); the destination joins the ready queue, the FIFO
 // of devices whose ready-to-send may have changed.  To other regions a message goes as one text
-// item per region (docs/engine-protocol.md, "items"), and items that come in are handled here.
-// No heap allocation happens per message.
+// item per region (docs/engine-protocol.md, "Items and queues"); items that come in are handled
+// here.  No heap allocation happens per message.
 #ifndef PSTACK_DELIVERY_HPP
 #define PSTACK_DELIVERY_HPP
 

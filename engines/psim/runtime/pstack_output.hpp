@@ -2,7 +2,7 @@
 //
 // Live progress counters in a shared mapping (--progress-fd), and at the end the metrics and
 // final states on stdout: JSON with --json, else pstack's "Metric [...]: " / "State [...]: " lines
-// (docs/engine-protocol.md, "output").  pstack_tasks parses both: keep the text as it is.
+// (docs/engine-protocol.md, "What runs").  pstack_tasks parses both: keep the text as it is.
 #ifndef PSTACK_OUTPUT_HPP
 #define PSTACK_OUTPUT_HPP
 
