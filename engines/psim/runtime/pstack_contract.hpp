@@ -17,8 +17,7 @@
 // ---- the graph type's constants, as macros: they size arrays and switch code off at compile time
 #if !defined(PSTACK_TYPE_HASH) || !defined(PSTACK_NTYPES) || !defined(PSTACK_NINPUTS_TOTAL) \
     || !defined(PSTACK_GRAPH_PROPS_SIZE) || !defined(PSTACK_MAX_MSG_SIZE) || !defined(PSTACK_MAX_ITEM_CHARS) \
-    || !defined(PSTACK_MUTABLE_RECEIVE) || !defined(PSTACK_HAS_INDEXED) || !defined(PSTACK_HAS_HW_IDLE) \
-    || !defined(PSTACK_IDLE_EXIT_CODE)
+    || !defined(PSTACK_HAS_INDEXED) || !defined(PSTACK_HAS_HW_IDLE) || !defined(PSTACK_IDLE_EXIT_CODE)
 #error "the generated engine defines the graph type's PSTACK_* constants before including pstack_contract.hpp"
 #endif
 // PSTACK_TYPE_HASH       the graph type's hash; an instance file names the type it was made for
