@@ -1,9 +1,9 @@
-// pstack-celery engine runtime, part 1: what handler code sees.
+// pstack-celery engine runtime: what handler code sees.
 //
-// Included at the top of every generated engine, before the typed structs and
-// the application's shared code: handler_log / handler_exit / assert are global
-// so pstack's v2 shared code may call them, and logging costs one compare when
-// its level is above the run's.
+// Included (through pstack_contract.hpp) before the typed structs and the application's shared
+// code: handler_log / handler_exit / assert are global so pstack's v2 shared code may call them,
+// and logging costs one compare when its level is above the run's.  Also the runtime's own
+// fatal errors and the exact text of numbers on the wire, which the generated pack/unpack use.
 #ifndef PSTACK_CORE_HPP
 #define PSTACK_CORE_HPP
 
@@ -17,27 +17,25 @@
 #include <cstddef>
 #include <unistd.h>
 
-// ---- run state shared by the runtime and handlers -----------------------------------------------
-static int pstack_log_level = 1;          // handler_log prints when level <= this
-static int pstack_stop = 0;               // set by handler_exit and by remote shutdown
-static int pstack_exit_code = 0;
-static const char* pstack_exit_reason = "quiescence";
-static uint32_t pstack_cur_dev = 0;       // device whose handler runs now (for logs and crash reports)
-static const char* pstack_cur_handler = "startup";
-static const char* const* pstack_dev_names = nullptr;
-static FILE* pstack_log_stream = nullptr;
-static const char* pstack_app_file = nullptr;  // the application's path, for assertion messages
+#include "pstack_state.hpp"
 
 static inline const char* pstack_device_name(uint32_t d) {
-    return pstack_dev_names ? pstack_dev_names[d] : "?";
+    return pstack.dev_names ? pstack.dev_names[d] : "?";
 }
 
 static inline void handler_exit(int code) {
-    if (!pstack_stop) {
-        pstack_stop = 1;
-        pstack_exit_code = code;
-        pstack_exit_reason = "handler_exit";
+    if (!pstack.stop) {
+        pstack.stop = 1;
+        pstack.exit_code = code;
+        pstack.exit_reason = "handler_exit";
     }
+}
+
+// The runtime's own stops (limits, remote orders, quiescence in a split) replace any earlier reason.
+static inline void stop_run(int code, const char* reason) {
+    pstack.stop = 1;
+    pstack.exit_code = code;
+    pstack.exit_reason = reason;
 }
 
 // graph_schema's simulators treat these two format strings as application exit (graph-schema.md s6).
@@ -48,9 +46,9 @@ __attribute__((format(printf, 2, 3), noinline, cold))
 static void pstack_log_impl(int level, const char* fmt, ...) {
     if (strcmp(fmt, PSTACK_EXIT_SUCCESS_FMT) == 0) { handler_exit(0); return; }
     if (strcmp(fmt, PSTACK_EXIT_FAIL_FMT) == 0) { handler_exit(1); return; }
-    if (level > pstack_log_level) return;
-    FILE* f = pstack_log_stream ? pstack_log_stream : stdout;
-    fprintf(f, "Log [device %s, level %d]: ", pstack_device_name(pstack_cur_dev), level);
+    if (level > pstack.log_level) return;
+    FILE* f = pstack.log_stream ? pstack.log_stream : stdout;
+    fprintf(f, "Log [device %s, level %d]: ", pstack_device_name(pstack.cur_dev), level);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
@@ -62,7 +60,7 @@ static void pstack_log_impl(int level, const char* fmt, ...) {
 // call is skipped when the level is off; exit-marker strings are logged at level 0 and always seen.
 template <typename... Args>
 static inline void handler_log(int level, const char* fmt, Args... args) {
-    if (__builtin_expect(level <= pstack_log_level || level <= 0, 0)) pstack_log_impl(level, fmt, args...);
+    if (__builtin_expect(level <= pstack.log_level || level <= 0, 0)) pstack_log_impl(level, fmt, args...);
 }
 
 // ---- fatal errors, crash and assertion reports --------------------------------------------------
@@ -87,7 +85,7 @@ static void pstack_fatal(int status, const char* fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fflush(stdout);
-    fflush(pstack_log_stream);
+    fflush(pstack.log_stream);
     pstack_write_str(2, "pstack-engine: error: ");
     pstack_write_str(2, buf);
     pstack_write_str(2, "\n");
@@ -97,7 +95,7 @@ static void pstack_fatal(int status, const char* fmt, ...) {
 __attribute__((noreturn, cold))
 static void pstack_assert_fail(const char* expr, const char* file, int line) {
     pstack_fatal(PSTACK_STATUS_HANDLER, "assertion failed in device '%s', handler %s (%s:%d): %s",
-                 pstack_device_name(pstack_cur_dev), pstack_cur_handler, pstack_app_file ? pstack_app_file : file,
+                 pstack_device_name(pstack.cur_dev), pstack.cur_handler, pstack.app_file ? pstack.app_file : file,
                  line, expr);
 }
 

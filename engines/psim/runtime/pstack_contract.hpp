@@ -1,0 +1,75 @@
+// pstack-celery engine runtime: the contract between the runtime and the generated engine.
+//
+// An engine is one C++ file rendered from templates/engine.cpp.j2 for one graph type, compiled
+// with the runtime as a single translation unit (so the dispatch functions inline into the event
+// loop).  The file is laid out as:
+//   1. the graph type's constants: the PSTACK_* macros checked below;
+//   2. #include "pstack_contract.hpp": this header, which brings the handler API
+//      (pstack_core.hpp) and the engine state (pstack_state.hpp);
+//   3. the typed structs, the application's shared code and its handlers;
+//   4. the tables and dispatch functions declared below;
+//   5. #include "pstack_engine.hpp": the runtime (loader, event loop, Redis wire, output, main).
+// The declarations here are checked by the compiler: a template that leaves one out, or gives it
+// another type, fails to build instead of misbehaving.
+#ifndef PSTACK_CONTRACT_HPP
+#define PSTACK_CONTRACT_HPP
+
+// ---- the graph type's constants, as macros: they size arrays and switch code off at compile time
+#if !defined(PSTACK_TYPE_HASH) || !defined(PSTACK_NTYPES) || !defined(PSTACK_NINPUTS_TOTAL) \
+    || !defined(PSTACK_GRAPH_PROPS_SIZE) || !defined(PSTACK_MAX_MSG_SIZE) || !defined(PSTACK_MAX_ITEM_CHARS) \
+    || !defined(PSTACK_HAS_INDEXED) || !defined(PSTACK_HAS_HW_IDLE) || !defined(PSTACK_IDLE_EXIT_CODE)
+#error "the generated engine defines the graph type's PSTACK_* constants before including pstack_contract.hpp"
+#endif
+// PSTACK_TYPE_HASH       the graph type's hash; an instance file names the type it was made for
+// PSTACK_NTYPES          device types; PSTACK_NINPUTS_TOTAL: input pins over all device types
+// PSTACK_GRAPH_PROPS_SIZE, PSTACK_MAX_MSG_SIZE   bytes (packed structs)
+// PSTACK_MAX_ITEM_CHARS  longest text of one message as a remote item
+// PSTACK_HAS_INDEXED     some output pin is indexed (v3 sendIndex): one edge per send
+// PSTACK_HAS_HW_IDLE     some device type has OnHardwareIdle
+// PSTACK_IDLE_EXIT_CODE  exit code of a run that ends by quiescence (v2: 0, graph_schema: 1)
+
+// ---- what the runtime offers the generated code
+// pstack_core.hpp: handler_log, handler_exit, handler_checkpoint, assert and the Orchestrator
+//   macros for handlers; pstack_fatal, PSTACK_STATUS_* and pstack_device_name for dispatch errors;
+//   pstack_put_* / pstack_get_* for the text of message fields on the wire.
+// pstack_state.hpp: the instance data the loader fills and the dispatch functions read
+//   (pstack.graph_props, pstack.props_base[type], pstack.state_base[type],
+//   pstack.edge_props_base[input], pstack.edge_state_base[input]: arrays indexed by the device's
+//   or edge's local index), and pstack.cur_handler, which every dispatch sets before it calls a
+//   handler so that logs and crash reports can name it.
+#include "pstack_core.hpp"
+
+// ---- what the generated code defines: tables, per device type / output pin / message type
+// Output pins are numbered per type from pstack_out_base[type]; input pins over all types in
+// declaration order (the index into pstack.edge_*_base).
+extern const uint32_t pstack_props_size[];       // bytes of a device's properties, per type
+extern const uint32_t pstack_state_size[];       // bytes of a device's state, per type
+extern const uint32_t pstack_n_inputs[];         // input pins, per type
+extern const uint32_t pstack_n_outputs[];        // output pins, per type
+extern const uint32_t pstack_out_base[];         // first output pin of each type
+extern const uint8_t pstack_out_indexed[];       // per output pin: 1 if indexed (sendIndex)
+extern const uint32_t pstack_out_msg[];          // per output pin: its message type
+extern const uint32_t pstack_edge_props_size[];  // per input pin: bytes of an edge's properties
+extern const uint32_t pstack_edge_state_size[];  // per input pin: bytes of an edge's state
+extern const uint32_t pstack_msg_size[];         // per message type: bytes
+extern const uint32_t pstack_msg_nfields[];      // per message type: scalar fields on the wire
+
+// ---- what the generated code defines: dispatch to the handlers of device `local` of `type`
+// Each sets pstack.cur_handler first.  Handlers never call back into the runtime's scheduling:
+// receive handlers cannot send, so delivery needs no recursion and no message queue.
+static inline uint32_t pstack_rts(uint32_t type, uint32_t local);  // ReadyToSend: a bit per output pin
+static inline void pstack_init(uint32_t type, uint32_t local);     // OnInit (or the v2 __init__ pin)
+static inline void pstack_hw_idle(uint32_t type, uint32_t local);  // OnHardwareIdle, if the type has one
+// OnSend of `pin`, into a zeroed `msg`; a handler may clear *doSend or (indexed pins) set *sendIndex.
+static inline void pstack_send(uint32_t type, uint32_t local, uint32_t pin, void* msg, bool* doSend,
+                               unsigned* sendIndex);
+// OnReceive of input `pin` over edge `eidx`; copies `msg` first when handlers may write it (v2).
+static inline void pstack_recv(uint32_t type, uint32_t local, uint32_t pin, uint32_t eidx, void* msg);
+// A message's fields as remote-item text, "<nfields> <f1> ... <fn>": returns the end of what it wrote.
+static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
+// The reverse, from just after the field count; returns where it stopped reading.
+static inline const char* pstack_unpack_msg(uint32_t msg_type, void* msg, const char* p);
+// A device's final state: JSON object or pstack's "a = 1, b = 2"; scalars only unless `full`.
+static void pstack_print_state(FILE* f, uint32_t type, uint32_t local, int json, int full);
+
+#endif  // PSTACK_CONTRACT_HPP

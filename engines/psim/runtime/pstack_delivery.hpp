@@ -1,0 +1,176 @@
+// pstack-celery engine runtime: messages into devices, and items from other regions.
+//
+// A message is delivered at once to every local destination (receive handlers never send, so
+// there is no recursion and no message queue); the destination joins the ready queue, the FIFO
+// of devices whose ready-to-send may have changed.  To other regions a message goes as one text
+// item per region (docs/engine-protocol.md, "Items and queues"); items that come in are handled
+// here.  No heap allocation happens per message.
+#ifndef PSTACK_DELIVERY_HPP
+#define PSTACK_DELIVERY_HPP
+
+// ---- the ready queue ---------------------------------------------------------------------------
+static inline void rq_push(uint32_t d) {
+    if (!pstack.inq[d]) {
+        pstack.inq[d] = 1;
+        pstack.rq[pstack.rq_tail++ & pstack.rq_mask] = d;
+    }
+}
+
+// ---- local delivery ----------------------------------------------------------------------------
+static inline void deliver_one(const PstackEdge* e, const char* msg) {
+    pstack.cur_dev = e->dst;
+    pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+    ++pstack.delivered;
+    rq_push(e->dst);
+}
+
+static inline void deliver_local(uint32_t slot, const char* msg) {
+    const PstackEdge* e = pstack.edges + pstack.slot_edges[slot];
+    const PstackEdge* end = pstack.edges + pstack.slot_edges[slot + 1];
+    for (; e != end; ++e) {
+        deliver_one(e, msg);
+        if (__builtin_expect(pstack.stop, 0)) return;
+    }
+}
+
+// ---- to other regions --------------------------------------------------------------------------
+// Item 0, "0 <device> <pin> <fields>", to every other region with a destination of the slot.
+static inline void send_remote(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot) {
+    uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
+    char item[PSTACK_MAX_ITEM_CHARS];
+    char* p = item;
+    *p++ = '0'; *p++ = ' ';
+    p = pstack_put_u64(p, d); *p++ = ' ';
+    p = pstack_put_u64(p, pin); *p++ = ' ';
+    p = pstack_pack_msg(mt, pstack.msgbuf, p);
+    for (uint32_t k = pstack.slot_remote[slot]; k < pstack.slot_remote[slot + 1]; ++k)
+        push_item(pstack.remote[k], item, (size_t)(p - item));
+}
+
+#if PSTACK_HAS_INDEXED
+static const unsigned PSTACK_NO_SEND_INDEX = 0xffffffffu;
+
+static const PstackEdge* indexed_edge(uint32_t slot, unsigned k, uint32_t d) {
+    uint32_t n = pstack.idx_off[slot + 1] - pstack.idx_off[slot];
+    if (n == 0) return nullptr;  // a pin without edges: the send goes nowhere, as on any pin
+    if (k == PSTACK_NO_SEND_INDEX)
+        pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' did not set *sendIndex (the pin is indexed, with %u edges)",
+                     pstack.cur_handler, pstack_device_name(d), n);
+    if (k >= n)
+        pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' set *sendIndex = %u, but the pin has %u edges (0..%u)",
+                     pstack.cur_handler, pstack_device_name(d), k, n, n - 1);
+    return pstack.idx_edges + pstack.idx_off[slot] + k;
+}
+
+// A send on an indexed pin goes over one edge: delivered here, or pushed as item 3 to its region.
+static void send_indexed(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot, unsigned k) {
+    const PstackEdge* e = indexed_edge(slot, k, d);
+    if (!e) return;
+    if (is_local(e->dst)) { deliver_one(e, pstack.msgbuf); return; }
+    uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
+    char item[PSTACK_MAX_ITEM_CHARS + 16];
+    char* p = item;
+    *p++ = '3'; *p++ = ' ';
+    p = pstack_put_u64(p, d); *p++ = ' ';
+    p = pstack_put_u64(p, pin); *p++ = ' ';
+    p = pstack_put_u64(p, k); *p++ = ' ';
+    p = pstack_pack_msg(mt, pstack.msgbuf, p);
+    push_item(region_pos(pstack.dev_region[e->dst]), item, (size_t)(p - item));
+}
+#endif
+
+// ---- OnHardwareIdle rounds (graph-schema.md s6) --------------------------------------------------
+// Run at quiescence, at most PSTACK_MAX_IDLE_ROUNDS in a row that wake nothing; in a split every
+// region runs each round (docs/engine-protocol.md).
+static const int PSTACK_MAX_IDLE_ROUNDS = 10;
+
+// OnHardwareIdle on every local device, then ReadyToSend; true if any device wants to send.
+static bool hardware_idle_round() {
+    ++pstack.idle_rounds;
+    // Like graph_schema's epoch_sim, a round that calls handler_exit still runs on every device.
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        if (!is_local(d)) continue;
+        pstack.cur_dev = d;
+        pstack_hw_idle(pstack.dev_type[d], pstack.dev_local[d]);
+    }
+    bool woke = false;
+    for (uint32_t d = 0; d < pstack.ndev && !pstack.stop; ++d) {
+        if (!is_local(d)) continue;
+        pstack.cur_dev = d;
+        if (pstack_rts(pstack.dev_type[d], pstack.dev_local[d])) { rq_push(d); woke = true; }
+    }
+    return woke;
+}
+
+// ---- items from other regions ------------------------------------------------------------------
+// The message of item 0 or 3 from `src`'s output `port`, whose fields start at p; the caller
+// has checked src and port.
+static void unpack_item_message(uint32_t src, uint32_t port, const char* p) {
+    uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[src]] + port];
+    memset(pstack.msgbuf, 0, pstack_msg_size[mt] + 1);
+    pstack_unpack_msg(mt, pstack.msgbuf, p);
+    ++pstack.remote_received;
+}
+
+// p: after the item kind; src and port must name a device and one of its output pins.
+static const char* read_item_source(const char* p, const char* item, int64_t* src, int64_t* port) {
+    p = pstack_get_i64(p, src);
+    p = pstack_get_i64(p, port);
+    if (*src < 0 || (uint64_t)*src >= pstack.ndev || *port < 0
+        || (uint32_t)*port >= pstack_n_outputs[pstack.dev_type[*src]])
+        pstack_fatal(PSTACK_STATUS_IO, "bad remote item (no such device/port): %.80s", item);
+    return p;
+}
+
+// Item 0: a message to every local destination of the slot.
+static void take_message_item(const char* p, const char* item) {
+    int64_t src, port, nfields;
+    p = read_item_source(p, item, &src, &port);
+    p = pstack_get_i64(p, &nfields);
+    uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[src]] + (uint32_t)port];
+    if ((uint32_t)nfields != pstack_msg_nfields[mt])
+        pstack_fatal(PSTACK_STATUS_IO, "bad remote item (expected %u fields): %.80s", pstack_msg_nfields[mt], item);
+    unpack_item_message((uint32_t)src, (uint32_t)port, p);
+    deliver_local(pstack.out_base[src] + (uint32_t)port, pstack.msgbuf);
+}
+
+#if PSTACK_HAS_INDEXED
+// Item 3: a message over one edge of an indexed pin, "3 <device> <pin> <sendIndex> <fields>".
+static void take_indexed_item(const char* p, const char* item) {
+    int64_t src, port, k, nfields;
+    p = read_item_source(p, item, &src, &port);
+    p = pstack_get_i64(p, &k);
+    p = pstack_get_i64(p, &nfields);
+    uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[src]] + (uint32_t)port];
+    uint32_t slot = pstack.out_base[src] + (uint32_t)port;
+    if ((uint32_t)nfields != pstack_msg_nfields[mt] || k < 0 || (uint64_t)k >= pstack.idx_off[slot + 1] - pstack.idx_off[slot])
+        pstack_fatal(PSTACK_STATUS_IO, "bad remote item (indexed send): %.80s", item);
+    unpack_item_message((uint32_t)src, (uint32_t)port, p);
+    deliver_one(pstack.idx_edges + pstack.idx_off[slot] + k, pstack.msgbuf);
+}
+#endif
+
+// Items: 0 a message, 1 stop (with an exit code), 2 quiescence, 3 an indexed send, 4 an idle round.
+static void handle_item(const char* s) {
+    if (pstack.stop) return;
+    const char* p = pstack_skip_ws(s);
+    if (*p == '0') {
+        take_message_item(p + 1, s);
+    } else if (*p == '1') {
+        int64_t code = 0;
+        pstack_get_i64(p + 1, &code);
+        stop_run((int)code, "remote stop");
+    } else if (*p == '2') {
+        stop_run(PSTACK_IDLE_EXIT_CODE, "quiescence");
+    } else if (*p == '4') {
+        if (hardware_idle_round()) pstack.idle_woke = true;
+#if PSTACK_HAS_INDEXED
+    } else if (*p == '3') {
+        take_indexed_item(p + 1, s);
+#endif
+    } else {
+        pstack_fatal(PSTACK_STATUS_IO, "unknown remote item: %.80s", s);
+    }
+}
+
+#endif  // PSTACK_DELIVERY_HPP

@@ -1,0 +1,117 @@
+// pstack-celery engine runtime: the event loop.
+//
+// Scheduling: a FIFO of devices whose ready-to-send may have changed.  A popped device sends on
+// its lowest set RTS bit; the message is delivered at once (pstack_delivery.hpp) and the sender
+// goes to the back of the queue if it still wants to send.  The hot path is step_device and the
+// inner loop of run_ready_devices: no allocation, no system call, one compare per limit; the
+// slower checks (progress, time limit, Redis) run every POLL_EVERY steps.
+#ifndef PSTACK_LOOP_HPP
+#define PSTACK_LOOP_HPP
+
+#include <ctime>
+
+static double now_seconds() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Start-up: every local device is initialised before anything is sent (all of them, even after a
+// handler_exit, as graph_schema's simulators do); then those ready to send join the queue.
+static void start_devices() {
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        if (!is_local(d)) continue;
+        pstack.cur_dev = d;
+        pstack_init(pstack.dev_type[d], pstack.dev_local[d]);
+    }
+    for (uint32_t d = 0; d < pstack.ndev && !pstack.stop; ++d) {
+        if (!is_local(d)) continue;
+        pstack.cur_dev = d;
+        if (pstack_rts(pstack.dev_type[d], pstack.dev_local[d])) rq_push(d);
+    }
+}
+
+static inline void step_device(uint32_t d) {
+    uint32_t t = pstack.dev_type[d], li = pstack.dev_local[d];
+    pstack.cur_dev = d;
+    uint32_t rts = pstack_rts(t, li);
+    if (!rts) return;
+    uint32_t pin = (uint32_t)__builtin_ctz(rts);
+    bool doSend = true;
+#if PSTACK_HAS_INDEXED
+    unsigned sendIndex = PSTACK_NO_SEND_INDEX;
+#else
+    unsigned sendIndex = 0;
+#endif
+    pstack_send(t, li, pin, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
+    ++pstack.steps;
+    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; rq_push(d); return; }
+    ++pstack.sent;
+    if (__builtin_expect(pstack.stop, 0)) return;
+    uint32_t slot = pstack.out_base[d] + pin;
+#if PSTACK_HAS_INDEXED
+    if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
+        send_indexed(d, t, pin, slot, sendIndex);
+        pstack.cur_dev = d;
+        if (!pstack.stop && pstack_rts(t, li)) rq_push(d);
+        return;
+    }
+#endif
+    if (pstack.nregions > 1 && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote(d, t, pin, slot);
+    deliver_local(slot, pstack.msgbuf);
+    // The sender's own ready-to-send changed; look at it again after the others had a turn.
+    pstack.cur_dev = d;
+    if (pstack_rts(t, li)) rq_push(d);
+}
+
+// Steps ready devices until none is left or the run stops.  `since_poll` counts steps across
+// calls, so that the checks below keep their rhythm when a region goes idle and wakes again.
+static inline void run_ready_devices(double t0, uint32_t& since_poll) {
+    const uint32_t POLL_EVERY = 1024;
+    while (pstack.rq_head != pstack.rq_tail) {
+        uint32_t d = pstack.rq[pstack.rq_head++ & pstack.rq_mask];
+        pstack.inq[d] = 0;
+        step_device(d);
+        if (pstack.stop) return;
+        if (__builtin_expect(pstack.steps >= pstack.max_steps, 0)) { stop_run(1, "max-steps"); return; }
+        if (++since_poll >= POLL_EVERY) {
+            since_poll = 0;
+            publish_progress();
+            if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, "time-limit"); return; }
+            if (pstack.nregions > 1) {
+                net_poll_active();
+                if (pstack.stop) return;
+            }
+        }
+    }
+}
+
+// Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or
+// enough in a row woke nothing (false: the run ends).
+static bool single_region_idle_round() {
+    if (PSTACK_HAS_HW_IDLE && pstack.idle_consecutive < PSTACK_MAX_IDLE_ROUNDS) {
+        ++pstack.idle_consecutive;
+        if (hardware_idle_round()) pstack.idle_consecutive = 0;
+        return true;
+    }
+    pstack.exit_code = PSTACK_IDLE_EXIT_CODE;
+    return false;
+}
+
+static void run_loop() {
+    double t0 = now_seconds();
+    uint32_t since_poll = 0;
+    while (!pstack.stop) {
+        run_ready_devices(t0, since_poll);
+        if (pstack.stop) break;
+        if (pstack.nregions == 1) {
+            if (single_region_idle_round()) continue;
+            break;
+        }
+        publish_progress();
+        net_wait_idle();
+    }
+    if (pstack.nregions > 1 && stopped_here()) broadcast_exit();
+}
+
+#endif  // PSTACK_LOOP_HPP

@@ -1,0 +1,88 @@
+// pstack-celery engine runtime: what the engine tells whoever started it.
+//
+// Live progress counters in a shared mapping (--progress-fd), and at the end the metrics and
+// final states on stdout: JSON with --json, else pstack's "Metric [...]: " / "State [...]: " lines
+// (docs/engine-protocol.md, "What runs").  pstack_tasks parses both: keep the text as it is.
+#ifndef PSTACK_OUTPUT_HPP
+#define PSTACK_OUTPUT_HPP
+
+#include <sys/mman.h>
+
+// ---- progress ----------------------------------------------------------------------------------
+// The progress file comes as an open descriptor (already unlinked: nothing to leak if we die).
+static void map_progress(int fd) {
+    void* m = mmap(nullptr, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) pstack_fatal(PSTACK_STATUS_USAGE, "cannot map the progress file (fd %d): %s", fd, strerror(errno));
+    close(fd);
+    pstack.progress = (volatile uint64_t*)m;
+}
+
+// {delivered, steps}: refreshed every so many steps, when the region goes idle, and at the end.
+static inline void publish_progress() {
+    if (pstack.progress) { pstack.progress[0] = pstack.delivered; pstack.progress[1] = pstack.steps; }
+}
+
+// ---- results -----------------------------------------------------------------------------------
+static void json_string(FILE* f, const char* s) {
+    fputc('"', f);
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); }
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void print_json_metrics(FILE* f, double load_s, double run_s) {
+    fputs("{\"metrics\": {", f);
+    fprintf(f, "\"Delivered messages\": %llu, \"Exit code\": %d, \"Sent messages\": %llu, "
+               "\"Cancelled sends\": %llu, \"Hardware idle rounds\": %llu, \"Exit reason\": ",
+            (unsigned long long)pstack.delivered, pstack.exit_code, (unsigned long long)pstack.sent,
+            (unsigned long long)pstack.cancelled, (unsigned long long)pstack.idle_rounds);
+    json_string(f, pstack.exit_reason);
+    fprintf(f, ", \"Remote messages sent\": %llu, \"Remote messages received\": %llu, "
+               "\"Load seconds\": %.6f, \"Run seconds\": %.6f}",
+            (unsigned long long)pstack.remote_sent, (unsigned long long)pstack.remote_received, load_s, run_s);
+}
+
+static void print_json_states(FILE* f, bool full) {
+    bool first = true;
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        if (!is_local(d)) continue;
+        fputs(first ? "\n" : ",\n", f);
+        first = false;
+        json_string(f, pstack.dev_names[d]);
+        fputs(": ", f);
+        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 1, full);
+    }
+}
+
+static void print_text_results(FILE* f, bool states, bool full) {
+    fprintf(f, "Metric [Delivered messages]: %llu\n", (unsigned long long)pstack.delivered);
+    fprintf(f, "Metric [Exit code]: %d\n", pstack.exit_code);
+    if (!states) return;
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        if (!is_local(d)) continue;
+        fprintf(f, "State [%s]: ", pstack.dev_names[d]);
+        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 0, full);
+        fputc('\n', f);
+    }
+}
+
+static void print_results(bool json, bool states, bool full, double load_s, double run_s) {
+    FILE* f = stdout;
+    static char buf[1 << 20];  // states of a big graph: one write per MiB
+    setvbuf(f, buf, _IOFBF, sizeof buf);
+    if (json) {
+        print_json_metrics(f, load_s, run_s);
+        fputs(", \"states\": {", f);
+        if (states) print_json_states(f, full);
+        fputs("}}\n", f);
+    } else {
+        print_text_results(f, states, full);
+    }
+    fflush(f);
+}
+
+#endif  // PSTACK_OUTPUT_HPP

@@ -1,0 +1,205 @@
+// pstack-celery engine runtime: a split run's regions working together, and knowing when to stop.
+//
+// While it has work a region polls Redis now and then for items (net_poll_active).  Without work
+// it hands its share of <pid>.active to the termination detector, the IDLE script, and waits for
+// items (net_wait_idle); the script ends the run, or starts an OnHardwareIdle round, when the
+// counter says that no region works and no item is in flight (docs/engine-protocol.md).
+#ifndef PSTACK_TERMINATION_HPP
+#define PSTACK_TERMINATION_HPP
+
+static const uint32_t POP_COUNT = 8192;  // items taken per pop
+
+static const char* IDLE_SCRIPT =
+    // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3] = calls hash, KEYS[4..] =
+    // every region's queue.  ARGV[1] = most idle rounds in a row (0: the graph has no
+    // OnHardwareIdle), ARGV[2] = 1 if an idle round woke a device here since the last call,
+    // ARGV[3] = this region's share of the counter (1 for itself at the start, plus every item it
+    // took since its last call), ARGV[4] = this region, ARGV[5] = its call number, ARGV[6..5+R] =
+    // how many items follow for each queue, then the items.
+    // Called when this region has no local work.  First its last items are counted and pushed;
+    // the call number is recorded (the reply is skipped: a region that hears nothing for 5 s
+    // checks it, so a call Redis refused cannot go unnoticed).  The counter is the sum of the
+    // regions' shares and the items still queued (a sender counts its items before it pushes
+    // them), so at 0 nobody is working and nothing is in flight: the whole graph is quiescent.
+    // Then start an OnHardwareIdle round (item 4 to every region, counted; return 2) unless
+    // ARGV[1] rounds in a row woke nothing; otherwise every region gets item 2 (return 1).
+    "local R = #KEYS - 3 "
+    "local total, a = 0, 6 + R "
+    "for i = 1, R do total = total + tonumber(ARGV[5 + i]) end "
+    "if total > 0 then redis.call('INCRBY', KEYS[1], total) end "
+    "for i = 1, R do "
+    "  local k = tonumber(ARGV[5 + i]) "
+    "  if k > 0 then redis.call('RPUSH', KEYS[3 + i], unpack(ARGV, a, a + k - 1)); a = a + k end "
+    "end "
+    "redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) "
+    "if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end "
+    "local n = redis.call('DECRBY', KEYS[1], ARGV[3]) "
+    "if n > 0 then return 0 end "
+    "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "if c < tonumber(ARGV[1]) then "
+    "  redis.call('SET', KEYS[2], c + 1) "
+    "  redis.call('INCRBY', KEYS[1], R) "
+    "  for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
+    "  return 2 "
+    "end "
+    "redis.call('DEL', KEYS[2]) "
+    "for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
+    "return 1";
+
+// Items a region pushes with its IDLE call instead of in RPUSHes of their own (more go first, as
+// RPUSH commands: Lua would unpack them one by one).
+static const uint32_t IDLE_CALL_ITEMS = 64;
+
+// ---- the IDLE script ---------------------------------------------------------------------------
+// Loaded once, called by SHA on every idle transition.  Sent at the start; its reply is read
+// after loading the instance (await_idle_script), by when it has long arrived.
+static void load_idle_script() {
+    snprintf(pstack.seq_key, sizeof pstack.seq_key, "%s%ld.calls", pstack.prefix, pstack.pid);
+    snprintf(pstack.idle_key, sizeof pstack.idle_key, "%s%ld.idle", pstack.prefix, pstack.pid);
+    snprintf(pstack.idle_round_limit, sizeof pstack.idle_round_limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
+    pstack.queue_names = (char**)xmalloc(sizeof(char*) * pstack.nregions);
+    for (int i = 0; i < pstack.nregions; ++i) {
+        pstack.queue_names[i] = (char*)xmalloc(256);
+        queue_name(pstack.queue_names[i], 256, i);
+    }
+    const char* load[] = {"SCRIPT", "LOAD", IDLE_SCRIPT};
+    command(3, load);
+    expect(P_SCRIPT);
+    wire_flush();
+}
+
+static void await_idle_script() {
+    read_reply();
+    if (!pstack.idle_sha[0]) pstack_fatal(PSTACK_STATUS_IO, "Redis did not load the termination script");
+}
+
+// The IDLE call's arguments after the keys (ARGV[1..5+R]), then the items (which leave the batches).
+static void put_idle_call_args() {
+    char share[32], region[16], seq[32], count[16];
+    pstack.wire.bulk(pstack.idle_round_limit);
+    pstack.wire.bulk(pstack.idle_woke ? "1" : "0");
+    snprintf(share, sizeof share, "%ld", pstack.share);
+    pstack.wire.bulk(share);
+    snprintf(region, sizeof region, "%d", pstack.region);
+    pstack.wire.bulk(region);
+    snprintf(seq, sizeof seq, "%ld", ++pstack.seq);
+    pstack.wire.bulk(seq);
+    for (int i = 0; i < pstack.nregions; ++i) {
+        snprintf(count, sizeof count, "%u", pstack.items[i].items);
+        pstack.wire.bulk(count);
+    }
+    for (int i = 0; i < pstack.nregions; ++i) {
+        PstackOutBuf& b = pstack.items[i];
+        if (b.items) pstack.wire.put(b.data, b.len);
+        b.len = 0;
+        b.items = 0;
+    }
+}
+
+// The IDLE script call, carrying this region's unflushed items, with its reply skipped (CLIENT
+// REPLY SKIP): a region going idle then waits for nothing but its blocking pop, so a message
+// crossing regions costs Redis, socat and the engines one wake-up less.
+static void send_idle_script() {
+    uint32_t total = unflushed_items();
+    const char* skip[] = {"CLIENT", "REPLY", "SKIP"};
+    command(3, skip);
+    char hdr[32], nk[16];
+    unsigned nregions = (unsigned)pstack.nregions;
+    pstack.wire.put(hdr, snprintf(hdr, sizeof hdr, "*%u\r\n", 3u + 3u + nregions + 5u + nregions + total));
+    pstack.wire.bulk("EVALSHA");
+    pstack.wire.bulk(pstack.idle_sha);
+    snprintf(nk, sizeof nk, "%d", 3 + pstack.nregions);
+    pstack.wire.bulk(nk);
+    pstack.wire.bulk(pstack.active_key);
+    pstack.wire.bulk(pstack.idle_key);
+    pstack.wire.bulk(pstack.seq_key);
+    for (int i = 0; i < pstack.nregions; ++i) pstack.wire.bulk(pstack.queue_names[i]);
+    put_idle_call_args();
+    pstack.idle_woke = false;
+    pstack.share = 0;
+}
+
+// Redis has heard nothing from the other regions for a while: make sure it ran this region's last
+// IDLE call (its reply was skipped), else the region would wait for ever.
+static void check_idle_call_ran() {
+    char region[16];
+    snprintf(region, sizeof region, "%d", pstack.region);
+    const char* get[] = {"HGET", pstack.seq_key, region};
+    command(3, get);
+    expect(P_SEQ);
+    wire_flush();
+    pstack.seq_seen = -1;
+    read_pending_replies();
+    if (pstack.seq_seen != pstack.seq)
+        pstack_fatal(PSTACK_STATUS_IO, "Redis did not run this region's termination script (call %ld; it last ran "
+                     "call %ld): were its scripts flushed, or is it out of memory?", pstack.seq, pstack.seq_seen);
+}
+
+// ---- a region with work, and without -----------------------------------------------------------
+// Called now and then while local work remains: send what is pending, ask for new items, and take
+// in whatever replies have already arrived, without waiting.
+static void net_poll_active() {
+    flush_items();
+    if (!pstack.lpop_outstanding) {
+        char cnt[16];
+        snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
+        const char* argv[] = {"LPOP", pstack.my_queue, cnt};
+        command(3, argv);
+        expect(P_LPOP);
+        pstack.lpop_outstanding = true;
+    }
+    wire_flush();
+    while (pstack.pend_head != pstack.pend_tail && replies_ready()) read_reply();
+}
+
+// No local work: hand the region's share to the termination detector and wait for items.  The
+// IDLE script and the blocking pop go out together: one round trip per wake-up.  The script's
+// answer needs no wait: when it ends the run (item 2) or starts an idle round (item 4), the item
+// is in this region's queue too, and the pop brings it.
+static void net_wait_idle() {
+    if (unflushed_items() > IDLE_CALL_ITEMS) flush_items();  // a few go with the IDLE call instead
+    if (pstack.lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
+        wire_flush();
+        while (pstack.lpop_outstanding) read_reply();
+        if (pstack.stop || pstack.rq_head != pstack.rq_tail) return;
+    }
+    send_idle_script();
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
+    for (;;) {
+        const char* bl[] = {"BLMPOP", "5", "1", pstack.my_queue, "LEFT", "COUNT", cnt};
+        command(7, bl);
+        expect(P_BLMPOP);
+        wire_flush();
+        pstack.took_items = false;
+        read_pending_replies();
+        if (pstack.took_items || pstack.stop) return;
+        check_idle_call_ran();  // nothing after 5 s: was the IDLE call refused?  Else wait again.
+    }
+}
+
+// ---- the end of a split run --------------------------------------------------------------------
+// Read every reply still owed: an engine leaves its Redis connection as it found it (the worker
+// hands the same relay to the next engine).
+static void drain_replies() {
+    wire_flush();
+    read_pending_replies();
+}
+
+// A stop that began in this region (handler_exit, a limit) must reach the other regions.
+static bool stopped_here() {
+    return strcmp(pstack.exit_reason, "quiescence") != 0 && strcmp(pstack.exit_reason, "remote stop") != 0;
+}
+
+// Item 1 with the exit code to every other region.
+static void broadcast_exit() {
+    char item[32];
+    int n = snprintf(item, sizeof item, "1 %d", pstack.exit_code);
+    for (int pos = 0; pos < pstack.nregions; ++pos)
+        if (pos != pstack.my_pos) { pstack.items[pos].bulk(item, n); pstack.items[pos].items++; }
+    flush_items();
+    wire_flush();
+    read_pending_replies();
+}
+
+#endif  // PSTACK_TERMINATION_HPP
