@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             control_w = fleet.start(None, "bench", 4, control=True)
             fleet.wait_registered([("psim", "bench"), ("dummy", "bench")])
             assert server.proc is not None
-            print(f"workers: psim {psim_w.pid}, dummy {dummy_w.pid}, control {control_w.pid}; redis {server.proc.pid}", flush=True)
+            print(f"workers: psim {psim_w.pid}, dummy {dummy_w.pid}, control {control_w.pid}; "
+                  f"redis {server.proc.pid}", flush=True)
             roots = {"engine workers": psim_w.pid, "control worker": control_w.pid, "redis": server.proc.pid,
                      "client": os.getpid()}
             only = set(args.only.split(","))

@@ -34,7 +34,8 @@ def token_ring(n: int, limit: int, extra_state: str = "", on_receive_extra: str 
     <Properties/>
     <MessageTypes>
       <MessageType id="__init__"/>
-      <MessageType id="token"><Message><Scalar type="uint32_t" name="src"/><Scalar type="double" name="x"/></Message></MessageType>
+      <MessageType id="token"><Message><Scalar type="uint32_t" name="src"/><Scalar type="double" name="x"/></Message>
+      </MessageType>
     </MessageTypes>
     <DeviceTypes>
       <DeviceType id="node">

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 
 def our_processes() -> list[str]:
@@ -53,7 +53,7 @@ def descendants(roots: set[int]) -> list[tuple[int, int, str]]:
 def engines_and_relays(roots: set[int], prefix: str) -> list[str]:
     """Engines and socat relays under the given workers, and orphaned engines of this key prefix."""
     out = []
-    for pid, ppid, args in descendants(roots):
+    for pid, _ppid, args in descendants(roots):
         if "pstack-celery/engines/" in args or "socat" in args.split(" ")[0]:
             out.append(f"{pid} {args}")
     for pid, ppid, args in processes_table():
@@ -94,7 +94,7 @@ class WorkerFleet:
         c.close()
 
 
-def fleet_env(fleet: WorkerFleet) -> ContextManager[None]:
+def fleet_env(fleet: WorkerFleet) -> AbstractContextManager[None]:
     """Point this process's client side (store, Celery app) at the fleet."""
     from pstack_tasks.worker.local import use_stack
     return use_stack(fleet.url, fleet.prefix)
