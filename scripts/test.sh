@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Command two of the README: set up, check (ruff, mypy), start a local redis-server if none
-# answers, run the tests.  Arguments go to pytest: `bash scripts/test.sh -m "not fleet"` is the
-# fast tier (no Redis, no workers); PSTACK_SKIP_CHECKS=1 skips ruff and mypy.
+# Command two of the README: set up, check (ruff, mypy), run the tests.  Arguments go to
+# pytest: `bash scripts/test.sh -m "not fleet"` is the fast tier (no Redis, no workers);
+# PSTACK_SKIP_CHECKS=1 skips ruff and mypy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,8 +11,6 @@ if [ -z "${PSTACK_SKIP_CHECKS:-}" ]; then
     echo "checks: mypy (strict)" >&2
     .venv/bin/mypy
 fi
-if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-    redis-server --daemonize yes --port 6379 --save '' --appendonly no >/dev/null
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done
-fi
+# The tests start their own redis-server on a free port and stop it (tests/conftest.py), so
+# nothing on this machine is touched and two checkouts can test at once.
 exec .venv/bin/python -m pytest "$@"

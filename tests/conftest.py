@@ -1,17 +1,17 @@
-"""Shared fixtures: a real Redis (the one scripts/test.sh starts, else a private one), a session
+"""Shared fixtures: a real Redis (a private redis-server on a free port, started and stopped by
+this run; or $PSTACK_TEST_REDIS_URL), a session
 fleet of real Celery workers, and checks that no engine, socat or redis-server started by a test
 outlives it.  Helpers live in ``tests/support/``."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from pstack_tasks.native.redis_server import EmbeddedRedis
-from support.fleet import WorkerFleet, fleet_env, our_processes
+from support.fleet import SESSION_PIDS, WorkerFleet, fleet_env, our_processes
 from support.paths import KEY_PREFIX, TEST_DB
 
 # Fixtures that mean "this test needs a real Redis (and maybe workers)": such tests are marked
@@ -25,25 +25,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fleet)
 
 
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.3):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A real Redis: $PSTACK_TEST_REDIS_URL, the local server on 6379 (db 14), or a private one."""
+    """A real Redis: $PSTACK_TEST_REDIS_URL if set, else a private redis-server on a free port
+    that this run starts and stops (so two checkouts can test at once on one machine, and no
+    server is left behind)."""
     url = os.environ.get("PSTACK_TEST_REDIS_URL")
     if url:
         yield url
-    elif _port_open("127.0.0.1", 6379):
-        yield f"redis://127.0.0.1:6379/{TEST_DB}"
-    else:
-        with EmbeddedRedis() as server:
-            yield server.url
+        return
+    with EmbeddedRedis() as server:
+        assert server.proc is not None
+        SESSION_PIDS.add(server.proc.pid)
+        yield server.url.rsplit("/", 1)[0] + f"/{TEST_DB}"
 
 
 @pytest.fixture

@@ -6,6 +6,10 @@ import subprocess
 from contextlib import AbstractContextManager
 
 
+#: processes this test run keeps for the whole session (its redis-server): never leftovers
+SESSION_PIDS: set[int] = set()
+
+
 def our_processes() -> list[str]:
     """Engines, socat relays and private redis-servers that are children of this test run, or
     orphans (re-parented to init) that a run of ours may have leaked."""
@@ -15,10 +19,10 @@ def our_processes() -> list[str]:
         parts = line.split(None, 2)
         if len(parts) < 3:
             continue
-        ppid, args = int(parts[1]), parts[2]
+        pid, ppid, args = int(parts[0]), int(parts[1]), parts[2]
         ours = "pstack-celery/engines/" in args or args.startswith("socat ") or "/socat " in args or \
-            ("redis-server" in args and ":6379" not in args)
-        if ours and ppid in (os.getpid(), 1):
+            "redis-server" in args
+        if ours and ppid in (os.getpid(), 1) and pid not in SESSION_PIDS:
             found.append(line.strip())
     return found
 
