@@ -14,7 +14,7 @@ from test_failures import crashing_app
 from test_psim import DEVICES, EXPECTED, check
 
 from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
-from pstack_tasks.fleet.process import block, engines, kill, ps, run, status
+from pstack_tasks.fleet.client import block, engines, kill, ps, run, status
 from support.apps import split, token_ring, variant
 from support.fleet import WorkerFleet
 from support.paths import PSTACK

@@ -15,8 +15,8 @@ from test_pstack_cli import pstack
 
 from pstack_tasks.exceptions import PermissionDenied, ProcessFailed
 from pstack_tasks.fleet import store
-from pstack_tasks.fleet.process import Future, block, kill, ps, run, status
-from pstack_tasks.fleet.store import Keys
+from pstack_tasks.fleet.client import Future, block, kill, ps, run, status
+from pstack_tasks.fleet.keys import Keys
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
 
