@@ -19,7 +19,7 @@ from pstack_tasks.fleet.keys import Keys
 #: scripts that start with the shared functions of lib.lua
 _WITH_LIB = frozenset({"submit", "admit", "region_end", "finish", "end"})
 #: waiting processes a caller names to an admission (more are admitted by asking again)
-CANDIDATES = 16
+CANDIDATES = 4
 
 Arg = str | int | float
 
