@@ -121,7 +121,7 @@ def floor(count: int) -> tuple[float, list[float]]:
 
 def processes(count: int, engine: str) -> tuple[float, list[float]]:
     """``count`` 2-region processes submitted at once, then awaited: wall seconds, latencies."""
-    from pstack_tasks.fleet.process import block, run, status
+    from pstack_tasks.fleet.client import block, run, status
     options = {"seconds": 0} if engine == "dummy" else {}
     t0 = time.time()
     futures = [run(RING, rmap={"n1": 1, "n3": 1}, engine=engine, options=options, async_=True) for _ in range(count)]
@@ -137,7 +137,7 @@ def processes(count: int, engine: str) -> tuple[float, list[float]]:
 
 
 def remote_ring(n: int, m: int, tmp: Path) -> dict[str, float]:
-    from pstack_tasks.fleet.process import run
+    from pstack_tasks.fleet.client import run
     app = tmp / f"ring_{n}_{m}.xml"
     app.write_text(ring.generate_ring(n, m))
     run(app, rmap=ring.ring_rmap(n, 2), options={"states": False}, timeout=600)  # compile once

@@ -1,6 +1,6 @@
 """pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
 
-``psim`` runs on this machine; ``run, block, ps, kill, status, engines`` work with processes
+``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
 on the worker fleet (they import Celery on first use, so psim alone stays light).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pstack_tasks.exceptions import (
 )
 from pstack_tasks.native.simulate import psim, run_engine
 
-_PROCESS_API = ("run", "block", "ps", "kill", "status", "engines", "Future")
+_PROCESS_API = ("submit", "run", "block", "ps", "kill", "status", "engines", "Future")
 
 __all__ = [
     # simulation
@@ -41,6 +41,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _PROCESS_API:
-        from pstack_tasks.fleet import process
-        return getattr(process, name)
+        from pstack_tasks.fleet import client
+        return getattr(client, name)
     raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from celery.result import AsyncResult
 
-from pstack_tasks.fleet.process import block, kill, run, status
+from pstack_tasks.fleet.client import block, kill, run, status
 from support.apps import variant
 from support.fleet import WorkerFleet, fleet_env
 from support.paths import PSTACK

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import ProcessFailed
-from pstack_tasks.fleet.process import run, status
+from pstack_tasks.fleet.client import run, status
 from support.apps import variant
 from support.fleet import WorkerFleet, fleet_env
 

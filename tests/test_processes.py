@@ -5,6 +5,7 @@ refusal), kill, failures ending the whole process, quiescence, verbose streaming
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,8 +14,8 @@ import pytest
 from test_failures import crashing_app
 from test_psim import DEVICES, EXPECTED, check
 
-from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessRefused
-from pstack_tasks.fleet.process import block, engines, kill, ps, run, status
+from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessNotFound, ProcessRefused
+from pstack_tasks.fleet.client import Future, block, engines, kill, ps, run, status, submit
 from support.apps import split, token_ring, variant
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
@@ -155,6 +156,36 @@ def test_a_region_task_of_an_ended_process_exits_at_once(on_fleet: WorkerFleet) 
     _wait_for(late.ready, 10, "the late region task to end")
     assert late.result == {"region": 1, "stale": True}
     assert status(result["pid"])["state"] == "Done"
+
+
+def test_submit_returns_a_future_and_run_async_still_does(on_fleet: WorkerFleet) -> None:
+    f = submit(PSTACK / RING, rmap={"n1": 1})
+    g = run(PSTACK / RING, rmap={"n1": 1}, async_=True)
+    assert isinstance(f, Future) and isinstance(g, Future) and g.pid > f.pid
+    assert f.result(timeout=30)["metrics"]["Delivered messages"] == 40
+    assert block(g, timeout=30)["states"] == run(PSTACK / RING, rmap={"n1": 1}, timeout=30)["states"]
+
+
+def test_an_unknown_pid_is_not_found_by_status_kill_and_block(on_fleet: WorkerFleet) -> None:
+    for call in (lambda: status(987654), lambda: kill(987654), lambda: block(987654, timeout=1)):
+        with pytest.raises(ProcessNotFound, match="no process 987654"):
+            call()
+
+
+def test_region_states_cross_redis_once_stored_by_each_region(on_fleet: WorkerFleet) -> None:
+    from pstack_tasks.fleet import store
+    from pstack_tasks.fleet.keys import Keys
+    result = run(PSTACK / RING, rmap={"n1": 1, "n2": 2}, timeout=30)
+    r, keys = store.client(), Keys.current()
+    parts = r.hgetall(keys.result(result["pid"]))
+    assert sorted(parts) == ["0", "1", "2"]
+    stored = {n for text in parts.values() for n in json.loads(text)["states"]}
+    assert stored == set(result["states"]) == {"n0", "n1", "n2", "n3"}
+    # and none of it went through Celery's result backend: region tasks return their metrics only
+    metas = [r.get(k) or "" for k in r.scan_iter(f"{keys.prefix}celery-task-meta-*")]
+    regions = [meta for meta in map(json.loads, metas)
+               if meta.get("name") == "pstack.region" and meta["status"] == "SUCCESS"]
+    assert regions and all(set(m["result"]) <= {"region", "host", "metrics", "stale"} for m in regions)
 
 
 def _engines(fleet: WorkerFleet) -> list[str]:

@@ -18,7 +18,7 @@ from test_psim import check
 from test_pstack_cli import pstack
 
 from pstack_tasks.exceptions import PermissionDenied, RedisUnavailable
-from pstack_tasks.fleet.process import kill, ps, run, status
+from pstack_tasks.fleet.client import kill, ps, run, status
 from pstack_tasks.native.redis_server import EmbeddedRedis
 from pstack_tasks.worker.local import use_stack
 from support.fleet import WorkerFleet, processes_table

@@ -85,7 +85,7 @@ def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
 
 
 def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Path, on_fleet: WorkerFleet) -> None:
-    from pstack_tasks.fleet.process import kill, run, status
+    from pstack_tasks.fleet.client import kill, run, status
     future = run(RING, engine="dummy", options={"seconds": 30}, async_=True)
     pid = future.pid  # type: ignore[union-attr]
     user = status(pid)["user"]

@@ -15,8 +15,8 @@ from test_pstack_cli import pstack
 
 from pstack_tasks.exceptions import PermissionDenied, ProcessFailed
 from pstack_tasks.fleet import store
-from pstack_tasks.fleet.process import Future, block, kill, ps, run, status
-from pstack_tasks.fleet.store import Keys
+from pstack_tasks.fleet.client import Future, block, kill, ps, run, status
+from pstack_tasks.fleet.keys import Keys
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
 
@@ -132,9 +132,10 @@ def test_ps_and_kill_from_the_shell_as_two_users(on_fleet: WorkerFleet) -> None:
     assert [r["pid"] for r in json.loads(p.stdout) if r["state"] != "Killed"][:1] == [b1]
     assert {r["user"] for r in json.loads(p.stdout)} == {"bob"}
 
-    p = pstack("kill", str(a1), str(b1), env=bob)  # one refused, the other still killed
+    p = pstack("kill", str(a1), "999999", str(b1), env=bob)  # one refused, one unknown, the other still killed
     assert p.returncode == 1
     assert f"process {a1} belongs to alice; only alice or an admin" in p.stderr
+    assert "no process 999999 (unknown, or its record has expired)" in p.stderr
     assert p.stdout.splitlines() == [f"{b1} Killed"]
     assert status(a1)["state"] == "Running"
 

@@ -41,7 +41,7 @@ class Snapshot:
 
 def snapshot(limit: int = PROCESS_LIMIT) -> Snapshot:
     """Read the fleet now; an unreachable Redis becomes ``error`` (the view keeps running)."""
-    from pstack_tasks.fleet.process import engines, ps
+    from pstack_tasks.fleet.client import engines, ps
     try:
         return Snapshot(engines(), ps(limit=limit))
     except Exception as e:  # shown on screen, so that top survives a Redis restart

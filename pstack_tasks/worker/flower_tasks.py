@@ -1,6 +1,6 @@
 """Tasks for clients that speak only Celery: start a process and read its result (Flower's HTTP API).
 
-``pstack.submit`` creates a process exactly as :func:`process.run` with ``async_=True`` does
+``pstack.submit`` creates a process exactly as :func:`pstack_tasks.fleet.client.submit` does
 and returns its pid; ``pstack.result`` returns a process's record and, once it is Done, its
 merged result.  Both run on the control queue, and neither ever blocks a control worker:
 the merge callbacks and the reaper run on the same small pool, and a task that waited there
@@ -29,7 +29,8 @@ from celery import Task
 
 from pstack_tasks.celery_app import app
 from pstack_tasks.exceptions import ConfigurationError
-from pstack_tasks.fleet.process import ENDED, read_result, run, status
+from pstack_tasks.fleet.client import submit as submit_process
+from pstack_tasks.fleet.records import ENDED, read_result, status
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -61,15 +62,15 @@ class SubmitTask(Task):  # type: ignore[misc]
         return super().apply_async(args, kwargs, **options)
 
 
-@app.task(name="pstack.submit", base=SubmitTask)
-def submit(application: str, rmap: Mapping[str, int] | None = None, rcon: Mapping[str, str] | None = None,
+@app.task(name="pstack.submit", base=SubmitTask)  # type: ignore[untyped-decorator]
+def submit(application: str, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
            engine: str | None = None, options: Mapping[str, Any] | None = None, level: int = 1) -> dict[str, Any]:
     """Start a process; ``{"pid", "state"}`` at once (Waiting or Running).
 
     Args:
         application: the application's XML text, or the path of its file *on the control
             worker's host*.
-        rmap, rcon, engine, options, level: as for :func:`process.run`.
+        rmap, rcon, engine, options, level: as for :func:`pstack_tasks.fleet.client.submit`.
 
     Raises:
         GraphError: the application is malformed (file:line); nothing was queued.
@@ -79,13 +80,13 @@ def submit(application: str, rmap: Mapping[str, int] | None = None, rcon: Mappin
     if not isinstance(application, str) or not application.strip():
         raise ConfigurationError("pstack.submit needs the application: its XML text, or the path of its file "
                                  "on the control worker's host, as the first argument")
-    future = run(application, rmap=rmap, rcon=rcon, level=level, engine=engine, options=options, async_=True)
+    future = submit_process(application, rmap=rmap, rcon=rcon, level=level, engine=engine, options=options)
     state = future.state()
     logger.info("process %s submitted through the API: %s", future.pid, state)
     return {"pid": future.pid, "state": state}
 
 
-@app.task(name="pstack.result", bind=True, max_retries=None)
+@app.task(name="pstack.result", bind=True, max_retries=None)  # type: ignore[untyped-decorator]
 def result(self: Any, pid: int, wait: float = 0.0) -> dict[str, Any]:
     """A process's record (as ``status``) plus ``result``: the merged result once it is Done.
 
@@ -95,11 +96,9 @@ def result(self: Any, pid: int, wait: float = 0.0) -> dict[str, Any]:
             before answering (without holding a worker thread meanwhile).
 
     Raises:
-        ConfigurationError: no such process (unknown, or its record has expired).
+        ProcessNotFound: no such process (unknown, or its record has expired).
     """
     record = status(int(pid))
-    if not record:
-        raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
     polls = math.ceil(min(float(wait or 0), MAX_WAIT) / POLL_SECONDS)
     if record["state"] not in ENDED and self.request.retries < polls:
         raise self.retry(countdown=POLL_SECONDS, max_retries=None)

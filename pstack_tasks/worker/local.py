@@ -18,8 +18,8 @@ from types import TracebackType
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
 from pstack_tasks.fleet import store
+from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_queue, host_queue
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.store import Keys
 from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
 
@@ -30,10 +30,10 @@ def worker_command(engine: str | None, name: str, slots: int, control: bool = Fa
     base = [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
             "--without-gossip", "--without-mingle"]
     if control:
-        return base + ["-n", f"control@{name}", "-Q", "control", "-P", "threads", "-c", str(slots)]
+        return base + ["-n", f"control@{name}", "-Q", CONTROL_QUEUE, "-P", "threads", "-c", str(slots)]
     if not engine:
         raise ConfigurationError("an engine worker needs an engine type (--engine psim)")
-    return base + ["-n", f"{engine}@{name}", "-Q", f"engine.{engine},engine.{engine}.{name}",
+    return base + ["-n", f"{engine}@{name}", "-Q", f"{engine_queue(engine)},{host_queue(engine, name)}",
                    "-c", str(slots), "-P", "prefork"]
 
 

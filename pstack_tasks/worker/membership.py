@@ -20,8 +20,10 @@ from celery import signals
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
+from pstack_tasks.fleet.dispatch import pump
+from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_types_of, host_queue
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.store import Keys
+from pstack_tasks.fleet.lifecycle import reap_all
 from pstack_tasks.native.procs import _libc
 
 logger = logging.getLogger(__name__)
@@ -29,17 +31,12 @@ REAP_INTERVAL = 1.0
 _state: dict[str, Any] = {}
 
 
-def engine_queues(queue_names: list[str]) -> list[str]:
-    """Engine types of the ``engine.<type>`` queues a worker consumes."""
-    return sorted({q.split(".")[1] for q in queue_names if q.startswith("engine.") and q.count(".") == 1})
-
-
-@signals.worker_ready.connect
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
 def _on_ready(sender: Any = None, **_: Any) -> None:
     consumer = sender
     names = [q.name for q in consumer.task_consumer.queues]
     host = consumer.hostname.split("@", 1)[-1]
-    types = engine_queues(names)
+    types = engine_types_of(names)
     halt = threading.Event()
     _state["halt"] = halt
     if types:
@@ -47,7 +44,7 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
             logger.error("worker %s consumes several engine types %s; it registers only %s",
                          consumer.hostname, types, types[0])
         engine = types[0]
-        own = f"engine.{engine}.{host}"
+        own = host_queue(engine, host)
         if own not in names:
             consumer.add_task_queue(own)
         slots = int(consumer.controller.concurrency)
@@ -55,11 +52,11 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
         member.register()
         _state["member"] = member
         threading.Thread(target=member.keep_alive, args=(halt,), daemon=True, name="pstack-heartbeat").start()
-    if "control" in names:
+    if CONTROL_QUEUE in names:
         threading.Thread(target=_reaper, args=(halt,), daemon=True, name="pstack-reaper").start()
 
 
-@signals.worker_shutdown.connect
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _on_shutdown(**_: Any) -> None:
     halt = _state.pop("halt", None)
     if halt is not None:
@@ -72,7 +69,7 @@ def _on_shutdown(**_: Any) -> None:
             logger.warning("could not unregister %s: %s", member.host, e)
 
 
-@signals.worker_process_init.connect
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
 def _on_child(**_: Any) -> None:
     """A pool process: no Redis connections shared with the parent, and death with the worker
     (idle pool processes would otherwise outlive a SIGKILLed worker; the engine of a busy one
@@ -97,7 +94,6 @@ class Member:
         info = {"node": self.node, "os_pid": os.getpid(), "since": round(time.time(), 3)}
         self._ledger().register(self.engine, self.host, self.slots, self.epoch, self.ttl, info)
         logger.info("registered %s@%s with %d slots", self.engine, self.host, self.slots)
-        from pstack_tasks.fleet.process import pump
         pump(self.engine)
 
     def keep_alive(self, halt: threading.Event) -> None:
@@ -115,7 +111,6 @@ class Member:
 
 
 def _reaper(halt: threading.Event) -> None:
-    from pstack_tasks.fleet.process import reap_all
     while not halt.wait(REAP_INTERVAL):
         try:
             for pid in reap_all():

@@ -20,13 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redis.client import Pipeline
+
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import EngineError, PstackError, RegionStopped
 from pstack_tasks.fleet import store
+from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.process import lost_regions
-from pstack_tasks.fleet.store import Keys
+from pstack_tasks.fleet.lifecycle import after_region, lost_regions
+from pstack_tasks.fleet.records import write_part
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
 
@@ -89,7 +92,7 @@ class Guard:
     """Heartbeat, abort flag, peers and parent watch for one running region."""
 
     def __init__(self, pid: int, region: int, host: str,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+                 on_progress: Callable[[int, int], object] | None = None) -> None:
         self.pid, self.region, self.host = pid, region, host
         self.regions: list[int] = []
         self.admitted = 0.0
@@ -189,7 +192,7 @@ class Guard:
         first = self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
         if first and error:
             self.r.hset(self.keys.proc(self.pid), "error", error)
-        self._reason = self.r.get(self.keys.abort(self.pid)) or cause
+        self._reason = store.text(self.r.get(self.keys.abort(self.pid))) or cause
 
     def flush(self) -> None:
         with self._lines_lock:
@@ -241,9 +244,11 @@ class Guard:
 
 
 def run_region(pid: int, region: int, host: str,
-               on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run one region of process ``pid`` here; return its result for the merge.
+               on_progress: Callable[[int, int], object] | None = None) -> dict[str, Any]:
+    """Run one region of process ``pid`` here and store its part of the result in Redis.
 
+    Returns what the chord callback needs: ``{"region", "host", "metrics"}`` (the states stay in
+    Redis, written once), or ``{"region", "stale": True}`` if the process had already ended.
     ``on_progress(delivered, steps)`` is called from the guard thread about every 0.25 s while
     the engine runs (the counters also go to Redis for ``status``/``ps``/``top``).
     """
@@ -252,54 +257,66 @@ def run_region(pid: int, region: int, host: str,
     if rec.get("state") != "Running":
         logger.info("region %s/%s: process is %s; nothing to do", pid, region, rec.get("state", "gone"))
         return {"region": region, "stale": True}
-    keys, r = guard.keys, guard.r
-    engine_type = rec["engine"]
+    part: dict[str, Any] | None = None
     try:
-        run_engine = engine_registry.load(engine_type)
-        path = app_file(r, keys, pid, rec)
-        options = dict(json.loads(rec.get("options") or "{}"))
-        options.update(region=region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
-                       should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
-                       progress=guard.progress)
-        if guard.verbose:
-            options["log"] = guard.log
-        else:
-            options["quiet"] = True
-        result = run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
-        result["region"] = region
-        result["host"] = host
-        return result
+        part = dict(_run_engine(guard, rec), host=host)
     except BaseException as e:
-        cause = guard.stop_reason()
-        if cause is None and os.getppid() != guard.parent:
-            cause = f"region {region}: the worker on {host} running it died"
-            guard.fail(cause)
-        if cause is None:
-            cause = f"region {region} on {host}: {_describe(e)}"
-            guard.fail(cause, type(e).__name__ if isinstance(e, PstackError) else None)
-        raise RegionStopped(cause) from None
+        raise RegionStopped(_cause(guard, e)) from None
     finally:
-        _end_region(guard, engine_type)
+        _end_region(guard, rec["engine"], part)
+    return {"region": region, "host": host, "metrics": part.get("metrics", {})}
 
 
-def _end_region(guard: Guard, engine_type: str) -> None:
-    """The region is over: in one transaction its last counters, "ended", its heartbeat gone, its
-    slot back and the next waiting processes admitted; then those are started."""
+def _run_engine(guard: Guard, rec: dict[str, str]) -> dict[str, Any]:
+    """The region's engine, run with the process's options, stopped by the guard; its result."""
+    keys, r, pid = guard.keys, guard.r, guard.pid
+    run_engine = engine_registry.load(rec["engine"])
+    path = app_file(r, keys, pid, rec)
+    options = dict(json.loads(rec.get("options") or "{}"))
+    options.update(region=guard.region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
+                   should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
+                   progress=guard.progress)
+    if guard.verbose:
+        options["log"] = guard.log
+    else:
+        options["quiet"] = True
+    return run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
+
+
+def _cause(guard: Guard, e: BaseException) -> str:
+    """Why the region stopped: the process's first cause if there is one, else this region's own
+    (recorded as the first cause, so the peers stop too)."""
+    cause = guard.stop_reason()
+    if cause is None and os.getppid() != guard.parent:
+        cause = f"region {guard.region}: the worker on {guard.host} running it died"
+        guard.fail(cause)
+    if cause is None:
+        cause = f"region {guard.region} on {guard.host}: {_describe(e)}"
+        guard.fail(cause, type(e).__name__ if isinstance(e, PstackError) else None)
+    return cause
+
+
+def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> None:
+    """The region is over: in one transaction its part of the result (if it has one), its last
+    counters, "ended", its heartbeat gone, its slot back and the next waiting processes admitted;
+    then those are started."""
     pid, region, keys = guard.pid, guard.region, guard.keys
     ledger = Ledger.of(guard.r, keys)
     counts = guard.halt()
+    view = ledger.view(engine_type)
 
-    def steps(pipe: Any) -> None:
+    def steps(pipe: Pipeline) -> None:
+        if part is not None:
+            write_part(pipe, keys, pid, region, part, guard.cfg.result_expires)
         guard.publish(pipe, counts)
         pipe.sadd(keys.ended(pid), region)
         pipe.expire(keys.ended(pid), guard.cfg.result_expires)
         pipe.delete(keys.beat(pid, region))
         pipe.get(keys.abort(pid))
-        ledger.region_end(pipe, engine_type, pid, region)
+        ledger.region_end(pipe, view, pid, region)
     *_, abort, admitted = ledger.transaction(steps)
-    from pstack_tasks.fleet.process import after_region
     after_region(pid, engine_type, aborted=bool(abort), regions=len(guard.regions),
-                 admitted=ledger.admitted(admitted))
+                 admitted=ledger.admitted(engine_type, admitted))
 
 
 def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:

@@ -1,24 +1,25 @@
-"""The Celery tasks: one per region of a process, and the chord callback that merges them.
+"""The Celery tasks: one per region of a process, and the chord callback that ends it Done.
 
-Both are thin: the work is in :mod:`regions` and :mod:`process`, which tests and the
-embedded stack can reason about without Celery.  Region tasks are never retried on their
-own (a region cannot rejoin a running gang); a lost region fails its process instead.
-While a region runs, its counters are published for Flower (:mod:`task_progress`).  The tasks
-for clients that speak only Celery (Flower's HTTP API) are in :mod:`api`.
+Both are thin: the work is in :mod:`region` and :mod:`pstack_tasks.fleet.lifecycle`, which
+tests and the embedded stack can reason about without Celery.  Region tasks are never retried
+on their own (a region cannot rejoin a running gang); a lost region fails its process instead.
+A region stores its states in Redis itself and returns only its metrics, so the chord carries
+no states.  While a region runs, its counters are published for Flower (:mod:`task_progress`).
+The tasks for clients that speak only Celery (Flower's HTTP API) are in :mod:`flower_tasks`.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from pstack_tasks.celery_app import app
-from pstack_tasks.fleet.process import merge_parts
+from pstack_tasks.fleet.lifecycle import finish_done
 from pstack_tasks.worker.region import run_region
 from pstack_tasks.worker.task_progress import RegionProgress
 
 
-@app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0)
+@app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0)  # type: ignore[untyped-decorator]
 def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
-    """Run region ``region_no`` of process ``pid`` on this worker; its states and metrics."""
+    """Run region ``region_no`` of process ``pid`` on this worker; its region, host and metrics."""
     node = self.request.hostname or ""
     host = node.split("@", 1)[-1]
     progress = RegionProgress(self, pid, region_no)
@@ -28,12 +29,15 @@ def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
         progress.close()
 
 
-@app.task(name="pstack.merge")
+@app.task(name="pstack.merge")  # type: ignore[untyped-decorator]
 def merge(parts: list[dict[str, Any]], pid: int) -> None:
-    """Chord callback: merge the regions' results into the process result; the process is Done."""
-    merge_parts(pid, parts)
+    """Chord callback: every region has stored its part of the result; the process is Done.
+
+    (The name is kept from when the callback merged the states; readers merge them now.)
+    """
+    finish_done(pid, parts)
 
 
-@app.task(name="pstack.noop")
+@app.task(name="pstack.noop")  # type: ignore[untyped-decorator]
 def noop(*args: Any) -> None:
     """Does nothing: bench/processes_bench.py measures Celery's own floor (a chord of these)."""

@@ -73,7 +73,7 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
         extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
-    from pstack_tasks.fleet.process import run as run_process
+    from pstack_tasks.fleet.client import run as run_process
     regions = parse_rmap(rmap)
     options: dict[str, Any] = {}
     if max_steps:
@@ -124,8 +124,8 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
 @friendly_errors("pstack")
 def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
     """List processes of every user, newest first, with their owner (USER) and how they ended (REASON)."""
-    from pstack_tasks.fleet.process import engines as list_engines
-    from pstack_tasks.fleet.process import ps as list_processes
+    from pstack_tasks.fleet.client import engines as list_engines
+    from pstack_tasks.fleet.client import ps as list_processes
     from pstack_tasks.fleet.users import current_user
     if mine and user:
         raise click.UsageError("give --user USER or --mine, not both")
@@ -144,16 +144,16 @@ def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> 
 def kill(pids: tuple[int, ...], debug: bool) -> None:
     """Kill processes: their engines stop everywhere; the state becomes Killed.
 
-    Only your own processes, unless you are an admin (PSTACK_ADMINS). A refused pid is
-    reported and the others are still killed; the exit status is then 1.
+    Only your own processes, unless you are an admin (PSTACK_ADMINS). A refused or unknown pid
+    is reported and the others are still killed; the exit status is then 1.
     """
-    from pstack_tasks.exceptions import PermissionDenied
-    from pstack_tasks.fleet.process import kill as kill_process
+    from pstack_tasks.exceptions import PermissionDenied, ProcessNotFound
+    from pstack_tasks.fleet.client import kill as kill_process
     refused = 0
     for pid in pids:
         try:
             click.echo(f"{pid} {kill_process(pid)}")
-        except PermissionDenied as e:
+        except (PermissionDenied, ProcessNotFound) as e:
             if debug:
                 raise
             click.echo(f"pstack: error: {e}", err=True)
@@ -168,11 +168,8 @@ def kill(pids: tuple[int, ...], debug: bool) -> None:
 @friendly_errors("pstack")
 def status(pid: int, debug: bool) -> None:
     """Print one process's record as JSON."""
-    from pstack_tasks.fleet.process import status as process_status
-    rec = process_status(pid)
-    if not rec:
-        raise ConfigurationError(f"no process {pid} (unknown, or its record has expired)")
-    click.echo(json.dumps(rec, indent=2))
+    from pstack_tasks.fleet.client import status as process_status
+    click.echo(json.dumps(process_status(pid), indent=2))
 
 
 @main.command(context_settings=CONTEXT)
@@ -181,7 +178,7 @@ def status(pid: int, debug: bool) -> None:
 @friendly_errors("pstack")
 def engines(as_json: bool, debug: bool) -> None:
     """List the engine workers of the fleet: type, host, slots in use."""
-    from pstack_tasks.fleet.process import engines as list_engines
+    from pstack_tasks.fleet.client import engines as list_engines
     fleet = list_engines()
     if as_json:
         click.echo(json.dumps(fleet))

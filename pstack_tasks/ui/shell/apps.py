@@ -150,7 +150,7 @@ def unit(py: str | os.PathLike[str], rmap: Mapping[str, int] | None = None, engi
     name beside it; ``RMAP``, ``ENGINE`` and ``OPTIONS`` in the module are defaults for the
     arguments.  A check passes unless it raises or returns False.
     """
-    from pstack_tasks.fleet.process import run as run_process
+    from pstack_tasks.fleet.client import run as run_process
     checks_file, xml = _pair(py)
     module = _load_checks(checks_file)
     if getattr(module, "APP", None):

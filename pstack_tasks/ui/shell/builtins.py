@@ -1,6 +1,6 @@
 """The process built-ins of pcli: run, block, ps, kill, status, engines, top, help.
 
-Each is the Python API of :mod:`pstack_tasks.fleet.process` with the same arguments, returning the
+Each is the Python API of :mod:`pstack_tasks.fleet.client` with the same arguments, returning the
 same values, but shown as pcli users expect: results as pstack printed them, ``ps()`` and
 ``engines()`` as tables (still lists of dicts underneath).
 """
@@ -17,7 +17,7 @@ from rich.console import Group
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from pstack_tasks.fleet import process
+from pstack_tasks.fleet import client
 from pstack_tasks.ui.columns import Column, field
 from pstack_tasks.ui.shell.display import Table, result_record
 from pstack_tasks.ui.tables import echo, engine_table, process_table, table
@@ -33,12 +33,11 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     rcon={region: host}, engine="psim"|"dummy"|..., options={"max_steps": ..., "seconds": ...}.
     While it waits, one line shows the messages delivered so far (progress=False hides it).
     """
-    kwargs = dict(rmap=rmap, rcon=rcon, level=level, verbose=verbose, async_=async_, engine=engine,
-                  options=options, timeout=timeout)
     if async_:
-        return process.run(xml, **kwargs)  # type: ignore[arg-type]
+        return client.submit(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine, options=options)
     with _progress(progress and not verbose) as update:
-        return result_record(process.run(xml, progress=update, **kwargs))  # type: ignore[arg-type]
+        return result_record(client.run(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine,
+                                        options=options, timeout=timeout, progress=update))
 
 
 @contextmanager
@@ -55,7 +54,7 @@ def _progress(show: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
 def block(futures: Any, timeout: float | None = None, progress: bool = True) -> Any:
     """Wait for a process (a Future or pid, or a list of them) to end; its result (or the list)."""
     with _progress(progress) as update:
-        out = process.block(futures, timeout=timeout, progress=update)
+        out = client.block(futures, timeout=timeout, progress=update)
     return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
 
 
@@ -66,23 +65,23 @@ def ps(user: str | None = None, mine: bool = False, limit: int = 50) -> Table:
     of dicts, newest first: ps()[0]["pid"], [p for p in ps() if p["state"] == "Running"].
     """
     from pstack_tasks.fleet.users import current_user
-    procs = process.ps(user=current_user() if mine else user, limit=limit)
-    return Table(procs, process_table(procs, process.engines()))
+    procs = client.ps(user=current_user() if mine else user, limit=limit)
+    return Table(procs, process_table(procs, client.engines()))
 
 
 def kill(pid: int) -> str:
     """Kill a process; the state it ended in ("Killed", or how it had already ended)."""
-    return process.kill(int(pid))
+    return client.kill(int(pid))
 
 
 def status(pid: int) -> dict[str, Any]:
     """One process's record: state, user, regions, hosts, times, reason, ... ({} if unknown)."""
-    return process.status(int(pid))
+    return client.status(int(pid))
 
 
 def engines() -> Table:
     """The engine workers of the fleet as a table: type, name, slots, busy, usage meter, status."""
-    fleet = process.engines()
+    fleet = client.engines()
     return Table(fleet, engine_table(fleet))
 
 

@@ -113,7 +113,7 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
     """Run a pcli session until the user exits; tears down the embedded stack if it started one."""
     from ptpython.repl import embed
 
-    from pstack_tasks.fleet.process import engines as fleet_engines
+    from pstack_tasks.fleet.client import engines as fleet_engines
     if not color:
         os.environ["NO_COLOR"] = "1"  # the libraries pcli prints through (rich for pp) honour it too
     history = history or history_path()
@@ -142,7 +142,7 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
 
 def _kill_active() -> None:
     """Kill the processes still active on an embedded stack that is about to stop."""
-    from pstack_tasks.fleet.process import kill, ps
+    from pstack_tasks.fleet.client import kill, ps
     from pstack_tasks.ui.columns import ACTIVE
     for p in ps():
         if p["state"] in ACTIVE:

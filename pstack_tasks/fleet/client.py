@@ -1,0 +1,297 @@
+"""Processes as clients see them: ``submit`` and ``run`` an application on the fleet, ``block``
+for it, ``status``, ``ps``, ``kill``, and the fleet's ``engines``.
+
+A process is an application run on the worker fleet, with a pid, a record in Redis and an end.
+``submit`` creates it (:mod:`submission`) and returns a :class:`Future`; ``run`` also waits and
+returns the result.  Waiting reads the process's own record, never Celery's results: the
+record says how it ended (:mod:`lifecycle`).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast, overload
+
+import redis
+
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import ProcessFailed, ProcessNotFound
+from pstack_tasks.fleet import records, store
+from pstack_tasks.fleet.dispatch import ledger
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.lifecycle import end_process, reap
+from pstack_tasks.fleet.records import ENDED, describe, not_found, read_result
+from pstack_tasks.fleet.submission import Application, Request, create
+from pstack_tasks.fleet.users import check_may_kill, current_user
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Future:
+    """A submitted process: ``.pid`` now, the result from :func:`block` (or ``.result()``)."""
+
+    pid: int
+
+    def state(self) -> str:
+        """Submitted, Waiting, Running, Done, Failed or Killed (ProcessNotFound once expired)."""
+        return str(status(self.pid)["state"])
+
+    def done(self) -> bool:
+        return self.state() in ENDED
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        return block_one(self.pid, timeout)
+
+
+def submit(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
+           level: int = 1, verbose: bool = False, engine: str | None = None,
+           options: Mapping[str, Any] | None = None) -> Future:
+    """Start an application on the fleet as a new process; its :class:`Future` at once.
+
+    Args:
+        xml: the application file's path, or its XML text.
+        rmap: region map ``{device: region}``; unmapped devices are in region 0. Each region
+            runs as one task on a worker of the engine type, all at the same time.
+        rcon: pin regions to named workers ``{region: host}``.
+        level: handler_log level shown by ``verbose``.
+        verbose: stream ``[host] Region r -> line`` log lines to whoever blocks on it.
+        engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
+        options: passed to the engine's ``run_engine`` (``max_steps``, ``time_limit``, ...).
+
+    Raises:
+        GraphError: the file is malformed; nothing was queued.
+        ProcessRefused: the fleet can never run it (the message gives needed/available).
+    """
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options))
+    return Future(pid)
+
+
+@overload
+def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+        level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
+        options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
+        progress: Progress | None = ...) -> dict[str, Any]: ...
+
+
+@overload
+def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+        level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
+        options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
+        progress: Progress | None = ...) -> Future: ...
+
+
+@overload
+def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+        level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
+        options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
+        progress: Progress | None = ...) -> dict[str, Any] | Future: ...
+
+
+def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
+        level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
+        options: Mapping[str, Any] | None = None, timeout: float | None = None,
+        progress: Progress | None = None) -> dict[str, Any] | Future:
+    """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
+
+    Arguments as :func:`submit`, and:
+        async_: return its Future at once, as :func:`submit` does (pstack's ``run`` had this flag).
+        timeout: give up waiting after this many seconds (TimeoutError; the process goes on).
+        progress: receives the process's :func:`status` a few times a second while it waits
+            (``delivered``: messages delivered so far).
+
+    Returns:
+        the merged result ``{"states", "metrics", "regions", "hosts", "pid"}``, states in device order.
+
+    Raises:
+        GraphError, ProcessRefused: as :func:`submit`.
+        ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
+    """
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options))
+    if async_:
+        return Future(pid)
+    result = block_one(pid, timeout, progress=progress)
+    if "states" in result:  # in device order, as psim reports them
+        states = result["states"]
+        result["states"] = {n: states[n] for n in app.instance.names if n in states}
+    return result
+
+
+@overload
+def block(futures: Future | int, timeout: float | None = ..., sink: Callable[[str], None] | None = ...,
+          progress: Progress | None = ...) -> dict[str, Any]: ...
+
+
+@overload
+def block(futures: Iterable[Future | int], timeout: float | None = ..., sink: Callable[[str], None] | None = ...,
+          progress: Progress | None = ...) -> list[dict[str, Any]]: ...
+
+
+def block(futures: Future | int | Iterable[Future | int], timeout: float | None = None,
+          sink: Callable[[str], None] | None = None,
+          progress: Progress | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+    """Wait for one process (or each of a list) to end; its result, or a list of results.
+
+    Verbose processes stream their log lines to ``sink`` (default: stdout) meanwhile.
+    ``progress``, if given, receives the process's :func:`status` about four times a second
+    (``delivered`` grows as the engines run).
+
+    Raises:
+        ProcessFailed: a process ended Failed or Killed.
+        ProcessNotFound: no such process (never was, or its record has expired).
+        TimeoutError: ``timeout`` seconds passed first (the process goes on).
+    """
+    if isinstance(futures, (Future, int)):
+        return block_one(futures if isinstance(futures, int) else futures.pid, timeout, sink, progress)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = []
+    for f in futures:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        out.append(block_one(f if isinstance(f, int) else f.pid, left, sink, progress))
+    return out
+
+
+def block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """:func:`block` for one pid."""
+    r, keys = store.client(), Keys.current()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    verbose: bool | None = None  # known from the first read of the record
+    emit = sink or (lambda line: print(line, flush=True))
+    log_pos = "0-0"
+    next_reap = time.monotonic() + 1.0
+    while True:
+        rec = store.text_hash(r.hgetall(keys.proc(pid)))
+        if not rec:
+            raise not_found(pid)
+        if verbose is None:
+            verbose = rec.get("verbose") == "1"
+        if rec["state"] in ENDED:
+            if verbose:
+                log_pos = _drain_log(r, keys, pid, log_pos, emit, 0)
+            return _outcome(r, keys, pid, rec)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"process {pid} is still {rec['state']} after {timeout:g} s")
+        if progress is not None:
+            progress(describe(rec, store.text_hash(r.hgetall(keys.progress(pid)))))
+        if verbose:
+            log_pos = _drain_log(r, keys, pid, log_pos, emit, 200)
+        else:
+            # Redis takes fractions of a second here; redis-py's annotation says int
+            r.blmove(keys.wake(pid), keys.wake(pid), 0.25 if progress else 0.5, "LEFT", "LEFT")  # type: ignore[arg-type]
+        if time.monotonic() >= next_reap:
+            next_reap = time.monotonic() + 1.0
+            reap(pid)
+
+
+def _drain_log(r: redis.Redis, keys: Keys, pid: int, pos: str, emit: Callable[[str], None], block_ms: int) -> str:
+    got = cast("list[tuple[str, list[tuple[str, dict[str, str]]]]] | None",
+               r.xread({keys.log(pid): pos}, count=1000, block=block_ms or None))
+    for _, entries in got or []:
+        for entry_id, fields in entries:
+            emit(fields.get("l", ""))
+            pos = entry_id
+    return pos
+
+
+def _outcome(r: redis.Redis, keys: Keys, pid: int, rec: Mapping[str, str]) -> dict[str, Any]:
+    if rec["state"] != "Done":
+        raise ProcessFailed(pid, rec["state"], rec.get("reason", ""), rec.get("error"))
+    result = read_result(pid, r, keys)
+    if result is None:
+        raise ProcessNotFound(f"the result of process {pid} has expired")
+    return result
+
+
+def status(pid: int) -> dict[str, Any]:
+    """The record of one process, with its live counters.
+
+    Raises:
+        ProcessNotFound: no such process (never was, or its record has expired).
+    """
+    with store.reporting():
+        return records.status(pid)
+
+
+def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent processes of every user (newest first), or only ``user``'s.
+
+    Everyone sees every process, with its owner in ``user``, as pstack's ``ps`` showed them:
+    a shared fleet is easier to share when you can see who is using it.
+    """
+    r, keys = store.client(), Keys.current()
+    with store.reporting():
+        pids = [int(p) for p in cast("list[str]", r.zrevrange(keys.procs, 0, limit - 1))]
+        pipe = r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hgetall(keys.proc(pid))
+            pipe.hgetall(keys.progress(pid))
+        replies = pipe.execute()
+    out, gone = [], []
+    for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
+        if not rec:
+            gone.append(str(pid))
+            continue
+        d = describe(rec, progress)
+        if user and d["user"] != user:
+            continue
+        out.append(d)
+    if gone:
+        try:
+            r.zrem(keys.procs, *gone)
+        except redis.exceptions.NoPermissionError:
+            pass  # a read-only monitoring user lists, others tidy up
+    return out
+
+
+def kill(pid: int, wait: float = 5.0) -> str:
+    """Kill a process: waiting ones end at once, running ones once every region has stopped.
+
+    Only its owner or an admin (``PSTACK_ADMINS``) may kill it; the record keeps who did
+    (``killed_by``) and the reason says so.
+
+    Returns the state it ended in (``Killed``, or how it had already ended).
+
+    Raises:
+        ProcessNotFound: no such process (never was, or its record has expired).
+        PermissionDenied: the process belongs to another user and the caller is no admin
+            (nothing is changed), or the Redis user may not write.
+    """
+    with store.reporting():
+        return _kill(store.client(), Keys.current(), pid, wait)
+
+
+def _kill(r: redis.Redis, keys: Keys, pid: int, wait: float) -> str:
+    rec = store.text_hash(r.hgetall(keys.proc(pid)))
+    if not rec:
+        raise not_found(pid)
+    who = current_user()
+    check_may_kill(pid, rec, who)
+    if rec["state"] in ENDED:
+        return str(rec["state"])
+    r.hset(keys.proc(pid), "killed_by", who)
+    reason = f"killed by {who}"
+    r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)
+    if rec["state"] in ("Waiting", "Submitted"):
+        r.lrem(keys.waiting(rec["engine"]), 0, str(pid))
+        end_process(pid, "Killed", reason)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        state = r.hget(keys.proc(pid), "state")
+        if state in ENDED:
+            return str(state)
+        if state == "Waiting":  # it was Submitted above and has joined the queue since
+            end_process(pid, "Killed", reason)
+        reap(pid)
+        time.sleep(0.05)
+    return str(r.hget(keys.proc(pid), "state"))
+
+
+def engines() -> list[dict[str, Any]]:
+    """Every registered engine worker: type, host, slots, busy slots, online."""
+    with store.reporting():
+        return ledger().fleet()
+
+
+__all__ = ["Future", "submit", "run", "block", "block_one", "status", "ps", "kill", "engines"]

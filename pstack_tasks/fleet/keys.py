@@ -1,0 +1,148 @@
+"""The Redis key schema of the stack, in one place: every key's name, and the Celery queue names.
+
+All keys start with ``PSTACK_KEY_PREFIX`` (default ``pstack:``), the broker's queues included
+(Celery's ``global_keyprefix``), so two stacks, or a test run and a developer's stack, can share
+one Redis database without seeing each other.  The engines' keys of one process are named by
+:class:`pstack_tasks.protocol.QueueKeys` (the C++ runtime builds the same names); :meth:`Keys.queues`
+hands them out under this prefix.  docs/fleet.md has the table of every key, its type and writer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pstack_tasks.config import settings
+from pstack_tasks.protocol import QueueKeys
+
+#: the Celery queue of control workers (chord callbacks, the Flower API tasks, the reaper)
+CONTROL_QUEUE = "control"
+
+
+def engine_queue(engine: str) -> str:
+    """The Celery queue every worker of an engine type consumes (``engine.<type>``)."""
+    return f"engine.{engine}"
+
+
+def host_queue(engine: str, host: str) -> str:
+    """The Celery queue of one engine worker (``engine.<type>.<host>``): regions go there."""
+    return f"engine.{engine}.{host}"
+
+
+def engine_types_of(queue_names: list[str]) -> list[str]:
+    """Engine types of the ``engine.<type>`` queues among ``queue_names``."""
+    return sorted({q.split(".")[1] for q in queue_names if q.startswith("engine.") and q.count(".") == 1})
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The name of every key the stack uses, under one prefix."""
+
+    prefix: str
+
+    @classmethod
+    def current(cls) -> Keys:
+        return cls(settings().key_prefix)
+
+    # processes
+    @property
+    def next_pid(self) -> str:
+        """Counter: the last pid handed out."""
+        return f"{self.prefix}next_pid"
+
+    @property
+    def procs(self) -> str:
+        """Sorted set of every known pid (score: pid)."""
+        return f"{self.prefix}procs"
+
+    @property
+    def running(self) -> str:
+        """Set of the pids of running processes (the reaper's work list)."""
+        return f"{self.prefix}running"
+
+    def proc(self, pid: int | str) -> str:
+        """Hash: the process record (user, graph, regions, state, times, reason, ...)."""
+        return f"{self.prefix}proc:{pid}"
+
+    def app(self, digest: str) -> str:
+        """The application XML, stored once per content hash for workers on any host."""
+        return f"{self.prefix}app:{digest}"
+
+    def result(self, pid: int | str) -> str:
+        """Hash region -> JSON ``{"states", "metrics", "host"}``: each region's part, written once by
+        the region itself; readers merge the parts (:func:`records.read_result`)."""
+        return f"{self.prefix}result:{pid}"
+
+    def wake(self, pid: int | str) -> str:
+        """List that gets an item when the process ends: waiters block on it without taking it."""
+        return f"{self.prefix}wake:{pid}"
+
+    def log(self, pid: int | str) -> str:
+        """Stream of verbose log lines from the regions."""
+        return f"{self.prefix}log:{pid}"
+
+    def progress(self, pid: int | str) -> str:
+        """Live counters per region: field ``<region>`` = ``"<delivered> <steps>"``."""
+        return f"{self.prefix}progress:{pid}"
+
+    def abort(self, pid: int | str) -> str:
+        """The first cause of a failure or kill: set once, read by every region."""
+        return f"{self.prefix}abort:{pid}"
+
+    def lease(self, pid: int | str) -> str:
+        """Hash region -> ``host|epoch``: the slots the process holds."""
+        return f"{self.prefix}lease:{pid}"
+
+    def started(self, pid: int | str) -> str:
+        """Set of the regions that have begun (with a heartbeat)."""
+        return f"{self.prefix}started:{pid}"
+
+    def ended(self, pid: int | str) -> str:
+        """Set of the regions that are over (slot given back)."""
+        return f"{self.prefix}ended:{pid}"
+
+    def beat(self, pid: int | str, region: int | str) -> str:
+        """A region's heartbeat: expires when the region stops refreshing it."""
+        return f"{self.prefix}beat:{pid}:{region}"
+
+    @property
+    def queue_prefix(self) -> str:
+        """Prefix of the engines' keys (``--prefix`` of an engine; see :meth:`queues`)."""
+        return f"{self.prefix}q:"
+
+    def queues(self, pid: int | str) -> QueueKeys:
+        """The engine protocol's keys of one process: message lists ``<pid>.<region>``, ``<pid>.idle``,
+        ``<pid>.active``, ``<pid>.calls`` (docs/engine-protocol.md).  The ledger's scripts reset them
+        when a process is admitted and delete them when it ends."""
+        return QueueKeys(self.queue_prefix, pid)
+
+    # the fleet
+    @property
+    def engine_types(self) -> str:
+        """Set of every engine type that ever registered a worker."""
+        return f"{self.prefix}engines"
+
+    def cap(self, engine: str) -> str:
+        """Hash host -> slots of every registered worker of an engine type."""
+        return f"{self.prefix}cap:{engine}"
+
+    def used(self, engine: str) -> str:
+        """Hash host -> slots in use."""
+        return f"{self.prefix}used:{engine}"
+
+    def info(self, engine: str) -> str:
+        """Hash host -> JSON description (node name, pid, started) for ``engines()``."""
+        return f"{self.prefix}info:{engine}"
+
+    def alive(self, engine: str, host: str) -> str:
+        """A worker's heartbeat (its epoch), expiring unless refreshed."""
+        return f"{self.prefix}alive:{engine}@{host}"
+
+    def epoch(self, engine: str, host: str) -> str:
+        """The epoch of a worker's registration: a restarted worker gets a new one."""
+        return f"{self.prefix}epoch:{engine}@{host}"
+
+    def waiting(self, engine: str) -> str:
+        """List of pids waiting for slots, first come first served."""
+        return f"{self.prefix}waiting:{engine}"
+
+
+__all__ = ["Keys", "CONTROL_QUEUE", "engine_queue", "host_queue", "engine_types_of"]

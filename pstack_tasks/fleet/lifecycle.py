@@ -1,0 +1,131 @@
+"""How processes end: a region ending, the chord callback (Done), failures, and the reaper.
+
+The record, not Celery, says how a process ended, and the first ending wins: the chord
+callback ends it Done once every region has stored its part of the result; the last region of
+a failed or killed process ends it Failed or Killed with the first cause; the reaper ends
+processes whose workers vanished (their chord never completes).  Every ending frees the
+process's slots, and what that admits is started (:mod:`dispatch`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from pstack_tasks.config import settings
+from pstack_tasks.fleet import store
+from pstack_tasks.fleet.dispatch import ledger, start
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.ledger import Admitted
+from pstack_tasks.native.results import merge_results
+
+logger = logging.getLogger(__name__)
+
+
+def end_process(pid: int, state: str | None, reason: str) -> bool:
+    """End a process (the first ending wins; ``state`` None: Killed if someone killed it, else
+    Failed), free its slots and engines' keys, start what fits now.  True if this call ended it."""
+    ending = ledger().end(pid, state, reason)
+    if ending is None:
+        return False
+    if ending.ended:
+        logger.info("process %s %s: %s", pid, ending.state, reason)
+    start(ending.engine, ending.admitted)
+    return ending.ended
+
+
+def after_region(pid: int, engine: str, aborted: bool, regions: int, admitted: list[Admitted]) -> None:
+    """A region ended (its slot already given back, ``admitted`` admitted by that): start them,
+    and end a failed process once all its regions are down."""
+    start(engine, admitted)
+    if aborted:
+        r, keys = store.client(), Keys.current()
+        pipe = r.pipeline()
+        pipe.get(keys.abort(pid))
+        pipe.scard(keys.ended(pid))
+        abort, ended = pipe.execute()
+        if abort and int(ended) >= regions:
+            end_process(pid, None, abort)
+
+
+def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
+    """The chord callback's work: every region has stored its part; the process is Done.
+
+    ``parts`` are what the region tasks returned: their region, host and metrics (the exit code
+    and reason come from them), or ``stale`` for a region of a process that had already ended.
+    """
+    if any(p.get("stale") for p in parts):
+        return
+    metrics = merge_results({int(p["region"]): p for p in parts})["metrics"]
+    end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
+
+
+def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
+                 exclude: int | None = None) -> str | None:
+    """Why a region of the process is gone, if one is: heartbeat expired, or never started."""
+    others = [x for x in regions if x != exclude]
+    pipe = r.pipeline(transaction=False)
+    pipe.smembers(keys.ended(pid))
+    pipe.smembers(keys.started(pid))
+    pipe.hgetall(keys.lease(pid))
+    for x in others:
+        pipe.exists(keys.beat(pid, x))
+    ended, started, lease, *beats = pipe.execute()
+    for x, beat in zip(others, beats):
+        if beat or str(x) in ended:
+            continue
+        host = (lease.get(str(x)) or "?|").split("|")[0]
+        if str(x) in started:
+            return f"region {x} on {host} stopped responding (its worker was lost)"
+        if time.time() - admitted > start_timeout:
+            return f"region {x} never started on {host} within {start_timeout:g} s (is that worker running?)"
+    return None
+
+
+def reap(pid: int) -> str | None:
+    """End a running process whose regions are gone without ending it (host lost).
+
+    Called by the control worker for every running process, and by ``block`` for its own.
+    Returns the reason if it ended the process.
+    """
+    r, keys = store.client(), Keys.current()
+    rec = r.hgetall(keys.proc(pid))
+    if rec.get("state") != "Running":
+        return None
+    regions = json.loads(rec["regions"])
+    cfg = settings()
+    lost = lost_regions(r, keys, pid, regions, float(rec.get("started") or 0), cfg.start_timeout)
+    abort = r.get(keys.abort(pid))
+    if lost and not abort:
+        r.set(keys.abort(pid), lost, nx=True, ex=cfg.result_expires)
+        abort = r.get(keys.abort(pid))
+    if not abort:
+        return None
+    # Aborted: wait until no unfinished region still beats (they stop within a second), then end it.
+    ended = r.smembers(keys.ended(pid))
+    pipe = r.pipeline(transaction=False)
+    for x in regions:
+        if str(x) not in ended:
+            pipe.exists(keys.beat(pid, x))
+    if any(pipe.execute()):
+        return None
+    return str(abort) if end_process(pid, None, str(abort)) else None
+
+
+def reap_all() -> list[int]:
+    """Reap every running process; the pids that were ended."""
+    r, keys = store.client(), Keys.current()
+    ended = []
+    for pid in sorted(int(p) for p in r.smembers(keys.running)):
+        if reap(pid):
+            ended.append(pid)
+        elif not r.exists(keys.proc(pid)):
+            r.srem(keys.running, pid)
+    return ended
+
+
+__all__ = ["end_process", "after_region", "finish_done", "lost_regions", "reap", "reap_all"]

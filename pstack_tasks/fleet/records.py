@@ -1,0 +1,91 @@
+"""Reading what Redis holds about a process: its record as the API shows it, and its result.
+
+A Done process's result is stored as the regions left it: one field per region in
+``result:<pid>`` (written by each region in its end-of-region transaction), merged here when
+it is read.  So the regions' states cross Redis once, and nothing merges them on the way.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from pstack_tasks.exceptions import ProcessNotFound
+from pstack_tasks.fleet import store
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.native.results import merge_results
+
+#: the states a process ends in
+ENDED = ("Done", "Failed", "Killed")
+
+
+def not_found(pid: int) -> ProcessNotFound:
+    """The error for a pid Redis has no record of."""
+    return ProcessNotFound(f"no process {pid} (unknown, or its record has expired)")
+
+
+def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A process record as the API shows it; ``progress`` is the regions' live counters."""
+    out: dict[str, Any] = {
+        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"),
+        "graph_type": rec.get("graph_type"), "engine": rec.get("engine"),
+        "devices": int(rec.get("devices", 0)), "edges": int(rec.get("edges", 0)),
+        "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),
+        "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
+        "reason": rec.get("reason", ""), "file": rec.get("file"),
+    }
+    for t in ("submitted", "started", "ended"):
+        out[t] = float(rec[t]) if rec.get(t) else None
+    start = out["started"] or out["submitted"]
+    out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
+    per_region = {}
+    for region, counts in (progress or {}).items():
+        delivered, _, steps = counts.partition(" ")
+        per_region[int(region)] = {"delivered": int(delivered), "steps": int(steps or 0)}
+    out["progress"] = dict(sorted(per_region.items()))
+    out["delivered"] = sum(p["delivered"] for p in per_region.values())
+    out["steps"] = sum(p["steps"] for p in per_region.values())
+    return out
+
+
+def status(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> dict[str, Any]:
+    """The record of one process, with its live counters.
+
+    Raises:
+        ProcessNotFound: no such process (never was, or its record has expired).
+    """
+    r, keys = r or store.client(), keys or Keys.current()
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.proc(pid))
+    pipe.hgetall(keys.progress(pid))
+    rec, progress = pipe.execute()
+    if not rec:
+        raise not_found(pid)
+    return describe(rec, progress)
+
+
+def write_part(pipe: Pipeline, keys: Keys, pid: int, region: int, part: Mapping[str, Any], ttl: int) -> None:
+    """In ``pipe``: store one region's part of the result (its states, metrics and host)."""
+    pipe.hset(keys.result(pid), str(region), json.dumps(part))
+    pipe.expire(keys.result(pid), ttl)
+
+
+def read_result(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> dict[str, Any] | None:
+    """The merged result of a Done process ``{"states", "metrics", "regions", "pid", "hosts"}``
+    (None once it has expired)."""
+    r, keys = r or store.client(), keys or Keys.current()
+    raw = r.hgetall(keys.result(pid))
+    if not raw:
+        return None
+    parts = {int(region): json.loads(text) for region, text in raw.items()}
+    result = merge_results(parts)
+    result["pid"] = pid
+    result["hosts"] = {str(region): parts[region].get("host") for region in sorted(parts)}
+    return result
+
+
+__all__ = ["ENDED", "describe", "status", "read_result", "write_part", "not_found"]

@@ -1,0 +1,137 @@
+"""Creating a process: the application read and parsed here (a bad file fails before anything is
+queued), its text stored once per content hash, the process record written, and the process
+queued for slots in the same transaction (:meth:`Ledger.submit`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from pstack_tasks import engine as engine_registry
+from pstack_tasks.config import mask_url, settings
+from pstack_tasks.exceptions import ConfigurationError, GraphError, ProcessRefused, RedisUnavailable
+from pstack_tasks.fleet import store
+from pstack_tasks.fleet.dispatch import ledger, start
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.users import current_user
+from pstack_tasks.graph import loader
+from pstack_tasks.memo import BoundedCache
+
+Application = str | bytes | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a client asks for: the process's arguments as :func:`client.submit` takes them."""
+
+    xml: Application
+    rmap: Mapping[str, int] | None = None
+    rcon: Mapping[int | str, str] | None = None
+    level: int = 1
+    verbose: bool = False
+    engine: str | None = None
+    options: Mapping[str, Any] | None = None
+
+
+def read_app(xml: Application) -> tuple[str, str | None]:
+    """(text, file name) of an application given as a path, or (text, None) as XML text."""
+    if isinstance(xml, bytes):
+        return xml.decode(), None
+    text = str(xml)
+    if text.lstrip().startswith("<"):
+        return text, None
+    path = Path(text)
+    try:
+        return path.read_text(), str(path)
+    except OSError as e:
+        raise GraphError(f"cannot read the file: {e.strerror}", text) from None
+
+
+def parsed(text: str, file: str | None, digest: str) -> loader.Application:
+    """The application parsed, kept for the next submission of the same text (a client often
+    runs one application many times; the parse is most of what a submission costs here)."""
+    key = (digest, file)
+    app = _parsed_apps.get(key)
+    if app is None:
+        app = loader.load(file if file is not None else text.encode())
+        if app.worth_keeping():
+            _parsed_apps.put(key, app)
+    return app
+
+
+#: applications kept parsed by a client (small ones: Application.worth_keeping)
+_parsed_apps: BoundedCache[tuple[str, str | None], loader.Application] = BoundedCache(8)
+
+
+def create(req: Request) -> tuple[int, loader.Application]:
+    """Create the process ``req`` asks for and queue it; its pid and the parsed application.
+
+    Raises:
+        GraphError: the file is malformed; nothing was queued.
+        ProcessRefused: the fleet can never run it (the message gives needed/available).
+        ConfigurationError: an unknown engine type, an unreadable file, a bad rcon.
+    """
+    engine = req.engine or settings().engine
+    engine_registry.load(engine)  # unknown engine types fail here, not on a worker
+    text, file = read_app(req.xml)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    app = parsed(text, file, digest)
+    _, regions = loader.region_array(app.instance, req.rmap, file)
+    pins = {str(k): str(v) for k, v in (req.rcon or {}).items()}
+    for k in pins:
+        if not k.isdigit() or int(k) not in regions:
+            raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
+    with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
+        pid = _new_pid(text, digest)
+        record = {
+            "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
+            "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
+            "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(req.rmap or {})),
+            "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(req.level),
+            "verbose": int(bool(req.verbose)), "options": json.dumps(dict(req.options or {})),
+            "submitted": f"{time.time():.3f}", "state": "Submitted",
+        }
+        _queue(pid, engine, record, regions)
+    return pid, app
+
+
+def _new_pid(text: str, digest: str) -> int:
+    """Store the application text (once per hash) and take the next pid."""
+    r, keys = store.client(), Keys.current()
+    pipe = r.pipeline(transaction=False)
+    pipe.set(keys.app(digest), text, ex=settings().result_expires)
+    pipe.incr(keys.next_pid)
+    try:
+        return int(pipe.execute()[1])
+    except redis.exceptions.NoPermissionError:
+        raise
+    except redis.ResponseError as e:  # LOADING, MISCONF, ...: up, but not usable
+        raise RedisUnavailable(f"Redis at {mask_url(store.redis_url())} cannot serve the stack: {e}") from None
+
+
+def _queue(pid: int, engine: str, record: Mapping[str, object], regions: list[int]) -> None:
+    """Write the record and queue the process, in one transaction; start what that admitted."""
+    keys, slots = Keys.current(), ledger()
+
+    def write(pipe: Pipeline) -> None:
+        pipe.hset(keys.proc(pid), mapping={k: str(v) for k, v in record.items()})
+        pipe.zadd(keys.procs, {str(pid): pid})
+        pipe.delete(*keys.queues(pid).all(regions))  # a fresh pid has none: the engines start clean
+    refusal, admitted = slots.submit(engine, pid, write)
+    if refusal is not None:
+        slots.finish(pid, "Failed", f"refused: {refusal}")
+    start(engine, admitted)  # others may have been admitted, refused or not
+    if refusal is not None:
+        raise ProcessRefused(f"process {pid} refused: {refusal}")
+
+
+__all__ = ["Request", "Application", "create", "read_app", "parsed"]

@@ -1,0 +1,115 @@
+"""The slot ledger's scripts on a real Redis, without workers: gang admission in order, and every
+key a script touches declared in its KEYS (what Redis requires of scripts, Redis Cluster routes
+by and ACL key patterns are checked against)."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.scripts import CANDIDATES
+from support.paths import KEY_PREFIX
+
+ENGINE = "t"
+
+
+@pytest.fixture
+def ledger(redis_url: str, redis_client: Any) -> Iterator[Ledger]:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield Ledger(r, Keys(KEY_PREFIX))
+    r.close()
+
+
+def _join(ledger: Ledger, host: str, slots: int) -> None:
+    ledger.register(ENGINE, host, slots, f"epoch-{host}", 30.0, {"node": f"{ENGINE}@{host}"})
+
+
+def _submit(ledger: Ledger, pid: int, regions: list[int],
+            rcon: dict[str, str] | None = None) -> tuple[str | None, list[int]]:
+    keys = ledger.keys
+    record = {"pid": pid, "engine": ENGINE, "regions": json.dumps(regions), "nregions": len(regions),
+              "rcon": json.dumps(rcon or {}), "graph_type": "g", "state": "Submitted"}
+    refusal, admitted = ledger.submit(ENGINE, pid, lambda pipe: pipe.hset(keys.proc(pid), mapping=record))
+    return refusal, [a.pid for a in admitted]
+
+
+def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(ledger: Ledger) -> None:
+    _join(ledger, "a", 2)
+    _join(ledger, "b", 1)
+    assert _submit(ledger, 1, [0, 1]) == (None, [1])
+    assert _submit(ledger, 2, [0, 1]) == (None, [])  # one slot free, two needed
+    assert ledger.r.hget(ledger.keys.proc(2), "state") == "Waiting"
+    view = ledger.view(ENGINE)
+    reply = ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0))[0]
+    assert [a.pid for a in ledger.admitted(ENGINE, reply)] == [2]
+    hosts = json.loads(ledger.r.hget(ledger.keys.proc(2), "hosts") or "{}")
+    assert sorted(hosts) == ["0", "1"] and ledger.r.get(ledger.keys.queues(2).active) == "2"
+
+
+def test_every_waiting_process_that_fits_is_admitted_even_beyond_the_candidates(ledger: Ledger) -> None:
+    _join(ledger, "a", 1)
+    assert _submit(ledger, 1, [0]) == (None, [1])  # holds the only slot
+    n = CANDIDATES + 5
+    for pid in range(2, n + 2):
+        assert _submit(ledger, pid, [0]) == (None, [])
+    _join(ledger, "big", n)
+    assert [a.pid for a in ledger.admit(ENGINE)] == list(range(2, n + 2))
+
+
+def test_a_submission_that_saw_an_older_fleet_changes_nothing_and_is_retried(ledger: Ledger) -> None:
+    _join(ledger, "a", 1)
+    stale = ledger.view(ENGINE)
+    _join(ledger, "b", 2)  # registered after the caller looked
+    keys = ledger.keys
+    ledger.r.hset(keys.proc(1), mapping={"pid": 1, "nregions": 2, "rcon": "{}", "state": "Submitted"})
+    ok, _ = ledger._run("submit", ledger._submit_call(ENGINE, 1, stale))
+    assert int(ok) == -1 and ledger.r.hget(keys.proc(1), "state") == "Submitted"
+    assert _submit(ledger, 2, [0, 1]) == (None, [2])  # with a fresh look: it fits on b
+
+
+def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redis_url: str) -> None:
+    seen: list[list[str]] = []
+    ready, stop = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        with redis.Redis.from_url(redis_url, decode_responses=True).monitor() as m:
+            ready.set()
+            conn = m.connection
+            while not stop.is_set():
+                line = conn.read_response(timeout=0.2) if conn.can_read(timeout=0.2) else None
+                if isinstance(line, str) and KEY_PREFIX in line:
+                    seen.append(shlex.split(re.sub(r"^\S+ \[[^]]*\] ", "", line).replace("\\", "")))
+                    seen[-1].insert(0, "lua" if " lua]" in line else "client")
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    ready.wait(5)
+    _join(ledger, "a", 2)
+    _submit(ledger, 1, [0, 1])
+    _submit(ledger, 2, [0], rcon={"0": "a"})
+    view = ledger.view(ENGINE)
+    ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1))[0])
+    ledger.end(1, None, "test")
+    ledger.beat(ENGINE, "a", "epoch-a", 30.0)
+    ledger.unregister(ENGINE, "a", "epoch-a")
+    stop.set()
+    t.join(5)
+    declared: set[str] = set()
+    scripts = lua = 0
+    for who, *command in seen:
+        if command[0].upper() == "EVALSHA":
+            scripts += 1
+            declared = set(command[3:3 + int(command[2])])
+        elif who == "lua":
+            lua += 1
+            used = {a for a in command[1:] if a.startswith(KEY_PREFIX)}
+            assert used <= declared, f"{command} touches undeclared {used - declared}"
+    assert scripts >= 7 and lua > 20
