@@ -31,6 +31,7 @@ from pstack_tasks.exceptions import ConfigurationError, RedisUnavailable, Region
 from pstack_tasks.graph import loader
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build, codegen
+from pstack_tasks.native.instance_file import write_instance
 from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.redis_server import EmbeddedRedis
 from pstack_tasks.native.relay import RedisTarget, Relay, child_env, pool
@@ -244,7 +245,7 @@ def instance_file(prep: Prepared, regions_arr: Any, opts: RunOptions, stack: Exi
         path = build.app_dir(opts.app_id) / f"{prep.source.type_hash[:16]}-{split}.inst"
         if not path.is_file():
             buf = io.BytesIO()
-            loader.write_instance(prep.app, buf, regions_arr, prep.source.type_hash)
+            write_instance(prep.app, buf, regions_arr, prep.source.type_hash)
             build.write_atomically(path, buf.getvalue())
         return path
     return write_instance_file(prep, regions_arr, _Workdir.make(opts, stack).path)
@@ -253,7 +254,7 @@ def instance_file(prep: Prepared, regions_arr: Any, opts: RunOptions, stack: Exi
 def write_instance_file(prep: Prepared, regions_arr: Any, where: Path) -> Path:
     path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
     with open(path, "wb") as f:
-        loader.write_instance(prep.app, f, regions_arr, prep.source.type_hash)
+        write_instance(prep.app, f, regions_arr, prep.source.type_hash)
     return path
 
 
