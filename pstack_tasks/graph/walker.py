@@ -236,7 +236,7 @@ class GraphTypeWalker:
         name, mtype = self.pin_header(c, dev)
         found = self.parts(c, ("OnSend",), f"output pin {name!r} of device type {dev.id!r}")
         raw = c.get("indexed")
-        indexed = BOOLEANS.get((raw or "false").strip())
+        indexed = BOOLEANS.get(raw.strip()) if raw is not None else False
         if indexed is None:
             raise self.error(f"output pin {name!r} of device type {dev.id!r}: indexed={raw!r} is not a boolean "
                              "(true, false, 1 or 0)", c)
