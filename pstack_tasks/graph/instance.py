@@ -17,7 +17,7 @@ from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.application import EDGE_WORDS, NO_SEND_INDEX, Application, Instance
-from pstack_tasks.graph.elements import children, line_of, local, parse_json_body
+from pstack_tasks.graph.elements import children, line_of, local, namespace_of, parse_json_body
 from pstack_tasks.graph.indexed import number_indexed_edges
 from pstack_tasks.graph.model import GraphType, InputPin, OutputPin, Struct
 from pstack_tasks.graph.values import Packer, ValueError_
@@ -26,8 +26,9 @@ from pstack_tasks.graph.walker import GraphTypeWalker, graph_type_in_file
 EDGE_PATH = re.compile(r"^(.*):([A-Za-z_]\w*)-(.*):([A-Za-z_]\w*)$")
 
 Values = dict[str, Any] | None
-#: values given for an element's properties and state, each with the line its errors name
-Given = tuple[Values, "int | None", Values, "int | None"]
+#: values given for an element's properties and state, each with the element its errors name
+#: (its line is read only for an error: reading ``sourceline`` costs time on millions of elements)
+Given = tuple[Values, etree._Element, Values, etree._Element]
 
 
 class InstanceBuilder:
@@ -36,6 +37,8 @@ class InstanceBuilder:
     def __init__(self, file: str, walker: type[GraphTypeWalker]) -> None:
         self.file = file
         self.walker = walker
+        ns = namespace_of(walker.version)
+        self.q_p, self.q_s = f"{{{ns}}}P", f"{{{ns}}}S"
         self.graph_type: GraphType | None = None
         self.inst = Instance()
         self.seen_instance = False
@@ -43,29 +46,27 @@ class InstanceBuilder:
         self.send_indices: dict[tuple[int, int], list[tuple[int | None, int, int]]] = {}
 
     # ---- the version's hooks ------------------------------------------------------------------
-    def given(self, el: etree._Element, owner: str, props: Struct, state: Struct) -> Given:
-        """The property and state values of a ``DevI``/``EdgeI``: JSON ``<P>``/``<S>`` children."""
+    def given(self, el: etree._Element, kind: str, name: str, props: Struct, state: Struct) -> Given:
+        """The property and state values of a ``DevI``/``EdgeI`` (``kind`` "device" or "edge" and
+        ``name`` say which in errors): JSON ``<P>``/``<S>`` children."""
         p_values = s_values = None
-        p_line = s_line = line_of(el)  # value errors point at the <P>/<S> element
+        p_el = s_el = el  # value errors point at the <P>/<S> element
         for c in el:
-            tag = c.tag.rpartition("}")[2] if isinstance(c.tag, str) else ""
-            if tag == "P":
-                p_line = line_of(c)
-                p_values = parse_json_body(c.text, self.file, p_line, f"<P> of {owner}")
-            elif tag == "S":
-                s_line = line_of(c)
-                s_values = parse_json_body(c.text, self.file, s_line, f"<S> of {owner}")
-        return p_values, p_line, s_values, s_line
+            if c.tag == self.q_p:
+                p_values, p_el = parse_json_body(c.text, self.file, line_of(c), f"<P> of {kind} {name!r}"), c
+            elif c.tag == self.q_s:
+                s_values, s_el = parse_json_body(c.text, self.file, line_of(c), f"<S> of {kind} {name!r}"), c
+        return p_values, p_el, s_values, s_el
 
-    def graph_values(self, el: etree._Element, props: Struct) -> tuple[Values, int | None]:
-        """The graph instance's property values: a JSON ``<Properties>`` child."""
+    def graph_values(self, el: etree._Element, props: Struct) -> tuple[Values, etree._Element]:
+        """The graph instance's property values (a JSON ``<Properties>`` child), and the element
+        their errors name."""
         values: Values = None
-        line = line_of(el)
+        where = el
         for c in children(el):
             if local(c) == "Properties":
-                line = line_of(c)
-                values = parse_json_body(c.text, self.file, line, "graph <Properties>")
-        return values, line
+                values, where = parse_json_body(c.text, self.file, line_of(c), "graph <Properties>"), c
+        return values, where
 
     # ---- elements -----------------------------------------------------------------------------
     def error(self, msg: str, el: etree._Element) -> GraphError:
@@ -93,9 +94,9 @@ class InstanceBuilder:
         if tid != gt.id:
             raise self.error(f"graph instance refers to graph type {tid!r}, but the file defines {gt.id!r}", el)
         self.inst.id = el.get("id") or ""
-        values, line = self.graph_values(el, gt.properties)
+        values, where = self.graph_values(el, gt.properties)
         if values is not None:
-            self.inst.graph_properties = self._pack(self.gprops, values, line, "graph properties")
+            self.inst.graph_properties = self._pack(self.gprops, values, where, "graph properties")
 
     def _reference(self, el: etree._Element) -> None:
         """``<GraphTypeReference id src?>``: the graph type comes from file ``src`` (relative to this
@@ -134,11 +135,13 @@ class InstanceBuilder:
         self.inst.state = [bytearray() for _ in gt.device_types]
         self.inst.counts = [0] * len(gt.device_types)
 
-    def _pack(self, packer: Packer, values: Values, line: int | None, what: str) -> bytes:
+    def _pack(self, packer: Packer, values: Values, el: etree._Element, what: str, name: str | None = None) -> bytes:
+        """Packed ``values``; errors name ``what`` (and ``name``, quoted: formatted only then)."""
         try:
             return packer.pack(values)
         except ValueError_ as e:
-            raise GraphError(f"{what}: {e}", self.file, line) from None
+            owner = what if name is None else f"{what} {name!r}"
+            raise GraphError(f"{owner}: {e}", self.file, line_of(el)) from None
 
     def device(self, el: etree._Element) -> None:
         gt = self._require_type(el)
@@ -154,12 +157,12 @@ class InstanceBuilder:
             raise self.error(f"device {did!r} has unknown device type {el.get('type')!r} (known: "
                              + ", ".join(self.type_index) + ")", el)
         dt = gt.device_types[t]
-        p_values, p_line, s_values, s_line = self.given(el, f"device {did!r}", dt.properties, dt.state)
+        p_values, p_el, s_values, s_el = self.given(el, "device", did, dt.properties, dt.state)
         inst.index[did] = len(inst.names)
         inst.names.append(did)
         inst.dev_type.append(t)
-        inst.props[t] += self._pack(self.pp[t], p_values, p_line, f"properties of device {did!r}")
-        inst.state[t] += self._pack(self.sp[t], s_values, s_line, f"state of device {did!r}")
+        inst.props[t] += self._pack(self.pp[t], p_values, p_el, "properties of device", did)
+        inst.state[t] += self._pack(self.sp[t], s_values, s_el, "state of device", did)
         inst.counts[t] += 1
 
     def _pins(self, el: etree._Element, path: str) -> tuple[int, int, tuple[int, InputPin], int, tuple[int, OutputPin]]:
@@ -195,9 +198,9 @@ class InstanceBuilder:
         eidx = inst.edge_counts.get(key, 0)
         inst.edge_counts[key] = eidx + 1
         pk, sk = self.edge_packers[key]
-        p_values, p_line, s_values, s_line = self.given(el, f"edge {path!r}", ip.properties, ip.state)
-        p_bytes = self._pack(pk, p_values, p_line, f"edge {path!r}")  # also checks values for pins without data
-        s_bytes = self._pack(sk, s_values, s_line, f"edge {path!r}")
+        p_values, p_el, s_values, s_el = self.given(el, "edge", path, ip.properties, ip.state)
+        p_bytes = self._pack(pk, p_values, p_el, "edge", path)  # also checks values for pins without data
+        s_bytes = self._pack(sk, s_values, s_el, "edge", path)
         if pk.size or sk.size:
             inst.edge_props.setdefault(key, bytearray()).extend(p_bytes)
             inst.edge_state.setdefault(key, bytearray()).extend(s_bytes)

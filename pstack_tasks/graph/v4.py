@@ -53,19 +53,21 @@ class InstanceBuilderV4(InstanceBuilder):
         super().__init__(file, walker)
         self._int_names: dict[int, tuple[str, ...] | None] = {}  # by id() of a struct of the graph type
 
-    def given(self, el: etree._Element, owner: str, props: Struct, state: Struct) -> Given:
+    def given(self, el: etree._Element, kind: str, name: str, props: Struct, state: Struct) -> Given:
         """The ``P`` and ``S`` attributes of a ``DevI``/``EdgeI``; errors name its line."""
         if len(el):
-            self._refuse_children(el, {"P": "P", "S": "S"}, owner)
-        line = line_of(el)
-        return (self._values(el.get("P"), props, line, f"P of {owner}"), line,
-                self._values(el.get("S"), state, line, f"S of {owner}"), line)
+            self._refuse_children(el, {"P": "P", "S": "S"}, f"{kind} {name!r}")
+        p_text, s_text = el.get("P"), el.get("S")
+        if p_text is None and s_text is None:
+            return None, el, None, el  # most devices of a large graph
+        owner, line = f"{kind} {name!r}", line_of(el)
+        return (self._values(p_text, props, line, f"P of {owner}"), el,
+                self._values(s_text, state, line, f"S of {owner}"), el)
 
-    def graph_values(self, el: etree._Element, props: Struct) -> tuple[Values, int | None]:
+    def graph_values(self, el: etree._Element, props: Struct) -> tuple[Values, etree._Element]:
         """The graph instance's ``P`` attribute."""
         self._refuse_children(el, {"Properties": "P"}, "the graph instance")
-        line = line_of(el)
-        return self._values(el.get("P"), props, line, "P of the graph instance"), line
+        return self._values(el.get("P"), props, line_of(el), "P of the graph instance"), el
 
     def _refuse_children(self, el: etree._Element, value_tags: dict[str, str], owner: str) -> None:
         """v4 has no value elements: ``value_tags`` maps each v2/v3 one to the attribute instead."""
