@@ -164,7 +164,8 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
         task_id, task = wait_for(progressing, 10, f"{name} in state PROGRESS")
     except AssertionError:
         raise AssertionError(f"{name} not in PROGRESS: {status(f.pid)}; Flower has "
-                             f"{[(t['name'], t['state'], t.get('result')) for t in flower.get('/api/tasks').values()]}")
+                             f"{[(t['name'], t['state'], t.get('result')) for t in flower.get('/api/tasks').values()]}"
+                             ) from None
     assert task["name"] == name
     assert task["args"] == f"(pid={f.pid}, region=1/2, graph=ro)"
     assert task["worker"] == "dummy@delta"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.graph.loader import EDGE_WORDS, load, region_array
+from pstack_tasks.graph.application import EDGE_WORDS, region_array
+from pstack_tasks.graph.loader import load
 from pstack_tasks.graph.model import Array, Scalar, Tuple
 from pstack_tasks.graph.values import Packer
 

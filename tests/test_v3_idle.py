@@ -30,7 +30,8 @@ def test_rounds_repeat_while_they_wake_and_stop_after_ten_idle_ones(regions: int
 @pytest.mark.parametrize("regions", [1, 2])
 def test_an_idle_handler_can_end_the_run(tmp_path: Path, regions: int, redis_url: str) -> None:
     app = v3_variant("idle.xml", "deviceState->rounds++;",
-                     'deviceState->rounds++; if (deviceState->rounds == 2) handler_log(0, "_HANDLER_EXIT_SUCCESS_9be65737_");',
+                     'deviceState->rounds++; if (deviceState->rounds == 2) '
+                     'handler_log(0, "_HANDLER_EXIT_SUCCESS_9be65737_");',
                      tmp_path)
     rmap = split(NODES, regions) if regions > 1 else None
     result = psim(app, rmap, {"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})

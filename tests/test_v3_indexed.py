@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import GraphError, SimulationFailed
-from pstack_tasks.graph.loader import EDGE_WORDS, load
+from pstack_tasks.graph.application import EDGE_WORDS
+from pstack_tasks.graph.loader import load
 from pstack_tasks.native.simulate import psim
 from support.apps import V3_DATA, v3_variant
 from support.paths import KEY_PREFIX

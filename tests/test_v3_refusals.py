@@ -25,7 +25,8 @@ def test_refused_with_file_line_and_element(name: str, element: str, words: list
 
 def test_an_ext_instance_is_refused_by_name(tmp_path: Path) -> None:
     # Without the ExternalType the ExtI itself is what is refused.
-    path = v3_variant("external.xml", '<ExternalType id="outsider">\n        <OutputPin name="out" messageTypeId="m"/>\n'
+    path = v3_variant("external.xml",
+                      '<ExternalType id="outsider">\n        <OutputPin name="out" messageTypeId="m"/>\n'
                       "      </ExternalType>", "", tmp_path)
     with pytest.raises(GraphError, match="<ExtI> 'x': external devices are not supported yet") as info:
         load(path)

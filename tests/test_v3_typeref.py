@@ -43,8 +43,9 @@ def test_bad_references_are_named(tmp_path: Path, old: str, new: str, words: lis
 
 
 def test_errors_in_the_referenced_type_name_that_file(tmp_path: Path) -> None:
-    (tmp_path / "typeref_type.xml").write_text((V3_DATA / "typeref_type.xml").read_text()
-                                                .replace('type="uint32_t"/></Properties>', 'type="bogus"/></Properties>'))
+    text = (V3_DATA / "typeref_type.xml").read_text()
+    (tmp_path / "typeref_type.xml").write_text(text.replace('type="uint32_t"/></Properties>',
+                                                            'type="bogus"/></Properties>'))
     path = tmp_path / "inst.xml"
     path.write_text((V3_DATA / "typeref_inst.xml").read_text())
     with pytest.raises(GraphError, match="unsupported type 'bogus'") as info:

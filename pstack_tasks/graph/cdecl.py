@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.model import SCALAR_TYPES, Array, Field, FieldType, Scalar, Struct, Tuple
@@ -206,7 +206,7 @@ def _declarator(cur: _Cursor, base: FieldType) -> Field:
 
 # ---- initialisers ------------------------------------------------------------------------------
 
-Init = Union[int, float, list["Init"]]
+Init: TypeAlias = "int | float | list[Init]"
 
 
 def parse_initialiser(text: str, file: str | None, line: int | None, what: str) -> Init:
@@ -315,7 +315,8 @@ def int_member_names(spec: Struct) -> tuple[str, ...] | None:
     return None
 
 
-def parse_values(text: str | None, spec: Struct, file: str | None, line: int | None, what: str) -> dict[str, Any] | None:
+def parse_values(text: str | None, spec: Struct, file: str | None, line: int | None,
+                 what: str) -> dict[str, Any] | None:
     """A v4 ``P``/``S`` attribute as the ``{member: value}`` dict ``values.Packer`` packs (None if absent)."""
     if text is None or not text.strip():
         return None

@@ -16,7 +16,7 @@ from pstack_tasks.graph.model import DeviceType
 IndexedEdges = Mapping[tuple[int, int], Sequence[tuple["int | None", int, int]]]
 
 
-def number_indexed_edges(edges: array, words: int, indexed: IndexedEdges, names: Sequence[str],
+def number_indexed_edges(edges: array[int], words: int, indexed: IndexedEdges, names: Sequence[str],
                          device_type_of: Callable[[int], DeviceType], file: str) -> None:
     """Write each indexed edge's sendIndex into word 5 of its record in ``edges``.
 

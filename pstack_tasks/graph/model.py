@@ -1,8 +1,8 @@
 """Typed, immutable model of a POETS graph type.
 
-The parser (``schema.py``) builds these objects from graph-schema XML; the code
-generator renders them to C++ and ``instance.py`` packs device and edge data
-with the same layout.  Layout follows graph-schema: packed, declaration order,
+The graph-type walker (``walker.py`` with the ``v3.py``/``v4.py`` hooks) builds these
+objects from graph-schema XML; the code generator renders them to C++ and ``values.py``
+packs device and edge data with the same layout.  Layout follows graph-schema: packed, declaration order,
 little-endian.  The model is version-neutral so v3/v4 parsing fills the same
 objects (defaults, tuples, edge properties/state, indexed pins are already here).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 #: C scalar type -> (struct code, python kind)
 SCALAR_TYPES: dict[str, tuple[str, str]] = {
@@ -66,7 +66,7 @@ class Tuple:
     cname: str | None = None
 
 
-FieldType = Union[Scalar, Array, Tuple]
+FieldType = Scalar | Array | Tuple
 
 
 @dataclass(frozen=True)

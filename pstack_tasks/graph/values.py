@@ -6,6 +6,7 @@ match the generated ``#pragma pack(1)`` structs: declaration order, little-endia
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from pstack_tasks.graph.model import Array, FieldType, Scalar, Struct, Tuple, scalar_count
@@ -30,64 +31,81 @@ def _fill(ftype: FieldType, value: Any, out: list[Any], pos: int, path: str) -> 
     if value is None:
         return
     if isinstance(ftype, Scalar):
-        if isinstance(value, bool):
-            value = int(value)
-        if ftype.is_float:
-            if not isinstance(value, (int, float)):
-                raise ValueError_(f"{path}: expected a number, got {value!r}")
-            try:
-                fvalue = float(value)
-                if ftype.code == "f":
-                    struct.pack("<f", fvalue)
-            except OverflowError:
-                raise ValueError_(f"{path}: {value!r} is out of range for {ftype.ctype}") from None
-            out[pos] = fvalue
-        else:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if not isinstance(value, int):
-                raise ValueError_(f"{path}: expected an integer for {ftype.ctype}, got {value!r}")
-            lo, hi = _INT_RANGE[ftype.code]
-            if not lo <= value <= hi:
-                raise ValueError_(f"{path}: {value} is out of range for {ftype.ctype} ({lo}..{hi})")
-            out[pos] = value
+        out[pos] = _scalar(ftype, value, path)
     elif isinstance(ftype, Array):
-        step = scalar_count(ftype.element)
-        if isinstance(value, str) and isinstance(ftype.element, Scalar) and ftype.element.ctype == "char":
-            data = value.encode()
-            if len(data) > ftype.length:
-                raise ValueError_(f"{path}: string of {len(data)} bytes does not fit char[{ftype.length}]")
-            value = [b - 256 if b > 127 else b for b in data]  # char is signed
-        if isinstance(value, list):
-            if len(value) > ftype.length:
-                raise ValueError_(f"{path}: {len(value)} values for an array of length {ftype.length}")
-            for i, v in enumerate(value):
-                _fill(ftype.element, v, out, pos + i * step, f"{path}[{i}]")
-        elif isinstance(value, dict):  # sparse form {"index": value}
-            for k, v in value.items():
-                try:
-                    i = int(k)
-                except ValueError:
-                    raise ValueError_(f"{path}: sparse array index {k!r} is not an integer") from None
-                if not 0 <= i < ftype.length:
-                    raise ValueError_(f"{path}: index {i} outside array of length {ftype.length}")
-                _fill(ftype.element, v, out, pos + i * step, f"{path}[{i}]")
-        else:
-            raise ValueError_(f"{path}: expected a list for an array, got {value!r}")
+        _fill_array(ftype, value, out, pos, path)
     else:
-        if not isinstance(value, dict):
-            raise ValueError_(f"{path}: expected an object for a tuple, got {value!r}")
-        offsets = {}
-        p = pos
-        for m in ftype.members:
-            offsets[m.name] = (p, m.type)
-            p += scalar_count(m.type)
-        for k, v in value.items():
-            if k not in offsets:
-                raise ValueError_(f"{path + '.' if path else ''}{k}: no such member "
-                                  f"(members: {', '.join(offsets) or 'none'})")
-            mp, mt = offsets[k]
-            _fill(mt, v, out, mp, f"{path + '.' if path else ''}{k}")
+        _fill_tuple(ftype, value, out, pos, path)
+
+
+def _scalar(ftype: Scalar, value: Any, path: str) -> int | float:
+    """``value`` checked for scalar type ``ftype`` (JSON booleans are 0/1, integral floats ints)."""
+    if isinstance(value, bool):
+        value = int(value)
+    if ftype.is_float:
+        if not isinstance(value, (int, float)):
+            raise ValueError_(f"{path}: expected a number, got {value!r}")
+        try:
+            fvalue = float(value)
+            if ftype.code == "f":
+                struct.pack("<f", fvalue)
+        except OverflowError:
+            raise ValueError_(f"{path}: {value!r} is out of range for {ftype.ctype}") from None
+        return fvalue
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError_(f"{path}: expected an integer for {ftype.ctype}, got {value!r}")
+    lo, hi = _INT_RANGE[ftype.code]
+    if not lo <= value <= hi:
+        raise ValueError_(f"{path}: {value} is out of range for {ftype.ctype} ({lo}..{hi})")
+    return value
+
+
+def _fill_array(ftype: Array, value: Any, out: list[Any], pos: int, path: str) -> None:
+    """An array's values: a list, a sparse ``{"index": value}`` object, or a string for char[]."""
+    step = scalar_count(ftype.element)
+    if isinstance(value, str) and isinstance(ftype.element, Scalar) and ftype.element.ctype == "char":
+        data = value.encode()
+        if len(data) > ftype.length:
+            raise ValueError_(f"{path}: string of {len(data)} bytes does not fit char[{ftype.length}]")
+        value = [b - 256 if b > 127 else b for b in data]  # char is signed
+    if isinstance(value, list):
+        if len(value) > ftype.length:
+            raise ValueError_(f"{path}: {len(value)} values for an array of length {ftype.length}")
+        items: Iterable[tuple[int, Any]] = enumerate(value)
+    elif isinstance(value, dict):  # sparse form {"index": value}
+        items = ((_sparse_index(k, ftype.length, path), v) for k, v in value.items())  # checked as filled
+    else:
+        raise ValueError_(f"{path}: expected a list for an array, got {value!r}")
+    for i, v in items:
+        _fill(ftype.element, v, out, pos + i * step, f"{path}[{i}]")
+
+
+def _sparse_index(key: str, length: int, path: str) -> int:
+    try:
+        i = int(key)
+    except ValueError:
+        raise ValueError_(f"{path}: sparse array index {key!r} is not an integer") from None
+    if not 0 <= i < length:
+        raise ValueError_(f"{path}: index {i} outside array of length {length}")
+    return i
+
+
+def _fill_tuple(ftype: Tuple, value: Any, out: list[Any], pos: int, path: str) -> None:
+    if not isinstance(value, dict):
+        raise ValueError_(f"{path}: expected an object for a tuple, got {value!r}")
+    prefix = path + "." if path else ""
+    offsets = {}
+    p = pos
+    for m in ftype.members:
+        offsets[m.name] = (p, m.type)
+        p += scalar_count(m.type)
+    for k, v in value.items():
+        if k not in offsets:
+            raise ValueError_(f"{prefix}{k}: no such member (members: {', '.join(offsets) or 'none'})")
+        mp, mt = offsets[k]
+        _fill(mt, v, out, mp, f"{prefix}{k}")
 
 
 def _defaults(ftype: FieldType, out: list[Any], pos: int) -> None:
@@ -160,7 +178,7 @@ class Packer:
     def unpack(self, data: bytes) -> dict[str, Any]:
         """The inverse of :meth:`pack` (scalars and arrays), used for checks and debugging."""
         flat = list(self.struct.unpack(data)) if self.scalars else []
-        return _rebuild(self.spec.as_tuple, flat, [0])
+        return _rebuild_members(self.spec.as_tuple, flat, [0])
 
 
 def _rebuild(ftype: FieldType, flat: list[Any], pos: list[int]) -> Any:
@@ -170,4 +188,8 @@ def _rebuild(ftype: FieldType, flat: list[Any], pos: list[int]) -> Any:
         return v
     if isinstance(ftype, Array):
         return [_rebuild(ftype.element, flat, pos) for _ in range(ftype.length)]
+    return _rebuild_members(ftype, flat, pos)
+
+
+def _rebuild_members(ftype: Tuple, flat: list[Any], pos: list[int]) -> dict[str, Any]:
     return {m.name: _rebuild(m.type, flat, pos) for m in ftype.members}

@@ -17,8 +17,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from pstack_tasks.graph import loader
 from pstack_tasks.native import build
+from pstack_tasks.native.instance_file import write_instance
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import Prepared
 
@@ -50,7 +50,7 @@ def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: 
         path = build.app_dir(opts.app_id) / f"{prep.source.type_hash[:16]}-{split}.inst"
         if not path.is_file():
             buf = io.BytesIO()
-            loader.write_instance(prep.app, buf, regions, prep.source.type_hash)
+            write_instance(prep.app, buf, regions, prep.source.type_hash)
             build.write_atomically(path, buf.getvalue())
         return path
     return write_instance_file(prep, regions, RunDir.make(opts, stack).path)
@@ -60,5 +60,5 @@ def write_instance_file(prep: Prepared, regions: array[int], where: Path) -> Pat
     """Write the instance file into ``where`` under a name no other thread or process uses."""
     path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
     with open(path, "wb") as f:
-        loader.write_instance(prep.app, f, regions, prep.source.type_hash)
+        write_instance(prep.app, f, regions, prep.source.type_hash)
     return path

@@ -5,7 +5,6 @@ import os
 import subprocess
 from contextlib import AbstractContextManager
 
-
 #: processes this test run keeps for the whole session (its redis-server): never leftovers
 SESSION_PIDS: set[int] = set()
 
