@@ -78,3 +78,19 @@ def test_on_the_embedded_stack_nothing_is_left_running() -> None:
     left = [args for _, ppid, args in processes_table()
             if ("psim@local" in args or "control@local" in args) and ppid in (1, os.getpid())]
     assert left == []
+
+
+def test_the_summary_line_and_percentiles() -> None:
+    from pstack_tasks.fleet.audit import Audit, Outcome
+    from pstack_tasks.fleet.loadtest import LoadReport, LoadSpec, summary
+    spec = LoadSpec(processes=4, clients=2, xml="", rmap={}, engine="psim")
+    found = Audit(done=[1, 2, 3], killed=[4], latencies=[0.5, 1.0, 2.0])
+    report = LoadReport(spec, [Outcome(i, pid=i + 1) for i in range(4)], 0.5, 2.0, found.latencies, found)
+    assert summary(report) == "4 processes: 3 done, 1 killed, 0 failed, 0 lost, 0 duplicated, 2.0/s, p50 1.0 s, p99 2.0 s"
+    assert report.passed and report.submissions_per_s == 8.0
+
+
+def test_the_packaged_ring_oscillator_is_pstacks() -> None:
+    from pstack_tasks.fleet.sample import ring_oscillator
+    from support.paths import PSTACK
+    assert ring_oscillator() == (PSTACK / "ring-oscillator-01.xml").read_text()

@@ -12,12 +12,15 @@ client's view.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import redis
 
 from pstack_tasks.exceptions import ProcessFailed, ProcessNotFound, ProcessRefused, PstackError
 from pstack_tasks.fleet import client, store
@@ -67,7 +70,7 @@ class LoadReport:
         if not self.latencies:
             return None
         ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
     @property
     def passed(self) -> bool:
@@ -105,7 +108,7 @@ class _Client:
         except ProcessRefused as e:
             o.state, o.reason = "Failed", str(e)
             o.pid = _pid_of(str(e))
-        except PstackError as e:
+        except (PstackError, redis.RedisError) as e:
             o.state, o.reason = "Failed", f"submission failed: {e}"
         o.submit_seconds = time.monotonic() - t0
         if o.kill and o.pid is not None:
@@ -119,7 +122,7 @@ class _Client:
             pid = by_index[index].pid
             try:
                 client.kill(int(pid or 0))
-            except PstackError as e:
+            except (PstackError, redis.RedisError) as e:
                 by_index[index].reason = f"kill failed: {e}"
 
     def _wait(self, o: Outcome) -> None:
@@ -132,7 +135,7 @@ class _Client:
             o.state, o.reason = e.state, e.reason
         except (ProcessNotFound, TimeoutError) as e:
             o.state, o.reason = "lost", str(e)
-        except PstackError as e:
+        except (PstackError, redis.RedisError) as e:
             o.state, o.reason = "lost", f"waiting failed: {e}"
 
 
