@@ -2,8 +2,8 @@
 accounted for afterwards (:mod:`audit`).
 
 Each client is a thread with its share of the processes: it submits them one after another,
-kills those drawn for killing a random moment (up to ``kill_delay`` s) after submitting each,
-then waits for every one of its processes.  Threads share the stack's Redis client, a
+then waits for every one of them; beside it a killer thread kills those drawn for killing as
+soon as each is Running (so kills hit running engines, not queued processes).  Threads share the stack's Redis client, a
 thread-safe connection pool, so each talks to Redis over a connection of its own, as separate
 client programs would.  The timing (submissions/s, processes/s, latency) is measured here; what
 happened to each process is then read back from Redis by :func:`audit.audit`, which trusts no
@@ -11,8 +11,8 @@ client's view.
 """
 from __future__ import annotations
 
-import heapq
 import math
+import queue
 import random
 import threading
 import time
@@ -26,6 +26,9 @@ from pstack_tasks.exceptions import ProcessFailed, ProcessNotFound, ProcessRefus
 from pstack_tasks.fleet import client, store
 from pstack_tasks.fleet.audit import Audit, Outcome, audit
 from pstack_tasks.fleet.keys import Keys
+
+#: seconds between two looks at the states of the processes waiting to be killed
+KILL_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,6 @@ class LoadSpec:
     timeout: float = 600.0
     #: "Delivered messages" every Done process must report (None: not checked)
     expected_delivered: int | None = None
-    kill_delay: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -83,22 +85,63 @@ def _kill_plan(spec: LoadSpec) -> set[int]:
     return set(random.Random(spec.seed).sample(range(spec.processes), count))
 
 
-class _Client:
-    """One load client: submits its share, kills the drawn ones, waits for all of its processes."""
+class _Killer(threading.Thread):
+    """Kills a client's drawn processes once they run: it polls their states every
+    :data:`KILL_POLL` s and kills each as soon as it is Running (one that ends first stays Done)."""
 
-    def __init__(self, spec: LoadSpec, outcomes: list[Outcome], rng: random.Random, deadline: float) -> None:
-        self.spec, self.outcomes, self.rng, self.deadline = spec, outcomes, rng, deadline
-        self.kills: list[tuple[float, int]] = []  # (due, index), a heap
+    def __init__(self, deadline: float) -> None:
+        super().__init__(name="load-killer", daemon=True)
+        self.deadline = deadline
+        self.inbox: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.closed = threading.Event()
+        self.failures: dict[int, str] = {}
+
+    def run(self) -> None:
+        r, keys = store.client(), Keys.current()
+        pending: list[int] = []
+        while time.monotonic() < self.deadline:
+            while not self.inbox.empty():
+                pending.append(self.inbox.get())
+            if not pending and self.closed.is_set() and self.inbox.empty():
+                return
+            if pending:
+                pipe = r.pipeline(transaction=False)
+                for pid in pending:
+                    pipe.hget(keys.proc(pid), "state")
+                states = pipe.execute()
+                for pid, state in zip(pending, states):
+                    if state == "Running":
+                        self._kill(pid)
+                pending = [pid for pid, state in zip(pending, states) if state in ("Submitted", "Waiting")]
+            time.sleep(KILL_POLL)
+
+    def _kill(self, pid: int) -> None:
+        try:
+            client.kill(pid)
+        except (PstackError, redis.RedisError) as e:
+            self.failures[pid] = f"kill failed: {e}"
+
+
+class _Client:
+    """One load client: submits its share, has the drawn ones killed, waits for all of its processes."""
+
+    def __init__(self, spec: LoadSpec, outcomes: list[Outcome], deadline: float) -> None:
+        self.spec, self.outcomes, self.deadline = spec, outcomes, deadline
+        self.killer = _Killer(deadline)
         self.submitted_at = 0.0
 
     def run(self) -> None:
+        self.killer.start()
         for o in self.outcomes:
             self._submit(o)
-            self._kill_due(time.monotonic())
         self.submitted_at = time.monotonic()
-        self._kill_due(float("inf"))
+        self.killer.closed.set()
         for o in self.outcomes:
             self._wait(o)
+        self.killer.join(max(0.0, self.deadline - time.monotonic()))
+        for o in self.outcomes:
+            if o.pid in self.killer.failures:
+                o.reason = self.killer.failures[o.pid]
 
     def _submit(self, o: Outcome) -> None:
         t0 = time.monotonic()
@@ -111,19 +154,8 @@ class _Client:
         except (PstackError, redis.RedisError) as e:
             o.state, o.reason = "Failed", f"submission failed: {e}"
         o.submit_seconds = time.monotonic() - t0
-        if o.kill and o.pid is not None:
-            heapq.heappush(self.kills, (time.monotonic() + self.rng.uniform(0, self.spec.kill_delay), o.index))
-
-    def _kill_due(self, until: float) -> None:
-        by_index = {o.index: o for o in self.outcomes}
-        while self.kills and self.kills[0][0] <= until:
-            due, index = heapq.heappop(self.kills)
-            time.sleep(max(0.0, due - time.monotonic()))
-            pid = by_index[index].pid
-            try:
-                client.kill(int(pid or 0))
-            except (PstackError, redis.RedisError) as e:
-                by_index[index].reason = f"kill failed: {e}"
+        if o.kill and o.pid is not None and not o.state:
+            self.killer.inbox.put(o.pid)
 
     def _wait(self, o: Outcome) -> None:
         if o.pid is None or o.state:
@@ -153,8 +185,7 @@ def run_load(spec: LoadSpec, leftover_processes: Callable[[], list[str]] | None 
     kill = _kill_plan(spec)
     outcomes = [Outcome(i, kill=i in kill) for i in range(spec.processes)]
     start = time.monotonic()
-    clients = [_Client(spec, outcomes[c::spec.clients], random.Random(spec.seed * 1000 + c), start + spec.timeout)
-               for c in range(spec.clients)]
+    clients = [_Client(spec, outcomes[c::spec.clients], start + spec.timeout) for c in range(spec.clients)]
     threads = [threading.Thread(target=c.run, name=f"load-client-{i}") for i, c in enumerate(clients)]
     for t in threads:
         t.start()

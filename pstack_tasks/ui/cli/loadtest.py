@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 @click.option("-e", "--engine", default=None, help="Engine type (default PSTACK_ENGINE, psim).")
 @click.option("--rmap", default=None, help='Region map (default for the ring oscillator: {"n1": 1}, 2 regions).')
 @click.option("--kill-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Fraction of the processes to kill, each at a random moment (up to 1 s) after it is submitted.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the choice of processes to kill.")
+              help="Fraction of the processes (drawn at random) to kill, each as soon as it is Running.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw of the processes to kill.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
               help="Seconds the whole load may take; processes not ended by then are lost.")
 @click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True,
