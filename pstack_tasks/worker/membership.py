@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -91,7 +92,8 @@ class Member:
         return Ledger.of(store.client(), Keys.current())
 
     def register(self) -> None:
-        info = {"node": self.node, "os_pid": os.getpid(), "since": round(time.time(), 3)}
+        info = {"node": self.node, "os_pid": os.getpid(), "since": round(time.time(), 3),
+                "cxx": shutil.which(settings().cxx), "socat": shutil.which("socat")}  # for pstack doctor
         self._ledger().register(self.engine, self.host, self.slots, self.epoch, self.ttl, info)
         logger.info("registered %s@%s with %d slots", self.engine, self.host, self.slots)
         pump(self.engine)

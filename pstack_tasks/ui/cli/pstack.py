@@ -18,6 +18,7 @@ from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
+from pstack_tasks.ui.cli import doctor, loadtest
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -224,6 +225,9 @@ def worker(engine: str | None, slots: int | None, name: str | None, control: boo
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
 
+
+main.add_command(doctor.doctor)
+main.add_command(loadtest.loadtest)
 
 if __name__ == "__main__":
     main()
