@@ -7,7 +7,6 @@ every version.
 """
 from __future__ import annotations
 
-import grimp
 import pytest
 
 from pstack_tasks.exceptions import GraphError
@@ -94,11 +93,3 @@ def test_documentation_inside_a_pin_is_skipped_in_v2_v3_and_refused_in_v4(versio
 def test_the_format_table_reads_every_known_namespace_with_its_own_version() -> None:
     assert sorted(FORMATS) == sorted(NAMESPACES.values())
     assert all(fmt.type_parser.version == v for v, fmt in FORMATS.items())
-
-
-def test_graph_modules_import_no_module_that_imports_them_back() -> None:
-    graph = grimp.build_graph("pstack_tasks")
-    modules = sorted(m for m in graph.modules if m.startswith("pstack_tasks.graph."))
-    cycles = [(a, b) for a in modules for b in modules
-              if a < b and graph.chain_exists(a, b) and graph.chain_exists(b, a)]
-    assert cycles == []

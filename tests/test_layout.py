@@ -17,7 +17,7 @@ MAX_FUNCTION_LINES = 60
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph("pstack_tasks", "engines")
+    return grimp.build_graph("pstack_tasks", "engines", cache_dir=None)
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
