@@ -33,13 +33,15 @@ def pid_floor(now: float | None = None) -> int:
     return int(((now or time.time()) - _CLOCK_ORIGIN) * 10)
 
 
-def ensure(r: redis.Redis, keys: Keys) -> str:
-    """The stack's run id, written (with the pid counter's floor) if this Redis has none."""
+def ensure(r: redis.Redis, keys: Keys, floor: int | None = None) -> str:
+    """The stack's run id, written (with the pid counter's floor: :func:`pid_floor` unless given;
+    a private Redis that no one used before needs none) if this Redis has none."""
     found = cast("str | None", r.get(keys.stack_id))
     if found:
         return found
     script = r.register_script(source("stack_id"))
-    sid, _ = script(keys=[keys.stack_id, keys.next_pid], args=[uuid.uuid4().hex, pid_floor()])
+    least = pid_floor() if floor is None else floor
+    sid, _ = script(keys=[keys.stack_id, keys.next_pid], args=[uuid.uuid4().hex, least])
     return str(sid)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import ProcessFailed, RedisUnavailable
-from pstack_tasks.fleet.client import block, run
+from pstack_tasks.fleet.client import block, engines, run
 from pstack_tasks.fleet.epoch import DATA_LOST, RESTARTED
 from support.apps import variant
 from support.faults import FOREVER, RING, RestartableRedis, engines_of, wait_for
@@ -59,7 +59,9 @@ def test_a_redis_restart_fails_the_running_process_and_never_reuses_its_pid(
     assert e.reason == (RESTARTED if server.aof else DATA_LOST)
     assert time.monotonic() - t0 < 10
     wait_for(lambda: not fleet.leftovers(), 10, "engines and relays gone")
-    # the fleet is usable again, and a new process gets a pid never handed out before
+    # the worker registers again (within a quarter of PSTACK_HEARTBEAT_TTL), the fleet is usable
+    # again, and a new process gets a pid never handed out before
+    wait_for(lambda: any(w["alive"] for w in engines()), 10, "the worker registered again")
     after = run(PSTACK / RING, rmap={"n1": 1}, timeout=60)
     assert after["pid"] > f.pid
     assert after["metrics"]["Delivered messages"] == 40
