@@ -15,11 +15,27 @@ Why each choice (docs/processes.md has the long form):
 """
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 from kombu.entity import Queue
 
 from pstack_tasks.config import settings
 
 _s = settings()
+
+
+def _celery_command() -> bool:
+    """Whether this process is the ``celery`` command (a worker, Flower, inspect, ...): it has no
+    Redis to fall back on; a client reads these settings before it points the app at a stack."""
+    return Path(sys.argv[0]).name == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py"))
+
+
+if not _s.redis_url and _celery_command():
+    print("celery: error: PSTACK_REDIS_URL is not set: it names the Redis of the worker fleet "
+          "(redis://[user:password@]host:port/db); docs/fleet.md", file=sys.stderr)
+    sys.exit(5)
 _url = _s.redis_url or "redis://127.0.0.1:6379/0"
 _LONG = 48 * 3600
 
@@ -44,7 +60,9 @@ worker_max_memory_per_child = 2 * 1024 * 1024  # KiB
 worker_soft_shutdown_timeout = 10.0
 worker_hijack_root_logger = False
 
-broker_connection_retry_on_startup = True
+# a worker started against an unreachable Redis (or with a wrong password) fails at once; one
+# that loses Redis later keeps reconnecting (broker_connection_max_retries), as Redis may restart
+broker_connection_retry_on_startup = False
 broker_transport_options = {
     "visibility_timeout": _LONG,
     "socket_timeout": 30,

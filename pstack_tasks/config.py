@@ -56,6 +56,9 @@ class Settings:
     engine_memory_limit: int = 0
     #: MiB an engine may write to any one file (0: no limit)
     engine_file_limit: int = 0
+    #: wall-clock seconds a run may take when it sets no ``time_limit`` of its own (0: no limit); a
+    #: handler that loops or sleeps is stopped from outside the engine, and the run fails
+    default_time_limit: float = 0.0
     #: seconds a worker keeps the socat relay of a cleanly ended region for its next one
     #: (0: a new relay for every region; pstack_tasks/relay.py says why they are kept)
     relay_idle: float = 1.0

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from pstack_tasks.fleet.keys import CONTROL_QUEUE
 from pstack_tasks.native.redis_server import EmbeddedRedis
-from support.fleet import WorkerFleet
+from support.fleet import WorkerFleet, fleet_env
 
 PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.ui.cli.pstack"]
 PASSWORD = "doctor-s3cret"
@@ -55,7 +56,7 @@ def healthy(secured_redis: str) -> Iterator[WorkerFleet]:
 
 @pytest.fixture(scope="module")
 def broken(secured_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
-    """No control worker, and a psim worker whose PATH has socat but no g++: what it registers is
+    """No worker consuming the control queue, and a psim worker whose PATH has socat but no g++: what it registers is
     what it found on its own PATH.  Same Redis as the healthy fleet: its own key prefix keeps
     Celery's remote control (which the control check asks) apart from the healthy fleet's."""
     bin_dir = tmp_path_factory.mktemp("bin-without-gxx")
@@ -66,6 +67,12 @@ def broken(secured_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     f.fleet.env["PATH"] = str(bin_dir)
     f.fleet.start("psim", "nocc", 1)
     f.fleet.wait_registered([("psim", "nocc")])
+    # Every worker takes the control queue (docs/fleet.md); an operator can still take it away,
+    # which is what leaves a fleet without a control path.
+    from pstack_tasks.celery_app import app
+    with fleet_env(f):
+        replies = app.control.cancel_consumer(CONTROL_QUEUE, destination=["psim@nocc"], reply=True, timeout=5)
+    assert replies, "the worker did not answer the remote-control call"
     try:
         yield f
     finally:

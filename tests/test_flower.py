@@ -194,7 +194,8 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
     assert str(result["regions"]["1"]["Delivered messages"]) in final["result"]
     merges = wait_for(lambda: [t for t in region_tasks(flower, f"ro:{f.pid}/merge").values()
                                if t["state"] == "SUCCESS"], 5, "the merge task to succeed")
-    assert len(merges) == 1 and merges[0]["worker"] == "control@ctl"
+    # any worker of the fleet may run it (docs/fleet.md: every worker merges)
+    assert len(merges) == 1 and merges[0]["worker"] in {"control@ctl", "psim@alpha", "psim@beta", "dummy@delta"}
 
 
 def test_a_psim_region_shows_its_engines_counters_and_a_kill_shows_as_failure(
@@ -214,11 +215,12 @@ def test_a_psim_region_shows_its_engines_counters_and_a_kill_shows_as_failure(
         first = wait_for(delivered, 20, f"{name} in state PROGRESS")
         wait_for(lambda: delivered() > first, 5, "the psim counters to grow")
     finally:
-        # When it is killed, its regions end FAILURE in Flower, naming who killed it
+        # When it is killed, its regions end in Flower naming who killed it (a kill is no task
+        # failure: no ERROR in the worker's log, docs/processes.md)
         assert kill(f.pid) == "Killed"
-    failed = wait_for(lambda: [t for t in region_tasks(flower, name).values() if t["state"] == "FAILURE"], 5,
-                      f"{name} to fail")
-    assert "killed by" in failed[0]["exception"]
+    stopped = wait_for(lambda: [t for t in region_tasks(flower, name).values() if t["state"] == "SUCCESS"], 5,
+                       f"{name} to end")
+    assert "killed by" in stopped[0]["result"]
 
 
 def test_a_process_started_through_flowers_api_completes_and_its_result_is_read_there(

@@ -15,9 +15,9 @@ from typing import Any, Literal, cast, overload
 
 import redis
 
-from pstack_tasks.config import settings
-from pstack_tasks.exceptions import ProcessFailed, ProcessNotFound
-from pstack_tasks.fleet import records, store
+from pstack_tasks.config import mask_url, settings
+from pstack_tasks.exceptions import ProcessFailed, ProcessNotFound, RedisUnavailable
+from pstack_tasks.fleet import epoch, records, store
 from pstack_tasks.fleet.dispatch import ledger
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.lifecycle import end_process, reap
@@ -72,27 +72,27 @@ def submit(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mappin
 def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ...) -> dict[str, Any]: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> dict[str, Any]: ...
 
 
 @overload
 def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ...) -> Future: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> Future: ...
 
 
 @overload
 def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ...) -> dict[str, Any] | Future: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
-        progress: Progress | None = None) -> dict[str, Any] | Future:
+        progress: Progress | None = None, kill_on_interrupt: bool = False) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -100,6 +100,8 @@ def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[i
         timeout: give up waiting after this many seconds (TimeoutError; the process goes on).
         progress: receives the process's :func:`status` a few times a second while it waits
             (``delivered``: messages delivered so far).
+        kill_on_interrupt: Ctrl-C while waiting kills the process, and the KeyboardInterrupt says
+            so (``pstack run``); else the process goes on.
 
     Returns:
         the merged result ``{"states", "metrics", "regions", "hosts", "pid"}``, states in device order.
@@ -111,7 +113,12 @@ def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[i
     pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options))
     if async_:
         return Future(pid)
-    result = block_one(pid, timeout, progress=progress)
+    try:
+        result = block_one(pid, timeout, progress=progress)
+    except KeyboardInterrupt:
+        if not kill_on_interrupt:
+            raise
+        raise KeyboardInterrupt(f"killed process {pid}: {kill(pid)}") from None
     if "states" in result:  # in device order, as psim reports them
         states = result["states"]
         result["states"] = {n: states[n] for n in app.instance.names if n in states}
@@ -154,35 +161,69 @@ def block(futures: Future | int | Iterable[Future | int], timeout: float | None 
 
 def block_one(pid: int, timeout: float | None, sink: Callable[[str], None] | None = None,
               progress: Progress | None = None) -> dict[str, Any]:
-    """:func:`block` for one pid."""
-    r, keys = store.client(), Keys.current()
+    """:func:`block` for one pid.
+
+    Redis going away meanwhile is waited out for one heartbeat TTL; then RedisUnavailable names
+    the process.  Redis back without its data (another stack id): the process is reported Failed.
+    """
+    waiter = _Waiter(pid, sink, progress)
     deadline = None if timeout is None else time.monotonic() + timeout
-    verbose: bool | None = None  # known from the first read of the record
-    emit = sink or (lambda line: print(line, flush=True))
-    log_pos = "0-0"
-    next_reap = time.monotonic() + 1.0
+    outage: float | None = None
     while True:
+        try:
+            outcome = waiter.step(deadline, timeout)
+            outage = None
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            outage = outage or time.monotonic()
+            if time.monotonic() - outage > settings().heartbeat_ttl:
+                raise RedisUnavailable(f"lost Redis at {mask_url(store.redis_url())} while waiting for process "
+                                       f"{pid}: {e}") from None
+            time.sleep(0.2)
+            continue
+        if outcome is not None:
+            return outcome
+
+
+class _Waiter:
+    """One waiting client's view of a process: the record read again and again until it ends."""
+
+    def __init__(self, pid: int, sink: Callable[[str], None] | None, progress: Progress | None) -> None:
+        self.pid, self.progress = pid, progress
+        self.r, self.keys = store.client(), Keys.current()
+        with store.reporting():
+            self.stack_id = epoch.current(self.r, self.keys)
+        self.verbose: bool | None = None  # known from the first read of the record
+        self.emit = sink or (lambda line: print(line, flush=True))
+        self.log_pos = "0-0"
+        self.next_reap = time.monotonic() + 1.0
+
+    def step(self, deadline: float | None, timeout: float | None) -> dict[str, Any] | None:
+        """Read the record once and wait a little; the result once it has ended."""
+        r, keys, pid = self.r, self.keys, self.pid
         rec = store.text_hash(r.hgetall(keys.proc(pid)))
+        if epoch.current(r, keys) != self.stack_id:
+            raise ProcessFailed(pid, "Failed", epoch.DATA_LOST)
         if not rec:
             raise not_found(pid)
-        if verbose is None:
-            verbose = rec.get("verbose") == "1"
+        if self.verbose is None:
+            self.verbose = rec.get("verbose") == "1"
         if rec["state"] in ENDED:
-            if verbose:
-                log_pos = _drain_log(r, keys, pid, log_pos, emit, 0)
+            if self.verbose:
+                self.log_pos = _drain_log(r, keys, pid, self.log_pos, self.emit, 0)
             return _outcome(r, keys, pid, rec)
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"process {pid} is still {rec['state']} after {timeout:g} s")
-        if progress is not None:
-            progress(describe(rec, store.text_hash(r.hgetall(keys.progress(pid)))))
-        if verbose:
-            log_pos = _drain_log(r, keys, pid, log_pos, emit, 200)
+        if self.progress is not None:
+            self.progress(describe(rec, store.text_hash(r.hgetall(keys.progress(pid)))))
+        if self.verbose:
+            self.log_pos = _drain_log(r, keys, pid, self.log_pos, self.emit, 200)
         else:
             # Redis takes fractions of a second here; redis-py's annotation says int
-            r.blmove(keys.wake(pid), keys.wake(pid), 0.25 if progress else 0.5, "LEFT", "LEFT")  # type: ignore[arg-type]
-        if time.monotonic() >= next_reap:
-            next_reap = time.monotonic() + 1.0
+            r.blmove(keys.wake(pid), keys.wake(pid), 0.25 if self.progress else 0.5, "LEFT", "LEFT")  # type: ignore[arg-type]
+        if time.monotonic() >= self.next_reap:
+            self.next_reap = time.monotonic() + 1.0
             reap(pid)
+        return None
 
 
 def _drain_log(r: redis.Redis, keys: Keys, pid: int, pos: str, emit: Callable[[str], None], block_ms: int) -> str:

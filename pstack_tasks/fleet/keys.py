@@ -104,6 +104,17 @@ class Keys:
         return f"{self.prefix}beat:{pid}:{region}"
 
     @property
+    def reaper(self) -> str:
+        """Lock: the worker that holds it runs the reaper for the whole fleet for a few seconds."""
+        return f"{self.prefix}reaper"
+
+    @property
+    def stack_id(self) -> str:
+        """The stack's run id, written at first use: a Redis restart that lost the data loses it too
+        (:mod:`epoch`)."""
+        return f"{self.prefix}stack_id"
+
+    @property
     def queue_prefix(self) -> str:
         """Prefix of the engines' keys (``--prefix`` of an engine; see :meth:`queues`)."""
         return f"{self.prefix}q:"

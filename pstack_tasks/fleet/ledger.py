@@ -173,11 +173,12 @@ class Ledger:
         return Ending(bool(int(reply[0])), str(reply[1]), engine, self.admitted(engine, reply[2:]))
 
     # workers
-    def register(self, engine: str, host: str, slots: int, epoch: str, ttl: float, info: dict[str, Any]) -> None:
+    def register(self, engine: str, host: str, slots: int, epoch: str, ttl: float, info: dict[str, Any]) -> bool:
+        """Register a worker's slots; False if another live worker holds the name (nothing changed)."""
         k = self.keys
-        self._run("register", Call().key(k.engine_types, k.cap(engine), k.used(engine), k.info(engine),
+        return bool(self._run("register", Call().key(k.engine_types, k.cap(engine), k.used(engine), k.info(engine),
                                          k.epoch(engine, host), k.alive(engine, host))
-                  .arg(engine, host, slots, epoch, int(ttl * 1000), json.dumps(info)))
+                  .arg(engine, host, slots, epoch, int(ttl * 1000), json.dumps(info))))
 
     def beat(self, engine: str, host: str, epoch: str, ttl: float) -> bool:
         k = self.keys
@@ -188,6 +189,14 @@ class Ledger:
         k = self.keys
         self._run("unregister", Call().key(k.epoch(engine, host), k.cap(engine), k.used(engine), k.info(engine),
                                            k.alive(engine, host)).arg(host, epoch))
+
+    def holder(self, engine: str, host: str) -> dict[str, Any] | None:
+        """The live worker registered as ``<engine>@<host>`` (its info), or None."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.exists(self.keys.alive(engine, host))
+        pipe.hget(self.keys.info(engine), host)
+        alive, info = pipe.execute()
+        return dict(json.loads(info or "{}")) if alive else None
 
     def fleet(self) -> list[dict[str, Any]]:
         """Every registered worker: engine type, host, slots, busy slots, alive."""

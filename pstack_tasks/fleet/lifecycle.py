@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -56,9 +56,10 @@ def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
     """The chord callback's work: every region has stored its part; the process is Done.
 
     ``parts`` are what the region tasks returned: their region, host and metrics (the exit code
-    and reason come from them), or ``stale`` for a region of a process that had already ended.
+    and reason come from them), ``stale`` for a region of a process that had already ended, or
+    ``stopped`` for one stopped by a kill (the last region to end ends such a process).
     """
-    if any(p.get("stale") for p in parts):
+    if any(p.get("stale") or p.get("stopped") for p in parts):
         return
     metrics = merge_results({int(p["region"]): p for p in parts})["metrics"]
     end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
@@ -128,4 +129,19 @@ def reap_all() -> list[int]:
     return ended
 
 
-__all__ = ["end_process", "after_region", "finish_done", "lost_regions", "reap", "reap_all"]
+def trim_index(r: redis.Redis, keys: Keys, batch: int = 500) -> int:
+    """Drop the oldest entries of the process index whose records have expired (records expire
+    ``PSTACK_RESULT_EXPIRES`` after their process ended, oldest first); how many were dropped."""
+    pids = [str(p) for p in cast("list[str]", r.zrange(keys.procs, 0, batch - 1))]
+    if not pids:
+        return 0
+    pipe = r.pipeline(transaction=False)
+    for pid in pids:
+        pipe.exists(keys.proc(pid))
+    gone = [pid for pid, alive in zip(pids, pipe.execute()) if not alive]
+    if gone:
+        r.zrem(keys.procs, *gone)
+    return len(gone)
+
+
+__all__ = ["trim_index", "end_process", "after_region", "finish_done", "lost_regions", "reap", "reap_all"]

@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import mask_url, settings
 from pstack_tasks.exceptions import ConfigurationError, GraphError, ProcessRefused, RedisUnavailable
-from pstack_tasks.fleet import store
+from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.users import current_user
@@ -107,6 +107,12 @@ def create(req: Request) -> tuple[int, loader.Application]:
 def _new_pid(text: str, digest: str) -> int:
     """Store the application text (once per hash) and take the next pid."""
     r, keys = store.client(), Keys.current()
+    try:
+        epoch.ensure(r, keys)  # a fresh Redis: a new stack id, and pids above any handed out before
+    except redis.exceptions.NoPermissionError:
+        pass  # a user without the right to write it: the fleet's workers write it when they join
+    except redis.ResponseError as e:
+        raise RedisUnavailable(f"Redis at {mask_url(store.redis_url())} cannot serve the stack: {e}") from None
     pipe = r.pipeline(transaction=False)
     pipe.set(keys.app(digest), text, ex=settings().result_expires)
     pipe.incr(keys.next_pid)

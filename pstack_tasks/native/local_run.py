@@ -17,6 +17,7 @@ from pstack_tasks.config import mask_url
 from pstack_tasks.exceptions import RedisUnavailable, RegionStopped, SimulationFailed
 from pstack_tasks.graph import loader
 from pstack_tasks.native.engine_process import Split, read_result, start_region
+from pstack_tasks.native.meter import stop_check
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import Prepared
 from pstack_tasks.native.procs import kill_group
@@ -84,7 +85,7 @@ def _stop_all(running: list[tuple[Engine, Relay]]) -> None:
 
 def _collect(prep: Prepared, opts: RunOptions, running: list[tuple[Engine, Relay]]) -> dict[str, Any]:
     """Wait for every region to end well, let the relays deliver what is left, merge the results."""
-    failed = wait_engines([e for e, _ in running], opts.should_stop)
+    failed = wait_engines([e for e, _ in running], stop_check(opts, None))
     if isinstance(failed, RegionStopped):
         raise failed
     if failed is not None:

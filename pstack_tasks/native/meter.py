@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
+from pstack_tasks.config import settings
 from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.watch import OverTime
 
 StopCheck = Callable[[], str | None]
+#: seconds after a run's time limit at which the watcher stops an engine that did not stop itself
+OVERTIME_GRACE = 1.0
 
 
 class ProgressMeter:
@@ -89,11 +93,18 @@ def open_meter(opts: RunOptions, stack: ExitStack) -> ProgressMeter | None:
 
 
 def stop_check(opts: RunOptions, meter: ProgressMeter | None) -> StopCheck | None:
-    """What the wait loops poll: progress reports, then whether to stop."""
-    if meter is None:
+    """What the wait loops poll: progress reports, the run's wall-clock time limit, then whether to
+    stop.  The engine stops itself at its time limit; a handler that loops or sleeps never lets
+    it, so the watcher stops it ``OVERTIME_GRACE`` s later, the run failing with the limit named."""
+    limit = float(opts.time_limit or 0) or settings().default_time_limit
+    deadline = time.monotonic() + limit + OVERTIME_GRACE if limit > 0 else None
+    if meter is None and deadline is None:
         return opts.should_stop
 
     def check() -> str | None:
-        meter.tick()
+        if meter is not None:
+            meter.tick()
+        if deadline is not None and time.monotonic() >= deadline:
+            return OverTime(f"time limit of {limit:g} s exceeded")
         return opts.should_stop() if opts.should_stop else None
     return check

@@ -9,15 +9,31 @@ file; a stop asked for from outside (``should_stop``, polled every 0.1 s) is ans
 from __future__ import annotations
 
 import os
+import re
 import selectors
+import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pstack_tasks.exceptions import RegionStopped
 from pstack_tasks.protocol import ENGINE_ERROR_PREFIX, LOG_LINE_PREFIX
 
 CHECK_INTERVAL = 0.1
+#: how long a stopped engine may take to say where it was (its handler for SIGXCPU reports it)
+WHERE_WAIT = 0.5
+#: how much later an engine waiting for messages is stopped at its time limit than a busy one
+IDLE_DEFER = 0.5
+#: x86-64 system calls an engine waiting for messages sits in: read, poll, select, epoll_wait,
+#: pselect6, ppoll, epoll_pwait
+_WAITING_SYSCALLS = {"0", "7", "23", "232", "270", "271", "281"}
+_WHERE = re.compile(r"\(in (handler .*)\)\s*$")
+
+
+class OverTime(str):
+    """A stop reason that is a run's wall-clock time limit: the watcher asks the engines where
+    they were (which handler of which device) before they are stopped."""
 
 
 class Engine:
@@ -107,6 +123,7 @@ def wait_engines(engines: list[Engine], should_stop: Callable[[], str | None] | 
                 sel.register(fd, selectors.EVENT_READ, e)
         pending = [e for e in engines if e.status is None]
         next_check = time.monotonic() + CHECK_INTERVAL
+        deferred = False
         while pending:
             for e in [e for e in pending if e.drained()]:
                 e.status = e.proc.wait()
@@ -124,8 +141,50 @@ def wait_engines(engines: list[Engine], should_stop: Callable[[], str | None] | 
             if should_stop is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_INTERVAL
                 reason = should_stop()
-                if reason:
-                    return RegionStopped(reason)
+                if isinstance(reason, OverTime) and not deferred and all(map(_idle, pending)):
+                    deferred = True  # a peer region stuck in a handler says where first
+                    next_check = time.monotonic() + IDLE_DEFER
+                elif reason:
+                    return RegionStopped(_with_where(reason, pending))
         return None
     finally:
         sel.close()
+
+
+def _with_where(reason: str, pending: list[Engine]) -> str:
+    """``reason``, and for a time limit where the engines still running were: SIGXCPU makes a
+    psim engine report its current (or last) handler and device, and exit (the caller kills the
+    rest).  Several engines (a split) are named by region."""
+    if not isinstance(reason, OverTime):
+        return reason
+    idle = [e for e in pending if _idle(e)] if len(pending) > 1 else []
+    if len(idle) == len(pending):
+        idle = []
+    for e in pending:
+        try:
+            os.kill(e.proc.pid, signal.SIGXCPU)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + WHERE_WAIT
+    while time.monotonic() < deadline and not all(e.drained() for e in pending):
+        for e in pending:
+            for fd in e.fds():
+                e.read(fd)
+        time.sleep(0.01)
+    wheres = [(e.region, m.group(1)) for e in pending if e.errors and (m := _WHERE.search(e.errors[-1]))
+              and e not in idle]
+    if len(pending) == 1 and wheres:
+        return f"{reason} (in {wheres[0][1]})"
+    if wheres:
+        return f"{reason} (" + "; ".join(f"region {r} in {w}" for r, w in wheres) + ")"
+    return str(reason)
+
+
+def _idle(e: Engine) -> bool:
+    """Whether an engine is waiting for messages (blocked reading), not running a handler: its
+    last handler is not where the time went."""
+    try:
+        call = Path(f"/proc/{e.proc.pid}/syscall").read_text().split(" ", 1)[0]
+    except OSError:
+        return False
+    return call in _WAITING_SYSCALLS

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from types import TracebackType
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
-from pstack_tasks.fleet import store
+from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_queue, host_queue
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.native.procs import child_preexec
@@ -159,6 +159,7 @@ class LocalStack:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
             self._stack.enter_context(use_stack(url, prefix))
+            epoch.ensure(store.client(url), Keys(prefix), floor=0)  # a new Redis: its pids start at 1
             self._fleet = Fleet(url, prefix)
             for engine in self.engines:
                 self._fleet.start(engine, "local", self.slots)

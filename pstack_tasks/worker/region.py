@@ -25,13 +25,14 @@ from redis.client import Pipeline
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import EngineError, PstackError, RegionStopped
-from pstack_tasks.fleet import store
+from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import after_region, lost_regions
 from pstack_tasks.fleet.records import write_part
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
+from pstack_tasks.worker.interruptions import RedisIdentity, TimeLimit
 
 logger = logging.getLogger(__name__)
 BEAT_INTERVAL = 0.25
@@ -110,6 +111,10 @@ class Guard:
         self._next_peer_check = 0.0
         self.on_progress = on_progress
         self._counts: tuple[int, int] | None = None  # latest (delivered, steps) not yet published
+        self.limit = TimeLimit(0.0, float("inf"))
+        self.redis_id: RedisIdentity | None = None
+        self.app_path: Path | None = None  # this host's copy of the application file
+        self.app_file = "app.xml"  # the application file as the user named it
 
     # the engine's side
     def stop_reason(self) -> str | None:
@@ -147,8 +152,14 @@ class Guard:
             self._reason = abort
         if os.getppid() != self.parent and not self._reason:
             self.fail(f"region {self.region}: the worker on {self.host} running it died")
+        if self.limit.exceeded() and not self._reason:
+            self.fail(self.limit.reason(self.region, self.host))
         if time.monotonic() >= self._next_peer_check and not self._reason:
             self._next_peer_check = time.monotonic() + PEER_INTERVAL
+            restart = self.redis_id.restart(self.r, self.keys) if self.redis_id else None
+            if restart:
+                self.stop_for(restart)
+                return
             lost = lost_regions(self.r, self.keys, self.pid, self.regions, self.admitted,
                                 self.cfg.start_timeout, exclude=self.region)
             if lost:
@@ -175,8 +186,11 @@ class Guard:
             pipe.execute()
             return rec  # type: ignore[no-any-return]
         self.regions = json.loads(rec["regions"])
+        self.app_file = rec.get("file") or "app.xml"
         self.admitted = float(rec.get("started") or time.time())
         self.verbose = rec.get("verbose") == "1"
+        self.limit = TimeLimit.of(json.loads(rec.get("options") or "{}"), time.monotonic())
+        self.redis_id = RedisIdentity.read(self.r, self.keys)
         if abort:
             self._reason = abort
         self._next_peer_check = time.monotonic() + PEER_INTERVAL
@@ -193,6 +207,14 @@ class Guard:
         if first and error:
             self.r.hset(self.keys.proc(self.pid), "error", error)
         self._reason = store.text(self.r.get(self.keys.abort(self.pid))) or cause
+
+    def stop_for(self, cause: str) -> None:
+        """Stop this region for ``cause``, recorded as the first cause when the record is still
+        there (not after Redis lost it: that would write a stray record)."""
+        if cause == epoch.DATA_LOST:
+            self._reason = cause
+        else:
+            self.fail(cause)
 
     def flush(self) -> None:
         with self._lines_lock:
@@ -261,17 +283,29 @@ def run_region(pid: int, region: int, host: str,
     try:
         part = dict(_run_engine(guard, rec), host=host)
     except BaseException as e:
-        raise RegionStopped(_cause(guard, e)) from None
+        cause = _cause(guard, e)
+        if not _is_error(guard, cause):  # a user's kill, Redis lost: not this worker's error
+            logger.info("region %s/%s stopped: %s", pid, region, cause)
+            return {"region": region, "stopped": cause}
+        raise RegionStopped(cause) from None
     finally:
         _end_region(guard, rec["engine"], part)
     return {"region": region, "host": host, "metrics": part.get("metrics", {})}
+
+
+def _is_error(guard: Guard, cause: str) -> bool:
+    """Whether a region's stop is an error worth a task failure (and Celery's ERROR lines): not
+    when the process was killed, or Redis restarted under it."""
+    if cause in (epoch.DATA_LOST, epoch.RESTARTED):
+        return False
+    return not cause.startswith("killed by ")
 
 
 def _run_engine(guard: Guard, rec: dict[str, str]) -> dict[str, Any]:
     """The region's engine, run with the process's options, stopped by the guard; its result."""
     keys, r, pid = guard.keys, guard.r, guard.pid
     run_engine = engine_registry.load(rec["engine"])
-    path = app_file(r, keys, pid, rec)
+    path = guard.app_path = app_file(r, keys, pid, rec)
     options = dict(json.loads(rec.get("options") or "{}"))
     options.update(region=guard.region, pid=pid, prefix=keys.queue_prefix, redis_url=store.redis_url(),
                    should_stop=guard.stop_reason, level=int(rec.get("level") or 1), app_id=rec["app"],
@@ -287,11 +321,17 @@ def _cause(guard: Guard, e: BaseException) -> str:
     """Why the region stopped: the process's first cause if there is one, else this region's own
     (recorded as the first cause, so the peers stop too)."""
     cause = guard.stop_reason()
+    if cause is None and guard.redis_id is not None:  # an engine whose relay lost Redis fails first
+        cause = guard.redis_id.restart(guard.r, guard.keys, wait=guard.cfg.heartbeat_ttl)
+        if cause:
+            guard.stop_for(cause)
     if cause is None and os.getppid() != guard.parent:
         cause = f"region {guard.region}: the worker on {guard.host} running it died"
         guard.fail(cause)
     if cause is None:
         cause = f"region {guard.region} on {guard.host}: {_describe(e)}"
+        if guard.app_path is not None:  # name the user's file, not this host's copy of it
+            cause = cause.replace(str(guard.app_path), guard.app_file)
         guard.fail(cause, type(e).__name__ if isinstance(e, PstackError) else None)
     return cause
 

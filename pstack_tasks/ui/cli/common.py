@@ -44,8 +44,8 @@ def friendly_errors(prog: str) -> Callable[[F], F]:
                     raise
                 click.echo(f"{prog}: error: {e}", err=True)
                 sys.exit(status.exit_status(e))
-            except KeyboardInterrupt:
-                click.echo(f"{prog}: interrupted", err=True)
+            except KeyboardInterrupt as e:  # its text, if any, says what was done about it
+                click.echo(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), err=True)
                 sys.exit(status.INTERRUPTED)
         return run  # type: ignore[return-value]
     return wrap

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from types import FrameType
 
 import click
 
@@ -34,6 +36,7 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
          full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
     """Simulate APP (a graph-schema XML file) and print its metrics and final device states."""
     configure_logging(debug)
+    signal.signal(signal.SIGTERM, _terminated)
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
                       max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir)
     regions = parse_rmap(rmap)
@@ -51,6 +54,12 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
     else:
         for line in format_text(result):
             click.echo(line)
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: unwind (the engines are killed, the run's temporary files removed), then exit 143."""
+    print("psim: terminated", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def main() -> None:
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level streamed by -v.")
 @click.option("-v", "--verbose", is_flag=True, help="Stream '[host] Region r -> line' log lines while it runs.")
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
-@click.option("--async", "async_", is_flag=True, help="Print the pid and return at once (fleet only).")
+@click.option("--async", "--detach", "async_", is_flag=True,
+              help="Print the pid and return at once (fleet only). Without it, Ctrl-C kills the process.")
 @click.option("--slots", type=click.IntRange(min=1), default=None,
               help="Embedded mode: local engine slots (default: the number of regions).")
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
@@ -97,14 +98,14 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
             from pstack_tasks.ui.progress import ProgressLine
             kwargs["progress"] = stack.enter_context(ProgressLine()).update
         if settings().redis_url:
-            outcome = run_process(app, async_=async_, **kwargs)
+            outcome = run_process(app, async_=async_, kill_on_interrupt=True, **kwargs)
         else:
             if async_:
                 raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): "
                                          "the embedded stack ends with the command")
             from pstack_tasks.worker.local import LocalStack
             with LocalStack(engine, slots or len(set(regions.values()) | {0})):
-                outcome = run_process(app, **kwargs)
+                outcome = run_process(app, kill_on_interrupt=True, **kwargs)
     if async_:
         click.echo(outcome.pid)  # type: ignore[union-attr]
         return
@@ -215,15 +216,32 @@ def worker(engine: str | None, slots: int | None, name: str | None, control: boo
     """Start a Celery worker of the fleet (a thin wrapper over `celery worker`; see docs/fleet.md)."""
     from pstack_tasks.fleet import store
     from pstack_tasks.worker.local import worker_command
-    store.redis_url()  # fails clearly when PSTACK_REDIS_URL is unset
-    if not control:
+    if not engine and not control:
+        raise click.UsageError("give --engine ENGINE (an engine worker, e.g. -e psim) or --control")
+    if engine and control:
+        raise click.UsageError("give --engine ENGINE or --control, not both")
+    store.ping()  # unreachable, or a wrong password: one line now, not Celery's retries
+    host = name or socket.gethostname().split(".")[0]
+    if engine:
         from pstack_tasks import engine as registry
-        registry.load(engine or "")
-    cmd = worker_command(engine, name or socket.gethostname().split(".")[0], slots or os.cpu_count() or 1,
-                         control, loglevel)
+        registry.load(engine)
+        _check_name_free(engine, host)
+    cmd = worker_command(engine, host, slots or os.cpu_count() or 1, control, loglevel)
     click.echo("exec: " + " ".join(cmd[1:]), err=True)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
+
+
+def _check_name_free(engine: str, host: str) -> None:
+    """Refuse a name a live worker holds (the worker itself refuses it too, after waiting out a
+    killed predecessor's registration)."""
+    from pstack_tasks.fleet import store
+    from pstack_tasks.fleet.dispatch import ledger
+    with store.reporting():
+        held = ledger().holder(engine, host)
+    if held is not None:
+        raise ConfigurationError(f"worker name {engine}@{host} is taken by a running worker ({held.get('node', '?')}, "
+                                 f"pid {held.get('os_pid', '?')}): give this one another --name")
 
 
 main.add_command(doctor.doctor)
