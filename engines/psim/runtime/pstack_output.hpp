@@ -34,16 +34,38 @@ static void json_string(FILE* f, const char* s) {
     fputc('"', f);
 }
 
+// `, "name": ` (no comma before the first): a member of the metrics object, named by the protocol.
+static void json_member(FILE* f, const char* name, bool first = false) {
+    if (!first) fputs(", ", f);
+    json_string(f, name);
+    fputs(": ", f);
+}
+
+static void json_count(FILE* f, const char* name, uint64_t v, bool first = false) {
+    json_member(f, name, first);
+    fprintf(f, "%llu", (unsigned long long)v);
+}
+
+static void json_seconds(FILE* f, const char* name, double v) {
+    json_member(f, name);
+    fprintf(f, "%.6f", v);
+}
+
 static void print_json_metrics(FILE* f, double load_s, double run_s) {
     fputs("{\"metrics\": {", f);
-    fprintf(f, "\"Delivered messages\": %llu, \"Exit code\": %d, \"Sent messages\": %llu, "
-               "\"Cancelled sends\": %llu, \"Hardware idle rounds\": %llu, \"Exit reason\": ",
-            (unsigned long long)pstack.delivered, pstack.exit_code, (unsigned long long)pstack.sent,
-            (unsigned long long)pstack.cancelled, (unsigned long long)pstack.idle_rounds);
+    json_count(f, PSTACK_METRIC_DELIVERED, pstack.delivered, true);
+    json_member(f, PSTACK_METRIC_EXIT_CODE);
+    fprintf(f, "%d", pstack.exit_code);
+    json_count(f, PSTACK_METRIC_SENT, pstack.sent);
+    json_count(f, PSTACK_METRIC_CANCELLED, pstack.cancelled);
+    json_count(f, PSTACK_METRIC_IDLE_ROUNDS, pstack.idle_rounds);
+    json_member(f, PSTACK_METRIC_EXIT_REASON);
     json_string(f, pstack.exit_reason);
-    fprintf(f, ", \"Remote messages sent\": %llu, \"Remote messages received\": %llu, "
-               "\"Load seconds\": %.6f, \"Run seconds\": %.6f}",
-            (unsigned long long)pstack.remote_sent, (unsigned long long)pstack.remote_received, load_s, run_s);
+    json_count(f, PSTACK_METRIC_REMOTE_SENT, pstack.remote_sent);
+    json_count(f, PSTACK_METRIC_REMOTE_RECEIVED, pstack.remote_received);
+    json_seconds(f, PSTACK_METRIC_LOAD_SECONDS, load_s);
+    json_seconds(f, PSTACK_METRIC_RUN_SECONDS, run_s);
+    fputc('}', f);
 }
 
 static void print_json_states(FILE* f, bool full) {
@@ -59,8 +81,8 @@ static void print_json_states(FILE* f, bool full) {
 }
 
 static void print_text_results(FILE* f, bool states, bool full) {
-    fprintf(f, "Metric [Delivered messages]: %llu\n", (unsigned long long)pstack.delivered);
-    fprintf(f, "Metric [Exit code]: %d\n", pstack.exit_code);
+    fprintf(f, "Metric [%s]: %llu\n", PSTACK_METRIC_DELIVERED, (unsigned long long)pstack.delivered);
+    fprintf(f, "Metric [%s]: %d\n", PSTACK_METRIC_EXIT_CODE, pstack.exit_code);
     if (!states) return;
     for (uint32_t d = 0; d < pstack.ndev; ++d) {
         if (!is_local(d)) continue;
