@@ -105,7 +105,7 @@ static inline void pstack_recv(uint32_t type, uint32_t local, uint32_t pin, uint
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
 // The reverse, from just after the field count; returns where it stopped reading.
 static inline const char* pstack_unpack_msg(uint32_t msg_type, void* msg, const char* p);
-// A device's final state: JSON object or pstack's "a = 1, b = 2"; scalars only unless `full`.
-static void pstack_print_state(FILE* f, uint32_t type, uint32_t local, int json, int full);
+// A device's final state as a JSON object; scalars only unless `full`.
+static void pstack_print_state(FILE* f, uint32_t type, uint32_t local, int full);
 
 #endif  // PSTACK_CONTRACT_HPP

@@ -1,8 +1,9 @@
 // pstack-celery engine runtime: what the engine tells whoever started it.
 //
 // Live progress counters in a shared mapping (--progress-fd), and at the end the metrics and
-// final states on stdout: JSON with --json, else pstack's "Metric [...]: " / "State [...]: " lines
-// (docs/engine-protocol.md, "What runs").  pstack_tasks parses both: keep the text as it is.
+// final states on stdout, as one JSON document (docs/engine-protocol.md, "What runs").  The
+// engine prints nothing else: pstack's text ("Metric [...]: ", "State [...]: ") is rendered from
+// this by pstack_tasks/native/results.py, the one renderer of it.
 #ifndef PSTACK_OUTPUT_HPP
 #define PSTACK_OUTPUT_HPP
 
@@ -76,34 +77,18 @@ static void print_json_states(FILE* f, bool full) {
         first = false;
         json_string(f, pstack.dev_names[d]);
         fputs(": ", f);
-        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 1, full);
+        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], full);
     }
 }
 
-static void print_text_results(FILE* f, bool states, bool full) {
-    fprintf(f, "Metric [%s]: %llu\n", PSTACK_METRIC_DELIVERED, (unsigned long long)pstack.delivered);
-    fprintf(f, "Metric [%s]: %d\n", PSTACK_METRIC_EXIT_CODE, pstack.exit_code);
-    if (!states) return;
-    for (uint32_t d = 0; d < pstack.ndev; ++d) {
-        if (!is_local(d)) continue;
-        fprintf(f, "State [%s]: ", pstack.dev_names[d]);
-        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 0, full);
-        fputc('\n', f);
-    }
-}
-
-static void print_results(bool json, bool states, bool full, double load_s, double run_s) {
+static void print_results(bool states, bool full, double load_s, double run_s) {
     FILE* f = stdout;
     static char buf[1 << 20];  // states of a big graph: one write per MiB
     setvbuf(f, buf, _IOFBF, sizeof buf);
-    if (json) {
-        print_json_metrics(f, load_s, run_s);
-        fputs(", \"states\": {", f);
-        if (states) print_json_states(f, full);
-        fputs("}}\n", f);
-    } else {
-        print_text_results(f, states, full);
-    }
+    print_json_metrics(f, load_s, run_s);
+    fputs(", \"states\": {", f);
+    if (states) print_json_states(f, full);
+    fputs("}}\n", f);
     fflush(f);
 }
 
