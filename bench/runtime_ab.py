@@ -71,7 +71,7 @@ def main() -> int:
                 for k in order:
                     rates[(s.name, k)].append(rate(psims[k], s, *inputs[s.name]))
             print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"| scenario | base msg/s (median) | new msg/s (median) | new / base | rounds |")
+    print("| scenario | base msg/s (median) | new msg/s (median) | new / base | rounds |")
     print("|---|---|---|---|---|")
     for s in chosen:
         base = statistics.median(rates[(s.name, "base")])
