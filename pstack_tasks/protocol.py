@@ -51,8 +51,8 @@ PID_COUNTER: Final = "pstack:next_pid"
 
 
 # ---- what engines say: item kinds, exit reasons, markers, output lines, statuses, metrics --------
-# Defined here once; the C++ runtime still spells them itself (engines/psim/runtime/*.hpp), until
-# the template renders them from these names.
+# Defined here once: every generated engine gets them as #defines (native/protocol_cpp.py renders
+# them into the template), and the C++ runtime uses those names, never the values.
 
 
 class ItemKind:

@@ -28,6 +28,86 @@ def test_text_output_is_pstacks() -> None:
         f"State [n{i}]: state = 0, counter = 10, toggle_buffer_ptr = 0" for i in range(4)]
 
 
+FLOATS_XML = """<?xml version="1.0"?>
+<Graphs xmlns="https://poets-project.org/schemas/virtual-graph-schema-v3">
+  <GraphType id="floats">
+    <Properties/>
+    <MessageTypes/>
+    <DeviceTypes>
+      <DeviceType id="cell">
+        <Properties><Scalar name="k" type="uint32_t"/></Properties>
+        <State>
+          <Scalar name="d" type="double"/>
+          <Scalar name="f" type="float"/>
+          <Scalar name="i" type="int64_t"/>
+          <Scalar name="u" type="uint64_t"/>
+          <Array name="arr" length="3" type="double"/>
+          <Tuple name="t"><Scalar name="x" type="float"/><Array name="y" length="2" type="double"/></Tuple>
+        </State>
+        <ReadyToSend><![CDATA[ *readyToSend = 0; ]]></ReadyToSend>
+        <OnInit><![CDATA[
+          double vals[] = {0.1, 1.0, 1e20, -0.0, 0.0/0.0, 1.0/0.0, -1.0/0.0, 5e-324, 123456789.125, 1e-7, 2.5, -3.0};
+          uint32_t k = deviceProperties->k;
+          deviceState->d = vals[k % 12];
+          deviceState->f = (float)vals[(k + 1) % 12];
+          deviceState->i = -9223372036854775807LL - 1 + k;
+          deviceState->u = 18446744073709551615ULL - k;
+          for (int j = 0; j < 3; ++j) deviceState->arr[j] = vals[(k + 2 + j) % 12];
+          deviceState->t.x = (float)vals[(k + 5) % 12];
+          deviceState->t.y[0] = vals[(k + 6) % 12] / 3; deviceState->t.y[1] = 1e300 * 10;
+        ]]></OnInit>
+      </DeviceType>
+    </DeviceTypes>
+  </GraphType>
+  <GraphInstance id="inst" graphTypeId="floats">
+    <DeviceInstances>
+      <DevI id="c0" type="cell"><P>"k": 0</P></DevI>
+      <DevI id="c1" type="cell"><P>"k": 1</P></DevI>
+      <DevI id="c2" type="cell"><P>"k": 2</P></DevI>
+      <DevI id="c3" type="cell"><P>"k": 3</P></DevI>
+    </DeviceInstances>
+    <EdgeInstances/>
+  </GraphInstance>
+</Graphs>
+"""
+
+#: what the C++ renderer printed for FLOATS_XML before the engine printed JSON only: the text,
+#: now rendered by pstack_tasks/native/results.py from the JSON, must stay byte for byte the same
+FLOATS_TEXT = """\
+Metric [Delivered messages]: 0
+Metric [Exit code]: 1
+State [c0]: d = 0.10000000000000001, f = 1, i = -9223372036854775808, u = 18446744073709551615, \
+arr = [1e+20, -0, nan], t = {x = inf, y = [-inf, 1.0000000000000001e+301]}
+State [c1]: d = 1, f = 1.0000000200408773e+20, i = -9223372036854775807, u = 18446744073709551614, \
+arr = [-0, nan, inf], t = {x = -inf, y = [0, 1.0000000000000001e+301]}
+State [c2]: d = 1e+20, f = -0, i = -9223372036854775806, u = 18446744073709551613, \
+arr = [nan, inf, -inf], t = {x = 0, y = [41152263.041666664, 1.0000000000000001e+301]}
+State [c3]: d = -0, f = nan, i = -9223372036854775805, u = 18446744073709551612, \
+arr = [inf, -inf, 4.9406564584124654e-324], t = {x = 123456792, y = [3.3333333333333334e-08, 1.0000000000000001e+301]}
+"""
+
+
+def test_text_output_prints_floats_as_c_does(tmp_path: Path) -> None:
+    """Doubles and floats (NaN, infinities, -0, subnormals, in arrays and tuples) and 64-bit
+    integers print as pstack's C++ printed them (``%.17g``)."""
+    app = tmp_path / "floats.xml"
+    app.write_text(FLOATS_XML)
+    p = run("--full-state", str(app))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == FLOATS_TEXT
+
+
+@pytest.mark.fleet
+def test_split_text_output_is_the_single_regions(tmp_path: Path) -> None:
+    """A split's merged result prints through the same renderer: floats too (they printed as
+    Python's ``str`` before, ``0.1`` where one region printed ``0.10000000000000001``)."""
+    app = tmp_path / "floats.xml"
+    app.write_text(FLOATS_XML)
+    p = run("--full-state", "--rmap", '{"c1": 1, "c3": 2}', str(app))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == FLOATS_TEXT
+
+
 def test_quiet_json_result() -> None:
     p = run("-q", "-r", str(PSTACK / "basic-02.xml"))
     assert p.returncode == 0 and p.stderr == ""

@@ -259,20 +259,81 @@ def test_a_refused_termination_call_fails_the_region_instead_of_waiting_for_ever
     assert took < 12
 
 
-def test_the_runtime_spells_the_engine_output_names_as_protocol_py_does() -> None:
-    """The C++ runtime still writes the protocol's output names itself (until the template renders
-    them from pstack_tasks.protocol): every one must appear there exactly as Python reads it."""
-    import re
-
+def _protocol_values() -> dict[str, str]:
+    """Every constant of pstack_tasks.protocol as the C literal the engine must define, spelled
+    here from the Python values (not by the renderer under test)."""
     from pstack_tasks import protocol
-    from pstack_tasks.native.codegen import RUNTIME_DIR, templates_dir
-    cpp = "".join(p.read_text() for p in sorted(RUNTIME_DIR.rglob("*.hpp")))
-    cpp += (templates_dir() / "engine.cpp.j2").read_text()
-    reasons = [v for k, v in vars(protocol.ExitReason).items() if k.isupper() and isinstance(v, str)]
-    strings = [*reasons, protocol.EXIT_SUCCESS_MARKER, protocol.EXIT_FAIL_MARKER,
-               protocol.ENGINE_ERROR_PREFIX, protocol.LOG_LINE_PREFIX]
-    assert [s for s in strings if f'"{s}' not in cpp] == []
-    metrics = [v for k, v in vars(protocol.Metric).items() if k.isupper()]
-    assert [m for m in metrics if f'\\"{m}\\"' not in cpp] == []
-    statuses = {name: int(value) for name, value in re.findall(r"PSTACK_STATUS_(\w+) = (\d+)", cpp)}
-    assert statuses == {k: v for k, v in vars(protocol.EngineStatus).items() if k.isupper()}
+    from pstack_tasks.protocol import QueueKeys
+
+    def upper(cls: type) -> dict[str, object]:
+        return {k: v for k, v in vars(cls).items() if k.isupper() and isinstance(v, (str, int))}
+
+    want = {f"PSTACK_ITEM_{k}": f"'{v}'" for k, v in upper(protocol.ItemKind).items()}
+    want |= {f"PSTACK_EXIT_REASON_{k}": f'"{v}"' for k, v in upper(protocol.ExitReason).items()}
+    want |= {f"PSTACK_STATUS_{k}": str(v) for k, v in upper(protocol.EngineStatus).items()}
+    want |= {f"PSTACK_METRIC_{k}": f'"{v}"' for k, v in upper(protocol.Metric).items()}
+    want |= {"PSTACK_EXIT_SUCCESS_MARKER": f'"{protocol.EXIT_SUCCESS_MARKER}"',
+             "PSTACK_EXIT_FAIL_MARKER": f'"{protocol.EXIT_FAIL_MARKER}"',
+             "PSTACK_ENGINE_ERROR_PREFIX": f'"{protocol.ENGINE_ERROR_PREFIX}"',
+             "PSTACK_LOG_LINE_PREFIX": f'"{protocol.LOG_LINE_PREFIX}"'}
+    keys = QueueKeys("%s", "%ld")
+    want |= {"PSTACK_KEY_QUEUE_FMT": f'"{keys.queue("%d")}"', "PSTACK_KEY_ACTIVE_FMT": f'"{keys.active}"',
+             "PSTACK_KEY_IDLE_FMT": f'"{keys.idle}"', "PSTACK_KEY_CALLS_FMT": f'"{keys.calls}"'}
+    return want
+
+
+def _defines(text: str) -> dict[str, str]:
+    import re
+    return dict(re.findall(r"^#define (PSTACK_\w+) (.*)$", text, re.M))
+
+
+def test_the_engine_source_defines_every_protocol_constant_as_protocol_py_does() -> None:
+    """The protocol is rendered into every engine from pstack_tasks.protocol, and the runtime
+    headers spell none of its names themselves."""
+    from pstack_tasks.native.codegen import RUNTIME_DIR, render
+    defines = _defines(render(prepare(PSTACK / "basic-01.xml").app.graph_type).text)
+    want = _protocol_values()
+    assert {k: defines.get(k) for k in want} == want
+    cpp = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("*.hpp")))
+    spelled = [v for k, v in want.items() if v.startswith('"') and not k.startswith("PSTACK_KEY_") and v in cpp]
+    assert spelled == []
+
+
+def test_a_changed_protocol_value_changes_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engines are cached by their source: a changed protocol constant or IDLE script gives
+    another source, type hash and cache key, so no engine built before the change is reused."""
+    from pstack_tasks import protocol
+    from pstack_tasks.native import build, protocol_cpp
+    from pstack_tasks.native.codegen import render
+    gt = prepare(PSTACK / "basic-01.xml").app.graph_type
+    before = render(gt)
+    monkeypatch.setattr(protocol.ExitReason, "QUIESCENCE", "all quiet")
+    monkeypatch.setattr(protocol.ItemKind, "QUIESCENT", "7")
+    protocol_cpp.protocol_defines.cache_clear()
+    protocol_cpp.idle_script.cache_clear()
+    try:
+        after = render(gt)
+        script = protocol_cpp.idle_script()
+    finally:
+        protocol_cpp.protocol_defines.cache_clear()
+        protocol_cpp.idle_script.cache_clear()
+    assert _defines(after.text)["PSTACK_EXIT_REASON_QUIESCENCE"] == '"all quiet"'
+    assert "QUIESCENT, HARDWARE_IDLE = '7', '4'" in script
+    assert after.type_hash != before.type_hash
+    assert build.cache_key(after) != build.cache_key(before)
+
+
+def test_c_string_literals_survive_the_compiler(tmp_path: Path) -> None:
+    """What the renderer embeds (the IDLE script, names) reads back byte for byte in C++."""
+    import subprocess
+
+    from pstack_tasks.native.build import compiler
+    from pstack_tasks.native.protocol_cpp import c_string, idle_script
+    texts = ['quote " backslash \\ ??= trigraph', "tab\tnewline\nnul-free \x7f\x01", "é 1\0012", idle_script()]
+    src = tmp_path / "lit.cpp"
+    body = "".join(f"    fputs({c_string(t)}, stdout); fputc(0, stdout);\n" for t in texts)
+    src.write_text(f"#include <cstdio>\nint main() {{\n{body}    return 0;\n}}\n")
+    exe = tmp_path / "lit"
+    subprocess.run([compiler(), "-std=gnu++17", "-o", str(exe), str(src)], check=True, capture_output=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True).stdout
+    assert out.split(b"\0")[:-1] == [t.encode() for t in texts]

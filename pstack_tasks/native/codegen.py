@@ -19,6 +19,7 @@ import jinja2
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.model import Array, Code, FieldType, GraphType, Scalar, Tuple
+from pstack_tasks.native.protocol_cpp import protocol_defines
 
 TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
 SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
@@ -145,6 +146,7 @@ def render(gt: GraphType) -> EngineSource:
         "max_item_chars": 64 + 32 * max([len(v) for v in flat.values()] + [1]),
         "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
         "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
+        "protocol": protocol_defines(),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
     }

@@ -12,7 +12,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import RegionStopped, SimulationFailed
@@ -34,13 +34,13 @@ class Split:
     pid: int
 
 
-def engine_command(engine: Path, instance: Path, opts: RunOptions, json_out: bool,
-                   split: Split | None = None, skip: int = 0, app_file: str | None = None) -> list[str]:
+def engine_command(engine: Path, instance: Path, opts: RunOptions, split: Split | None = None, skip: int = 0,
+                   app_file: str | None = None) -> list[str]:
     """The engine's command line for this run (``split``: the region's part in a split)."""
     cmd = [str(engine), str(instance), "--level", str(-1 if opts.quiet else opts.level)]
     if app_file:
         cmd += ["--app-file", app_file]
-    flags = (("--json", json_out), ("--no-states", not opts.states), ("--full-state", opts.full_state))
+    flags = (("--no-states", not opts.states), ("--full-state", opts.full_state))
     cmd += [flag for flag, wanted in flags if wanted]
     if opts.max_steps:
         cmd += ["--max-steps", str(int(opts.max_steps))]
@@ -63,23 +63,22 @@ def limit_args() -> list[str]:
     return args
 
 
-def start_alone(prep: Prepared, inst: Path, opts: RunOptions, text_out: IO[str] | None,
+def start_alone(prep: Prepared, inst: Path, opts: RunOptions, sink: LogSink | None,
                 meter: ProgressMeter | None) -> Engine:
-    """Start the whole graph in one engine: its JSON result on a pipe, or (``text_out``) pstack's
-    text written straight to that file."""
-    cmd = engine_command(prep.engine, inst, opts, json_out=text_out is None, app_file=prep.app.file)
+    """Start the whole graph in one engine, its result on a pipe and its log lines to ``sink``."""
+    cmd = engine_command(prep.engine, inst, opts, app_file=prep.app.file)
     if meter:
         cmd += meter.args()
-    proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE if text_out is None else text_out,
-                              subprocess.PIPE, (meter.fd,) if meter else ())
-    return Engine(proc, opts.log_sink())
+    proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE, subprocess.PIPE,
+                              (meter.fd,) if meter else ())
+    return Engine(proc, sink)
 
 
 def start_region(prep: Prepared, inst: Path, opts: RunOptions, relay: Relay, split: Split,
                  sink: LogSink | None, meter: ProgressMeter | None = None) -> Engine:
     """Start one region's engine on a relay to Redis (its commands to ``relay.command_fd``, the
     replies on its stdin)."""
-    cmd = engine_command(prep.engine, inst, opts, True, split, relay.take_skip(), prep.app.file)
+    cmd = engine_command(prep.engine, inst, opts, split, relay.take_skip(), prep.app.file)
     cmd += ["--command-fd", str(relay.command_fd), *(meter.args() if meter else [])]
     proc = start_in_own_group(cmd, relay.reply_fd, subprocess.PIPE, subprocess.PIPE,
                               (relay.command_fd, meter.fd) if meter else (relay.command_fd,))

@@ -14,35 +14,37 @@ from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph import loader
 from pstack_tasks.native.engine_process import Split, read_result, start_alone, start_region, wait_one
 from pstack_tasks.native.meter import open_meter
-from pstack_tasks.native.options import RunOptions
+from pstack_tasks.native.options import LogSink, RunOptions
 from pstack_tasks.native.prepare import Prepared
 from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.relay import RedisTarget, pool
+from pstack_tasks.native.results import write_text
 from pstack_tasks.native.run_files import instance_file
 
 
 def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
     """Run the whole graph in one engine and return its result."""
-    result = _run_single(prep, opts, None)
-    assert result is not None  # JSON mode always yields a result or raises
-    return result
+    return _run_single(prep, opts, opts.log_sink())
 
 
 def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
-    """Run the whole graph in one engine, streaming pstack's text output straight to ``out``."""
-    _run_single(prep, opts, out)
+    """Run the whole graph in one engine and print what pstack prints to ``out``: the handler
+    log lines as they come, then the result as text."""
+    def to_out(line: str) -> None:
+        out.write(line + "\n")
+
+    sink = None if opts.quiet else opts.log or to_out
+    write_text(_run_single(prep, opts, sink), out)
 
 
-def _run_single(prep: Prepared, opts: RunOptions, text_out: IO[str] | None) -> dict[str, Any] | None:
+def _run_single(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> dict[str, Any]:
     regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
         inst = instance_file(prep, regions_arr, opts, stack)
         meter = open_meter(opts, stack)
-        engine = start_alone(prep, inst, opts, text_out, meter)
+        engine = start_alone(prep, inst, opts, sink, meter)
         stack.callback(kill_group, engine.proc)
         wait_one(engine, opts, meter)
-        if text_out is not None:
-            return None
         return read_result(engine, "the engine")
 
 

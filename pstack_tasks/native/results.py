@@ -1,9 +1,10 @@
 """Merging per-region results into one process result (pstack's shape, plus per-region metrics),
-and pstack's text rendering of a result."""
+and pstack's text rendering of a result (engines print JSON only: this is the one renderer)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
 
 from pstack_tasks.protocol import ExitReason, Metric
 
@@ -46,7 +47,14 @@ def _most(parts: Mapping[int, Mapping[str, Any]], name: str, kind: type[int] | t
 
 
 def format_value(v: Any) -> str:
-    """A state member as pstack prints it: ``{a = 1, b = [2, 3]}``."""
+    """A state member as pstack prints it: ``{a = 1, b = [2, 3]}``.
+
+    A float as C's ``%.17g`` (``1``, ``0.10000000000000001``, ``-0``, ``nan``, ``inf``): the
+    engine writes floats into its JSON as ``%.17g`` text, which reads back as the same double,
+    so this gives what a C program printing the state itself would.
+    """
+    if isinstance(v, float):
+        return "%.17g" % v
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k} = {format_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, list):
@@ -54,10 +62,24 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def format_text(result: Mapping[str, Any]) -> Iterable[str]:
-    """pstack's human output: ``Metric [...]: n`` then ``State [dev]: a = 1, b = 2`` lines."""
+def format_text(result: Mapping[str, Any]) -> Iterator[str]:
+    """pstack's human output: ``Metric [...]: n`` then ``State [dev]: a = 1, b = 2`` lines.
+
+    The one renderer of this text: engines print JSON only, so a run in one region, a local
+    split and a process of the fleet all print through here.
+    """
     metrics = result.get("metrics", {})
     yield f"Metric [{Metric.DELIVERED}]: {metrics.get(Metric.DELIVERED, 0)}"
     yield f"Metric [{Metric.EXIT_CODE}]: {metrics.get(Metric.EXIT_CODE, 0)}"
     for name, state in result.get("states", {}).items():
-        yield f"State [{name}]: " + ", ".join(f"{k} = {format_value(v)}" for k, v in state.items())
+        # integers, nearly every member of nearly every state, skip the call (a million states
+        # print in a second)
+        yield f"State [{name}]: " + ", ".join([f"{k} = {v}" if type(v) is int else f"{k} = {format_value(v)}"
+                                                for k, v in state.items()])
+
+
+def write_text(result: Mapping[str, Any], out: IO[str], chunk: int = 4096) -> None:
+    """:func:`format_text` written to ``out``, some thousand lines per write."""
+    lines = format_text(result)
+    while batch := list(itertools.islice(lines, chunk)):
+        out.write("\n".join(batch) + "\n")

@@ -28,9 +28,45 @@
 // PSTACK_HAS_HW_IDLE     some device type has OnHardwareIdle
 // PSTACK_IDLE_EXIT_CODE  exit code of a run that ends by quiescence (v2: 0, graph_schema: 1)
 
+// ---- the engine protocol's names, rendered from pstack_tasks/protocol.py: the runtime spells none
+#if !defined(PSTACK_ITEM_MESSAGE) || !defined(PSTACK_ITEM_STOP) || !defined(PSTACK_ITEM_QUIESCENT) \
+    || !defined(PSTACK_ITEM_INDEXED_MESSAGE) || !defined(PSTACK_ITEM_HARDWARE_IDLE)
+#error "the generated engine defines the item kinds PSTACK_ITEM_* (pstack_tasks.protocol.ItemKind)"
+#endif
+#if !defined(PSTACK_EXIT_REASON_HANDLER_EXIT) || !defined(PSTACK_EXIT_REASON_QUIESCENCE) \
+    || !defined(PSTACK_EXIT_REASON_MAX_STEPS) || !defined(PSTACK_EXIT_REASON_TIME_LIMIT) \
+    || !defined(PSTACK_EXIT_REASON_REMOTE_STOP)
+#error "the generated engine defines the exit reasons PSTACK_EXIT_REASON_* (pstack_tasks.protocol.ExitReason)"
+#endif
+#if !defined(PSTACK_EXIT_SUCCESS_MARKER) || !defined(PSTACK_EXIT_FAIL_MARKER) \
+    || !defined(PSTACK_ENGINE_ERROR_PREFIX) || !defined(PSTACK_LOG_LINE_PREFIX)
+#error "the generated engine defines the exit markers and output prefixes (pstack_tasks.protocol)"
+#endif
+#if !defined(PSTACK_STATUS_OK) || !defined(PSTACK_STATUS_USAGE) || !defined(PSTACK_STATUS_HANDLER) \
+    || !defined(PSTACK_STATUS_IO) || !defined(PSTACK_STATUS_LIMIT)
+#error "the generated engine defines the exit statuses PSTACK_STATUS_* (pstack_tasks.protocol.EngineStatus)"
+#endif
+#if !defined(PSTACK_METRIC_DELIVERED) || !defined(PSTACK_METRIC_SENT) || !defined(PSTACK_METRIC_CANCELLED) \
+    || !defined(PSTACK_METRIC_REMOTE_SENT) || !defined(PSTACK_METRIC_REMOTE_RECEIVED) \
+    || !defined(PSTACK_METRIC_EXIT_CODE) || !defined(PSTACK_METRIC_EXIT_REASON) \
+    || !defined(PSTACK_METRIC_IDLE_ROUNDS) || !defined(PSTACK_METRIC_LOAD_SECONDS) \
+    || !defined(PSTACK_METRIC_RUN_SECONDS)
+#error "the generated engine defines the metric names PSTACK_METRIC_* (pstack_tasks.protocol.Metric)"
+#endif
+#if !defined(PSTACK_KEY_QUEUE_FMT) || !defined(PSTACK_KEY_ACTIVE_FMT) || !defined(PSTACK_KEY_IDLE_FMT) \
+    || !defined(PSTACK_KEY_CALLS_FMT) || !defined(PSTACK_IDLE_SCRIPT)
+#error "the generated engine defines the key names (pstack_tasks.protocol.QueueKeys) and the IDLE script"
+#endif
+// PSTACK_ITEM_*          the first character of an item in a region's queue (char literals)
+// PSTACK_EXIT_REASON_*   why a region stopped; PSTACK_EXIT_*_MARKER: handler_log texts that exit
+// PSTACK_ENGINE_ERROR_PREFIX, PSTACK_LOG_LINE_PREFIX   how error and log lines on stderr start
+// PSTACK_STATUS_*        the engine's exit statuses; PSTACK_METRIC_*: the metric names of the result
+// PSTACK_KEY_*_FMT       printf formats of the Redis keys, over (prefix, pid) and, for a queue, region
+// PSTACK_IDLE_SCRIPT     the termination detector's Lua text (pstack_tasks/native/lua/idle.lua)
+
 // ---- what the runtime offers the generated code
 // pstack_core.hpp: handler_log, handler_exit, handler_checkpoint, assert and the Orchestrator
-//   macros for handlers; pstack_fatal, PSTACK_STATUS_* and pstack_device_name for dispatch errors;
+//   macros for handlers; pstack_fatal and pstack_device_name for dispatch errors;
 //   pstack_put_* / pstack_get_* for the text of message fields on the wire.
 // pstack_state.hpp: the instance data the loader fills and the dispatch functions read
 //   (pstack.graph_props, pstack.props_base[type], pstack.state_base[type],
@@ -69,7 +105,7 @@ static inline void pstack_recv(uint32_t type, uint32_t local, uint32_t pin, uint
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
 // The reverse, from just after the field count; returns where it stopped reading.
 static inline const char* pstack_unpack_msg(uint32_t msg_type, void* msg, const char* p);
-// A device's final state: JSON object or pstack's "a = 1, b = 2"; scalars only unless `full`.
-static void pstack_print_state(FILE* f, uint32_t type, uint32_t local, int json, int full);
+// A device's final state as a JSON object; scalars only unless `full`.
+static void pstack_print_state(FILE* f, uint32_t type, uint32_t local, int full);
 
 #endif  // PSTACK_CONTRACT_HPP

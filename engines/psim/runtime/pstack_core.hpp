@@ -27,7 +27,7 @@ static inline void handler_exit(int code) {
     if (!pstack.stop) {
         pstack.stop = 1;
         pstack.exit_code = code;
-        pstack.exit_reason = "handler_exit";
+        pstack.exit_reason = PSTACK_EXIT_REASON_HANDLER_EXIT;
     }
 }
 
@@ -38,17 +38,14 @@ static inline void stop_run(int code, const char* reason) {
     pstack.exit_reason = reason;
 }
 
-// graph_schema's simulators treat these two format strings as application exit (graph-schema.md s6).
-#define PSTACK_EXIT_SUCCESS_FMT "_HANDLER_EXIT_SUCCESS_9be65737_"
-#define PSTACK_EXIT_FAIL_FMT "_HANDLER_EXIT_FAIL_9be65737_"
-
 __attribute__((format(printf, 2, 3), noinline, cold))
 static void pstack_log_impl(int level, const char* fmt, ...) {
-    if (strcmp(fmt, PSTACK_EXIT_SUCCESS_FMT) == 0) { handler_exit(0); return; }
-    if (strcmp(fmt, PSTACK_EXIT_FAIL_FMT) == 0) { handler_exit(1); return; }
+    // graph_schema's simulators treat the two marker texts as application exit (graph-schema.md s6).
+    if (strcmp(fmt, PSTACK_EXIT_SUCCESS_MARKER) == 0) { handler_exit(0); return; }
+    if (strcmp(fmt, PSTACK_EXIT_FAIL_MARKER) == 0) { handler_exit(1); return; }
     if (level > pstack.log_level) return;
     FILE* f = pstack.log_stream ? pstack.log_stream : stdout;
-    fprintf(f, "Log [device %s, level %d]: ", pstack_device_name(pstack.cur_dev), level);
+    fprintf(f, PSTACK_LOG_LINE_PREFIX "device %s, level %d]: ", pstack_device_name(pstack.cur_dev), level);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
@@ -64,7 +61,8 @@ static inline void handler_log(int level, const char* fmt, Args... args) {
 }
 
 // ---- fatal errors, crash and assertion reports --------------------------------------------------
-enum { PSTACK_STATUS_OK = 0, PSTACK_STATUS_USAGE = 2, PSTACK_STATUS_HANDLER = 3, PSTACK_STATUS_IO = 4 };
+// Exit statuses are PSTACK_STATUS_* (pstack_contract.hpp); an error line starts with
+// PSTACK_ENGINE_ERROR_PREFIX, and there is at most one, just before the exit.
 
 static void pstack_write_all(int fd, const char* s, size_t n) {
     while (n > 0) {
@@ -86,7 +84,7 @@ static void pstack_fatal(int status, const char* fmt, ...) {
     va_end(ap);
     fflush(stdout);
     fflush(pstack.log_stream);
-    pstack_write_str(2, "pstack-engine: error: ");
+    pstack_write_str(2, PSTACK_ENGINE_ERROR_PREFIX);
     pstack_write_str(2, buf);
     pstack_write_str(2, "\n");
     _exit(status);

@@ -34,12 +34,12 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 }
 
 // ---- to other regions --------------------------------------------------------------------------
-// Item 0, "0 <device> <pin> <fields>", to every other region with a destination of the slot.
+// A message item, "0 <device> <pin> <fields>", to every other region with a destination of the slot.
 static inline void send_remote(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot) {
     uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
     char item[PSTACK_MAX_ITEM_CHARS];
     char* p = item;
-    *p++ = '0'; *p++ = ' ';
+    *p++ = PSTACK_ITEM_MESSAGE; *p++ = ' ';
     p = pstack_put_u64(p, d); *p++ = ' ';
     p = pstack_put_u64(p, pin); *p++ = ' ';
     p = pstack_pack_msg(mt, pstack.msgbuf, p);
@@ -62,7 +62,7 @@ static const PstackEdge* indexed_edge(uint32_t slot, unsigned k, uint32_t d) {
     return pstack.idx_edges + pstack.idx_off[slot] + k;
 }
 
-// A send on an indexed pin goes over one edge: delivered here, or pushed as item 3 to its region.
+// A send on an indexed pin goes over one edge: delivered here, or pushed as an indexed message item to its region.
 static void send_indexed(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot, unsigned k) {
     const PstackEdge* e = indexed_edge(slot, k, d);
     if (!e) return;
@@ -70,7 +70,7 @@ static void send_indexed(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot, un
     uint32_t mt = pstack_out_msg[pstack_out_base[t] + pin];
     char item[PSTACK_MAX_ITEM_CHARS + 16];
     char* p = item;
-    *p++ = '3'; *p++ = ' ';
+    *p++ = PSTACK_ITEM_INDEXED_MESSAGE; *p++ = ' ';
     p = pstack_put_u64(p, d); *p++ = ' ';
     p = pstack_put_u64(p, pin); *p++ = ' ';
     p = pstack_put_u64(p, k); *p++ = ' ';
@@ -103,7 +103,7 @@ static bool hardware_idle_round() {
 }
 
 // ---- items from other regions ------------------------------------------------------------------
-// The message of item 0 or 3 from `src`'s output `port`, whose fields start at p; the caller
+// The message of a message item (plain or indexed) from `src`'s output `port`, whose fields start at p; the caller
 // has checked src and port.
 static void unpack_item_message(uint32_t src, uint32_t port, const char* p) {
     uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[src]] + port];
@@ -122,7 +122,7 @@ static const char* read_item_source(const char* p, const char* item, int64_t* sr
     return p;
 }
 
-// Item 0: a message to every local destination of the slot.
+// A message item: a message to every local destination of the slot.
 static void take_message_item(const char* p, const char* item) {
     int64_t src, port, nfields;
     p = read_item_source(p, item, &src, &port);
@@ -135,7 +135,7 @@ static void take_message_item(const char* p, const char* item) {
 }
 
 #if PSTACK_HAS_INDEXED
-// Item 3: a message over one edge of an indexed pin, "3 <device> <pin> <sendIndex> <fields>".
+// An indexed message item: a message over one edge of an indexed pin, "3 <device> <pin> <sendIndex> <fields>".
 static void take_indexed_item(const char* p, const char* item) {
     int64_t src, port, k, nfields;
     p = read_item_source(p, item, &src, &port);
@@ -150,22 +150,22 @@ static void take_indexed_item(const char* p, const char* item) {
 }
 #endif
 
-// Items: 0 a message, 1 stop (with an exit code), 2 quiescence, 3 an indexed send, 4 an idle round.
+// Items by kind: a message, stop (with an exit code), quiescence, an indexed send, an idle round.
 static void handle_item(const char* s) {
     if (pstack.stop) return;
     const char* p = pstack_skip_ws(s);
-    if (*p == '0') {
+    if (*p == PSTACK_ITEM_MESSAGE) {
         take_message_item(p + 1, s);
-    } else if (*p == '1') {
+    } else if (*p == PSTACK_ITEM_STOP) {
         int64_t code = 0;
         pstack_get_i64(p + 1, &code);
-        stop_run((int)code, "remote stop");
-    } else if (*p == '2') {
-        stop_run(PSTACK_IDLE_EXIT_CODE, "quiescence");
-    } else if (*p == '4') {
+        stop_run((int)code, PSTACK_EXIT_REASON_REMOTE_STOP);
+    } else if (*p == PSTACK_ITEM_QUIESCENT) {
+        stop_run(PSTACK_IDLE_EXIT_CODE, PSTACK_EXIT_REASON_QUIESCENCE);
+    } else if (*p == PSTACK_ITEM_HARDWARE_IDLE) {
         if (hardware_idle_round()) pstack.idle_woke = true;
 #if PSTACK_HAS_INDEXED
-    } else if (*p == '3') {
+    } else if (*p == PSTACK_ITEM_INDEXED_MESSAGE) {
         take_indexed_item(p + 1, s);
 #endif
     } else {

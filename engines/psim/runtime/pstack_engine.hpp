@@ -21,7 +21,7 @@
 // What main needs beyond the engine state, which the options set directly.
 struct EngineOptions {
     const char* instance = nullptr;
-    bool json = false, states = true, full = false;
+    bool states = true, full = false;
     int skip_replies = 0;
     int region = 0;
     const char* region_list = nullptr;
@@ -31,7 +31,7 @@ struct EngineOptions {
 
 static void usage() {
     pstack_fatal(PSTACK_STATUS_USAGE,
-        "usage: engine INSTANCE [--json] [--no-states] [--full-state] [--level L] [--max-steps N] "
+        "usage: engine INSTANCE [--no-states] [--full-state] [--level L] [--max-steps N] "
         "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N] "
         "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB]");
 }
@@ -41,7 +41,7 @@ static EngineOptions parse_options(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         bool more = i + 1 < argc;
-        if (!strcmp(a, "--json")) o.json = true;
+        if (!strcmp(a, "--json")) continue;  // the result is always JSON: accepted for older callers
         else if (!strcmp(a, "--no-states")) o.states = false;
         else if (!strcmp(a, "--full-state")) o.full = true;
         else if (!strcmp(a, "--level") && more) pstack.log_level = atoi(argv[++i]);
@@ -72,12 +72,14 @@ static EngineOptions parse_options(int argc, char** argv) {
 // ---- main ----------------------------------------------------------------------------------------
 int main(int argc, char** argv) {
     install_crash_handlers();
-    pstack.log_stream = stdout;
+    // Handler logs and errors on stderr, a write per line; stdout carries the result alone.
+    static char log_buf[1 << 16];
+    setvbuf(stderr, log_buf, _IOLBF, sizeof log_buf);
+    pstack.log_stream = stderr;
     EngineOptions o = parse_options(argc, argv);
     follow_parent(o.parent);
     apply_limits();
     if (o.progress_fd >= 0) map_progress(o.progress_fd);
-    if (o.json) pstack.log_stream = stderr;
     set_regions(o.region, o.region_list);
     bool split = pstack.nregions > 1;
     if (split) {
@@ -96,7 +98,7 @@ int main(int argc, char** argv) {
     publish_progress();
     pstack.cur_handler = "output";
     if (pstack.log_stream) fflush(pstack.log_stream);
-    print_results(o.json, o.states, o.full, t1 - t0, t2 - t1);
+    print_results(o.states, o.full, t1 - t0, t2 - t1);
     return PSTACK_STATUS_OK;
 }
 

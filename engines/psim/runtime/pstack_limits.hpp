@@ -12,7 +12,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-enum { PSTACK_STATUS_LIMIT = 5 };
 
 // Address space in use now, in MiB (async-signal-safe: open/read only); -1 if unknown.
 static long address_space_mib() {
@@ -46,7 +45,7 @@ static void report_where() {
 
 // A limit was hit: say which, where, and exit with PSTACK_STATUS_LIMIT.
 static void report_limit(const char* what, long limit, const char* unit) {
-    pstack_write_str(2, "pstack-engine: error: the engine exceeded its ");
+    pstack_write_str(2, PSTACK_ENGINE_ERROR_PREFIX "the engine exceeded its ");
     pstack_write_str(2, what);
     pstack_write_str(2, " limit of ");
     write_long(2, limit);
@@ -67,7 +66,7 @@ static void pstack_on_signal(int sig) {
     const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
                      : sig == SIGFPE ? "arithmetic error (SIGFPE)" : sig == SIGILL ? "illegal instruction"
                      : sig == SIGABRT ? "abort" : "fatal signal";
-    pstack_write_str(2, "pstack-engine: error: ");
+    pstack_write_str(2, PSTACK_ENGINE_ERROR_PREFIX);
     report_where();
     pstack_write_str(2, " crashed: ");
     pstack_write_str(2, what);

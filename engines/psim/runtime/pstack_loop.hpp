@@ -73,11 +73,11 @@ static inline void run_ready_devices(double t0, uint32_t& since_poll) {
         pstack.inq[d] = 0;
         step_device(d);
         if (pstack.stop) return;
-        if (__builtin_expect(pstack.steps >= pstack.max_steps, 0)) { stop_run(1, "max-steps"); return; }
+        if (__builtin_expect(pstack.steps >= pstack.max_steps, 0)) { stop_run(1, PSTACK_EXIT_REASON_MAX_STEPS); return; }
         if (++since_poll >= POLL_EVERY) {
             since_poll = 0;
             publish_progress();
-            if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, "time-limit"); return; }
+            if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, PSTACK_EXIT_REASON_TIME_LIMIT); return; }
             if (pstack.nregions > 1) {
                 net_poll_active();
                 if (pstack.stop) return;

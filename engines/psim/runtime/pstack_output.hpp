@@ -1,8 +1,9 @@
 // pstack-celery engine runtime: what the engine tells whoever started it.
 //
 // Live progress counters in a shared mapping (--progress-fd), and at the end the metrics and
-// final states on stdout: JSON with --json, else pstack's "Metric [...]: " / "State [...]: " lines
-// (docs/engine-protocol.md, "What runs").  pstack_tasks parses both: keep the text as it is.
+// final states on stdout, as one JSON document (docs/engine-protocol.md, "What runs").  The
+// engine prints nothing else: pstack's text ("Metric [...]: ", "State [...]: ") is rendered from
+// this by pstack_tasks/native/results.py, the one renderer of it.
 #ifndef PSTACK_OUTPUT_HPP
 #define PSTACK_OUTPUT_HPP
 
@@ -34,16 +35,38 @@ static void json_string(FILE* f, const char* s) {
     fputc('"', f);
 }
 
+// `, "name": ` (no comma before the first): a member of the metrics object, named by the protocol.
+static void json_member(FILE* f, const char* name, bool first = false) {
+    if (!first) fputs(", ", f);
+    json_string(f, name);
+    fputs(": ", f);
+}
+
+static void json_count(FILE* f, const char* name, uint64_t v, bool first = false) {
+    json_member(f, name, first);
+    fprintf(f, "%llu", (unsigned long long)v);
+}
+
+static void json_seconds(FILE* f, const char* name, double v) {
+    json_member(f, name);
+    fprintf(f, "%.6f", v);
+}
+
 static void print_json_metrics(FILE* f, double load_s, double run_s) {
     fputs("{\"metrics\": {", f);
-    fprintf(f, "\"Delivered messages\": %llu, \"Exit code\": %d, \"Sent messages\": %llu, "
-               "\"Cancelled sends\": %llu, \"Hardware idle rounds\": %llu, \"Exit reason\": ",
-            (unsigned long long)pstack.delivered, pstack.exit_code, (unsigned long long)pstack.sent,
-            (unsigned long long)pstack.cancelled, (unsigned long long)pstack.idle_rounds);
+    json_count(f, PSTACK_METRIC_DELIVERED, pstack.delivered, true);
+    json_member(f, PSTACK_METRIC_EXIT_CODE);
+    fprintf(f, "%d", pstack.exit_code);
+    json_count(f, PSTACK_METRIC_SENT, pstack.sent);
+    json_count(f, PSTACK_METRIC_CANCELLED, pstack.cancelled);
+    json_count(f, PSTACK_METRIC_IDLE_ROUNDS, pstack.idle_rounds);
+    json_member(f, PSTACK_METRIC_EXIT_REASON);
     json_string(f, pstack.exit_reason);
-    fprintf(f, ", \"Remote messages sent\": %llu, \"Remote messages received\": %llu, "
-               "\"Load seconds\": %.6f, \"Run seconds\": %.6f}",
-            (unsigned long long)pstack.remote_sent, (unsigned long long)pstack.remote_received, load_s, run_s);
+    json_count(f, PSTACK_METRIC_REMOTE_SENT, pstack.remote_sent);
+    json_count(f, PSTACK_METRIC_REMOTE_RECEIVED, pstack.remote_received);
+    json_seconds(f, PSTACK_METRIC_LOAD_SECONDS, load_s);
+    json_seconds(f, PSTACK_METRIC_RUN_SECONDS, run_s);
+    fputc('}', f);
 }
 
 static void print_json_states(FILE* f, bool full) {
@@ -54,34 +77,18 @@ static void print_json_states(FILE* f, bool full) {
         first = false;
         json_string(f, pstack.dev_names[d]);
         fputs(": ", f);
-        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 1, full);
+        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], full);
     }
 }
 
-static void print_text_results(FILE* f, bool states, bool full) {
-    fprintf(f, "Metric [Delivered messages]: %llu\n", (unsigned long long)pstack.delivered);
-    fprintf(f, "Metric [Exit code]: %d\n", pstack.exit_code);
-    if (!states) return;
-    for (uint32_t d = 0; d < pstack.ndev; ++d) {
-        if (!is_local(d)) continue;
-        fprintf(f, "State [%s]: ", pstack.dev_names[d]);
-        pstack_print_state(f, pstack.dev_type[d], pstack.dev_local[d], 0, full);
-        fputc('\n', f);
-    }
-}
-
-static void print_results(bool json, bool states, bool full, double load_s, double run_s) {
+static void print_results(bool states, bool full, double load_s, double run_s) {
     FILE* f = stdout;
     static char buf[1 << 20];  // states of a big graph: one write per MiB
     setvbuf(f, buf, _IOFBF, sizeof buf);
-    if (json) {
-        print_json_metrics(f, load_s, run_s);
-        fputs(", \"states\": {", f);
-        if (states) print_json_states(f, full);
-        fputs("}}\n", f);
-    } else {
-        print_text_results(f, states, full);
-    }
+    print_json_metrics(f, load_s, run_s);
+    fputs(", \"states\": {", f);
+    if (states) print_json_states(f, full);
+    fputs("}}\n", f);
     fflush(f);
 }
 

@@ -46,7 +46,7 @@ struct PstackEngineState {
     int log_level = 1;                   // handler_log prints when level <= this
     int stop = 0;                        // set by handler_exit, limits and remote shutdown
     int exit_code = 0;
-    const char* exit_reason = "quiescence";
+    const char* exit_reason = PSTACK_EXIT_REASON_QUIESCENCE;
     uint32_t cur_dev = 0;                // device whose handler runs now (for logs and crash reports)
     const char* cur_handler = "startup"; // set by the generated dispatch functions
     FILE* log_stream = nullptr;

@@ -9,60 +9,24 @@
 
 static const uint32_t POP_COUNT = 8192;  // items taken per pop
 
-static const char* IDLE_SCRIPT =
-    // KEYS[1] = active counter, KEYS[2] = idle-round counter, KEYS[3] = calls hash, KEYS[4..] =
-    // every region's queue.  ARGV[1] = most idle rounds in a row (0: the graph has no
-    // OnHardwareIdle), ARGV[2] = 1 if an idle round woke a device here since the last call,
-    // ARGV[3] = this region's share of the counter (1 for itself at the start, plus every item it
-    // took since its last call), ARGV[4] = this region, ARGV[5] = its call number, ARGV[6..5+R] =
-    // how many items follow for each queue, then the items.
-    // Called when this region has no local work.  First its last items are counted and pushed;
-    // the call number is recorded (the reply is skipped: a region that hears nothing for 5 s
-    // checks it, so a call Redis refused cannot go unnoticed).  The counter is the sum of the
-    // regions' shares and the items still queued (a sender counts its items before it pushes
-    // them), so at 0 nobody is working and nothing is in flight: the whole graph is quiescent.
-    // Then start an OnHardwareIdle round (item 4 to every region, counted; return 2) unless
-    // ARGV[1] rounds in a row woke nothing; otherwise every region gets item 2 (return 1).
-    "local R = #KEYS - 3 "
-    "local total, a = 0, 6 + R "
-    "for i = 1, R do total = total + tonumber(ARGV[5 + i]) end "
-    "if total > 0 then redis.call('INCRBY', KEYS[1], total) end "
-    "for i = 1, R do "
-    "  local k = tonumber(ARGV[5 + i]) "
-    "  if k > 0 then redis.call('RPUSH', KEYS[3 + i], unpack(ARGV, a, a + k - 1)); a = a + k end "
-    "end "
-    "redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) "
-    "if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end "
-    "local n = redis.call('DECRBY', KEYS[1], ARGV[3]) "
-    "if n > 0 then return 0 end "
-    "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
-    "if c < tonumber(ARGV[1]) then "
-    "  redis.call('SET', KEYS[2], c + 1) "
-    "  redis.call('INCRBY', KEYS[1], R) "
-    "  for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '4') end "
-    "  return 2 "
-    "end "
-    "redis.call('DEL', KEYS[2]) "
-    "for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], '2') end "
-    "return 1";
-
 // Items a region pushes with its IDLE call instead of in RPUSHes of their own (more go first, as
 // RPUSH commands: Lua would unpack them one by one).
 static const uint32_t IDLE_CALL_ITEMS = 64;
 
 // ---- the IDLE script ---------------------------------------------------------------------------
-// Loaded once, called by SHA on every idle transition.  Sent at the start; its reply is read
+// PSTACK_IDLE_SCRIPT, rendered from pstack_tasks/native/lua/idle.lua (its KEYS and ARGV are
+// described there).  Loaded once, called by SHA on every idle transition.  Sent at the start; its reply is read
 // after loading the instance (await_idle_script), by when it has long arrived.
 static void load_idle_script() {
-    snprintf(pstack.seq_key, sizeof pstack.seq_key, "%s%ld.calls", pstack.prefix, pstack.pid);
-    snprintf(pstack.idle_key, sizeof pstack.idle_key, "%s%ld.idle", pstack.prefix, pstack.pid);
+    snprintf(pstack.seq_key, sizeof pstack.seq_key, PSTACK_KEY_CALLS_FMT, pstack.prefix, pstack.pid);
+    snprintf(pstack.idle_key, sizeof pstack.idle_key, PSTACK_KEY_IDLE_FMT, pstack.prefix, pstack.pid);
     snprintf(pstack.idle_round_limit, sizeof pstack.idle_round_limit, "%d", PSTACK_HAS_HW_IDLE ? PSTACK_MAX_IDLE_ROUNDS : 0);
     pstack.queue_names = (char**)xmalloc(sizeof(char*) * pstack.nregions);
     for (int i = 0; i < pstack.nregions; ++i) {
         pstack.queue_names[i] = (char*)xmalloc(256);
         queue_name(pstack.queue_names[i], 256, i);
     }
-    const char* load[] = {"SCRIPT", "LOAD", IDLE_SCRIPT};
+    const char* load[] = {"SCRIPT", "LOAD", PSTACK_IDLE_SCRIPT};
     command(3, load);
     expect(P_SCRIPT);
     wire_flush();
@@ -154,8 +118,8 @@ static void net_poll_active() {
 
 // No local work: hand the region's share to the termination detector and wait for items.  The
 // IDLE script and the blocking pop go out together: one round trip per wake-up.  The script's
-// answer needs no wait: when it ends the run (item 2) or starts an idle round (item 4), the item
-// is in this region's queue too, and the pop brings it.
+// answer needs no wait: when it ends the run (PSTACK_ITEM_QUIESCENT) or starts an idle round
+// (PSTACK_ITEM_HARDWARE_IDLE), the item is in this region's queue too, and the pop brings it.
 static void net_wait_idle() {
     if (unflushed_items() > IDLE_CALL_ITEMS) flush_items();  // a few go with the IDLE call instead
     if (pstack.lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
@@ -188,13 +152,14 @@ static void drain_replies() {
 
 // A stop that began in this region (handler_exit, a limit) must reach the other regions.
 static bool stopped_here() {
-    return strcmp(pstack.exit_reason, "quiescence") != 0 && strcmp(pstack.exit_reason, "remote stop") != 0;
+    return strcmp(pstack.exit_reason, PSTACK_EXIT_REASON_QUIESCENCE) != 0
+        && strcmp(pstack.exit_reason, PSTACK_EXIT_REASON_REMOTE_STOP) != 0;
 }
 
-// Item 1 with the exit code to every other region.
+// PSTACK_ITEM_STOP with the exit code to every other region.
 static void broadcast_exit() {
     char item[32];
-    int n = snprintf(item, sizeof item, "1 %d", pstack.exit_code);
+    int n = snprintf(item, sizeof item, "%c %d", PSTACK_ITEM_STOP, pstack.exit_code);
     for (int pos = 0; pos < pstack.nregions; ++pos)
         if (pos != pstack.my_pos) { pstack.items[pos].bulk(item, n); pstack.items[pos].items++; }
     flush_items();

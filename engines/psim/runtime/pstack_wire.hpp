@@ -59,7 +59,7 @@ static void wire_flush() {
 }
 
 static void queue_name(char* out, size_t n, int pos) {
-    snprintf(out, n, "%s%ld.%d", pstack.prefix, pstack.pid, pstack.regions[pos]);
+    snprintf(out, n, PSTACK_KEY_QUEUE_FMT, pstack.prefix, pstack.pid, pstack.regions[pos]);
 }
 
 // ---- items for other regions -------------------------------------------------------------------
@@ -228,8 +228,8 @@ static void read_pending_replies() {
 // A split run's keys and buffers; the first `skip_replies` replies on stdin belong to commands the
 // worker sent on this connection before starting us.
 static void open_wire(int skip_replies) {
-    snprintf(pstack.my_queue, sizeof pstack.my_queue, "%s%ld.%d", pstack.prefix, pstack.pid, pstack.region);
-    snprintf(pstack.active_key, sizeof pstack.active_key, "%s%ld.active", pstack.prefix, pstack.pid);
+    snprintf(pstack.my_queue, sizeof pstack.my_queue, PSTACK_KEY_QUEUE_FMT, pstack.prefix, pstack.pid, pstack.region);
+    snprintf(pstack.active_key, sizeof pstack.active_key, PSTACK_KEY_ACTIVE_FMT, pstack.prefix, pstack.pid);
     pstack.items = new PstackOutBuf[pstack.nregions];
     pstack.pending = (PstackPending*)xmalloc(sizeof(PstackPending) * PSTACK_MAX_PENDING);
     pstack.rbuf = (char*)xmalloc(pstack.rcap);
