@@ -47,7 +47,7 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
         result = run_single(prep, opts)
     else:
         sys.stdout.flush()
-        print_single(prep, opts, sys.stdout)  # the engine prints pstack's text itself
+        print_single(prep, opts, sys.stdout)  # log lines as they come, then the text (native.results.format_text)
         return
     if as_json:
         click.echo(json.dumps(result))
