@@ -21,6 +21,8 @@ from support.fleet import WorkerFleet, fleet_env
 PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.ui.cli.pstack"]
 PASSWORD = "doctor-s3cret"
 
+pytestmark = pytest.mark.fleet  # the fleets here run on a private password-protected redis-server
+
 
 def doctor(url: str, prefix: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
