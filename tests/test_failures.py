@@ -6,10 +6,8 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks import BuildError, ConfigurationError, GraphError, SimulationFailed, psim
-from support.apps import line_of, token_ring, variant
+from support.apps import RECEIVE, crashing_app, line_of, token_ring, variant
 from support.paths import KEY_PREFIX
-
-RECEIVE = 'deviceState->counter++;\n                        handler_log(1, "Received message %d"'
 
 
 def test_compile_error_names_device_type_handler_and_line(tmp_path: Path) -> None:
@@ -38,10 +36,6 @@ def test_compile_error_in_ready_to_send(tmp_path: Path) -> None:
     assert "no_such_field" in str(e.value)
 
 
-def crashing_app(tmp_path: Path) -> Path:
-    return variant("basic-01.xml", RECEIVE, RECEIVE.replace(
-        "deviceState->counter++;",
-        "deviceState->counter++;\n if (deviceState->counter == 5) { volatile int* p = 0; *p = 1; }"), tmp_path)
 
 
 def test_segfault_names_device_and_handler(tmp_path: Path, no_leftovers: None) -> None:

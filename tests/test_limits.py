@@ -84,8 +84,7 @@ def test_the_limits_are_those_of_the_workers_not_the_client(tmp_path: Path, limi
 
 
 def test_an_application_within_the_limits_is_unaffected(limited: WorkerFleet) -> None:
-    from test_psim import check
-
+    from support.expected import check
     from support.paths import PSTACK
     result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, timeout=60)
     check(result, RING)

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_failures import crashing_app
-from test_psim import DEVICES, EXPECTED, check
 
 from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessNotFound, ProcessRefused
 from pstack_tasks.fleet.client import Future, block, engines, kill, ps, run, status, submit
-from support.apps import split, token_ring, variant
+from support.apps import crashing_app, split, token_ring, variant
+from support.expected import DEVICES, EXPECTED, check
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
 

@@ -12,15 +12,8 @@ import pytest
 from pstack_tasks import psim
 from pstack_tasks.native.prepare import prepare
 from support.apps import token_ring
+from support.expected import DEVICES, EXPECTED, check
 from support.paths import KEY_PREFIX, PSTACK
-
-EXPECTED = {
-    "basic-01.xml": (10, {"device0": {"counter": 10}, "device1": {"counter": 10}}),
-    "basic-02.xml": (20, {"device0": {"counter": 10, "rts": 0}, "device1": {"counter": 10, "rts": 0}}),
-    "ring-oscillator-01.xml": (40, {f"n{i}": {"state": 0, "counter": 10, "toggle_buffer_ptr": 0} for i in range(4)}),
-}
-DEVICES = {"basic-01.xml": ["device0", "device1"], "basic-02.xml": ["device0", "device1"],
-           "ring-oscillator-01.xml": ["n0", "n1", "n2", "n3"]}
 
 
 def splits(devices: list[str], regions: int) -> list[dict[str, int]]:
@@ -35,11 +28,6 @@ def splits(devices: list[str], regions: int) -> list[dict[str, int]]:
     return maps
 
 
-def check(result: dict, app: str) -> None:
-    delivered, states = EXPECTED[app]
-    assert result["metrics"]["Delivered messages"] == delivered
-    assert result["metrics"]["Exit code"] == 0
-    assert result["states"] == states
 
 
 @pytest.mark.parametrize("app", sorted(EXPECTED))

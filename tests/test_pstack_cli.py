@@ -4,27 +4,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from support.apps import variant
+from support.commands import RING, bare_env, pstack
 from support.fleet import WorkerFleet, processes_table
-from support.paths import PSTACK
-
-PSTACK_CMD = [sys.executable, "-m", "pstack_tasks.ui.cli.pstack"]
-RING = str(PSTACK / "ring-oscillator-01.xml")
-
-
-def pstack(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*PSTACK_CMD, *args], capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def bare_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
 
 
 @pytest.mark.fleet

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from test_psim import check
-from test_pstack_cli import pstack
 
 from pstack_tasks.exceptions import PermissionDenied, RedisUnavailable
 from pstack_tasks.fleet.client import kill, ps, run, status
 from pstack_tasks.native.redis_server import EmbeddedRedis
 from pstack_tasks.worker.local import use_stack
+from support.commands import pstack
+from support.expected import check
 from support.fleet import WorkerFleet, processes_table
 from support.paths import PSTACK
 
@@ -66,7 +66,7 @@ def secured() -> Iterator[Secured]:
 
 
 def test_processes_run_end_to_end_with_a_password(secured: Secured, no_leftovers: None) -> None:
-    from test_processes import _wait_for
+    from support.faults import wait_for as _wait_for
     with use_stack(secured.default, secured.fleet.prefix):
         result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, timeout=60)  # 2 regions, socat logs in
         check(result, RING)

@@ -11,12 +11,12 @@ import os
 import time
 
 import pytest
-from test_pstack_cli import pstack
 
 from pstack_tasks.exceptions import PermissionDenied, ProcessFailed
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.client import Future, block, kill, ps, run, status
 from pstack_tasks.fleet.keys import Keys
+from support.commands import pstack
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
 

@@ -83,3 +83,14 @@ def v3_variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml") -
 def split(names: list[str], regions: int) -> dict[str, int]:
     """Device i in region i % regions: every edge between neighbours crosses regions."""
     return {n: i % regions for i, n in enumerate(names)}
+
+
+#: pstack's basic-01 receive handler, as the variants below change it
+RECEIVE = 'deviceState->counter++;\n                        handler_log(1, "Received message %d"'
+
+
+def crashing_app(tmp_path: Path) -> Path:
+    """basic-01 with a handler that dereferences NULL on the fifth message (a segfault in a handler)."""
+    return variant("basic-01.xml", RECEIVE, RECEIVE.replace(
+        "deviceState->counter++;",
+        "deviceState->counter++;\n if (deviceState->counter == 5) { volatile int* p = 0; *p = 1; }"), tmp_path)
