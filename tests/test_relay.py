@@ -101,8 +101,8 @@ def test_a_relay_whose_engine_failed_is_closed_at_once(no_leftovers: None, pool:
     assert pool.idle_pids() == [] and _gone(relay.pid, within=1.0)
 
 
-def test_a_relay_whose_engine_failed_is_gone_from_redis_when_released(no_leftovers: None, pool: RelayPool,
-                                                                      target: RedisTarget, redis_client: object) -> None:
+def test_a_failed_engines_relay_is_gone_from_redis_when_released(no_leftovers: None, pool: RelayPool,
+                                                                  target: RedisTarget, redis_client: object) -> None:
     # a region's end deletes its process's engine keys for good only if nothing its engine sent
     # can still run after it: the relay's connection is killed in Redis, not only socat
     import redis
