@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,10 +49,31 @@ def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(
     assert _submit(ledger, 2, [0, 1]) == (None, [])  # one slot free, two needed
     assert ledger.r.hget(ledger.keys.proc(2), "state") == "Waiting"
     view = ledger.view(ENGINE)
-    reply = ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0))[0]
+    reply = ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None))[0]
     assert [a.pid for a in ledger.admitted(ENGINE, reply)] == [2]
     hosts = json.loads(ledger.r.hget(ledger.keys.proc(2), "hosts") or "{}")
     assert sorted(hosts) == ["0", "1"] and ledger.r.get(ledger.keys.queues(2).active) == "2"
+
+
+def test_a_region_ending_after_its_process_stores_no_part_and_deletes_its_engine_keys(ledger: Ledger) -> None:
+    # the leak pstack loadtest found: a killed process's region ended after the process, wrote its
+    # part and left its engine's recreated keys without an expiry
+    _join(ledger, "a", 2)
+    assert _submit(ledger, 1, [0, 1]) == (None, [1])
+    keys, q = ledger.keys, ledger.keys.queues(1)
+    view = ledger.view(ENGINE)
+    ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], '{"states": {}}'))
+    assert ledger.r.hkeys(keys.result(1)) == ["0"]  # Running: the part is kept, the keys too
+    assert ledger.r.exists(q.active)
+    ending = ledger.end(1, "Killed", "killed by test")
+    assert ending is not None and ending.ended and not ledger.r.exists(keys.result(1))
+    ledger.r.rpush(q.queue(0), "0 1 0 0")  # what region 1's engine still wrote, after the end
+    ledger.r.incrby(q.active, 1)
+    ledger.r.hset(q.calls, "1", "3")
+    ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{"states": {}}'))
+    assert not ledger.r.exists(keys.result(1))
+    assert [k for k in q.all([0, 1]) if ledger.r.exists(k)] == []
+    assert ledger.r.hget(ledger.keys.used(ENGINE), "a") == "0"
 
 
 def test_every_waiting_process_that_fits_is_admitted_even_beyond_the_candidates(ledger: Ledger) -> None:
@@ -96,10 +118,14 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
     _submit(ledger, 1, [0, 1])
     _submit(ledger, 2, [0], rcon={"0": "a"})
     view = ledger.view(ENGINE)
-    ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1))[0])
+    ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0])
     ledger.end(1, None, "test")
     ledger.beat(ENGINE, "a", "epoch-a", 30.0)
     ledger.unregister(ENGINE, "a", "epoch-a")
+    ledger.r.get(f"{KEY_PREFIX}monitor-end")  # the monitor has seen everything once it sees this
+    deadline = time.monotonic() + 10
+    while not any(c[1:] == ["GET", f"{KEY_PREFIX}monitor-end"] for c in list(seen)) and time.monotonic() < deadline:
+        time.sleep(0.02)
     stop.set()
     t.join(5)
     declared: set[str] = set()
@@ -112,4 +138,4 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
             lua += 1
             used = {a for a in command[1:] if a.startswith(KEY_PREFIX)}
             assert used <= declared, f"{command} touches undeclared {used - declared}"
-    assert scripts >= 7 and lua > 20
+    assert scripts >= 7 and lua > 20, [c[:3] for c in seen if c[1].upper() == "EVALSHA"]

@@ -70,8 +70,7 @@ def test_a_relay_carries_commands_and_replies(no_leftovers: None, target: RedisT
 
 def test_a_clean_relay_is_kept_and_handed_out_again(no_leftovers: None, pool: RelayPool, target: RedisTarget) -> None:
     first = pool.acquire(target)
-    first.take_skip()
-    _reply(first, 5 * len(target.preamble()))
+    _reply(first, 5 * first.take_skip())  # the preamble's replies, if the relay left them
     pool.release(first, clean=True)
     assert pool.idle_pids() == [first.pid]
     again = pool.acquire(target)
@@ -84,8 +83,7 @@ def test_a_clean_relay_is_kept_and_handed_out_again(no_leftovers: None, pool: Re
 
 def test_a_relay_with_a_reply_still_owed_is_closed(no_leftovers: None, pool: RelayPool, target: RedisTarget) -> None:
     relay = pool.acquire(target)
-    relay.take_skip()
-    _reply(relay, 5 * len(target.preamble()))
+    _reply(relay, 5 * relay.take_skip())  # the preamble's replies, if the relay left them
     os.write(relay.command_fd, resp(["PING"]))  # an engine that left without reading its reply
     time.sleep(0.1)
     pool.release(relay, clean=True)
@@ -103,14 +101,29 @@ def test_a_relay_whose_engine_failed_is_closed_at_once(no_leftovers: None, pool:
     assert pool.idle_pids() == [] and _gone(relay.pid, within=1.0)
 
 
+def test_a_failed_engines_relay_is_gone_from_redis_when_released(no_leftovers: None, pool: RelayPool,
+                                                                  target: RedisTarget, redis_client: object) -> None:
+    # a region's end deletes its process's engine keys for good only if nothing its engine sent
+    # can still run after it: the relay's connection is killed in Redis, not only socat
+    import redis
+    assert isinstance(redis_client, redis.Redis)
+    relay = pool.acquire(target)
+    assert relay.take_skip() == 0 and relay.client_id is not None  # the relay read its preamble's replies
+    ids = {int(c["id"]) for c in redis_client.client_list()}
+    assert relay.client_id in ids
+    os.write(relay.command_fd, resp(["BLPOP", "pstack-test:never", "0"]))  # a command still pending
+    pool.release(relay, clean=False)
+    assert relay.client_id not in {int(c["id"]) for c in redis_client.client_list()}
+    assert _gone(relay.pid, within=1.0)
+
+
 def test_a_database_switched_by_a_handler_is_switched_back(no_leftovers: None, pool: RelayPool,
                                                            target: RedisTarget, redis_client: object) -> None:
     import redis
 
     from support.paths import KEY_PREFIX
     relay = pool.acquire(target)
-    relay.take_skip()
-    _reply(relay, 5 * len(target.preamble()))
+    _reply(relay, 5 * relay.take_skip())  # the preamble's replies, if the relay left them
     other = 13 if target.db != 13 else 12
     os.write(relay.command_fd, resp(["SELECT", str(other)]))
     assert _reply(relay, 5) == b"+OK\r\n"
@@ -130,8 +143,7 @@ def test_idle_relays_are_closed_after_the_idle_time(no_leftovers: None, monkeypa
     monkeypatch.setenv("PSTACK_RELAY_IDLE", "0.2")
     pool = RelayPool()
     relay = pool.acquire(target)
-    relay.take_skip()
-    _reply(relay, 5 * len(target.preamble()))
+    _reply(relay, 5 * relay.take_skip())  # the preamble's replies, if the relay left them
     pool.release(relay, clean=True)
     assert pool.idle_pids() == [relay.pid]
     assert _gone(relay.pid, within=2.0)
@@ -149,8 +161,7 @@ def test_relay_idle_zero_means_a_relay_per_region(no_leftovers: None, monkeypatc
 
 def test_a_dead_idle_relay_is_not_handed_out(no_leftovers: None, pool: RelayPool, target: RedisTarget) -> None:
     relay = pool.acquire(target)
-    relay.take_skip()
-    _reply(relay, 5 * len(target.preamble()))
+    _reply(relay, 5 * relay.take_skip())  # the preamble's replies, if the relay left them
     pool.release(relay, clean=True)
     os.kill(relay.pid, 9)
     assert _gone(relay.pid)

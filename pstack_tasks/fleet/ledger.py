@@ -138,10 +138,17 @@ class Ledger:
             out += _admitted(reply[1:])
         return out
 
-    def region_end(self, pipe: Pipeline, view: FleetView, pid: int, region: int) -> None:
-        """In ``pipe``: give back one region's slot and admit what fits now (reply: see :meth:`admitted`).
+    def region_end(self, pipe: Pipeline, view: FleetView, pid: int, region: int, regions: list[int],
+                   part: str | None) -> None:
+        """In ``pipe``: a region's end in the ledger (reply: see :meth:`admitted`).  Its ``part`` of
+        the result is stored only if the process is still Running; if it is not, the process's
+        engine keys (``regions``: all its regions) are deleted; then its slot goes back and what
+        fits now is admitted.  Call it only once the region's engine can send nothing more
+        (worker/region.py ``_end_region`` says why that leaves no engine key behind).
         ``view``: :meth:`view` of the process's engine type, read before the transaction."""
-        call = Call().key(self.keys.lease(pid)).arg(region, _now(), _ttl())
+        engine_keys = self.keys.queues(pid).all(regions)
+        call = (Call().key(self.keys.lease(pid)).arg(region, _now(), _ttl())
+                .key(self.keys.proc(pid), self.keys.result(pid)).arg(part or "", len(engine_keys)).key(*engine_keys))
         self.call(pipe, "region_end", call.fleet(self.keys, view).admission(self.keys, view))
 
     def admitted(self, engine: str, reply: list[Any]) -> list[Admitted]:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 
 from pstack_tasks.exceptions import ProcessNotFound
 from pstack_tasks.fleet import store
@@ -68,10 +67,10 @@ def status(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> 
     return describe(rec, progress)
 
 
-def write_part(pipe: Pipeline, keys: Keys, pid: int, region: int, part: Mapping[str, Any], ttl: int) -> None:
-    """In ``pipe``: store one region's part of the result (its states, metrics and host)."""
-    pipe.hset(keys.result(pid), str(region), json.dumps(part))
-    pipe.expire(keys.result(pid), ttl)
+def part_text(part: Mapping[str, Any]) -> str:
+    """One region's part of the result (its states, metrics and host) as ``result:<pid>`` holds it;
+    the ledger's ``region_end`` script stores it there while the process is Running."""
+    return json.dumps(part)
 
 
 def read_result(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> dict[str, Any] | None:
@@ -88,4 +87,4 @@ def read_result(pid: int, r: redis.Redis | None = None, keys: Keys | None = None
     return result
 
 
-__all__ = ["ENDED", "describe", "status", "read_result", "write_part", "not_found"]
+__all__ = ["ENDED", "describe", "status", "read_result", "part_text", "not_found"]

@@ -11,7 +11,10 @@ run.  So a worker keeps a relay whose engine ended cleanly and hands it to its n
   database and an ``ECHO`` of a random token, whose replies must be the very next bytes;
   anything else and the relay is closed, never reused;
 * a relay whose engine failed, was killed, or was stopped is closed at once (a blocking
-  command may still be pending on its connection);
+  command may still be pending on its connection), and its connection is killed in Redis
+  (``CLIENT KILL ID``): commands the engine wrote that socat or the kernel still held are
+  dropped, never run later, so once the region's engine is dead and its relay released,
+  nothing it sent can change Redis any more (the region's end relies on it: worker/region.py);
 * an idle relay is closed after ``PSTACK_RELAY_IDLE`` seconds (0: a new relay for every
   region), and dies with the worker process that keeps it: socat sees end-of-file on its
   input when no one holds the pipe any more.
@@ -90,16 +93,19 @@ class Relay:
     engine's stdin.  The first engine skips the replies to the preamble (``take_skip``).
     """
 
-    def __init__(self, target: RedisTarget) -> None:
+    def __init__(self, target: RedisTarget, identify: bool = False) -> None:
         socat = shutil.which("socat")
         if socat is None:
             raise RedisUnavailable("socat is not installed (apt-get install socat); it relays engine messages to Redis")
         self.key = target.url
         self.db = target.db
+        self.target = target
+        #: the connection's ``CLIENT ID`` in Redis (``identify``), for :meth:`sever`
+        self.client_id: int | None = None
         to_redis_r, self.command_fd = os.pipe()   # engine -> socat stdin
         self.reply_fd, from_redis_w = os.pipe()   # socat stdout -> engine stdin
         try:
-            pre = target.preamble()
+            pre = target.preamble() + ([["CLIENT", "ID"]] if identify else [])
             if pre:
                 os.write(self.command_fd, b"".join(resp(c) for c in pre))
             self._skip = len(pre)
@@ -115,6 +121,28 @@ class Relay:
             os.close(from_redis_w)
         self.idle_since = 0.0
         self.uses = 0
+        if identify:
+            self._introduce(pre)
+
+    def _introduce(self, sent: list[list[str]], timeout: float = 10.0) -> None:
+        """Read the replies to the preamble and ``CLIENT ID`` here, before any engine (which then
+        skips none): the id names this connection to :meth:`sever`.  A Redis user that may not
+        ask it (an ACL without ``client|id``) leaves the id unknown."""
+        where = f"{self.target.host}:{self.target.port}"
+        try:
+            lines = _read_lines(self.reply_fd, len(sent), timeout)
+        except OSError as e:
+            self.close()
+            raise RedisUnavailable(f"the engine relay could not reach Redis at {where}: {e}") from None
+        for cmd, line in zip(sent, lines):
+            if line.startswith("-") and cmd[0] != "CLIENT":
+                self.close()
+                raise RedisUnavailable(f"Redis at {where} refused the engine relay's {cmd[0]}: {line[1:]}")
+        if lines[-1].startswith(":"):
+            self.client_id = int(lines[-1][1:])
+        else:
+            logger.debug("Redis at %s refused CLIENT ID (%s): relays are closed without CLIENT KILL", where, lines[-1])
+        self._skip = 0
 
     @property
     def pid(self) -> int:
@@ -172,12 +200,55 @@ class Relay:
         kill_group(self.proc)
         self._close_fds()
 
+    def sever(self) -> None:
+        """Close, and kill the connection in Redis too: whatever this relay carried that Redis has
+        not run yet (bytes in socat or in a socket buffer when its engine died) is dropped.
+
+        Redis runs one command at a time, so once ``CLIENT KILL ID`` has returned, every command
+        of this connection has either run already or never will.  Without the id (see
+        :meth:`_introduce`) this is :meth:`close`: commands still on the way may run a moment later.
+        """
+        self.close()
+        if self.client_id is None:
+            return
+        try:
+            _admin(self.target).execute_command("CLIENT", "KILL", "ID", str(self.client_id))
+        except Exception as e:  # Redis gone or the command refused: nothing more can be done here
+            logger.warning("could not kill the engine relay's Redis connection %s: %s", self.client_id, e)
+
     def _close_fds(self) -> None:
         for name in ("command_fd", "reply_fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)
                 setattr(self, name, -1)
+
+
+def _read_lines(fd: int, count: int, timeout: float) -> list[str]:
+    """``count`` one-line replies (``+OK``, ``:12``, ``-ERR ...``) from ``fd``; OSError on end of file
+    (socat could not connect) or after ``timeout`` seconds."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while got.count(b"\r\n") < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise OSError(f"no reply within {timeout:g} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise OSError("the connection was refused or closed")
+        got += chunk
+    return [line.decode(errors="replace") for line in got.split(b"\r\n")[:count]]
+
+
+#: one client per Redis URL for :meth:`Relay.sever` (made on first use; redis-py reconnects after a fork)
+_admins: dict[str, Any] = {}
+
+
+def _admin(target: RedisTarget) -> Any:
+    client = _admins.get(target.url)
+    if client is None:
+        client = _admins[target.url] = target.client()
+    return client
 
 
 class RelayPool:
@@ -200,13 +271,24 @@ class RelayPool:
                     relay.uses += 1
                     return relay
                 relay.close()
-        return Relay(target)
+        return Relay(target, identify=True)
 
     def release(self, relay: Relay, clean: bool) -> None:
-        """Keep a relay whose engine ended cleanly and that is in step; close any other."""
+        """Keep a relay whose engine ended cleanly and that is in step; close any other, and sever
+        one whose engine did not end cleanly or that is out of step (commands may be pending).
+
+        An engine that ended cleanly has read every reply it was owed, so everything it sent
+        has run: its relay is closed (or kept) without a ``CLIENT KILL``.
+        """
         keep = settings().relay_idle
-        if not (clean and keep > 0 and relay.in_step()):
+        if not clean:
+            relay.sever()
+            return
+        if keep <= 0:
             relay.close()
+            return
+        if not relay.in_step():
+            relay.sever()
             return
         relay.idle_since = time.monotonic()
         with self._lock:

@@ -14,7 +14,9 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
 from pstack_tasks.fleet import epoch, store
@@ -40,18 +42,38 @@ def worker_command(engine: str | None, name: str, slots: int, control: bool = Fa
 class Fleet:
     """Worker processes started here, all talking to ``url`` under key prefix ``prefix``."""
 
-    def __init__(self, url: str, prefix: str, loglevel: str = "warning") -> None:
-        self.url, self.prefix, self.loglevel = url, prefix, loglevel
+    def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None) -> None:
+        """``log_dir``: each worker's log (its stderr) goes to ``<log_dir>/<node name>.log`` and is
+        kept there (tests read it); without it, workers log to a pipe read only if one fails to start."""
+        self.url, self.prefix, self.loglevel, self.log_dir = url, prefix, loglevel, log_dir
         self.env = dict(os.environ, PSTACK_REDIS_URL=url, PSTACK_KEY_PREFIX=prefix)
         self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
 
     def start(self, engine: str | None, name: str, slots: int, control: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
         cmd = worker_command(engine, name, slots, control, self.loglevel)
-        proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, preexec_fn=child_preexec)
         key = f"control@{name}" if control else f"{engine}@{name}"
+        with ExitStack() as stack:
+            err: int | IO[bytes] = subprocess.PIPE
+            if self.log_dir is not None:
+                err = stack.enter_context(self.log_path(key).open("ab"))
+            proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, preexec_fn=child_preexec)
         self.workers[key] = proc
         return proc
+
+    def log_path(self, key: str) -> Path:
+        """Where worker ``key`` (``psim@alpha``, ``control@ctl``) logs, with ``log_dir``."""
+        if self.log_dir is None:
+            raise ConfigurationError("this fleet's workers log to a pipe (give Fleet a log_dir)")
+        return self.log_dir / f"{key}.log"
+
+    def _start_error(self, key: str, proc: subprocess.Popen) -> str:  # type: ignore[type-arg]
+        """The last lines a worker that failed to start wrote to its log."""
+        if self.log_dir is not None:
+            err = self.log_path(key).read_text(errors="replace")
+        else:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        return " | ".join(err.strip().splitlines()[-3:])
 
     def wait_registered(self, members: list[tuple[str, str]], timeout: float = 60.0) -> None:
         """Wait until every (engine, host) is registered and alive; fail naming a worker that died."""
@@ -61,8 +83,7 @@ class Fleet:
         while time.monotonic() < deadline:
             for key, proc in self.workers.items():
                 if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    tail = " | ".join(err.strip().splitlines()[-3:])
+                    tail = self._start_error(key, proc)
                     raise EngineError(f"worker {key} exited with status {proc.returncode} while starting: {tail}")
             if all(r.exists(keys.alive(e, h)) for e, h in members):
                 return

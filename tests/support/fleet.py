@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 #: processes this test run keeps for the whole session (its redis-server): never leftovers
 SESSION_PIDS: set[int] = set()
@@ -68,13 +69,15 @@ def engines_and_relays(roots: set[int], prefix: str) -> list[str]:
 class WorkerFleet:
     """Celery worker processes of the stack on the test Redis, under a key prefix of their own."""
 
-    def __init__(self, redis_url: str, members: list[tuple[str, str, int]], control: bool = True) -> None:
+    def __init__(self, redis_url: str, members: list[tuple[str, str, int]], control: bool = True,
+                 log_dir: Path | None = None, loglevel: str = "warning") -> None:
+        """``log_dir``: keep each worker's log there (``fleet.fleet.log_path(node)``), at ``loglevel``."""
         import uuid
 
         from pstack_tasks.worker.local import Fleet
         self.prefix = f"pst{uuid.uuid4().hex[:8]}:"
         self.url = redis_url
-        self.fleet = Fleet(redis_url, self.prefix)
+        self.fleet = Fleet(redis_url, self.prefix, loglevel, log_dir)
         self.members = members
         for engine, host, slots in members:
             self.fleet.start(engine, host, slots)

@@ -1,0 +1,257 @@
+"""A running region's guard: what keeps a gang member honest beside its engine.
+
+A region is a gang member: it must stop when any peer fails, when the process is
+killed, or when a peer's worker disappears, and it must say why.  A :class:`Guard`
+does that beside the engine: it refreshes the region's heartbeat, reads the
+process's abort flag, watches the peers' heartbeats and the worker itself, and
+forwards verbose log lines.  The engine polls ``Guard.stop_reason``.  Guards are
+ticked by one background thread per worker process (:class:`_Ticker`), started once:
+a worker runs hundreds of short regions a minute, most of them over before their
+first beat.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pstack_tasks.config import settings
+from pstack_tasks.fleet import epoch, store
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.lifecycle import lost_regions
+from pstack_tasks.worker.interruptions import RedisIdentity, TimeLimit
+
+logger = logging.getLogger(__name__)
+BEAT_INTERVAL = 0.25
+PEER_INTERVAL = 1.0
+
+
+class _Ticker(threading.Thread):
+    """Ticks every running guard of this process every BEAT_INTERVAL (a slow tick of one
+    delays the others' by as much, far below the heartbeat TTL)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="region-guards")
+        self.guards: list[Guard] = []
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(BEAT_INTERVAL)
+            with self.lock:
+                due = [g for g in self.guards if time.monotonic() >= g.next_tick]
+            for g in due:
+                g.tick_now()
+
+    @classmethod
+    def add(cls, guard: Guard) -> None:
+        global _ticker
+        with _ticker_lock:
+            if _ticker is None:
+                _ticker = cls()
+                _ticker.start()
+            ticker = _ticker
+        with ticker.lock:
+            ticker.guards.append(guard)
+
+    @staticmethod
+    def remove(guard: Guard) -> None:
+        ticker = _ticker
+        if ticker is not None:
+            with ticker.lock:
+                if guard in ticker.guards:
+                    ticker.guards.remove(guard)
+
+
+_ticker: _Ticker | None = None
+_ticker_lock = threading.Lock()
+
+
+def _forget_ticker() -> None:
+    """A forked child has no ticker thread (threads do not survive fork): it starts its own."""
+    global _ticker, _ticker_lock
+    _ticker, _ticker_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_ticker)
+
+
+class Guard:
+    """Heartbeat, abort flag, peers and parent watch for one running region."""
+
+    def __init__(self, pid: int, region: int, host: str,
+                 on_progress: Callable[[int, int], object] | None = None) -> None:
+        self.pid, self.region, self.host = pid, region, host
+        self.regions: list[int] = []
+        self.admitted = 0.0
+        self.keys = Keys.current()
+        self.r = store.client()
+        self.cfg = settings()
+        self.parent = os.getppid()
+        self.verbose = False
+        self._reason: str | None = None
+        self._halted = False
+        self._tick_lock = threading.Lock()  # held while a tick runs: halt waits for it
+        self.next_tick = 0.0
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self._next_peer_check = 0.0
+        self.on_progress = on_progress
+        self._counts: tuple[int, int] | None = None  # latest (delivered, steps) not yet published
+        self.limit = TimeLimit(0.0, float("inf"))
+        self.redis_id: RedisIdentity | None = None
+        self.app_path: Path | None = None  # this host's copy of the application file
+        self.app_file = "app.xml"  # the application file as the user named it
+
+    # the engine's side
+    def stop_reason(self) -> str | None:
+        return self._reason
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            with self._lines_lock:
+                self._lines.append(f"[{self.host}] Region {self.region} -> {line}")
+
+    def progress(self, delivered: int, steps: int) -> None:
+        """The engine's live counters; published with the next heartbeat."""
+        self._counts = (delivered, steps)
+
+    # the guard's side
+    def tick_now(self) -> None:
+        with self._tick_lock:
+            if self._halted:
+                return
+            self.next_tick = time.monotonic() + BEAT_INTERVAL
+            try:
+                self.tick()
+            except Exception as e:  # Redis trouble: the engine goes on; peers judge by heartbeats
+                logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
+
+    def tick(self) -> None:
+        self.flush()
+        pipe = self.r.pipeline()
+        counts = self._take_counts(pipe)
+        self._beat(pipe)
+        pipe.get(self.keys.abort(self.pid))
+        abort = pipe.execute()[-1]
+        self._report(counts)
+        if abort and not self._reason:
+            self._reason = abort
+        if os.getppid() != self.parent and not self._reason:
+            self.fail(f"region {self.region}: the worker on {self.host} running it died")
+        if self.limit.exceeded() and not self._reason:
+            self.fail(self.limit.reason(self.region, self.host))
+        if time.monotonic() >= self._next_peer_check and not self._reason:
+            self._next_peer_check = time.monotonic() + PEER_INTERVAL
+            restart = self.redis_id.restart(self.r, self.keys) if self.redis_id else None
+            if restart:
+                self.stop_for(restart)
+                return
+            lost = lost_regions(self.r, self.keys, self.pid, self.regions, self.admitted,
+                                self.cfg.start_timeout, exclude=self.region)
+            if lost:
+                self.fail(lost)
+
+    def begin(self) -> dict[str, str]:
+        """Read the process record, and if it is Running, beat for the first time and say
+        "started" in the same transaction (peers never see a started region without a heartbeat),
+        then beat on in the background.  Returns the record (not Running: a stale task, nothing
+        was started).  Peers are first looked at one interval later: at the start they may not
+        have begun yet, and the reaper watches anyway."""
+        started, beat = self.keys.started(self.pid), self.keys.beat(self.pid, self.region)
+        pipe = self.r.pipeline()
+        pipe.hgetall(self.keys.proc(self.pid))
+        self._beat(pipe)
+        pipe.sadd(started, self.region)
+        pipe.expire(started, self.cfg.result_expires)
+        pipe.get(self.keys.abort(self.pid))
+        rec, *_, abort = pipe.execute()
+        if rec.get("state") != "Running":  # undone: a region of an ended process never ran
+            pipe = self.r.pipeline()
+            pipe.delete(beat)
+            pipe.srem(started, self.region)
+            pipe.execute()
+            return rec  # type: ignore[no-any-return]
+        self.regions = json.loads(rec["regions"])
+        self.app_file = rec.get("file") or "app.xml"
+        self.admitted = float(rec.get("started") or time.time())
+        self.verbose = rec.get("verbose") == "1"
+        self.limit = TimeLimit.of(json.loads(rec.get("options") or "{}"), time.monotonic())
+        self.redis_id = RedisIdentity.read(self.r, self.keys)
+        if abort:
+            self._reason = abort
+        self._next_peer_check = time.monotonic() + PEER_INTERVAL
+        self.next_tick = time.monotonic() + BEAT_INTERVAL
+        _Ticker.add(self)
+        return rec  # type: ignore[no-any-return]
+
+    def fail(self, cause: str, error: str | None = None) -> None:
+        """Record the first cause of the process's failure and stop this region.
+
+        ``error`` names the project exception class of the cause: the first one goes into the
+        process record, so a client's ProcessFailed exits with that family's status."""
+        first = self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
+        if first and error:
+            self.r.hset(self.keys.proc(self.pid), "error", error)
+        self._reason = store.text(self.r.get(self.keys.abort(self.pid))) or cause
+
+    def stop_for(self, cause: str) -> None:
+        """Stop this region for ``cause``, recorded as the first cause when the record is still
+        there (not after Redis lost it: that would write a stray record)."""
+        if cause == epoch.DATA_LOST:
+            self._reason = cause
+        else:
+            self.fail(cause)
+
+    def flush(self) -> None:
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            pipe = self.r.pipeline(transaction=False)
+            for line in lines:
+                pipe.xadd(self.keys.log(self.pid), {"l": line}, maxlen=100000, approximate=True)
+            pipe.expire(self.keys.log(self.pid), self.cfg.result_expires)
+            pipe.execute()
+
+    def _beat(self, pipe: Any) -> None:
+        """Refresh this region's heartbeat: it expires unless refreshed within the TTL."""
+        pipe.set(self.keys.beat(self.pid, self.region), self.host, px=int(self.cfg.heartbeat_ttl * 1000))
+
+    def _take_counts(self, pipe: Any) -> tuple[int, int] | None:
+        counts = self._take()
+        self.publish(pipe, counts)
+        return counts
+
+    def _take(self) -> tuple[int, int] | None:
+        """The latest counters not yet published (then none until the engine reports again)."""
+        counts, self._counts = self._counts, None
+        return counts
+
+    def publish(self, pipe: Any, counts: tuple[int, int] | None) -> None:
+        if counts is not None:
+            key = self.keys.progress(self.pid)
+            pipe.hset(key, str(self.region), f"{counts[0]} {counts[1]}")
+            pipe.expire(key, self.cfg.result_expires)
+
+    def _report(self, counts: tuple[int, int] | None) -> None:
+        if counts is not None and self.on_progress is not None:
+            try:
+                self.on_progress(*counts)
+            except Exception as e:  # a monitoring hook must never stop the region
+                logger.warning("region %s/%s progress hook: %s", self.pid, self.region, e)
+
+    def halt(self) -> tuple[int, int] | None:
+        """Stop beating; the last counters not yet published (for the region's end transaction)."""
+        _Ticker.remove(self)
+        with self._tick_lock:  # a tick in flight finishes first
+            self._halted = True
+        try:
+            self.flush()
+        except Exception as e:
+            logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
+        return self._take()
