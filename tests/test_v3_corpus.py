@@ -20,9 +20,10 @@ from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.values import Packer
 from pstack_tasks.native.simulate import psim
+from support.paths import CORPUS as SHARED_CORPUS
 from support.paths import KEY_PREFIX
 
-CORPUS = Path(os.environ.get("PSTACK_POETS_CORPUS", "/work/shared/data/poets-corpus"))
+CORPUS = Path(os.environ["PSTACK_POETS_CORPUS"]) if os.environ.get("PSTACK_POETS_CORPUS") else SHARED_CORPUS
 pytestmark = pytest.mark.skipif(not (CORPUS / "expected_outcomes.json").is_file(),
                                 reason=f"no POETS corpus at {CORPUS} (set PSTACK_POETS_CORPUS)")
 SPLITS = [1, 2, 4]

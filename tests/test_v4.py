@@ -18,12 +18,13 @@ from pstack_tasks.graph.loader import load
 from pstack_tasks.graph.model import Array, Code, Scalar, Struct, Tuple
 from pstack_tasks.graph.values import Packer
 from support.apps import line_of
+from support.paths import CORPUS as SHARED_CORPUS
 from support.paths import DATA, PSTACK
 from support.v4convert import convert
 
 V4DATA = DATA / "v4"
 STRUCTS = V4DATA / "structs.xml"
-CORPUS = Path("/work/shared/data/poets-corpus")
+CORPUS = SHARED_CORPUS
 V4 = "https://poets-project.org/schemas/virtual-graph-schema-v4"
 
 
