@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 
@@ -75,8 +75,36 @@ def parse_json_body(text: str | None, file: str, line: int | None, what: str) ->
     return value
 
 
-def syntax_error(e: etree.XMLSyntaxError, name: str) -> GraphError:
-    """lxml's syntax error as a GraphError naming the file and line once."""
+_CDATA_OPEN, _CDATA_CLOSE = b"<![CDATA[", b"]]>"
+
+
+def syntax_error(e: etree.XMLSyntaxError, name: str, src: IO[bytes] | None = None) -> GraphError:
+    """lxml's syntax error as ONE line naming the file and line once.
+
+    libxml2 appends the offending content to some messages (an unfinished CDATA section quotes
+    the handler code that follows it, over several lines): only the message's first line is kept.
+    For an unfinished CDATA section the line is where it opened (libxml2 names the end of the
+    file), found in ``src`` when it is given.
+    """
     line = e.position[0] if e.position else None
-    msg = re.sub(r", line \d+, column \d+$", "", str(e.msg or e))
+    msg = str(e.msg or e).split("\n", 1)[0].strip()
+    msg = re.sub(r",? ?line \d+, column \d+$", "", msg).strip() or "not well-formed"
+    if msg.startswith("CData section not finished") and src is not None:
+        opened = unfinished_cdata_line(src)
+        if opened is not None:
+            return GraphError("malformed XML: CDATA section opened here is never closed (no ']]>' after it)",
+                              name, opened)
     return GraphError(f"malformed XML: {msg}", name, line)
+
+
+def unfinished_cdata_line(src: IO[bytes]) -> int | None:
+    """The line of the first ``<![CDATA[`` with no ``]]>`` after it, if any."""
+    src.seek(0)
+    data = src.read()
+    pos = 0
+    while (start := data.find(_CDATA_OPEN, pos)) >= 0:
+        end = data.find(_CDATA_CLOSE, start + len(_CDATA_OPEN))
+        if end < 0:
+            return data.count(b"\n", 0, start) + 1
+        pos = end + len(_CDATA_CLOSE)
+    return None
