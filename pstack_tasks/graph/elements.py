@@ -58,6 +58,23 @@ def element_text(el: etree._Element, file: str) -> str:
     return "".join(parts)
 
 
+class JsonError(ValueError):
+    """Text that is not a JSON value this reader takes; the message says why, in one line."""
+
+
+def json_value(text: str) -> Any:
+    """``json.loads``, with every way it can fail as a :class:`JsonError`: a syntax error, a
+    number of more than 4300 digits (Python's limit), values nested past the recursion limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise JsonError(f"{e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise JsonError("values nested too deeply") from None
+    except ValueError as e:  # int() refusing a number of more than sys.get_int_max_str_digits() digits
+        raise JsonError(f"a number too long to read ({str(e).split(':')[0]})") from None
+
+
 def parse_json_body(text: str | None, file: str, line: int | None, what: str) -> dict[str, Any]:
     """Parse a v2/v3 value body: a JSON object without its outer braces."""
     body = (text or "").strip()
@@ -66,10 +83,9 @@ def parse_json_body(text: str | None, file: str, line: int | None, what: str) ->
     if not body.startswith("{"):
         body = "{" + body + "}"
     try:
-        value = json.loads(body)
-    except json.JSONDecodeError as e:
-        raise GraphError(f"malformed {what}: {e.msg} (column {e.colno}) in {(text or '').strip()[:60]!r}",
-                         file, line) from None
+        value = json_value(body)
+    except JsonError as e:
+        raise GraphError(f"malformed {what}: {e} in {(text or '').strip()[:60]!r}", file, line) from None
     if not isinstance(value, dict):
         raise GraphError(f"malformed {what}: expected a list of \"name\": value pairs", file, line)
     return value

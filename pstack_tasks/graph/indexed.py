@@ -41,6 +41,9 @@ def number_indexed_edges(edges: array[int], words: int, indexed: IndexedEdges, n
             if k in seen:
                 raise GraphError(f"indexed output pin {where}: sendIndex {k} is used by two edges "
                                  f"(lines {seen[k]} and {line})", file, line)
+            if k >= len(group):  # also keeps it within the edge record's 32-bit word
+                raise GraphError(f"indexed output pin {where} has {len(group)} edges, so sendIndex {k} is out of "
+                                 f"range: the indices must be 0..{len(group) - 1}", file, line)
             seen[k] = line
             edges[e * words + 5] = k
         if max(seen) != len(seen) - 1:
