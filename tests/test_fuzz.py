@@ -47,6 +47,16 @@ COMPILE_ERROR = re.compile(r"compile error in (device type '[^']+', \w+( of pin 
                            r"line \d+: ")
 
 
+#: known failures outside the reader, each reproduced by a strict xfail case below (so that the
+#: entry is removed when it is fixed): the stderr pattern the random run tolerates -> the reason
+KNOWN = {
+    re.compile(r"^psim: error: OnSend of pin '\w+' \(device type '\w+'\) of device '\w+' set \*sendIndex = \d+, "
+               r"but the pin has \d+ edges"):
+        "native runtime (engines/psim/runtime/pstack_delivery.hpp): a sendIndex out of range at run time names "
+        "the device and pin but not the file and line",
+}
+
+
 class Outcome(NamedTuple):
     number: int
     case: Case
@@ -120,6 +130,8 @@ def problem(o: Outcome, refused: set[str]) -> str | None:
     if len(lines) != 1:
         return f"{len(lines)} lines on stderr"
     line = lines[0]
+    if any(pattern.match(line) for pattern in KNOWN):
+        return None  # tolerated here, asserted by test_known_failure
     if not line.startswith("psim: error: ") or name not in line:
         return "the error is not 'psim: error: ...' naming the file"
     if not re.search(rf"\b{re.escape(name)}:\d+\b", line) and not any(s in line for s in FILE_LEVEL):
@@ -148,3 +160,21 @@ def test_mutated_applications_end_in_success_or_one_line(tmp_path: Path) -> None
     report = "\n".join(f"case {o.number} ({o.case.kind} of {o.case.source}, kept as {o.path}): {p}; "
                        f"exit {o.status}; stderr: {o.stderr.strip()[:400]!r}" for o, p in bad[:20])
     assert not bad, f"seed {seed} (PSTACK_FUZZ_SEED={seed}): {len(bad)} of {len(outcomes)} cases wrong:\n{report}"
+
+
+#: one minimal reproduction per KNOWN entry: (source in tests/data, text removed, expected kind)
+KNOWN_CASES = [
+    pytest.param("v3/indexed.xml", '<EdgeI path="l2:in-hub:out" sendIndex="3"/>', marks=pytest.mark.xfail(
+        strict=True, reason=next(iter(KNOWN.values())))),
+]
+
+
+@pytest.mark.parametrize("source, removed", KNOWN_CASES)
+def test_known_failure(source: str, removed: str, tmp_path: Path) -> None:
+    """A known failure found by the fuzzer outside the reader, asserted as the fuzz run asserts
+    every case (an XPASS fails: then its KNOWN entry goes)."""
+    text = (OWN / source).read_text()
+    assert removed in text
+    o = _run(0, Case(source, "known", text.replace(removed, "").encode()), tmp_path)
+    assert o.status is not None and 1 <= o.status <= 5, o
+    assert re.search(r"\bcase-0000-known\.xml:\d+\b", o.stderr), o.stderr

@@ -27,7 +27,7 @@ JUNK = ["-1", "-2147483649", "4294967296", "18446744073709551616", "999999999999
         "x:y-z:w", ":", "-", "n0:in-n0:in-n0:out"]
 #: JSON values put where a member's value was
 JSON_JUNK: list[Any] = [None, "x", "", [[1]], [], {}, {"zz": 1}, -1, -(2 ** 70), 2 ** 70, 1.5, 1e308, True,
-                        [None], [1, [2]], {"0": None}]
+                        [None], [1, [2]], {"0": None}, "LONG_NUMBER"]
 #: JSON bodies that are not a list of "name": value pairs
 BODY_JUNK = ["null", "[1, 2]", '"a": 1,', '"a": ', "{", "}", '"a": 1 "b": 2', "'a': 1", '"a": NaN', "\"a\": 1}{"]
 #: v4 C initialisers
@@ -229,7 +229,7 @@ def _mutated_json(rng: random.Random, body: str) -> str:
         for key in path[:-1]:
             holder = holder[key]
         holder[path[-1]] = rng.choice(JSON_JUNK)
-    return json.dumps(value)[1:-1]
+    return json.dumps(value)[1:-1].replace('"LONG_NUMBER"', "9" * 5000)  # past Python's 4300 digits
 
 
 def _json_body(rng: random.Random, tree: etree._ElementTree) -> bool:
@@ -264,6 +264,41 @@ def _handler_code(rng: random.Random, tree: etree._ElementTree) -> bool:
     return True
 
 
+def _numeric_attribute(rng: random.Random, tree: etree._ElementTree) -> bool:
+    """A number in an attribute (an array length, a sendIndex, a default) made huge, negative or odd."""
+    els = [(e, a) for e in _elements(tree) for a, v in e.attrib.items() if re.fullmatch(r"-?[0-9.]+", str(v).strip())]
+    if not els:
+        return False
+    el, attr = rng.choice(els)
+    el.set(attr, rng.choice(["-1", "0", "4294967296", "99999999999999999999", "2000000", "1" * 5000, "1.5",
+                             "0x10", "+3", " 7 "]))
+    return True
+
+
+def _deep_nesting(rng: random.Random, tree: etree._ElementTree) -> bool:
+    """Values or members nested far deeper than any app: JSON arrays, v4 braces, Tuples."""
+    depth = rng.choice([40, 400, 5000])
+    bodies = [e for e in _elements(tree, "P", "S", "Properties", "Default") if (e.text or "").strip() and not len(e)]
+    inits = [e for e in _elements(tree) if {"P", "S"} & set(e.attrib)]
+    members = _elements(tree, "Scalar", "Array", "Tuple")
+    how = rng.choice([h for h, ok in (("json", bodies), ("init", inits), ("member", members)) if ok] or ["none"])
+    if how == "json":
+        el = rng.choice(bodies)
+        el.text = f'"{rng.choice(["x", "id", "_"])}": ' + "[" * depth + "1" + "]" * depth
+    elif how == "init":
+        el = rng.choice(inits)
+        el.set(rng.choice(sorted({"P", "S"} & set(el.attrib))), "{" * depth + "1" + "}" * depth)
+    elif how == "member":
+        el = rng.choice(members)
+        outer = inner = etree.Element(etree.QName(el).text.replace(_local(el), "Tuple"), name="t")
+        for _ in range(min(depth, 1500) - 1):  # libxml2 refuses more than 2048 levels
+            inner = etree.SubElement(inner, outer.tag, name="t")
+        el.addprevious(outer)
+        outer.tail = el.tail
+        inner.append(el)
+    return how != "none"
+
+
 #: mutation kind -> function
 KINDS: dict[str, Mutation] = {
     "byte_flip": byte_flip,
@@ -281,6 +316,8 @@ KINDS: dict[str, Mutation] = {
     "json_body": _tree_mutation(_json_body),
     "c_initialiser": _tree_mutation(_c_initialiser),
     "handler_code": _tree_mutation(_handler_code),
+    "numeric_attribute": _tree_mutation(_numeric_attribute),
+    "deep_nesting": _tree_mutation(_deep_nesting),
 }
 
 
