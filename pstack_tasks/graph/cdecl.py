@@ -22,7 +22,17 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.graph.model import SCALAR_TYPES, Array, Field, FieldType, Scalar, Struct, Tuple
+from pstack_tasks.graph.model import (
+    MAX_NESTING,
+    SCALAR_TYPES,
+    Array,
+    Field,
+    FieldType,
+    Scalar,
+    Struct,
+    Tuple,
+    size_problem,
+)
 
 #: scalar types a v4 declaration may use (the model's list without pstack's internal ``bool``)
 V4_SCALARS = tuple(t for t in SCALAR_TYPES if t != "bool")
@@ -64,6 +74,11 @@ def tokenize(text: str, file: str | None, line: int | None, what: str = "C text"
     return tokens
 
 
+def _shown(text: str) -> str:
+    """A token quoted in an error, cut to 40 characters (a mistyped number can be thousands)."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 class _Cursor:
     """A token stream with one-token lookahead and errors that name file and line."""
 
@@ -72,6 +87,13 @@ class _Cursor:
         self.pos = 0
         self.file = file
         self.what = what
+        self.depth = 0  # of nested structs or initialiser braces
+
+    def enter(self, tok: Token) -> None:
+        """One level deeper (a nested struct or '{'), refused beyond :data:`MAX_NESTING`."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nested more than {MAX_NESTING} levels deep", tok)
 
     @property
     def peek(self) -> Token:
@@ -96,7 +118,7 @@ class _Cursor:
     def expect(self, text: str, context: str) -> Token:
         tok = self.next()
         if tok.text != text or tok.kind != "punct":
-            raise self.error(f"expected {text!r} {context}, found {tok.text!r}", tok)
+            raise self.error(f"expected {text!r} {context}, found {_shown(tok.text)}", tok)
         return tok
 
 
@@ -126,7 +148,11 @@ def parse_struct(text: str | None, file: str | None, line: int | None, what: str
         what: names the element in messages, e.g. ``"<State> of device type 'cell'"``.
     """
     cur = _Cursor(tokenize(text or "", file, line, what), file, what)
-    return Struct(_members(cur, closing=None))
+    struct = Struct(_members(cur, closing=None))
+    problem = size_problem(struct.as_tuple)
+    if problem is not None:
+        raise GraphError(f"{what}: {problem}", file, line)
+    return struct
 
 
 def _members(cur: _Cursor, closing: str | None) -> tuple[Field, ...]:
@@ -153,19 +179,20 @@ def _declaration(cur: _Cursor) -> list[Field]:
     if tok.kind == "ident" and tok.text == "struct":
         if cur.peek.kind == "ident":
             cur.next()  # a struct tag names nothing the generated code uses
-        cur.expect("{", "after 'struct'")
+        cur.enter(cur.expect("{", "after 'struct'"))
         members = _members(cur, closing="}")
+        cur.depth -= 1
         if not members:
             raise cur.error("empty nested struct", tok)
         base = Tuple(members)
     elif tok.kind == "ident" and tok.text in V4_SCALARS:
         base = Scalar(tok.text)
     elif tok.kind == "ident" and tok.text in _REFUSED_WORDS:
-        raise cur.error(f"{tok.text!r}: {_REFUSED_WORDS[tok.text]}", tok)
+        raise cur.error(f"{_shown(tok.text)}: {_REFUSED_WORDS[tok.text]}", tok)
     elif tok.kind == "ident":
-        raise cur.error(f"unknown type {tok.text!r} (supported: {', '.join(V4_SCALARS)}, struct {{...}})", tok)
+        raise cur.error(f"unknown type {_shown(tok.text)} (supported: {', '.join(V4_SCALARS)}, struct {{...}})", tok)
     else:
-        raise cur.error(f"expected a member declaration (a type name or 'struct'), found {tok.text!r}", tok)
+        raise cur.error(f"expected a member declaration (a type name or 'struct'), found {_shown(tok.text)}", tok)
     fields = [_declarator(cur, base)]
     while cur.accept(","):
         fields.append(_declarator(cur, base))
@@ -184,9 +211,9 @@ def _declarator(cur: _Cursor, base: FieldType) -> Field:
     if tok.text == "*":
         raise cur.error("pointers are not supported in graph-schema data", tok)
     if tok.kind != "ident":
-        raise cur.error(f"expected a member name, found {tok.text!r}", tok)
+        raise cur.error(f"expected a member name, found {_shown(tok.text)}", tok)
     if tok.text in V4_SCALARS or tok.text in _REFUSED_WORDS or tok.text == "struct":
-        raise cur.error(f"expected a member name, found the keyword {tok.text!r}", tok)
+        raise cur.error(f"expected a member name, found the keyword {_shown(tok.text)}", tok)
     dims: list[int] = []
     while cur.accept("["):
         n = cur.next()
@@ -195,12 +222,15 @@ def _declarator(cur: _Cursor, base: FieldType) -> Field:
         except ValueError:
             length = 0
         if length <= 0:
-            raise cur.error(f"array {tok.text!r} needs a positive integer length, found {n.text!r}", n)
+            raise cur.error(f"array {_shown(tok.text)} needs a positive integer length, found {_shown(n.text)}", n)
         dims.append(length)
-        cur.expect("]", f"after the length of array {tok.text!r}")
+        cur.expect("]", f"after the length of array {_shown(tok.text)}")
     ftype = base
     for length in reversed(dims):  # int8_t v[2][3] is 2 arrays of 3
         ftype = Array(ftype, length)
+    problem = size_problem(ftype)
+    if problem is not None:
+        raise cur.error(f"member {_shown(tok.text)}: {problem}", tok)
     return Field(tok.text, ftype, tok.line)
 
 
@@ -215,13 +245,14 @@ def parse_initialiser(text: str, file: str | None, line: int | None, what: str) 
     value = _init(cur)
     tok = cur.peek
     if tok.kind != "end":
-        raise cur.error(f"unexpected {tok.text!r} after the initialiser", tok)
+        raise cur.error(f"unexpected {_shown(tok.text)} after the initialiser", tok)
     return value
 
 
 def _init(cur: _Cursor) -> Init:
     tok = cur.next()
     if tok.text == "{" and tok.kind == "punct":
+        cur.enter(tok)
         items: list[Init] = []
         while not cur.accept("}"):
             if cur.peek.text == ".":
@@ -232,7 +263,8 @@ def _init(cur: _Cursor) -> Init:
                 if cur.peek.kind == "end":
                     raise cur.error("missing '}' at the end of the initialiser", cur.peek)
                 if cur.peek.text != "}":
-                    raise cur.error(f"expected ',' or '}}' in initialiser, found {cur.peek.text!r}", cur.peek)
+                    raise cur.error(f"expected ',' or '}}' in initialiser, found {_shown(cur.peek.text)}", cur.peek)
+        cur.depth -= 1
         return items
     if tok.kind == "number":
         return _number(cur, tok)
@@ -240,7 +272,7 @@ def _init(cur: _Cursor) -> Init:
         return int(tok.text == "true")
     if tok.kind == "end":
         raise cur.error("initialiser ends early: missing '}'", tok)
-    raise cur.error(f"expected a number or '{{' in initialiser, found {tok.text!r}", tok)
+    raise cur.error(f"expected a number or '{{' in initialiser, found {_shown(tok.text)}", tok)
 
 
 def _number(cur: _Cursor, tok: Token) -> int | float:
@@ -251,7 +283,7 @@ def _number(cur: _Cursor, tok: Token) -> int | float:
     is_float = not is_hex and any(c in body for c in ".eE")
     ok_suffixes = ("", "f") if is_float else ("", "u", "l", "ul", "lu", "ll", "ull", "llu")
     if suffix not in ok_suffixes:
-        raise cur.error(f"bad number {text!r} in initialiser", tok)
+        raise cur.error(f"bad number {_shown(text)} in initialiser", tok)
     try:
         if is_float:
             return float(body)
@@ -259,7 +291,7 @@ def _number(cur: _Cursor, tok: Token) -> int | float:
             return int(body, 8)  # C: a leading 0 means octal
         return int(body, 0)
     except ValueError:
-        raise cur.error(f"bad number {text!r} in initialiser", tok) from None
+        raise cur.error(f"bad number {_shown(text)} in initialiser", tok) from None
 
 
 def to_value(ftype: FieldType, init: Init, path: str, file: str | None, line: int | None, what: str) -> Any:

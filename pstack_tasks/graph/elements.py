@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 
@@ -58,6 +58,23 @@ def element_text(el: etree._Element, file: str) -> str:
     return "".join(parts)
 
 
+class JsonError(ValueError):
+    """Text that is not a JSON value this reader takes; the message says why, in one line."""
+
+
+def json_value(text: str) -> Any:
+    """``json.loads``, with every way it can fail as a :class:`JsonError`: a syntax error, a
+    number of more than 4300 digits (Python's limit), values nested past the recursion limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise JsonError(f"{e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise JsonError("values nested too deeply") from None
+    except ValueError as e:  # int() refusing a number of more than sys.get_int_max_str_digits() digits
+        raise JsonError(f"a number too long to read ({str(e).split(':')[0]})") from None
+
+
 def parse_json_body(text: str | None, file: str, line: int | None, what: str) -> dict[str, Any]:
     """Parse a v2/v3 value body: a JSON object without its outer braces."""
     body = (text or "").strip()
@@ -66,17 +83,44 @@ def parse_json_body(text: str | None, file: str, line: int | None, what: str) ->
     if not body.startswith("{"):
         body = "{" + body + "}"
     try:
-        value = json.loads(body)
-    except json.JSONDecodeError as e:
-        raise GraphError(f"malformed {what}: {e.msg} (column {e.colno}) in {(text or '').strip()[:60]!r}",
-                         file, line) from None
+        value = json_value(body)
+    except JsonError as e:
+        raise GraphError(f"malformed {what}: {e} in {(text or '').strip()[:60]!r}", file, line) from None
     if not isinstance(value, dict):
         raise GraphError(f"malformed {what}: expected a list of \"name\": value pairs", file, line)
     return value
 
 
-def syntax_error(e: etree.XMLSyntaxError, name: str) -> GraphError:
-    """lxml's syntax error as a GraphError naming the file and line once."""
+_CDATA_OPEN, _CDATA_CLOSE = b"<![CDATA[", b"]]>"
+
+
+def syntax_error(e: etree.XMLSyntaxError, name: str, src: IO[bytes] | None = None) -> GraphError:
+    """lxml's syntax error as ONE line naming the file and line once.
+
+    libxml2 appends the offending content to some messages (an unfinished CDATA section quotes
+    the handler code that follows it, over several lines): only the message's first line is kept.
+    For an unfinished CDATA section the line is where it opened (libxml2 names the end of the
+    file), found in ``src`` when it is given.
+    """
     line = e.position[0] if e.position else None
-    msg = re.sub(r", line \d+, column \d+$", "", str(e.msg or e))
+    msg = str(e.msg or e).split("\n", 1)[0].strip()
+    msg = re.sub(r",? ?line \d+, column \d+$", "", msg).strip() or "not well-formed"
+    if msg.startswith("CData section not finished") and src is not None:
+        opened = unfinished_cdata_line(src)
+        if opened is not None:
+            return GraphError("malformed XML: CDATA section opened here is never closed (no ']]>' after it)",
+                              name, opened)
     return GraphError(f"malformed XML: {msg}", name, line)
+
+
+def unfinished_cdata_line(src: IO[bytes]) -> int | None:
+    """The line of the first ``<![CDATA[`` with no ``]]>`` after it, if any."""
+    src.seek(0)
+    data = src.read()
+    pos = 0
+    while (start := data.find(_CDATA_OPEN, pos)) >= 0:
+        end = data.find(_CDATA_CLOSE, start + len(_CDATA_OPEN))
+        if end < 0:
+            return data.count(b"\n", 0, start) + 1
+        pos = end + len(_CDATA_CLOSE)
+    return None

@@ -36,14 +36,17 @@ def number_indexed_edges(edges: array[int], words: int, indexed: IndexedEdges, n
             raise GraphError(f"indexed output pin {where}: some edges have a sendIndex and some do not; "
                              "give every edge one, or none (then they are numbered in file order)", file, line)
         seen: dict[int, int] = {}
-        for k, e, line in group:
+        for k, _, line in group:
             assert k is not None
             if k in seen:
                 raise GraphError(f"indexed output pin {where}: sendIndex {k} is used by two edges "
                                  f"(lines {seen[k]} and {line})", file, line)
             seen[k] = line
-            edges[e * words + 5] = k
         if max(seen) != len(seen) - 1:
             missing = min(set(range(len(seen))) - set(seen))
+            beyond = [line for k, line in seen.items() if k >= len(seen)]  # the edge to fix, if one is past n-1
             raise GraphError(f"indexed output pin {where} has {len(seen)} edges, but none with sendIndex "
-                             f"{missing}: the indices must be 0..{len(seen) - 1}", file, max(seen.values()))
+                             f"{missing}: the indices must be 0..{len(seen) - 1}", file,
+                             beyond[0] if beyond else max(seen.values()))
+        for k, e, _ in group:  # written once checked: each fits the edge record's 32-bit word
+            edges[e * words + 5] = k or 0

@@ -72,7 +72,7 @@ def detect_version(src: IO[bytes], name: str) -> tuple[str, int]:
                 raise GraphError(f"unknown namespace {ns!r}; expected one of: " + ", ".join(NAMESPACES), name, line)
             return ns, NAMESPACES[ns]
     except etree.XMLSyntaxError as e:
-        raise syntax_error(e, name) from None
+        raise syntax_error(e, name, src) from None
     raise GraphError("empty document", name)
 
 
@@ -101,7 +101,7 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
                 while el.getprevious() is not None:
                     del parent[0]
         except etree.XMLSyntaxError as e:
-            raise syntax_error(e, name) from None
+            raise syntax_error(e, name, src) from None
     return builder.finish()
 
 

@@ -87,6 +87,25 @@ def scalar_count(ftype: FieldType) -> int:
     return sum(scalar_count(m.type) for m in ftype.members)
 
 
+#: the most scalars one member or struct may hold (8 MiB of doubles): far above any POETS app (pstack's
+#: ring oscillator has 1,024), and low enough that a mistyped array length is refused at once instead
+#: of filling the memory while the values are packed
+MAX_SCALARS = 1 << 20
+
+
+#: how deeply members (tuples, arrays of arrays) and their values may nest: POETS apps use 3 at most;
+#: a bound keeps every recursive walk over types and values far from Python's recursion limit
+MAX_NESTING = 32
+
+
+def size_problem(ftype: FieldType) -> str | None:
+    """Why a member (or a whole struct, as a Tuple) is too large, or None if it is not."""
+    n = scalar_count(ftype)
+    if n > MAX_SCALARS:
+        return f"{n} scalars, more than the {MAX_SCALARS} one member or struct may hold"
+    return None
+
+
 def flat_scalars(ftype: FieldType) -> Iterator[Scalar]:
     """The scalars of a member in memory order."""
     if isinstance(ftype, Scalar):

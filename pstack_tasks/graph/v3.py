@@ -9,14 +9,24 @@ OnHardwareIdle), and a TypeDef may hold several members.  ``Documentation``, ``M
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, ClassVar
 
 from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
-from pstack_tasks.graph.elements import children, line_of, local
-from pstack_tasks.graph.model import SCALAR_TYPES, Array, DeviceType, Field, FieldType, Scalar, Struct, Tuple
+from pstack_tasks.graph.elements import JsonError, children, json_value, line_of, local
+from pstack_tasks.graph.model import (
+    MAX_NESTING,
+    SCALAR_TYPES,
+    Array,
+    DeviceType,
+    Field,
+    FieldType,
+    Scalar,
+    Struct,
+    Tuple,
+    size_problem,
+)
 from pstack_tasks.graph.values import ValueError_, check_value
 from pstack_tasks.graph.walker import GraphTypeWalker
 
@@ -33,11 +43,16 @@ class V3Types(GraphTypeWalker):
 
     def __init__(self, file: str) -> None:
         super().__init__(file)
+        self.depth = 0  # of the member being read (tuples and arrays nest)
         self.named: dict[str, FieldType] = {}  # TypeDefs by id, as members declared with them use them
 
     # ---- hooks --------------------------------------------------------------------------------
     def struct(self, el: etree._Element | None, what: str) -> Struct:
-        return Struct(self.members(el))
+        struct = Struct(self.members(el))
+        problem = size_problem(struct.as_tuple)
+        if problem is not None:
+            raise GraphError(f"{what}: {problem}", self.file, line_of(el))
+        return struct
 
     def type_definitions(self, el: etree._Element) -> None:
         for td in self.elements(el, "<Types>"):
@@ -69,6 +84,15 @@ class V3Types(GraphTypeWalker):
         return tuple(fields)
 
     def member(self, el: etree._Element) -> Field:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.error(f"members nested more than {MAX_NESTING} levels deep", el)
+            return self._member(el)
+        finally:
+            self.depth -= 1
+
+    def _member(self, el: etree._Element) -> Field:
         kind = local(el)
         name = self.ident(el, "name")
         if kind == "Scalar":
@@ -81,6 +105,9 @@ class V3Types(GraphTypeWalker):
             raise self.error(f"union {name!r}: unions are not supported (no POETS tool implements them)", el)
         else:
             raise self.error(f"unexpected <{kind}> where a Scalar, Array or Tuple member was expected", el)
+        problem = size_problem(ftype)
+        if problem is not None:
+            raise self.error(f"member {name!r}: {problem}", el)
         if ftype.default is not None:
             try:
                 check_value(ftype, ftype.default, name)
@@ -131,13 +158,13 @@ class V3Types(GraphTypeWalker):
         if local(el) == "Array" and el.get("type") == "char" and raw is not None:
             return raw
         try:
-            return json.loads(text)
-        except json.JSONDecodeError:
+            return json_value(text)
+        except JsonError:
             pass
         try:
-            return json.loads("{" + text + "}")
-        except json.JSONDecodeError:
-            raise self.error(f"malformed default for member {name!r}: {text[:60]!r}", el) from None
+            return json_value("{" + text + "}")
+        except JsonError as e:
+            raise self.error(f"malformed default for member {name!r}: {e} in {text[:60]!r}", el) from None
 
 
 class V2Types(V3Types):

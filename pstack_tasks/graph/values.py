@@ -28,14 +28,22 @@ def check_value(ftype: FieldType, value: Any, path: str) -> None:
 
 def _fill(ftype: FieldType, value: Any, out: list[Any], pos: int, path: str) -> None:
     """Write ``value`` for member type ``ftype`` into the flat list ``out`` at ``pos``."""
-    if value is None:
-        return
+    if value is None:  # JSON null: graph-schema gives it no meaning, so it is refused, never read as 0
+        raise ValueError_(f"{path or 'value'}: null is not a value for {_kind(ftype)} "
+                          "(give a value, or leave the member out to keep its default)")
     if isinstance(ftype, Scalar):
         out[pos] = _scalar(ftype, value, path)
     elif isinstance(ftype, Array):
         _fill_array(ftype, value, out, pos, path)
     else:
         _fill_tuple(ftype, value, out, pos, path)
+
+
+def _kind(ftype: FieldType) -> str:
+    """How a member type is named in errors: ``uint32_t``, ``an array``, ``a tuple``."""
+    if isinstance(ftype, Scalar):
+        return ftype.ctype
+    return "an array" if isinstance(ftype, Array) else "a tuple"
 
 
 def _scalar(ftype: Scalar, value: Any, path: str) -> int | float:

@@ -259,9 +259,13 @@ def graph_type_in_file(path: str, gid: str, walker: type[GraphTypeWalker], refer
     if not os.path.isfile(path):
         raise GraphError(f"<GraphTypeReference> src: no such file {path!r}", referrer, line)
     try:
-        root = etree.parse(path, etree.XMLParser(huge_tree=True, remove_comments=True)).getroot()
-    except etree.XMLSyntaxError as e:
-        raise syntax_error(e, path) from None
+        with open(path, "rb") as src:
+            try:
+                root = etree.parse(src, etree.XMLParser(huge_tree=True, remove_comments=True)).getroot()
+            except etree.XMLSyntaxError as e:
+                raise syntax_error(e, path, src) from None
+    except OSError as e:
+        raise GraphError(f"<GraphTypeReference> src: cannot read {path!r}: {e.strerror}", referrer, line) from None
     ns = etree.QName(root).namespace
     if NAMESPACES.get(ns or "") != walker.version:
         raise GraphError(f"<GraphTypeReference> src {path!r} is not a graph-schema v{walker.version} file like "
