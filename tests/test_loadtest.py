@@ -35,7 +35,7 @@ def test_a_small_load_with_kills_is_fully_accounted_for(on_fleet: WorkerFleet) -
     took = time.monotonic() - t0
     n = summary_counts(p.stdout)
     assert n["done"] + n["killed"] + n["failed"] + n["lost"] == n["processes"] == 40
-    assert n["lost"] == n["duplicated"] == n["failed"] == 0
+    assert n["lost"] == n["duplicated"] == n["failed"] == 0, p.stdout + p.stderr
     assert 5 <= n["killed"] <= 10  # 10 asked; one may end Done before its kill reaches it
     assert [line for line in p.stdout.splitlines() if line.startswith("leftover:")] == []
     assert p.returncode == 0, p.stdout + p.stderr

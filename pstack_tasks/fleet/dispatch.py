@@ -47,7 +47,9 @@ def dispatch(engine: str, process: Admitted) -> None:
 
     The ledger has already emptied its engines' keys and set ``<pid>.active`` when it admitted it.
     """
-    from celery import chord
+    # celery.canvas, not the lazy ``celery`` package attribute: resolving ``celery.chord`` from
+    # several client threads at once could fail with "cannot import name 'chord'" (pstack loadtest)
+    from celery.canvas import chord
 
     from pstack_tasks.celery_app import app
     pid, graph, regions = process.pid, process.graph_type, process.regions
