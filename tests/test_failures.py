@@ -21,6 +21,19 @@ def test_compile_error_names_device_type_handler_and_line(tmp_path: Path) -> Non
     assert "undefined_thing" in str(e.value)
 
 
+def test_a_stray_brace_in_a_handler_is_named_not_blamed_on_generated_code(tmp_path: Path) -> None:
+    # found by the fuzz test: a "}" ends the handler early, so the compiler's errors land in the
+    # generated code after it; the error must still name the handler and the line of the brace
+    app = variant("basic-01.xml", RECEIVE, RECEIVE.replace("deviceState->counter++;",
+                  "deviceState->counter++; }"), tmp_path)
+    with pytest.raises(BuildError) as e:
+        psim(app, options={"quiet": True})
+    line = line_of(app, "deviceState->counter++; }")
+    assert str(e.value).startswith(f"{app}:{line}: compile error in device type 'device', OnReceive of pin "
+                                   f"'input', line ")
+    assert "'}' without a matching '{'" in str(e.value) and "generated code" not in str(e.value)
+
+
 def test_compile_error_in_shared_code(tmp_path: Path) -> None:
     app = variant("ring-oscillator-01.xml", "struct toggle_msg {", "struct toggle_msg { nonsense_t x;", tmp_path)
     with pytest.raises(BuildError) as e:

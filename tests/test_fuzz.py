@@ -32,15 +32,20 @@ import pytest
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.loader import load
 from support.mutate import Case, mutate
+from support.paths import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 OWN = Path(__file__).resolve().parent / "data"
 PSIM = Path(sys.executable).with_name("psim")
 CASES = int(os.environ.get("PSTACK_FUZZ_CASES", "300"))
 #: far above any case's expected time (a compile takes ~2 s on an idle machine): reaching it is a hang
 TIMEOUT = 45.0
 #: psim's own --time-limit: a mutated value can make a handler loop without sending
-TIME_LIMIT = 10
+TIME_LIMIT = 3
+#: one in this many of the cases the reader refuses also goes through the psim command (the others
+#: are checked in this process: the command prints the reader's error as it is, exit 3); every
+#: case the reader accepts goes through psim
+COMMAND_SAMPLE = 5
 WORKERS = 2
 #: errors about the whole file, which has no line to name
 FILE_LEVEL = ("the file has no <GraphType>", "the file has no <GraphInstance>", "empty document",
@@ -48,21 +53,6 @@ FILE_LEVEL = ("the file has no <GraphType>", "the file has no <GraphInstance>", 
               "malformed XML: Extra content at the end of the document", "malformed XML: EndTag: '</' not found")
 COMPILE_ERROR = re.compile(r"compile error in (device type '[^']+', \w+( of pin '[^']+')?|shared code[^,]*), "
                            r"line \d+: ")
-
-
-#: known failures outside the reader, each reproduced by a strict xfail case below (so that the
-#: entry is removed when it is fixed): the stderr pattern the random run tolerates -> the reason
-KNOWN = {
-    re.compile(r"^psim: error: OnSend of pin '\w+' \(device type '\w+'\) of device '\w+' set \*sendIndex = \d+, "
-               r"but the pin has \d+ edges"):
-        "native runtime (engines/psim/runtime/pstack_delivery.hpp): a sendIndex out of range at run time names "
-        "the device and pin but not the file and line",
-}
-
-
-#: a known failure outside the reader: a hang after reading is tolerated by the random run
-KNOWN_HANG = ("issue 12 item 2 (native/ and the engine, not the reader): --time-limit does not stop a handler "
-              "that loops without sending, so a mutated value that makes one loop hangs psim")
 
 
 class Outcome(NamedTuple):
@@ -122,6 +112,22 @@ def _run(number: int, case: Case, folder: Path, timeout: float = TIMEOUT) -> Out
     return Outcome(number, case, path, status, out, err, time.monotonic() - start)
 
 
+def _check(number: int, case: Case, folder: Path) -> Outcome:
+    """One case: the reader here first; through the psim command if the reader accepts it (so it is
+    compiled and run) and for a sample of the refused ones (the command's own error path)."""
+    path = folder / f"case-{number:04d}-{case.kind}.xml"
+    path.write_bytes(case.data)
+    start = time.monotonic()
+    try:
+        load(str(path))
+    except GraphError as e:
+        if number % COMMAND_SAMPLE:
+            return Outcome(number, case, path, 3, "", f"psim: error: {e}\n", time.monotonic() - start)
+    except Exception as e:  # the command would show this as a traceback
+        return Outcome(number, case, path, 1, "", f"Traceback: {type(e).__name__}: {e}\n", time.monotonic() - start)
+    return _run(number, case, folder)
+
+
 def _reader_ends(path: Path) -> bool:
     """Whether the reader alone gets through ``path`` (in a subprocess, bounded): after a timeout it
     tells a hang of the reader (a failure here) from a handler that loops at run time."""
@@ -137,9 +143,8 @@ def problem(o: Outcome, refused: set[str]) -> str | None:
     """What is wrong with an outcome, or None if it is one the reader may give."""
     broken_handler = o.case.kind == "handler_code" and o.case.source not in refused
     if o.status is None:
-        if _reader_ends(o.path):
-            return None  # the run hung, not the reader: KNOWN_HANG, asserted by test_known_failure
-        return f"the reader did not end within {TIMEOUT:.0f} s (a hang)"
+        who = "the run (past psim's --time-limit)" if _reader_ends(o.path) else "the reader"
+        return f"{who} did not end within {TIMEOUT:.0f} s (a hang)"
     if "Traceback" in o.stderr:
         return "a Python traceback"
     if o.status == 0:
@@ -155,13 +160,18 @@ def problem(o: Outcome, refused: set[str]) -> str | None:
         return f"{len(lines)} lines on stderr"
     if broken_handler and (o.status != 4 or not COMPILE_ERROR.search(lines[0])):
         return "a handler that cannot compile did not give exit 4 naming device type, handler and line"
-    return _error_line_problem(lines[0], o.path.name)
+    return _error_line_problem(lines[0], o.path.name, o.status)
 
 
-def _error_line_problem(line: str, name: str) -> str | None:
+#: a run-time failure (exit 1) names where it happened: the handler and the device, not a line of
+#: the file (a time limit, a crash, a sendIndex out of range, ...)
+RUNTIME_ERROR = re.compile(r"^psim: error: .*\b(handler|OnSend|OnReceive|OnInit|OnHardwareIdle)\b.*\bdevice '[^']+'")
+
+
+def _error_line_problem(line: str, name: str, status: int | None = None) -> str | None:
     """What is wrong with the one error line of a failed case."""
-    if any(pattern.match(line) for pattern in KNOWN):
-        return None  # tolerated here, asserted by test_known_failure
+    if status == 1 and RUNTIME_ERROR.match(line):
+        return None
     if not line.startswith("psim: error: ") or name not in line:
         return "the error is not 'psim: error: ...' naming the file"
     if not re.search(rf"\b{re.escape(name)}:\d+\b", line) and not any(s in line for s in FILE_LEVEL):
@@ -177,7 +187,7 @@ def test_mutated_applications_end_in_success_or_one_line(tmp_path: Path) -> None
     cases = [mutate(sources, seed, i) for i in range(CASES)]
     start = time.monotonic()
     with ThreadPoolExecutor(WORKERS) as pool:
-        outcomes = list(pool.map(lambda ic: _run(ic[0], ic[1], tmp_path), enumerate(cases)))
+        outcomes = list(pool.map(lambda ic: _check(ic[0], ic[1], tmp_path), enumerate(cases)))
     took = time.monotonic() - start
     statuses = Counter((o.case.kind, o.status) for o in outcomes)
     print(f"{len(outcomes)} cases in {took:.1f} s; slowest {max(o.seconds for o in outcomes):.1f} s")
@@ -189,25 +199,30 @@ def test_mutated_applications_end_in_success_or_one_line(tmp_path: Path) -> None
     assert not bad, f"seed {seed} (PSTACK_FUZZ_SEED={seed}): {len(bad)} of {len(outcomes)} cases wrong:\n{report}"
 
 
-#: one minimal reproduction per known failure: (source, text replaced, replacement)
-KNOWN_CASES = [
+#: what the fuzzer found outside the reader, now fixed: (source, text replaced, replacement, the
+#: one error line expected)
+FOUND_CASES = [
     pytest.param(OWN / "v3/indexed.xml", '<EdgeI path="l2:in-hub:out" sendIndex="3"/>', "",
-                 marks=pytest.mark.xfail(strict=True, reason=next(iter(KNOWN.values())))),
+                 r"^psim: error: OnSend of pin 'out' \(device type 'hub'\) of device 'hub' set \*sendIndex = 3, "
+                 r"but the pin has 3 edges", id="send-index-out-of-range"),
     pytest.param(SHARED / "poets-corpus/betweeness_centrality_16_16_2_2.xml",  # degree 0: do {} while (i >= 0)
                  '"node_id": 11, "degree": 15,', '"node_id": 11,',
-                 marks=pytest.mark.xfail(strict=True, reason=KNOWN_HANG)),
+                 r"^psim: error: time limit of \d+ s exceeded \(in handler OnSend of pin '\w+' \(device type "
+                 r"'node'\) of device 'n11'\)", id="handler-loops-without-sending"),
 ]
 
 
-@pytest.mark.parametrize("source, old, new", KNOWN_CASES)
-def test_known_failure(source: Path, old: str, new: str, tmp_path: Path) -> None:
-    """A known failure found by the fuzzer outside the reader, asserted as the fuzz run asserts
-    every case (an XPASS fails: then its entry goes)."""
+@pytest.mark.parametrize("source, old, new, expected", FOUND_CASES)
+def test_what_the_fuzzer_found_outside_the_reader_ends_in_one_line(source: Path, old: str, new: str,
+                                                                    expected: str, tmp_path: Path) -> None:
+    """A run-time failure of a mutated file: one line naming the handler and the device, exit 1,
+    within twice psim's --time-limit (a handler that loops without sending is stopped by it)."""
     if not source.is_file():
         pytest.skip(f"{source} is absent")
     text = source.read_text()
     assert old in text
-    # twice psim's --time-limit: a run the limit stops ends well within it
-    o = _run(0, Case(source.name, "known", text.replace(old, new).encode()), tmp_path, timeout=2 * TIME_LIMIT)
-    assert o.status is not None, f"no end within {2 * TIME_LIMIT} s"
-    assert o.status == 0 or re.search(r"\bcase-0000-known\.xml:\d+\b", o.stderr), o.stderr
+    o = _run(0, Case(source.name, "found", text.replace(old, new).encode()), tmp_path, timeout=2 * TIME_LIMIT)
+    assert o.status == 1, (o.status, o.stderr)
+    lines = o.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and re.match(expected, lines[0]), o.stderr
+    assert _error_line_problem(lines[0], o.path.name, o.status) is None

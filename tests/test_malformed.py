@@ -190,3 +190,11 @@ def test_send_index_beyond_the_edges_is_refused(tmp_path: Path) -> None:
     path = variant("indexed.xml", 'sendIndex="2"', 'sendIndex="99999999999"', tmp_path, folder=V3)
     err = refused(path)
     assert err.line == line_of(path, "99999999999") and "none with sendIndex 2: the indices must be 0..3" in err.reason
+
+
+@pytest.mark.parametrize("keyword", ["true", "class", "int"])
+def test_a_cxx_keyword_as_a_name_is_refused_by_the_reader(keyword: str, tmp_path: Path) -> None:
+    # found by the fuzz test: it reached the compiler and was reported as an error in generated code
+    app = variant("basic-01.xml", 'name="counter"', f'name="{keyword}"', tmp_path)
+    with pytest.raises(GraphError, match=rf"<Scalar> name='{keyword}' is a C\+\+ keyword: choose another name"):
+        load(str(app))

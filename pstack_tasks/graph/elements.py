@@ -21,6 +21,16 @@ NAMESPACES = {
     "https://poets-project.org/schemas/virtual-graph-schema-v4": 4,
 }
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: names the generated C++ cannot use for a type, pin or member (C++17's keywords and the
+#: alternative operator spellings): refused when read, not as a compile error in generated code
+CXX_KEYWORDS = frozenset("""
+    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t
+    class compl const constexpr const_cast continue decltype default delete do double dynamic_cast
+    else enum explicit export extern false float for friend goto if inline int long mutable
+    namespace new noexcept not not_eq nullptr operator or or_eq private protected public register
+    reinterpret_cast return short signed sizeof static static_assert static_cast struct switch
+    template this thread_local throw true try typedef typeid typename union unsigned using virtual
+    void volatile wchar_t while xor xor_eq""".split())
 #: xs:boolean's lexical forms
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 

@@ -23,6 +23,7 @@ from lxml import etree
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.elements import (
     BOOLEANS,
+    CXX_KEYWORDS,
     IDENTIFIER,
     NAMESPACES,
     children,
@@ -94,6 +95,8 @@ class GraphTypeWalker:
             raise self.error(f"<{local(el)}> has no {attr!r} attribute", el)
         if not IDENTIFIER.match(value):
             raise self.error(f"<{local(el)}> {attr}={value!r} is not a C identifier", el)
+        if value in CXX_KEYWORDS:
+            raise self.error(f"<{local(el)}> {attr}={value!r} is a C++ keyword: choose another name", el)
         return value
 
     def refusal(self, el: etree._Element, where: str) -> GraphError:

@@ -141,5 +141,30 @@ def explain_compiler_errors(stderr: str, source: EngineSource, generated: Path) 
             inner = line - span.first_line + 1
             return f"{source.path}:{line}: compile error in {where}, line {inner}: {m.group('msg')}{more}"
         return f"{source.path}:{line}: compile error: {m.group('msg')}{more}"
+    unbalanced = _unbalanced_span(source.spans)
+    if unbalanced is not None:  # a stray brace ends the handler early: the errors land after it
+        span, where_line, why = unbalanced
+        where = f"device type '{span.device_type}', {span.code.what}" if span.device_type else span.code.what
+        return (f"{source.path}:{where_line}: compile error in {where}, line {where_line - span.first_line + 1}: "
+                f"{why} (the compiler then reports: {m.group('msg')}{more})")
     return (f"compile error in generated code {generated}:{line}: {m.group('msg')}{more} "
             "(this may be a pstack-celery bug; please report it with that file)")
+
+
+_C_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+
+
+def _unbalanced_span(spans: tuple[CodeSpan, ...]) -> tuple[CodeSpan, int, str] | None:
+    """The first piece of application code whose braces or parentheses do not balance (comments
+    and literals aside), with the XML line of the first stray closer or of the code's last line."""
+    for span in spans:
+        text = _C_NOISE.sub(lambda c: re.sub(r"[^\n]", " ", c.group(0)), span.code.text)
+        for opener, closer in (("{", "}"), ("(", ")")):
+            depth = 0
+            for i, ch in enumerate(text):
+                depth += (ch == opener) - (ch == closer)
+                if depth < 0:
+                    return span, span.code.line + text[:i].count("\n"), f"'{closer}' without a matching '{opener}'"
+            if depth > 0:
+                return span, span.last_line, f"{depth} '{opener}' not closed"
+    return None
