@@ -120,10 +120,17 @@ def flower(fleet: WorkerFleet, tmp_path_factory: pytest.TempPathFactory) -> Iter
             assert proc.poll() is None, f"flower exited with {proc.returncode}: {log.read_text()[-2000:]}"
             return client.request("GET", "/healthcheck", timeout=1)[0] == 200 if _port_open(port) else False
         wait_for(answering, 20, "Flower's HTTP port")
-        # Its event receiver is connected once it has seen a task run.
-        task_id = client.apply("pstack.noop")
-        wait_for(lambda: client.request("GET", f"/api/task/info/{task_id}")[0] == 200, 15,
-                 "Flower to see a task's events")
+        # Its event receiver is connected once it has seen a task run.  A task that ran before the
+        # receiver subscribed is never seen, so send another until one is (a loaded machine).
+        def sees_a_task() -> bool:
+            task_id = client.apply("pstack.noop")
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                if client.request("GET", f"/api/task/info/{task_id}")[0] == 200:
+                    return True
+                time.sleep(0.1)
+            return False
+        wait_for(sees_a_task, 45, "Flower to see a task's events")
         yield client
     finally:
         stack.__exit__(None, None, None)

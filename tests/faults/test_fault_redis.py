@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import ProcessFailed, RedisUnavailable
-from pstack_tasks.fleet.client import block, engines, run
+from pstack_tasks.fleet.client import Future, block, engines, run
 from pstack_tasks.fleet.epoch import DATA_LOST, RESTARTED
 from support.apps import variant
 from support.faults import FOREVER, RING, RestartableRedis, engines_of, wait_for
@@ -30,6 +30,16 @@ def restartable(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tupl
         server.close()
 
 
+def running_with_a_waiting_client(fleet: WorkerFleet, tmp_path: Path
+                                  ) -> tuple[Future, threading.Thread, list[BaseException]]:
+    """A 2-region process that never ends on its own, running, and a client blocked on it."""
+    f = run(variant(RING, *FOREVER, tmp_path), rmap={"n1": 1}, async_=True)
+    wait_for(lambda: len(engines_of(fleet)) >= 2, 30, "two engines running")
+    client, caught = waiting_client(f.pid)
+    time.sleep(0.5)
+    return f, client, caught
+
+
 def waiting_client(pid: int) -> tuple[threading.Thread, list[BaseException]]:
     caught: list[BaseException] = []
 
@@ -46,10 +56,7 @@ def waiting_client(pid: int) -> tuple[threading.Thread, list[BaseException]]:
 def test_a_redis_restart_fails_the_running_process_and_never_reuses_its_pid(
         tmp_path: Path, restartable: tuple[RestartableRedis, WorkerFleet]) -> None:
     server, fleet = restartable
-    f = run(variant(RING, *FOREVER, tmp_path), rmap={"n1": 1}, async_=True)
-    wait_for(lambda: len(engines_of(fleet)) >= 2, 30, "two engines running")
-    client, caught = waiting_client(f.pid)
-    time.sleep(0.5)
+    f, client, caught = running_with_a_waiting_client(fleet, tmp_path)
     t0 = time.monotonic()
     server.restart()
     client.join(20)
@@ -71,10 +78,7 @@ def test_a_redis_restart_fails_the_running_process_and_never_reuses_its_pid(
 def test_redis_lost_while_a_client_waits_is_one_clear_error(
         tmp_path: Path, restartable: tuple[RestartableRedis, WorkerFleet]) -> None:
     server, fleet = restartable
-    f = run(variant(RING, *FOREVER, tmp_path), rmap={"n1": 1}, async_=True)
-    wait_for(lambda: len(engines_of(fleet)) >= 2, 30, "two engines running")
-    client, caught = waiting_client(f.pid)
-    time.sleep(0.5)
+    f, client, caught = running_with_a_waiting_client(fleet, tmp_path)
     t0 = time.monotonic()
     server.stop()
     client.join(20)
