@@ -37,7 +37,7 @@ from support.paths import SHARED_DATA
 SHARED = SHARED_DATA
 OWN = Path(__file__).resolve().parent / "data"
 PSIM = Path(sys.executable).with_name("psim")
-CASES = int(os.environ.get("PSTACK_FUZZ_CASES", "300"))
+CASES = int(os.environ.get("PSTACK_FUZZ_CASES", "250"))
 #: far above any case's expected time (a compile takes ~2 s on an idle machine): reaching it is a hang
 TIMEOUT = 45.0
 #: psim's own --time-limit: a mutated value can make a handler loop without sending
@@ -45,7 +45,7 @@ TIME_LIMIT = 3
 #: one in this many of the cases the reader refuses also goes through the psim command (the others
 #: are checked in this process: the command prints the reader's error as it is, exit 3); every
 #: case the reader accepts goes through psim
-COMMAND_SAMPLE = 5
+COMMAND_SAMPLE = 8
 WORKERS = 2
 #: errors about the whole file, which has no line to name
 FILE_LEVEL = ("the file has no <GraphType>", "the file has no <GraphInstance>", "empty document",

@@ -72,9 +72,15 @@ class RedisTarget:
         return cmds
 
     def client(self) -> Any:
+        """A client for a local run's set-up and clean-up.  No retries: redis-py's default
+        (three, with backoff) made an unreachable Redis take 5 s to report; a local run has
+        nothing to wait for."""
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
         return redis.Redis(host=self.host, port=self.port, db=self.db, username=self.username,
-                           password=self.password, socket_timeout=30, socket_connect_timeout=5)
+                           password=self.password, socket_timeout=30, socket_connect_timeout=5,
+                           retry=Retry(NoBackoff(), 0))
 
 
 def resp(args: list[str]) -> bytes:
