@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c 'import pstack_tasks, pytest, pytest_timeout' 2>/dev/null \
    || [ setup.cfg -nt .venv/.installed ]; then
-    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true   # an old pip still installs
     # every extra (shell, flower) and the test tools; pip's output only if it fails (an editable
     # install always prints setuptools' "Editable installation" notice)
     if ! log=$(.venv/bin/pip install -q -e '.[test]' 2>&1); then
