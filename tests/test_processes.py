@@ -16,6 +16,7 @@ from pstack_tasks.exceptions import GraphError, ProcessFailed, ProcessNotFound, 
 from pstack_tasks.fleet.client import Future, block, engines, kill, ps, run, status, submit
 from support.apps import crashing_app, split, token_ring, variant
 from support.expected import DEVICES, EXPECTED, check
+from support.faults import wait_for
 from support.fleet import WorkerFleet
 from support.paths import PSTACK
 
@@ -91,10 +92,10 @@ def test_pinned_regions_run_where_asked_and_unknown_hosts_are_refused(on_fleet: 
 def test_kill_stops_every_engine_at_once(tmp_path: Path, on_fleet: WorkerFleet) -> None:
     app = variant(RING, *FOREVER, tmp_path)
     f = run(app, rmap={"n1": 1, "n2": 2}, async_=True)
-    _wait_for(lambda: len(_engines(on_fleet)) >= 3, 20, "three engines running")
+    wait_for(lambda: len(_engines(on_fleet)) >= 3, 20, "three engines running")
     t0 = time.monotonic()
     assert kill(f.pid) == "Killed"
-    _wait_for(lambda: not on_fleet.leftovers(), 2 - (time.monotonic() - t0), "engines gone after kill")
+    wait_for(lambda: not on_fleet.leftovers(), 2 - (time.monotonic() - t0), "engines gone after kill")
     rec = status(f.pid)
     assert rec["state"] == "Killed" and rec["reason"].startswith("killed by ")
     with pytest.raises(ProcessFailed, match="killed by"):
@@ -152,7 +153,7 @@ def test_a_region_task_of_an_ended_process_exits_at_once(on_fleet: WorkerFleet) 
     from pstack_tasks.worker.tasks import region
     result = run(PSTACK / RING, rmap={"n1": 1}, timeout=30)
     late = region.apply_async((result["pid"], 1), queue="engine.psim.alpha")
-    _wait_for(late.ready, 10, "the late region task to end")
+    wait_for(late.ready, 10, "the late region task to end")
     assert late.result == {"region": 1, "stale": True}
     assert status(result["pid"])["state"] == "Done"
 
@@ -191,15 +192,6 @@ def _engines(fleet: WorkerFleet) -> list[str]:
     return [x for x in fleet.leftovers() if "pstack-celery/engines/" in x]
 
 
-def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + max(timeout, 0.0)
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    assert cond(), f"timed out waiting for: {what}"
-
-
 def test_live_progress_while_running_and_exact_at_the_end(tmp_path: Path, on_fleet: WorkerFleet) -> None:
     app = tmp_path / "tokens.xml"
     app.write_text(token_ring(100, 10000))  # every hop crosses regions: 1 M messages take seconds
@@ -211,7 +203,7 @@ def test_live_progress_while_running_and_exact_at_the_end(tmp_path: Path, on_fle
         if s["state"] == "Running" and s["delivered"] > 0:
             seen.append(s)
         return len(seen) >= 2 and seen[-1]["delivered"] > seen[0]["delivered"]
-    _wait_for(moving, 30, "delivered to grow while the process runs")
+    wait_for(moving, 30, "delivered to grow while the process runs")
     row = next(p for p in ps() if p["pid"] == f.pid)
     assert row["delivered"] >= seen[0]["delivered"] and set(row["progress"]) <= {0, 1}
     result = block(f, timeout=60)

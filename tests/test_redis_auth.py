@@ -66,7 +66,7 @@ def secured() -> Iterator[Secured]:
 
 
 def test_processes_run_end_to_end_with_a_password(secured: Secured, no_leftovers: None) -> None:
-    from support.faults import wait_for as _wait_for
+    from support.faults import wait_for
     with use_stack(secured.default, secured.fleet.prefix):
         result = run(PSTACK / RING, rmap={"n1": 1, "n2": 1}, timeout=60)  # 2 regions, socat logs in
         check(result, RING)
@@ -74,7 +74,7 @@ def test_processes_run_end_to_end_with_a_password(secured: Secured, no_leftovers
         dummy = run(PSTACK / RING, rmap={"n1": 1}, engine="dummy", options={"seconds": 0.2}, timeout=30)
         assert dummy["metrics"]["Exit code"] == 0 and len(dummy["regions"]) == 2
         assert status(result["pid"])["state"] == status(dummy["pid"])["state"] == "Done"
-    _wait_for(lambda: not secured.fleet.leftovers(), 5, "no engine or relay left")
+    wait_for(lambda: not secured.fleet.leftovers(), 5, "no engine or relay left")
 
 
 def test_a_read_only_monitor_lists_processes_but_cannot_kill(secured: Secured) -> None:

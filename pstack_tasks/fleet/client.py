@@ -200,8 +200,12 @@ class _Waiter:
     def step(self, deadline: float | None, timeout: float | None) -> dict[str, Any] | None:
         """Read the record once and wait a little; the result once it has ended."""
         r, keys, pid = self.r, self.keys, self.pid
-        rec = store.text_hash(r.hgetall(keys.proc(pid)))
-        if epoch.current(r, keys) != self.stack_id:
+        pipe = r.pipeline(transaction=False)  # the record and the stack id in one round trip
+        pipe.hgetall(keys.proc(pid))
+        pipe.get(keys.stack_id)
+        raw, stack_id = pipe.execute()
+        rec = store.text_hash(raw)
+        if stack_id != self.stack_id:
             raise ProcessFailed(pid, "Failed", epoch.DATA_LOST)
         if not rec:
             raise not_found(pid)

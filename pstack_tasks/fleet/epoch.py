@@ -6,7 +6,7 @@ hold.  So the first user of a Redis writes a run id (``Keys.stack_id``) and, at 
 raises the pid counter to a floor taken from the clock (:func:`pid_floor`); every client that
 waits, and every region guard, remembers the id it saw and checks it: a different or missing
 id means "Redis restarted (data lost)".  A restart with AOF keeps the id; it is told from
-Redis's own ``run_id`` (``INFO server``), which changes on every start (:func:`server_run_id`).
+Redis's own ``run_id`` (``INFO server``), which changes on every start.
 """
 from __future__ import annotations
 
@@ -50,9 +50,4 @@ def current(r: redis.Redis, keys: Keys) -> str | None:
     return cast("str | None", r.get(keys.stack_id))
 
 
-def server_run_id(r: redis.Redis) -> str:
-    """Redis's own run id: a new one on every start of the server, persistence or not."""
-    return str(r.info("server").get("run_id", ""))
-
-
-__all__ = ["DATA_LOST", "RESTARTED", "pid_floor", "ensure", "current", "server_run_id"]
+__all__ = ["DATA_LOST", "RESTARTED", "pid_floor", "ensure", "current"]

@@ -170,7 +170,8 @@ class Guard:
         pipe.sadd(started, self.region)
         pipe.expire(started, self.cfg.result_expires)
         pipe.get(self.keys.abort(self.pid))
-        rec, *_, abort = pipe.execute()
+        RedisIdentity.ask(pipe, self.keys)
+        rec, *_, abort, stack_id, server = pipe.execute()
         if rec.get("state") != "Running":  # undone: a region of an ended process never ran
             pipe = self.r.pipeline()
             pipe.delete(beat)
@@ -182,7 +183,7 @@ class Guard:
         self.admitted = float(rec.get("started") or time.time())
         self.verbose = rec.get("verbose") == "1"
         self.limit = TimeLimit.of(json.loads(rec.get("options") or "{}"), time.monotonic())
-        self.redis_id = RedisIdentity.read(self.r, self.keys)
+        self.redis_id = RedisIdentity.of(stack_id, server)
         if abort:
             self._reason = abort
         self._next_peer_check = time.monotonic() + PEER_INTERVAL

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import epoch
@@ -52,7 +53,21 @@ class RedisIdentity:
 
     @classmethod
     def read(cls, r: redis.Redis, keys: Keys) -> RedisIdentity:
-        return cls(epoch.current(r, keys), epoch.server_run_id(r))
+        pipe = r.pipeline(transaction=False)
+        cls.ask(pipe, keys)
+        stack_id, server = pipe.execute()
+        return cls.of(stack_id, server)
+
+    @staticmethod
+    def ask(pipe: Pipeline, keys: Keys) -> None:
+        """Queue the two reads an identity is made of (a region's start sends them with its own)."""
+        pipe.get(keys.stack_id)
+        pipe.info("server")
+
+    @classmethod
+    def of(cls, stack_id: str | None, server_info: dict[str, object]) -> RedisIdentity:
+        """The identity from the replies to :meth:`ask`."""
+        return cls(stack_id, str(server_info.get("run_id", "")))
 
     def restart(self, r: redis.Redis, keys: Keys, wait: float = 0.0) -> str | None:
         """The reason to stop if Redis restarted since (None: same Redis).  Waits up to ``wait``
