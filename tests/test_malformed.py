@@ -198,3 +198,13 @@ def test_a_cxx_keyword_as_a_name_is_refused_by_the_reader(keyword: str, tmp_path
     app = variant("basic-01.xml", 'name="counter"', f'name="{keyword}"', tmp_path)
     with pytest.raises(GraphError, match=rf"<Scalar> name='{keyword}' is a C\+\+ keyword: choose another name"):
         load(str(app))
+
+
+def test_a_tuple_without_members_is_refused_by_the_reader(tmp_path: Path) -> None:
+    # found by the fuzz test: C++ gives `struct { }` a size of 1 where the packed layout has 0, so
+    # the engine failed to compile with an error in generated code
+    app = variant("values.xml", '<Tuple name="p"><Scalar name="u" type="uint8_t" default="9"/></Tuple>',
+                  '<Tuple name="p"/>', tmp_path, folder=DATA / "v3")
+    with pytest.raises(GraphError, match=r"app\.xml:\d+: tuple 'p' has no members$") as e:
+        load(str(app))
+    assert e.value.line == line_of(app, '<Tuple name="p"/>')

@@ -72,6 +72,14 @@ class V3Types(GraphTypeWalker):
         return self.member(members[0]).type
 
     # ---- typed data ---------------------------------------------------------------------------
+    def _tuple_members(self, el: etree._Element, what: str) -> tuple[Field, ...]:
+        """A tuple's members; none is refused (as v4 refuses an empty nested struct): C++ gives an
+        empty struct a size of 1, the packed layout 0, and the engine would not compile."""
+        members = self.members(el)
+        if not members:
+            raise self.error(f"{what} has no members", el)
+        return members
+
     def members(self, el: etree._Element | None) -> tuple[Field, ...]:
         if el is None:
             return ()
@@ -100,7 +108,7 @@ class V3Types(GraphTypeWalker):
         elif kind == "Array":
             ftype = self.array(el, name)
         elif kind == "Tuple":
-            ftype = Tuple(self.members(el), self.default(el, name))
+            ftype = Tuple(self._tuple_members(el, f"tuple {name!r}"), self.default(el, name))
         elif kind == "Union":
             raise self.error(f"union {name!r}: unions are not supported (no POETS tool implements them)", el)
         else:
@@ -178,7 +186,7 @@ class V2Types(V3Types):
 
     def typedef_body(self, td: etree._Element, tid: str, members: list[etree._Element]) -> FieldType:
         if len(members) != 1:
-            return Tuple(self.members(td))
+            return Tuple(self._tuple_members(td, f"TypeDef {tid!r}"))
         return super().typedef_body(td, tid, members)
 
     def check_device_type(self, dt: DeviceType) -> None:
