@@ -66,8 +66,16 @@ class Outcome(NamedTuple):
 
 
 def _seed() -> int:
+    """PSTACK_FUZZ_SEED, else one taken from the commit under test: each commit's run mutates
+    differently, and a failure in CI repeats on that commit (a random seed only with no git)."""
     given = os.environ.get("PSTACK_FUZZ_SEED")
-    return int(given) if given else random.SystemRandom().randrange(1 << 31)
+    if given:
+        return int(given)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                          capture_output=True, text=True)
+    if head.returncode == 0 and head.stdout.strip():
+        return int(head.stdout.strip()[:8], 16)
+    return random.SystemRandom().randrange(1 << 31)
 
 
 def _sources() -> dict[str, bytes]:
