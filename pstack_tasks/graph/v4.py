@@ -56,7 +56,8 @@ class V4Types(GraphTypeWalker):
         if len(kinds) > 1:
             raise self.error("device <SupervisorInPin>s use different message types "
                              f"({', '.join(sorted(kinds))}); the supervisor's replies and broadcasts have one", gt)
-        pins = [p.supervisor for d in graph.device_types for p in (*d.input_pins, *d.output_pins)]
+        pins = [p.supervisor for d in graph.device_types for p in d.input_pins]
+        pins += [p.supervisor for d in graph.device_types for p in d.output_pins]
         if graph.supervisor is None and any(pins):
             raise self.error("device types have supervisor pins but the graph type has no <SupervisorType>", gt)
         return graph

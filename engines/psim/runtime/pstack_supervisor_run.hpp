@@ -48,6 +48,9 @@ static void supervisor_call(int which, const char* msg, uint32_t from) {
 }
 
 static void supervisor_start() {
+    if (pstack.nregions > 1)  // not yet: the supervisor would need its own region's items (issue 18, part c)
+        pstack_fatal(PSTACK_STATUS_USAGE, "the graph type has a v4 supervisor: runs split into regions do not "
+                     "support supervisors yet; run it in one region");
     pstack_sup_create();
     if (pstack_sup_has(PSTACK_SUP_ON_INIT)) supervisor_call(PSTACK_SUP_ON_INIT, nullptr, 0);
 }
