@@ -37,12 +37,12 @@ def device_supervisor_pin(walker: GraphTypeWalker, c: etree._Element, dev: Devic
     mtype = _message_type(walker, c, dev.known_messages, what)
     if tag == "SupervisorOutPin":
         found = walker.parts(c, ("OnSend",), what)
-        dev.supervisor_out = OutputPin(SUPERVISOR_PIN, mtype, walker.code(found.get("OnSend"), f"OnSend of {what}"),
-                                       line=line_of(c), supervisor=True)
+        on_send = walker.code(found.get("OnSend"), "OnSend of the SupervisorOutPin")
+        dev.supervisor_out = OutputPin(SUPERVISOR_PIN, mtype, on_send, line=line_of(c), supervisor=True)
     else:
         found = walker.parts(c, ("OnReceive",), what)
-        dev.supervisor_in = InputPin(SUPERVISOR_PIN, mtype, walker.code(found.get("OnReceive"), f"OnReceive of {what}"),
-                                     Struct(), Struct(), line_of(c), supervisor=True)
+        on_receive = walker.code(found.get("OnReceive"), "OnReceive of the SupervisorInPin")
+        dev.supervisor_in = InputPin(SUPERVISOR_PIN, mtype, on_receive, Struct(), Struct(), line_of(c), supervisor=True)
 
 
 def supervisor_type(walker: GraphTypeWalker, d: etree._Element, message_types: list[MessageType]) -> SupervisorType:
