@@ -168,8 +168,8 @@ def metis(inst: Instance, k: int, device_weights: str = "ones") -> array[int]:
         return contiguous(inst.device_count, k)
     vweights = [1 + d for d in degree] if device_weights == "degree" else None
     options = pymetis.Options(seed=SEED, ufactor=UFACTOR, contig=0)
-    _, membership = pymetis.part_graph(k, xadj=xadj, adjncy=adjncy, eweights=eweights, vweights=vweights,
-                                       options=options)
+    _, membership = pymetis.part_graph(k, pymetis.CSRAdjacency(xadj, adjncy), eweights=eweights,
+                                       vweights=vweights, options=options)
     parts = array("I", membership)
     _place_hubs(inst, parts, hubs, k)
     return parts
