@@ -17,7 +17,6 @@ import os
 from array import array
 from collections.abc import Mapping
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 
 from pstack_tasks.graph import partition
@@ -80,6 +79,7 @@ def split_dir() -> Path:
 
 def split_key(inst: Instance, k: int, method: str) -> str:
     """The content hash a split is kept under: what it is computed from, and by which code."""
+    from importlib import metadata  # here: psim without a split does not pay for the import
     h = hashlib.sha256()
     version = metadata.version("pymetis") if method == "metis" else ""
     h.update(f"{partition.ALGORITHM_VERSION}\0{method}\0{version}\0{k}\0{inst.device_count}\0".encode())
