@@ -8,6 +8,7 @@ record says how it ended (:mod:`lifecycle`).
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pstack_tasks.fleet.lifecycle import end_process, reap
 from pstack_tasks.fleet.records import ENDED, describe, not_found, read_result
 from pstack_tasks.fleet.submission import Application, Request, create
 from pstack_tasks.fleet.users import check_may_kill, current_user
+from pstack_tasks.native.split_cache import RegionMap
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -45,54 +47,62 @@ class Future:
         return block_one(self.pid, timeout)
 
 
-def submit(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
+def submit(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, str] | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
-           options: Mapping[str, Any] | None = None) -> Future:
+           options: Mapping[str, Any] | None = None, regions: int | None = None) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
         xml: the application file's path, or its XML text.
         rmap: region map ``{device: region}``; unmapped devices are in region 0. Each region
             runs as one task on a worker of the engine type, all at the same time.
+            ``"auto:K"`` is ``regions=K``.
         rcon: pin regions to named workers ``{region: host}``.
         level: handler_log level shown by ``verbose``.
         verbose: stream ``[host] Region r -> line`` log lines to whoever blocks on it.
         engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
         options: passed to the engine's ``run_engine`` (``max_steps``, ``time_limit``, ...).
+        regions: split into this many regions by METIS (balanced, fewest cut edges, cached per
+            instance); the result's ``"partition"`` reports the cut and balance.  Refused with
+            an rmap.
 
     Raises:
         GraphError: the file is malformed; nothing was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
     return Future(pid)
 
 
 @overload
-def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> dict[str, Any]: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...,
+        regions: int | None = ...) -> dict[str, Any]: ...
 
 
 @overload
-def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> Future: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...,
+        regions: int | None = ...) -> Future: ...
 
 
 @overload
-def run(xml: Application, rmap: Mapping[str, int] | None = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
-        progress: Progress | None = ..., kill_on_interrupt: bool = ...) -> dict[str, Any] | Future: ...
+        progress: Progress | None = ..., kill_on_interrupt: bool = ...,
+        regions: int | None = ...) -> dict[str, Any] | Future: ...
 
 
-def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
+def run(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, str] | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
-        progress: Progress | None = None, kill_on_interrupt: bool = False) -> dict[str, Any] | Future:
+        progress: Progress | None = None, kill_on_interrupt: bool = False,
+        regions: int | None = None) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -110,7 +120,7 @@ def run(xml: Application, rmap: Mapping[str, int] | None = None, rcon: Mapping[i
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
     if async_:
         return Future(pid)
     try:
@@ -246,6 +256,8 @@ def _outcome(r: redis.Redis, keys: Keys, pid: int, rec: Mapping[str, str]) -> di
     result = read_result(pid, r, keys)
     if result is None:
         raise ProcessNotFound(f"the result of process {pid} has expired")
+    if rec.get("partition"):  # an automatic split: its cut and balance
+        result["partition"] = json.loads(rec["partition"])
     return result
 
 

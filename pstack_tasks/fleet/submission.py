@@ -24,7 +24,9 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader
+from pstack_tasks.graph.partition import combine
 from pstack_tasks.memo import BoundedCache
+from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
 
 Application = str | bytes | os.PathLike[str]
 
@@ -34,12 +36,13 @@ class Request:
     """What a client asks for: the process's arguments as :func:`client.submit` takes them."""
 
     xml: Application
-    rmap: Mapping[str, int] | None = None
+    rmap: RegionMap = None
     rcon: Mapping[int | str, str] | None = None
     level: int = 1
     verbose: bool = False
     engine: str | None = None
     options: Mapping[str, Any] | None = None
+    regions: int | None = None
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -85,7 +88,11 @@ def create(req: Request) -> tuple[int, loader.Application]:
     text, file = read_app(req.xml)
     digest = hashlib.sha256(text.encode()).hexdigest()
     app = parsed(text, file, digest)
-    _, regions = loader.region_array(app.instance, req.rmap, file)
+    rmap = combine(req.rmap, req.regions)
+    arr, regions, split = resolve(app, rmap)
+    options = dict(req.options or {})
+    if split is not None:  # each engine computes the split again (cached): it must get this one
+        options["split_digest"] = split_digest(arr)
     pins = {str(k): str(v) for k, v in (req.rcon or {}).items()}
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
@@ -95,13 +102,20 @@ def create(req: Request) -> tuple[int, loader.Application]:
         record = {
             "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
             "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
-            "regions": json.dumps(regions), "nregions": len(regions), "rmap": json.dumps(dict(req.rmap or {})),
+            "regions": json.dumps(regions), "nregions": len(regions), "rmap": _rmap_text(rmap),
             "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(req.level),
-            "verbose": int(bool(req.verbose)), "options": json.dumps(dict(req.options or {})),
+            "verbose": int(bool(req.verbose)), "options": json.dumps(options),
             "submitted": f"{time.time():.3f}", "state": "Submitted",
         }
+        if split is not None:
+            record["partition"] = json.dumps(split.as_dict())
         _queue(pid, engine, record, regions)
     return pid, app
+
+
+def _rmap_text(rmap: RegionMap) -> str:
+    """The region map as the record keeps it: JSON of ``{device: region}``, or of ``"auto:K"``."""
+    return json.dumps(rmap if isinstance(rmap, str) else dict(rmap or {}))
 
 
 def _new_pid(text: str, digest: str) -> int:

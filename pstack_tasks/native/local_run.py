@@ -9,13 +9,12 @@ the run.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
 from contextlib import ExitStack
 from typing import Any
 
 from pstack_tasks.config import mask_url
 from pstack_tasks.exceptions import RedisUnavailable, RegionStopped, SimulationFailed
-from pstack_tasks.graph import loader
 from pstack_tasks.native.engine_process import Split, read_result, start_region
 from pstack_tasks.native.meter import stop_check
 from pstack_tasks.native.options import RunOptions
@@ -26,13 +25,22 @@ from pstack_tasks.native.region_run import run_single
 from pstack_tasks.native.relay import RedisTarget, Relay
 from pstack_tasks.native.results import merge_results
 from pstack_tasks.native.run_files import RunDir, write_instance_file
+from pstack_tasks.native.split_cache import RegionMap, resolve
 from pstack_tasks.native.watch import Engine, wait_engines
 from pstack_tasks.protocol import PID_COUNTER, QueueKeys
 
 
-def run_regions(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
-    """Run every region of a split on this machine and return the merged result."""
-    regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
+def run_regions(prep: Prepared, rmap: RegionMap, opts: RunOptions) -> dict[str, Any]:
+    """Run every region of a split on this machine and return the merged result (with an
+    automatic split, ``"partition"``: its report)."""
+    regions_arr, regions, report = resolve(prep.app, rmap)
+    result = _run_split(prep, regions_arr, regions, opts)
+    if report is not None:
+        result["partition"] = report.as_dict()
+    return result
+
+
+def _run_split(prep: Prepared, regions_arr: array[int], regions: list[int], opts: RunOptions) -> dict[str, Any]:
     if len(regions) <= 1:
         return run_single(prep, opts)
     with ExitStack() as stack:

@@ -31,6 +31,8 @@ class RunOptions:
     should_stop: Callable[[], str | None] | None = None  # polled while running: a reason stops the run
     app_id: str | None = None   # content hash of the application: parsed once per process, then reused
     progress: Callable[[int, int], None] | None = None  # receives (delivered, steps) a few times a second
+    regions: int | None = None  # split into this many regions by METIS (rmap "auto:K"); an rmap refuses it
+    split_digest: str | None = None  # the automatic split the client computed (split_cache.split_digest)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> RunOptions:

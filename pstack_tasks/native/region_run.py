@@ -6,7 +6,6 @@ ended cleanly (:mod:`pstack_tasks.native.relay`).  Nothing started here outlives
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import IO, Any
 
@@ -20,6 +19,7 @@ from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.relay import RedisTarget, pool
 from pstack_tasks.native.results import write_text
 from pstack_tasks.native.run_files import instance_file
+from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
 
 
 def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
@@ -48,13 +48,16 @@ def _run_single(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> dict[
         return read_result(engine, "the engine")
 
 
-def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:
+def run_one_region(prep: Prepared, rmap: RegionMap, opts: RunOptions) -> dict[str, Any]:
     """Run only region ``opts.region`` of a split; its peers are run by someone else (a worker).
 
     The caller owns the Redis keys of the process (``<pid>.active`` set to the number of regions
     before any region starts); this is the engine protocol's ``run_engine`` for one region.
     """
-    regions_arr, regions = loader.region_array(prep.app.instance, rmap, prep.app.file)
+    regions_arr, regions, _ = resolve(prep.app, rmap)
+    if opts.split_digest is not None and split_digest(regions_arr) != opts.split_digest:
+        raise ConfigurationError(f"region {opts.region}: the automatic split computed here differs from the "
+                                 "client's (pymetis or pstack-celery versions differ between the hosts)")
     region = opts.region
     if region is None or region not in regions:
         raise ConfigurationError(f"region {region} has no devices (regions in use: {regions})")

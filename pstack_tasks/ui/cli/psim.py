@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.local_run import run_regions
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
@@ -27,22 +28,26 @@ from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. Regions run locally '
               "through socat and Redis (PSTACK_REDIS_URL, or a private redis-server).")
+@click.option("--regions", type=int, default=None, metavar="K",
+              help="Split into K regions by METIS (balanced, fewest cut edges); the cut and balance go to stderr.")
 @click.option("--full-state", is_flag=True, help="Include array and tuple members in the states.")
 @click.option("--no-states", is_flag=True, help="Do not report device states (large graphs).")
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
 @friendly_errors("psim")
 def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, debug: bool, rmap: str | None,
-         full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
+         regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
     """Simulate APP (a graph-schema XML file) and print its metrics and final device states."""
     configure_logging(debug)
     signal.signal(signal.SIGTERM, _terminated)
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
                       max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir)
-    regions = parse_rmap(rmap)
+    split = combine(parse_rmap(rmap), regions)
     prep = prepare(app)
-    if regions:
-        result = run_regions(prep, regions, opts)
+    if split:
+        result = run_regions(prep, split, opts)
+        if "partition" in result:
+            click.echo(f"psim: {split_line(result['partition'])}", err=True)
     elif as_json:
         result = run_single(prep, opts)
     else:

@@ -16,6 +16,7 @@ import click
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
 from pstack_tasks.ui.cli import doctor, loadtest
@@ -54,6 +55,8 @@ def main() -> None:
 @main.command(context_settings=CONTEXT)
 @click.argument("app", type=click.Path(dir_okay=False))
 @click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. One task per region.')
+@click.option("--regions", "nregions", type=int, default=None, metavar="K",
+              help="Split into K regions by METIS (balanced, fewest cut edges); the cut and balance go to stderr.")
 @click.option("--rcon", default=None, help='Pin regions to workers: {"1": "host2"}.')
 @click.option("-e", "--engine", default=None, help="Engine type (default PSTACK_ENGINE, psim).")
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level streamed by -v.")
@@ -70,13 +73,14 @@ def main() -> None:
               help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
-def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level: int, verbose: bool,
-        as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
+def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None, level: int,
+        verbose: bool, as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
         extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
     from pstack_tasks.fleet.client import run as run_process
     regions = parse_rmap(rmap)
+    combine(regions, nregions)  # both, or a bad K: refused before any stack starts
     options: dict[str, Any] = {}
     if max_steps:
         options["max_steps"] = max_steps
@@ -92,7 +96,7 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
             options[key] = raw
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
-                                  engine=engine, options=options)
+                                  engine=engine, options=options, regions=nregions)
     with ExitStack() as stack:
         if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
@@ -104,12 +108,14 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
                 raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): "
                                          "the embedded stack ends with the command")
             from pstack_tasks.worker.local import LocalStack
-            with LocalStack(engine, slots or len(set(regions.values()) | {0})):
+            with LocalStack(engine, slots or nregions or len(set(regions.values()) | {0})):
                 outcome = run_process(app, kill_on_interrupt=True, **kwargs)
     if async_:
         click.echo(outcome.pid)  # type: ignore[union-attr]
         return
     result: dict[str, Any] = outcome  # type: ignore[assignment]
+    if "partition" in result:
+        click.echo(f"pstack: {split_line(result['partition'])}", err=True)
     if as_json:
         click.echo(json.dumps(result))
     else:
