@@ -75,7 +75,6 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
         extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
-    from pstack_tasks.fleet.client import run as run_process
     regions = parse_rmap(rmap)
     options: dict[str, Any] = {}
     if max_steps:
@@ -98,13 +97,15 @@ def run(app: str, rmap: str | None, rcon: str | None, engine: str | None, level:
             from pstack_tasks.ui.progress import ProgressLine
             kwargs["progress"] = stack.enter_context(ProgressLine()).update
         if settings().redis_url:
+            from pstack_tasks.fleet.client import run as run_process
             outcome = run_process(app, async_=async_, kill_on_interrupt=True, **kwargs)
         else:
             if async_:
                 raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): "
                                          "the embedded stack ends with the command")
             from pstack_tasks.worker.local import LocalStack
-            with LocalStack(engine, slots or len(set(regions.values()) | {0})):
+            with LocalStack(engine, slots or len(set(regions.values()) | {0})):  # its workers start first
+                from pstack_tasks.fleet.client import run as run_process  # then the client's imports
                 outcome = run_process(app, kill_on_interrupt=True, **kwargs)
     if async_:
         click.echo(outcome.pid)  # type: ignore[union-attr]
