@@ -53,7 +53,7 @@ def test_psim_on_a_cached_engine_imports_nothing_heavy(tmp_path: Path) -> None:
 def test_the_index_finds_the_engine_a_render_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PSTACK_CACHE_DIR", str(tmp_path))
     built = prepare(RING)
-    entries = list((tmp_path / "engines" / "index").iterdir())
+    entries = list((tmp_path / "engine-index").iterdir())
     assert len(entries) == 1
     found = engine_index.engine_for(built.app.graph_type)
     assert (found.engine, found.type_hash) == (built.engine, built.type_hash)
@@ -86,7 +86,7 @@ def test_an_entry_whose_engine_was_removed_rebuilds(tmp_path: Path, monkeypatch:
 def test_a_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PSTACK_CACHE_DIR", str(tmp_path))
     first = prepare(RING)
-    (entry,) = (tmp_path / "engines" / "index").iterdir()
+    (entry,) = (tmp_path / "engine-index").iterdir()
     entry.write_text("garbage")
     assert prepare(RING).engine == first.engine
     assert entry.read_text().split()[1] == first.type_hash

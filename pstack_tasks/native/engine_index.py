@@ -95,7 +95,7 @@ def _inputs_signature(templates: str, cxx: str) -> str:
 
 
 def _index_path(key: str) -> Path:
-    return build.cache_dir() / "engines" / "index" / key
+    return build.cache_dir() / "engine-index" / key
 
 
 def _read_entry(entry: Path) -> FoundEngine | None:
