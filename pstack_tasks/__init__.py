@@ -1,7 +1,9 @@
 """pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
-on the worker fleet (they import Celery on first use, so psim alone stays light).
+on the worker fleet.  Both are imported on first use (module ``__getattr__``): the ``psim`` and
+``pstack`` commands import this package first, and each imports only what its run needs
+(docs/psim.md, "Start-up").
 """
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ from pstack_tasks.exceptions import (
     ServiceUnavailable,
     SimulationFailed,
 )
-from pstack_tasks.native.simulate import psim, run_engine
 
 _PROCESS_API = ("submit", "run", "block", "ps", "kill", "status", "engines", "Future")
+_SIMULATION_API = ("psim", "run_engine")
 
 __all__ = [
     # simulation
-    "psim", "run_engine",
+    *_SIMULATION_API,
     # processes on the fleet
     *_PROCESS_API,
     # errors
@@ -40,6 +42,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SIMULATION_API:
+        from pstack_tasks.native import simulate
+        return getattr(simulate, name)
     if name in _PROCESS_API:
         from pstack_tasks.fleet import client
         return getattr(client, name)

@@ -12,14 +12,15 @@ import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.model import Array, Code, FieldType, GraphType, Scalar, Tuple
 from pstack_tasks.native.protocol_cpp import protocol_defines
+
+if TYPE_CHECKING:
+    import jinja2
 
 TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
 SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
@@ -55,6 +56,7 @@ def templates_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _environment(path: str) -> jinja2.Environment:
+    import jinja2  # here: a run whose engine is cached (native.engine_index) never renders
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(path), undefined=jinja2.StrictUndefined,
                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
                              autoescape=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pstack_tasks.graph import loader
 from pstack_tasks.memo import BoundedCache
-from pstack_tasks.native import build, codegen
+from pstack_tasks.native import engine_index
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Prepared:
     """An application parsed and its engine built: ready to run any number of times."""
 
     app: loader.Application
-    source: codegen.EngineSource
+    type_hash: str  # of the engine's graph type: every instance file for it carries this
     engine: Path
 
 
@@ -39,8 +39,8 @@ def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = No
         if hit is not None and hit.engine.is_file():
             return hit
     app = loader.load(xml_or_path)
-    source = codegen.render(app.graph_type)
-    prep = Prepared(app, source, build.build_engine(source))
+    found = engine_index.engine_for(app.graph_type)  # rendered and built only on a miss
+    prep = Prepared(app, found.type_hash, found.engine)
     if app_id is not None and app.worth_keeping():
         _prepared.put(app_id, prep)
     return prep

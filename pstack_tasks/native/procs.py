@@ -2,19 +2,15 @@
 runs in a process group of its own, and none is handed the Redis credentials."""
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from functools import lru_cache
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:  # not Linux/glibc: rely on explicit kills only
-    _libc = None
 
 #: never handed to engines or socat: handler code is the user's native code and could read them
 SECRET_VARIABLES = ("PSTACK_REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDISCLI_AUTH",
@@ -29,11 +25,36 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
 
 
-def child_preexec() -> None:
-    """Run in the child before exec: own process group, and SIGKILL when the parent dies."""
-    os.setpgrp()
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+@lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, loaded on first use: ctypes costs milliseconds to import, and a psim run
+    (which starts its children without a hook) never needs it."""
+    import ctypes
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:  # not Linux/glibc: rely on explicit kills only
+        return None
+    return prctl
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a pool process of a worker)."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def child_preexec() -> Callable[[], None]:
+    """The ``preexec_fn`` of a long-lived child (redis-server, a worker): in the child, before
+    exec, it takes its own process group and asks for SIGKILL when the parent dies.  libc is
+    loaded here, in the parent: the hook runs between fork and exec, where nothing should import."""
+    prctl = _prctl()
+
+    def hook() -> None:
+        os.setpgrp()
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return hook
 
 
 def start_in_own_group(cmd: list[str], stdin: Stream, stdout: Stream, stderr: Stream,

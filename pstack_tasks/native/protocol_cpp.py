@@ -15,8 +15,6 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-import jinja2
-
 from pstack_tasks import protocol
 from pstack_tasks.protocol import EngineStatus, ExitReason, ItemKind, Metric, QueueKeys
 
@@ -85,6 +83,7 @@ def protocol_defines() -> tuple[tuple[str, str], ...]:
 @lru_cache(maxsize=1)
 def idle_script() -> str:
     """The IDLE script's Lua text, with the protocol's item kinds filled in."""
+    import jinja2  # here: only a render needs it (native.engine_index)
     source = resources.files("pstack_tasks.native.lua").joinpath(IDLE_SCRIPT_FILE).read_text(encoding="utf-8")
     template = jinja2.Template(source, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     text: str = template.render(item=ItemKind)

@@ -57,7 +57,7 @@ class EmbeddedRedis:
             self.proc = subprocess.Popen(
                 [exe, "-", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", self.dir.name, "--loglevel", "warning", "--protected-mode", "no"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=child_preexec)
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=child_preexec())
             assert self.proc.stdin is not None
             if self.password:
                 self.proc.stdin.write(f'requirepass "{self.password}"\n'.encode())

@@ -47,10 +47,10 @@ def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: 
     ``app_id`` (a worker runs the same small split again and again), else written for this run."""
     if opts.app_id and not opts.tmpdir:
         split = hashlib.sha256(regions.tobytes()).hexdigest()[:24]
-        path = build.app_dir(opts.app_id) / f"{prep.source.type_hash[:16]}-{split}.inst"
+        path = build.app_dir(opts.app_id) / f"{prep.type_hash[:16]}-{split}.inst"
         if not path.is_file():
             buf = io.BytesIO()
-            write_instance(prep.app, buf, regions, prep.source.type_hash)
+            write_instance(prep.app, buf, regions, prep.type_hash)
             build.write_atomically(path, buf.getvalue())
         return path
     return write_instance_file(prep, regions, RunDir.make(opts, stack).path)
@@ -60,5 +60,5 @@ def write_instance_file(prep: Prepared, regions: array[int], where: Path) -> Pat
     """Write the instance file into ``where`` under a name no other thread or process uses."""
     path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
     with open(path, "wb") as f:
-        write_instance(prep.app, f, regions, prep.source.type_hash)
+        write_instance(prep.app, f, regions, prep.type_hash)
     return path

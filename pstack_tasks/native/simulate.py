@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pstack_tasks.graph.partition import combine
-from pstack_tasks.native.local_run import run_regions
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
 from pstack_tasks.native.region_run import run_one_region, run_single
@@ -40,6 +39,7 @@ def psim(xml_or_path: str | bytes | os.PathLike[str], rmap: RegionMap = None,
     if opts.region is not None:
         return run_one_region(prep, rmap or {}, opts)
     if rmap:
+        from pstack_tasks.native.local_run import run_regions  # here: Redis and relays only for a split
         return run_regions(prep, rmap, opts)
     return run_single(prep, opts)
 

@@ -4,6 +4,11 @@
 Redis and key prefix, and knows how to stop them all (they also die with the process that
 started them).  :class:`LocalStack` adds a private redis-server: with ``PSTACK_REDIS_URL``
 unset, ``pstack run`` runs on one of these and tears it down afterwards.
+
+A LocalStack's start-up is most of a small ``pstack run`` (docs/processes.md, "Start-up"): its
+workers are started before this process imports Celery, so their imports and ours overlap, and
+it stops them with SIGKILL, not a warm shutdown, since nothing of theirs outlives the stack (its
+Redis goes with it) and a warm shutdown of a prefork worker takes seconds.
 """
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ class Fleet:
             if self.log_dir is not None:
                 err = stack.enter_context(self.log_path(key).open("ab"))
             proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err, preexec_fn=child_preexec)
+                                    stderr=err, preexec_fn=child_preexec())
         self.workers[key] = proc
         return proc
 
@@ -87,7 +92,7 @@ class Fleet:
                     raise EngineError(f"worker {key} exited with status {proc.returncode} while starting: {tail}")
             if all(r.exists(keys.alive(e, h)) for e, h in members):
                 return
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise EngineError(f"workers {members} did not register within {timeout:g} s")
 
     def ledger(self) -> Ledger:
@@ -102,13 +107,18 @@ class Fleet:
         proc = self.workers.pop(key)
         _stop(proc, timeout)
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Stop every worker: a warm shutdown (they finish their tasks and unregister), or, with
+        ``graceful=False``, SIGKILL to each worker's process group (its pool processes with it)."""
         procs = list(self.workers.values())
         self.workers.clear()
-        for p in procs:  # warm shutdown of all first, then wait
+        for p in procs:  # signal all first, then wait
             if p.poll() is None:
                 try:
-                    os.kill(p.pid, signal.SIGTERM)
+                    if graceful:
+                        os.kill(p.pid, signal.SIGTERM)
+                    else:
+                        os.killpg(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for p in procs:
@@ -179,12 +189,12 @@ class LocalStack:
         try:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
-            self._stack.enter_context(use_stack(url, prefix))
             epoch.ensure(store.client(url), Keys(prefix), floor=0)  # a new Redis: its pids start at 1
             self._fleet = Fleet(url, prefix)
             for engine in self.engines:
                 self._fleet.start(engine, "local", self.slots)
             self._fleet.start(None, "local", 2, control=True)
+            self._stack.enter_context(use_stack(url, prefix))  # imports Celery here while the workers start
             self._fleet.wait_registered([(engine, "local") for engine in self.engines])
         except BaseException:
             self.__exit__(None, None, None)
@@ -193,7 +203,7 @@ class LocalStack:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._fleet is not None:
-            self._fleet.close()
+            self._fleet.close(graceful=False)  # the stack's work is done: nothing to wait for
         self._stack.close()
         if self._redis is not None:
             self._redis.stop()

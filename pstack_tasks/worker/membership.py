@@ -30,7 +30,7 @@ from pstack_tasks.fleet.dispatch import pump
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_types_of, host_queue
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import reap_all, trim_index
-from pstack_tasks.native.procs import _libc
+from pstack_tasks.native.procs import die_with_parent
 
 logger = logging.getLogger(__name__)
 REAP_INTERVAL = 1.0
@@ -104,8 +104,7 @@ def _on_child(**_: Any) -> None:
     (idle pool processes would otherwise outlive a SIGKILLed worker; the engine of a busy one
     dies with it, and the peers name the lost region from its missing heartbeat)."""
     store.reset_clients()
-    if _libc is not None:
-        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    die_with_parent()
 
 
 class Member:

@@ -19,8 +19,8 @@ struct PstackSupOut {
     bool bcast;
 };
 
-static uint64_t pstack_sup_received = 0;  // metric "Supervisor receives"
-static uint64_t pstack_sup_sent = 0;      // metric "Supervisor sends": replies and broadcasts, one per call
+static uint64_t pstack_sup_received = 0;  // metric Metric.SUPERVISOR_RECEIVED (protocol.py)
+static uint64_t pstack_sup_sent = 0;      // metric Metric.SUPERVISOR_SENT: replies and broadcasts, one per call
 
 static void pstack_sup_log(const char* text) {
     FILE* f = pstack.log_stream ? pstack.log_stream : stdout;

@@ -1,5 +1,8 @@
 """What every command shares: one-line errors with exit statuses by error family (:mod:`.exit_status`),
-``--version``, and logging setup."""
+``--version``, and logging setup.
+
+Nothing here imports click at module level: ``psim`` parses its flags with argparse and must not
+pay for click's import (docs/psim.md, "Start-up")."""
 from __future__ import annotations
 
 import functools
@@ -9,8 +12,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-
-import click
 
 from pstack_tasks.exceptions import ConfigurationError, PstackError
 from pstack_tasks.ui.cli import exit_status as status
@@ -23,7 +24,14 @@ DISTRIBUTION = "pstack-celery"
 
 def version_option() -> Callable[[F], F]:
     """``--version``: the installed distribution's version, e.g. ``psim 0.1.0``."""
+    import click
     return click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s")
+
+
+def installed_version() -> str:
+    """This distribution's installed version (read from its metadata: only when asked for)."""
+    from importlib.metadata import version
+    return version(DISTRIBUTION)
 
 
 def configure_logging(debug: bool) -> None:
@@ -42,10 +50,10 @@ def friendly_errors(prog: str) -> Callable[[F], F]:
             except PstackError as e:
                 if debug:
                     raise
-                click.echo(f"{prog}: error: {e}", err=True)
+                print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
                 sys.exit(status.exit_status(e))
             except KeyboardInterrupt as e:  # its text, if any, says what was done about it
-                click.echo(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), err=True)
+                print(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr, flush=True)
                 sys.exit(status.INTERRUPTED)
         return run  # type: ignore[return-value]
     return wrap

@@ -1,43 +1,96 @@
-"""``psim``: simulate a POETS application on this machine (pstack's psim, same flags)."""
+"""``psim``: simulate a POETS application on this machine (pstack's psim, same flags).
+
+Start-up is most of a small run, so this command imports only what the run needs: argparse,
+not click (whose import alone costs more than a small engine run); Redis, relays and the
+embedded redis-server only with ``--rmap``; jinja2 only when the engine is not cached
+(:mod:`pstack_tasks.native.engine_index`).  docs/psim.md, "Start-up", has the figures.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
-
-import click
+from typing import Any
 
 from pstack_tasks.graph.partition import combine, split_line
-from pstack_tasks.native.local_run import run_regions
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
 from pstack_tasks.native.region_run import print_single, run_single
 from pstack_tasks.native.results import format_text
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap
+from pstack_tasks.ui.cli.exit_status import USAGE
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("app", type=click.Path(dir_okay=False))
-@version_option()
-@click.option("-q", "--quiet", is_flag=True, help="Print no handler log lines.")
-@click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
-@click.option("-l", "--level", type=int, default=1, show_default=True, help="Highest handler_log level printed.")
-@click.option("-t", "--temp", "tmpdir", type=click.Path(file_okay=False), default=None,
-              help="Keep the instance files in this directory.")
-@click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
-@click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. Regions run locally '
-              "through socat and Redis (PSTACK_REDIS_URL, or a private redis-server).")
-@click.option("--regions", type=int, default=None, metavar="K",
-              help="Split into K regions by METIS (balanced, fewest cut edges); the cut and balance go to stderr.")
-@click.option("--full-state", is_flag=True, help="Include array and tuple members in the states.")
-@click.option("--no-states", is_flag=True, help="Do not report device states (large graphs).")
-@click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
+class _Parser(argparse.ArgumentParser):
+    """argparse with the usage line the other commands print (``Usage: psim [OPTIONS] APP``)."""
+
+    def format_usage(self) -> str:
+        return f"Usage: {self.prog} [OPTIONS] APP\nTry '{self.prog} -h' for help.\n"
+
+    def error(self, message: str) -> Any:
+        self.exit(USAGE, f"{self.format_usage()}\n{self.prog}: error: {message}\n")
+
+
+def _file(value: str) -> str:
+    if Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a directory")
+    return value
+
+
+def _at_least_zero(kind: type) -> Any:
+    def check(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a valid {kind.__name__}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"{value} is not >= 0")
+        return number
+    return check
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="psim", usage="%(prog)s [OPTIONS] APP", add_help=False,
+                description="Simulate APP (a graph-schema XML file) and print its metrics and final device states.")
+    p.add_argument("app", metavar="APP", type=_file, help="the application's XML file")
+    p.add_argument("-h", "--help", action="help", help="Show this message and exit.")
+    p.add_argument("--version", action="store_true", help="Show the version and exit.")
+    p.add_argument("-q", "--quiet", action="store_true", help="Print no handler log lines.")
+    p.add_argument("-r", "--result", dest="as_json", action="store_true",
+                   help="Print the result as one JSON document.")
+    p.add_argument("-l", "--level", type=int, default=1, help="Highest handler_log level printed (default 1).")
+    p.add_argument("-t", "--temp", dest="tmpdir", default=None, help="Keep the instance files in this directory.")
+    p.add_argument("-d", "--debug", action="store_true", help="Show tracebacks and debug logging.")
+    p.add_argument("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. Regions run '
+                   "locally through socat and Redis (PSTACK_REDIS_URL, or a private redis-server).")
+    p.add_argument("--regions", type=int, default=None, metavar="K",
+                   help="Split into K regions by METIS (balanced, fewest cut edges); the cut and balance go to stderr.")
+    p.add_argument("--full-state", action="store_true", help="Include array and tuple members in the states.")
+    p.add_argument("--no-states", action="store_true", help="Do not report device states (large graphs).")
+    p.add_argument("--max-steps", type=_at_least_zero(int), default=0, help="Stop after N sends (0: no limit).")
+    p.add_argument("--time-limit", type=_at_least_zero(float), default=0.0,
+                   help="Stop after S seconds (0: no limit).")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``psim`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args:
+        print(f"psim {installed_version()}")
+        return
+    ns = parser().parse_args(args)
+    simulate(**{k: v for k, v in vars(ns).items() if k != "version"})
+
+
 @friendly_errors("psim")
-def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, debug: bool, rmap: str | None,
-         regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
-    """Simulate APP (a graph-schema XML file) and print its metrics and final device states."""
+def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, debug: bool, rmap: str | None,
+             regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
+    """Simulate APP and print its metrics and final device states."""
     configure_logging(debug)
     signal.signal(signal.SIGTERM, _terminated)
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
@@ -45,9 +98,10 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
     split = combine(parse_rmap(rmap), regions)
     prep = prepare(app)
     if split:
+        from pstack_tasks.native.local_run import run_regions  # here: Redis and relays only for a split
         result = run_regions(prep, split, opts)
         if "partition" in result:
-            click.echo(f"psim: {split_line(result['partition'])}", err=True)
+            print(f"psim: {split_line(result['partition'])}", file=sys.stderr)
     elif as_json:
         result = run_single(prep, opts)
     else:
@@ -55,10 +109,10 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
         print_single(prep, opts, sys.stdout)  # log lines as they come, then the text (native.results.format_text)
         return
     if as_json:
-        click.echo(json.dumps(result))
+        print(json.dumps(result))
     else:
         for line in format_text(result):
-            click.echo(line)
+            print(line)
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:

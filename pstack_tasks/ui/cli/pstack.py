@@ -78,7 +78,6 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
         extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
-    from pstack_tasks.fleet.client import run as run_process
     regions = parse_rmap(rmap)
     combine(regions, nregions)  # both, or a bad K: refused before any stack starts
     options: dict[str, Any] = {}
@@ -102,13 +101,15 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
             from pstack_tasks.ui.progress import ProgressLine
             kwargs["progress"] = stack.enter_context(ProgressLine()).update
         if settings().redis_url:
+            from pstack_tasks.fleet.client import run as run_process
             outcome = run_process(app, async_=async_, kill_on_interrupt=True, **kwargs)
         else:
             if async_:
                 raise ConfigurationError("--async needs a fleet (PSTACK_REDIS_URL): "
                                          "the embedded stack ends with the command")
             from pstack_tasks.worker.local import LocalStack
-            with LocalStack(engine, slots or nregions or len(set(regions.values()) | {0})):
+            with LocalStack(engine, slots or nregions or len(set(regions.values()) | {0})):  # workers start first
+                from pstack_tasks.fleet.client import run as run_process  # then the client's imports
                 outcome = run_process(app, kill_on_interrupt=True, **kwargs)
     if async_:
         click.echo(outcome.pid)  # type: ignore[union-attr]
