@@ -10,7 +10,7 @@ import struct
 from array import array
 from typing import IO
 
-from pstack_tasks.graph.application import Application
+from pstack_tasks.graph.application import Application, PackedBody
 
 INSTANCE_MAGIC = b"PSTI"
 INSTANCE_VERSION = 2
@@ -23,8 +23,13 @@ def write_instance(app: Application, out: IO[bytes], regions: array[int], type_h
     w(INSTANCE_MAGIC)
     w(struct.pack("<I", INSTANCE_VERSION))
     w(type_hash.encode().ljust(64, b"\0")[:64])
-    w(struct.pack("<IIII", inst.device_count, inst.edge_count, len(gt.device_types), len(inst.graph_properties)))
-    w(inst.graph_properties)
+    w(struct.pack("<IIII", inst.device_count, inst.edge_count, len(gt.device_types),
+                       _graph_properties_size(app)))
+    if inst.packed is None:
+        w(inst.graph_properties)
+    if inst.packed is not None:
+        _write_packed(inst.packed, out, regions)
+        return
     w(array("I", inst.dev_type).tobytes())
     w(regions.tobytes())
     blob = ("\0".join(inst.names) + "\0").encode() if inst.names else b""
@@ -41,3 +46,28 @@ def write_instance(app: Application, out: IO[bytes], regions: array[int], type_h
             w(inst.edge_props.get(key, b""))
             w(inst.edge_state.get(key, b""))
     w(inst.edges.tobytes())
+
+
+def _write_packed(body: PackedBody, out: IO[bytes], regions: array[int]) -> None:
+    """The native loader's body (graph properties, device types, names, ... edges) with the
+    regions put in before the names, copied in chunks: never all in memory."""
+    with open(body.path, "rb") as f:
+        _copy(f, out, body.names_at)
+        out.write(regions.tobytes())
+        _copy(f, out, None)
+
+
+def _copy(src: IO[bytes], out: IO[bytes], count: int | None, chunk: int = 1 << 22) -> None:
+    """``count`` bytes (all the rest if None) from ``src`` to ``out``."""
+    left = count
+    while left is None or left > 0:
+        data = src.read(chunk if left is None else min(chunk, left))
+        if not data:
+            break
+        out.write(data)
+        if left is not None:
+            left -= len(data)
+
+
+def _graph_properties_size(app: Application) -> int:
+    return app.graph_type.properties.size if app.instance.packed is not None else len(app.instance.graph_properties)

@@ -1,0 +1,103 @@
+"""The native instance loader packs exactly what the Python loader packs, or leaves the file to it.
+
+Every corpus app and pstack test file gives a byte-identical instance file through both loaders;
+a file the native loader cannot serve (an error in it, an unusual construct) is read by the Python
+loader, so errors keep their one-line file:line messages.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph import loader
+from pstack_tasks.graph.application import Application
+from pstack_tasks.native import instance_loader
+from pstack_tasks.native.instance_file import write_instance
+
+ROOT = Path(__file__).resolve().parent
+CORPUS = Path("/work/shared/data/poets-corpus")
+FILES = sorted(ROOT.glob("data/**/*.xml")) + (sorted(CORPUS.glob("*.xml")) if CORPUS.is_dir() else [])
+
+
+def instance_bytes(app: Application) -> bytes:
+    buf = io.BytesIO()
+    regions, _ = loader.region_array(app.instance, None)
+    write_instance(app, buf, regions, "t" * 64)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_native_and_python_loaders_agree(path: Path) -> None:
+    try:
+        python = loader.load(str(path))
+    except GraphError as e:
+        with pytest.raises(GraphError) as native_error:
+            instance_loader.load(str(path))
+        assert str(native_error.value) == str(e)
+        return
+    native = instance_loader.load(str(path))
+    assert instance_bytes(native) == instance_bytes(python)
+    assert native.instance.names == python.instance.names and native.instance.id == python.instance.id
+    assert list(native.instance.edges) == list(python.instance.edges)
+    assert native.instance.device_count == python.instance.device_count
+
+
+RING = """<?xml version="1.0"?>
+<Graphs xmlns="https://poets-project.org/schemas/virtual-graph-schema-v2">
+  <GraphType id="ring">
+    <Properties><Scalar type="uint32_t" name="g"/></Properties>
+    <MessageTypes><MessageType id="token"><Message><Scalar type="uint32_t" name="src"/></Message></MessageType>
+    </MessageTypes>
+    <DeviceTypes><DeviceType id="node">
+      <Properties><Scalar type="int8_t" name="id"/><Scalar type="float" name="f"/><Scalar type="double" name="d"/>
+      </Properties>
+      <State><Scalar type="uint64_t" name="c"/></State>
+      <ReadyToSend><![CDATA[ *readyToSend = 0; ]]></ReadyToSend>
+      <InputPin name="in" messageTypeId="token"><OnReceive><![CDATA[ ]]></OnReceive>
+        <Properties><Scalar type="int16_t" name="w"/></Properties></InputPin>
+      <OutputPin name="out" messageTypeId="token" indexed="true"><OnSend><![CDATA[ ]]></OnSend></OutputPin>
+    </DeviceType></DeviceTypes>
+  </GraphType>
+  <GraphInstance id="i" graphTypeId="ring">
+    <Properties>"g": 7</Properties>
+    <DeviceInstances>
+      <DevI id="a:b" type="node"><P>{"id": -128, "f": 0.1, "d": -0}</P><S>"c": 18446744073709551615</S></DevI>
+      <DevI id="b" type="node"><P>"id": 127, "f": 1e39, "d": 1e400, "id": true</P></DevI>
+    </DeviceInstances>
+    <EdgeInstances>
+      <EdgeI path="b:in-a:b:out"><P>"w": -5</P></EdgeI>
+      <EdgeI path="a:b:in-b:out"/>
+      <EdgeI path="b:in-b:out" sendIndex="0"/>
+    </EdgeInstances>
+  </GraphInstance>
+</Graphs>
+"""
+
+
+@pytest.mark.parametrize("change,native", [
+    ("", False),                                     # 1e39 does not fit a float: the Python loader's error
+    ('"f": 1e39', True),                             # now it packs natively
+    ('"f": 3.5e38', False),                          # still too large for a float
+    ('"id": 128', False),                            # out of range
+    ('"id": 1.5', False),                            # not an integer
+    ('"d": NaN', True),                              # a Python JSON extension: left to the Python loader
+])
+def test_values_pack_alike_or_fall_back(tmp_path: Path, change: str, native: bool) -> None:
+    text = RING.replace('"f": 1e39, ', "") if change == '"f": 1e39' else RING
+    if change and change != '"f": 1e39':
+        text = RING.replace('"f": 1e39', change)
+    path = tmp_path / "ring.xml"
+    path.write_text(text)
+    try:
+        python = loader.load(str(path))
+    except GraphError as e:
+        with pytest.raises(GraphError) as err:
+            instance_loader.load(str(path))
+        assert str(err.value) == str(e) and ":" in str(e)
+        return
+    app = instance_loader.load(str(path))
+    assert instance_bytes(app) == instance_bytes(python)
+    assert (app.instance.packed is not None) == (native and "NaN" not in change)
