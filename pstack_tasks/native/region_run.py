@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import IO, Any
 
-from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.exceptions import ConfigurationError, SimulationFailed
 from pstack_tasks.graph import loader
-from pstack_tasks.native.engine_process import Split, read_result, start_alone, start_region, wait_one
+from pstack_tasks.native.engine_process import Engine, Split, read_result, start_alone, start_region, wait_one
 from pstack_tasks.native.meter import open_meter
 from pstack_tasks.native.options import LogSink, RunOptions
 from pstack_tasks.native.prepare import Prepared
@@ -37,7 +37,23 @@ def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
     write_text(_run_single(prep, opts, sink), out)
 
 
+def print_single_json(prep: Prepared, opts: RunOptions, out: IO[bytes]) -> None:
+    """Run the whole graph in one engine and write its result, the JSON document the engine
+    printed, to ``out`` as it is: a million states are never parsed into Python objects."""
+    engine = _run_engine(prep, opts, opts.log_sink())
+    text = bytes(engine.out).strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        read_result(engine, "the engine")  # names what is wrong with it
+        raise SimulationFailed("the engine printed a result that is not a JSON object")
+    out.write(text + b"\n")
+
+
 def _run_single(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> dict[str, Any]:
+    return read_result(_run_engine(prep, opts, sink), "the engine")
+
+
+def _run_engine(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> Engine:
+    """The engine of a run in one region, run to its end (its output kept)."""
     regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
         inst = instance_file(prep, regions_arr, opts, stack)
@@ -45,7 +61,7 @@ def _run_single(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> dict[
         engine = start_alone(prep, inst, opts, sink, meter)
         stack.callback(kill_group, engine.proc)
         wait_one(engine, opts, meter)
-        return read_result(engine, "the engine")
+        return engine
 
 
 def run_one_region(prep: Prepared, rmap: Mapping[str, int], opts: RunOptions) -> dict[str, Any]:

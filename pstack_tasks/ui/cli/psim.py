@@ -11,7 +11,7 @@ import click
 from pstack_tasks.native.local_run import run_regions
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
-from pstack_tasks.native.region_run import print_single, run_single
+from pstack_tasks.native.region_run import print_single, print_single_json
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
@@ -44,7 +44,9 @@ def main(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, d
     if regions:
         result = run_regions(prep, regions, opts)
     elif as_json:
-        result = run_single(prep, opts)
+        sys.stdout.flush()
+        print_single_json(prep, opts, sys.stdout.buffer)  # the engine's JSON as it is (no parse of 1M states)
+        return
     else:
         sys.stdout.flush()
         print_single(prep, opts, sys.stdout)  # log lines as they come, then the text (native.results.format_text)
