@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 from pstack_tasks.graph import loader
-from pstack_tasks.graph.elements import namespace_of
 from pstack_tasks.graph.application import Application, Instance, PackedBody
+from pstack_tasks.graph.elements import namespace_of
 from pstack_tasks.graph.model import GraphType, Scalar, Struct
 from pstack_tasks.graph.values import Packer, ValueError_
 from pstack_tasks.native import build

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from pstack_tasks.exceptions import ConfigurationError, SimulationFailed
 from pstack_tasks.graph import loader
-from pstack_tasks.native.engine_process import Engine, Split, read_result, start_alone, start_region, wait_one
+from pstack_tasks.native.engine_process import Split, read_result, start_alone, start_region, wait_one
 from pstack_tasks.native.meter import open_meter
 from pstack_tasks.native.options import LogSink, RunOptions
 from pstack_tasks.native.prepare import Prepared
@@ -20,6 +20,7 @@ from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.relay import RedisTarget, pool
 from pstack_tasks.native.results import write_text
 from pstack_tasks.native.run_files import instance_file
+from pstack_tasks.native.watch import Engine
 
 
 def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
