@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("instance_loader.cpp")
 #: the native loader is used unless PSTACK_NATIVE_LOADER=0
 ENV_SWITCH = "PSTACK_NATIVE_LOADER"
+#: smaller files are read by the Python loader: it takes well under a second on them, and the
+#: native loader would first have to be compiled (seconds) on a host that has never used it
+MIN_BYTES = 1 << 20
 
 
 def layout_text(gt: GraphType) -> str | None:
@@ -89,18 +92,18 @@ def loader_binary() -> Path:
     return final
 
 
-def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
+def load(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int = MIN_BYTES) -> Application:
     """The application, its instance packed natively when the native loader can serve the file,
     else by :func:`pstack_tasks.graph.loader.load` (the same bytes, or the same error)."""
-    native = _native(xml_or_path) if os.environ.get(ENV_SWITCH, "1") != "0" else None
+    native = _native(xml_or_path, min_bytes) if os.environ.get(ENV_SWITCH, "1") != "0" else None
     return native if native is not None else loader.load(xml_or_path)
 
 
-def _native(xml_or_path: str | bytes | os.PathLike[str]) -> Application | None:
+def _native(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int) -> Application | None:
     if isinstance(xml_or_path, bytes):
         return None
     path = os.fspath(xml_or_path)
-    if path.lstrip().startswith("<") or not os.path.isfile(path):
+    if path.lstrip().startswith("<") or not os.path.isfile(path) or os.path.getsize(path) < min_bytes:
         return None  # XML text (small) or no file: the Python loader reads or reports it
     ahead = loader.graph_type_ahead(path)
     if ahead is None:
