@@ -19,6 +19,9 @@ static double now_seconds() {
 // Start-up: every local device is initialised before anything is sent (all of them, even after a
 // handler_exit, as graph_schema's simulators do); then those ready to send join the queue.
 static void start_devices() {
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): its OnInit runs first
+    supervisor_start();
+#endif
     for (uint32_t d = 0; d < pstack.ndev; ++d) {
         if (!is_local(d)) continue;
         pstack.cur_dev = d;
@@ -48,6 +51,14 @@ static inline void step_device(uint32_t d) {
     if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; rq_push(d); return; }
     ++pstack.sent;
     if (__builtin_expect(pstack.stop, 0)) return;
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
+    if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
+        supervisor_receive(d);
+        pstack.cur_dev = d;
+        if (!pstack.stop && pstack_rts(t, li)) rq_push(d);
+        return;
+    }
+#endif
     uint32_t slot = pstack.out_base[d] + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
@@ -89,6 +100,9 @@ static inline void run_ready_devices(double t0, uint32_t& since_poll) {
 // Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or
 // enough in a row woke nothing (false: the run ends).
 static bool single_region_idle_round() {
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): OnSupervisorIdle when the process is idle
+    if (supervisor_idle()) return true;
+#endif
     if (PSTACK_HAS_HW_IDLE && pstack.idle_consecutive < PSTACK_MAX_IDLE_ROUNDS) {
         ++pstack.idle_consecutive;
         if (hardware_idle_round()) pstack.idle_consecutive = 0;
@@ -112,6 +126,9 @@ static void run_loop() {
         net_wait_idle();
     }
     if (pstack.nregions > 1 && stopped_here()) broadcast_exit();
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): OnStop when the run ends
+    supervisor_stop();
+#endif
 }
 
 #endif  // PSTACK_LOOP_HPP
