@@ -22,18 +22,29 @@ NO_SEND_INDEX = 0xFFFFFFFF
 KEEP_PARSED_MAX_SIZE = 100_000
 
 
+#: bytes before an instance file's graph properties: magic, version, type hash, four counts
+HEADER_BYTES = 4 + 4 + 64 + 16
+#: where the type hash is in an instance file
+TYPE_HASH_AT = 8
+
+
 @dataclass(frozen=True)
 class PackedBody:
-    """An instance packed by the native loader: a file holding the instance file's body
-    (docs/engine-protocol.md) without its header and regions, read only when asked for.
+    """An instance packed by the native loader: a whole instance file (docs/engine-protocol.md),
+    its type hash zero until a run puts in its engine's, every device in region 0; its names and
+    edges are read only when asked for.
 
-    ``names_at`` is where the names section starts (the regions go just before it).
+    ``regions_at`` is where the per-device regions are (the names follow them).
     """
 
     path: str
     device_count: int
     edge_count: int
-    names_at: int
+    regions_at: int
+
+    @property
+    def names_at(self) -> int:
+        return self.regions_at + 4 * self.device_count
 
     def names(self) -> list[str]:
         with open(self.path, "rb") as f:

@@ -6,11 +6,12 @@ serves every instance of a graph type and every region map.
 """
 from __future__ import annotations
 
+import shutil
 import struct
 from array import array
 from typing import IO
 
-from pstack_tasks.graph.application import Application, PackedBody
+from pstack_tasks.graph.application import TYPE_HASH_AT, Application, PackedBody
 
 INSTANCE_MAGIC = b"PSTI"
 INSTANCE_VERSION = 2
@@ -19,17 +20,15 @@ INSTANCE_VERSION = 2
 def write_instance(app: Application, out: IO[bytes], regions: array[int], type_hash: str) -> None:
     """Write the binary instance file the engine loads (docs/engine-protocol.md)."""
     inst, gt = app.instance, app.graph_type
+    if inst.packed is not None:
+        _write_packed(inst.packed, out, regions, type_hash)
+        return
     w = out.write
     w(INSTANCE_MAGIC)
     w(struct.pack("<I", INSTANCE_VERSION))
     w(type_hash.encode().ljust(64, b"\0")[:64])
-    w(struct.pack("<IIII", inst.device_count, inst.edge_count, len(gt.device_types),
-                       _graph_properties_size(app)))
-    if inst.packed is None:
-        w(inst.graph_properties)
-    if inst.packed is not None:
-        _write_packed(inst.packed, out, regions)
-        return
+    w(struct.pack("<IIII", inst.device_count, inst.edge_count, len(gt.device_types), len(inst.graph_properties)))
+    w(inst.graph_properties)
     w(array("I", inst.dev_type).tobytes())
     w(regions.tobytes())
     blob = ("\0".join(inst.names) + "\0").encode() if inst.names else b""
@@ -48,26 +47,32 @@ def write_instance(app: Application, out: IO[bytes], regions: array[int], type_h
     w(inst.edges.tobytes())
 
 
-def _write_packed(body: PackedBody, out: IO[bytes], regions: array[int]) -> None:
-    """The native loader's body (graph properties, device types, names, ... edges) with the
-    regions put in before the names, copied in chunks: never all in memory."""
+def _type_hash_bytes(type_hash: str) -> bytes:
+    return type_hash.encode().ljust(64, b"\0")[:64]
+
+
+def _write_packed(body: PackedBody, out: IO[bytes], regions: array[int], type_hash: str) -> None:
+    """The native loader's instance file with this run's type hash and regions, copied in chunks
+    (never all in memory)."""
     with open(body.path, "rb") as f:
-        _copy(f, out, body.names_at)
+        head = bytearray(f.read(body.regions_at))
+        head[TYPE_HASH_AT:TYPE_HASH_AT + 64] = _type_hash_bytes(type_hash)
+        out.write(head)
         out.write(regions.tobytes())
-        _copy(f, out, None)
+        f.seek(body.names_at)
+        shutil.copyfileobj(f, out, 1 << 22)
 
 
-def _copy(src: IO[bytes], out: IO[bytes], count: int | None, chunk: int = 1 << 22) -> None:
-    """``count`` bytes (all the rest if None) from ``src`` to ``out``."""
-    left = count
-    while left is None or left > 0:
-        data = src.read(chunk if left is None else min(chunk, left))
-        if not data:
-            break
-        out.write(data)
-        if left is not None:
-            left -= len(data)
-
-
-def _graph_properties_size(app: Application) -> int:
-    return app.graph_type.properties.size if app.instance.packed is not None else len(app.instance.graph_properties)
+def packed_in_place(body: PackedBody, regions: array[int], type_hash: str) -> bool:
+    """Whether the native loader's file can be given to the engine as it is: every device in
+    region 0 (one region); its type hash is put in when it is not this engine's (a cache entry
+    is used by one engine build at a time)."""
+    if any(regions):
+        return False
+    want = _type_hash_bytes(type_hash)
+    with open(body.path, "r+b") as f:
+        f.seek(TYPE_HASH_AT)
+        if f.read(64) != want:
+            f.seek(TYPE_HASH_AT)
+            f.write(want)
+    return True

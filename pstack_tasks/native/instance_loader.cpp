@@ -1,9 +1,9 @@
 // pstack's native instance loader: the <GraphInstance> section of a graph-schema file packed at C speed.
 //
-// Usage: instance-loader LAYOUT XML BODY
+// Usage: instance-loader LAYOUT XML INST
 //   LAYOUT  the graph type's packing layout, written by pstack_tasks/native/instance_loader.py
 //   XML     the application file
-//   BODY    written: the instance file's body (docs/engine-protocol.md) without its header and regions
+//   INST    written: the instance file (docs/engine-protocol.md), its type hash zero, all devices in region 0
 // Prints the instance's counts and ids on stdout.  Exit 0: packed.  Exit 3: this loader cannot serve the
 // file (an unusual construct, or an error in the file): one line on stderr says why, and the caller
 // reads the file with the Python loader, which gives the result or the error message with file:line.
@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <string>
 #include <vector>
 #include <algorithm>
@@ -27,8 +28,12 @@ namespace {
     exit(3);
 }
 
-struct Field { std::string name; char code; uint32_t offset; };
-struct Layout { uint32_t size = 0; std::string dflt; std::vector<Field> fields; bool all_int = true; };
+// A member type: a scalar (its struct code), an array of `len` elements, or a tuple of named members.
+struct Type;
+struct Member { std::string name; const Type *type; uint32_t offset; };
+struct Type { char kind = 's'; char code = 0; uint32_t size = 0, len = 0; const Type *elem = nullptr;
+              std::vector<Member> members; };
+struct Layout { uint32_t size = 0; std::string dflt; const Type *type = nullptr; bool all_int = true; };
 struct InPin { std::string name, msg; Layout props, state; };
 struct OutPin { std::string name, msg; bool indexed; };
 struct DevType { std::string id; Layout props, state; std::vector<InPin> in; std::vector<OutPin> out; };
@@ -54,19 +59,49 @@ std::string hex_bytes(const std::string &h) {
     for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back((char)strtol(h.substr(i, 2).c_str(), nullptr, 16));
     return out;
 }
+uint32_t scalar_size(char code) {
+    switch (code) {
+        case 'b': case 'B': return 1;
+        case 'h': case 'H': return 2;
+        case 'i': case 'I': case 'f': return 4;
+        case 'q': case 'Q': case 'd': return 8;
+        default: refuse("layout: a member of an unusual type");
+    }
+}
+// TYPE: a struct code (I), "[ len TYPE" (an array) or "{ n name TYPE ..." (a tuple)
+const Type *read_type() {
+    Type *t = new Type();  // lives as long as the process
+    std::string w = word();
+    if (w == "[") {
+        t->kind = 'a';
+        t->len = (uint32_t)std::stoul(word());
+        t->elem = read_type();
+        t->size = t->len * t->elem->size;
+    } else if (w == "{") {
+        t->kind = 't';
+        size_t n = std::stoul(word());
+        for (size_t i = 0; i < n; i++) {
+            Member m;
+            m.name = word();
+            m.type = read_type();
+            m.offset = t->size;
+            t->size += m.type->size;
+            t->members.push_back(m);
+        }
+    } else {
+        t->code = w[0];
+        t->size = scalar_size(t->code);
+    }
+    return t;
+}
 Layout read_layout() {
     Layout l;
     l.size = (uint32_t)std::stoul(word());
     l.dflt = hex_bytes(word());
-    size_t n = std::stoul(word());
-    for (size_t i = 0; i < n; i++) {
-        Field f;
-        f.name = word();
-        f.code = word()[0];
-        f.offset = (uint32_t)std::stoul(word());
-        if (f.code == 'x' || f.code == 'f' || f.code == 'd') l.all_int = false;
-        l.fields.push_back(f);
-    }
+    l.type = read_type();
+    if (l.type->kind != 't' || l.type->size != l.size || l.dflt.size() != l.size) refuse("layout: inconsistent");
+    for (const Member &m : l.type->members)
+        if (m.type->kind != 's' || m.type->code == 'f' || m.type->code == 'd') l.all_int = false;
     return l;
 }
 void read_layouts(const char *path) {
@@ -102,17 +137,16 @@ void read_layouts(const char *path) {
 // ---- values --------------------------------------------------------------------------------------
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-void put(std::string &out, const Field &f, const char *tok, size_t len, bool is_int_tok) {
+void put(unsigned char *p, char code, const char *tok, size_t len, bool is_int_tok) {
     char buf[4400];
     if (len >= sizeof buf) refuse("a number too long");
     memcpy(buf, tok, len);
     buf[len] = 0;
-    unsigned char *p = (unsigned char *)&out[f.offset];
-    if (f.code == 'f' || f.code == 'd') {
+    if (code == 'f' || code == 'd') {
         double d = strtod(buf, nullptr);
         if (is_int_tok && d == 0) d = 0.0;  // Python's float(-0) is +0.0
         if (is_int_tok && std::isinf(d)) refuse("an integer too large for a float");
-        if (f.code == 'f') {
+        if (code == 'f') {
             float x = (float)d;
             if (std::isinf(x) && !std::isinf(d)) refuse("a value out of range for float");
             memcpy(p, &x, 4);
@@ -130,7 +164,7 @@ void put(std::string &out, const Field &f, const char *tok, size_t len, bool is_
     if (neg) { sv = strtoll(buf, nullptr, 10); } else { uv = strtoull(buf, nullptr, 10); }
     if (errno) refuse("an integer out of range");
     int size; bool sgn;
-    switch (f.code) {
+    switch (code) {
         case 'b': size = 1; sgn = true; break;  case 'B': size = 1; sgn = false; break;
         case 'h': size = 2; sgn = true; break;  case 'H': size = 2; sgn = false; break;
         case 'i': size = 4; sgn = true; break;  case 'I': size = 4; sgn = false; break;
@@ -148,15 +182,6 @@ void put(std::string &out, const Field &f, const char *tok, size_t len, bool is_
         bits = uv;
     }
     for (int i = 0; i < size; i++) p[i] = (unsigned char)(bits >> (8 * i));
-}
-
-const Field *field_of(const Layout &l, const char *name, size_t len) {
-    for (const Field &f : l.fields)
-        if (f.name.size() == len && memcmp(f.name.data(), name, len) == 0) {
-            if (f.code == 'x') refuse("a value for an array or tuple member");
-            return &f;
-        }
-    refuse("a value for an unknown member");
 }
 
 // A JSON number token at s[i..]: its end, and whether it is an integer token.
@@ -180,58 +205,124 @@ size_t number(const std::string &s, size_t i, bool &is_int) {
     return j;
 }
 
-// A v2/v3 <P>/<S> body ("name": value pairs, with or without their braces) over the defaults.
-void json_body(const std::string &s, const Layout &l, std::string &out) {
-    size_t a = 0, b = s.size();
-    while (a < b && is_ws(s[a])) a++;
-    while (b > a && is_ws(s[b - 1])) b--;
-    if (a == b) return;
-    bool braced = s[a] == '{';
-    size_t i = braced ? a + 1 : a, end = b;
-    if (braced) {
-        if (s[end - 1] != '}') refuse("malformed JSON body");
-        end--;
-    }
-    auto skip = [&]() { while (i < end && is_ws(s[i])) i++; };
-    skip();
-    if (i == end) {
-        if (!braced) refuse("malformed JSON body");
-        return;
-    }
-    for (;;) {
-        if (s[i] != '"') refuse("malformed JSON body");
+// JSON values over the bytes of a struct, as values.py's _fill writes them: a scalar takes a number
+// or true/false; an array a list (no longer than the array) or a sparse {"index": value} object; a
+// tuple an object of its members.  null, strings, escapes and an array or tuple given twice (json.loads
+// keeps the last, this would merge them) are refused.
+struct Json {
+    const std::string &s;
+    size_t i, end;
+    unsigned char *base;
+    void skip() { while (i < end && is_ws(s[i])) i++; }
+    void expect(char c) { skip(); if (i >= end || s[i] != c) refuse("malformed JSON body"); i++; }
+    std::pair<size_t, size_t> key() {
+        skip();
+        if (i >= end || s[i] != '"') refuse("malformed JSON body");
         size_t k = ++i;
         while (i < end && s[i] != '"') {
             if (s[i] == '\\' || (unsigned char)s[i] < 0x20) refuse("an escaped or control character in a name");
             i++;
         }
         if (i >= end) refuse("malformed JSON body");
-        const Field *f = field_of(l, &s[k], i - k);
         i++;
+        return {k, i - 1 - k};
+    }
+    // "{" already read: name/value pairs up to the "}", each value given to `member`
+    template <class F> void object(F member) {
         skip();
-        if (i >= end || s[i] != ':') refuse("malformed JSON body");
+        if (i < end && s[i] == '}') { i++; return; }
+        for (;;) {
+            auto k = key();
+            expect(':');
+            member(k.first, k.second);
+            skip();
+            if (i < end && s[i] == '}') { i++; return; }
+            if (i >= end || s[i] != ',') refuse("malformed JSON body");
+            i++;
+        }
+    }
+    void value(const Type &t, uint32_t at) {
+        skip();
+        if (i >= end) refuse("malformed JSON body");
+        char c = s[i];
+        if (t.kind == 's') return scalar(t.code, at);
+        if (c == '[' && t.kind == 'a') {
+            i++;
+            skip();
+            if (i < end && s[i] == ']') { i++; return; }
+            for (uint32_t n = 0;; n++) {
+                if (n >= t.len) refuse("more values than the array holds");
+                value(*t.elem, at + n * t.elem->size);
+                skip();
+                if (i < end && s[i] == ']') { i++; return; }
+                if (i >= end || s[i] != ',') refuse("malformed JSON body");
+                i++;
+            }
+        }
+        if (c != '{') refuse("a JSON value of an unusual kind for its member");
         i++;
-        skip();
-        if (i < end && (s[i] == 't' || s[i] == 'f')) {
+        if (t.kind == 'a') {
+            std::vector<char> seen(t.len, 0);
+            object([&](size_t k, size_t n) {
+                if (n == 0 || n > 9) refuse("an unusual sparse array index");
+                uint32_t x = 0;
+                for (size_t j = k; j < k + n; j++) {
+                    if (!isdigit((unsigned char)s[j])) refuse("an unusual sparse array index");
+                    x = x * 10 + (uint32_t)(s[j] - '0');
+                }
+                if (x >= t.len || seen[x]) refuse("a sparse array index out of range or given twice");
+                seen[x] = 1;
+                value(*t.elem, at + x * t.elem->size);
+            });
+        } else {
+            members(t, at);
+        }
+    }
+    void members(const Type &t, uint32_t at) {
+        std::vector<char> seen(t.members.size(), 0);
+        object([&](size_t k, size_t n) {
+            size_t m = 0;
+            while (m < t.members.size() && !(t.members[m].name.size() == n && !memcmp(t.members[m].name.data(), &s[k], n))) m++;
+            if (m == t.members.size()) refuse("a value for an unknown member");
+            if (seen[m] && t.members[m].type->kind != 's') refuse("an array or tuple member given twice");
+            seen[m] = 1;
+            value(*t.members[m].type, at + t.members[m].offset);
+        });
+    }
+    void scalar(char code, uint32_t at) {
+        if (s[i] == 't' || s[i] == 'f') {
             const char *w = s[i] == 't' ? "true" : "false";
             size_t n = strlen(w);
             if (s.compare(i, n, w) != 0) refuse("an unusual JSON value");
-            put(out, *f, s[i] == 't' ? "1" : "0", 1, true);
+            put(base + at, code, s[i] == 't' ? "1" : "0", 1, true);
             i += n;
-        } else {
-            bool is_int;
-            size_t j = number(s, i, is_int);
-            if (j > end) refuse("malformed JSON body");
-            put(out, *f, &s[i], j - i, is_int);
-            i = j;
+            return;
         }
-        skip();
-        if (i == end) return;
-        if (s[i] != ',') refuse("malformed JSON body");
-        i++;
-        skip();
-        if (i == end) refuse("a trailing comma");
+        bool is_int;
+        size_t j = number(s, i, is_int);
+        if (j > end) refuse("malformed JSON body");
+        put(base + at, code, &s[i], j - i, is_int);
+        i = j;
     }
+};
+
+// A v2/v3 <P>/<S> body ("name": value pairs, with or without their braces) over the defaults.
+void json_body(const std::string &s, const Layout &l, std::string &out) {
+    size_t a = 0, b = s.size();
+    while (a < b && is_ws(s[a])) a++;
+    while (b > a && is_ws(s[b - 1])) b--;
+    if (a == b) return;
+    std::string braced;
+    const std::string *text = &s;
+    if (s[a] != '{') {  // as elements.parse_json_body: the braces are added
+        braced = "{" + s.substr(a, b - a) + "}";
+        text = &braced;
+        a = 0; b = braced.size();
+    }
+    Json j{*text, a + 1, b, (unsigned char *)&out[0]};
+    j.members(*l.type, 0);
+    j.skip();
+    if (j.i != b) refuse("text after a JSON body");
 }
 
 bool c_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -262,8 +353,9 @@ void c_initialiser(const char *text, const Layout &l, std::string &out) {
                                    "LL", "lu", "lU", "Lu", "LU", "llu", "llU", "LLu", "LLU"};
         if (std::find_if(std::begin(ok), std::end(ok), [&](const char *x) { return suffix == x; }) == std::end(ok))
             refuse("an unusual v4 integer suffix");
-        if (member >= l.fields.size()) refuse("more values than members");
-        put(out, l.fields[member++], tok.data(), tok.size(), true);
+        if (member >= l.type->members.size()) refuse("more values than members");
+        put((unsigned char *)&out[l.type->members[member].offset], l.type->members[member].type->code, tok.data(), tok.size(), true);
+        member++;
         skip();
         if (i < n && s[i] == ',') { i++; continue; }
         skip();
@@ -278,39 +370,44 @@ void c_initialiser(const char *text, const Layout &l, std::string &out) {
 // ---- devices by name -----------------------------------------------------------------------------
 std::vector<char> names;            // the names blob: each name and a NUL, in device order
 std::vector<uint64_t> name_at;      // offset of each device's name in `names`
-std::vector<uint32_t> table;        // open addressing: device + 1, 0 empty
+std::vector<uint64_t> table;        // open addressing: (hash >> 32) << 32 | device + 1; 0 empty
 uint64_t hash_of(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
+    return h ^ (h >> 29);
 }
 int64_t find(const char *s, size_t n) {
     if (table.empty()) return -1;
     size_t mask = table.size() - 1;
-    for (size_t i = hash_of(s, n) & mask;; i = (i + 1) & mask) {
-        uint32_t v = table[i];
+    uint64_t h = hash_of(s, n), tag = h >> 32;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint64_t v = table[i];
         if (!v) return -1;
-        const char *name = &names[name_at[v - 1]];
-        if (strncmp(name, s, n) == 0 && name[n] == 0) return v - 1;
+        if ((v >> 32) != tag) continue;
+        uint32_t dev = (uint32_t)v - 1;
+        const char *name = &names[name_at[dev]];
+        if (memcmp(name, s, n) == 0 && name[n] == 0) return dev;
     }
 }
-void insert_slot(uint32_t dev) {
-    const char *name = &names[name_at[dev]];
+void insert_slot(uint32_t dev, uint64_t h) {
     size_t mask = table.size() - 1;
-    size_t i = hash_of(name, strlen(name)) & mask;
+    size_t i = h & mask;
     while (table[i]) i = (i + 1) & mask;
-    table[i] = dev + 1;
+    table[i] = ((h >> 32) << 32) | (uint64_t)(dev + 1);
 }
 void add_name(const char *s) {
     size_t n = strlen(s);
     if (find(s, n) >= 0) refuse("a duplicate device id");
     if ((name_at.size() + 1) * 2 > table.size()) {
         table.assign(table.empty() ? 1024 : table.size() * 2, 0);
-        for (uint32_t d = 0; d < name_at.size(); d++) insert_slot(d);
+        for (uint32_t d = 0; d < name_at.size(); d++) {
+            const char *name = &names[name_at[d]];
+            insert_slot(d, hash_of(name, strlen(name)));
+        }
     }
     name_at.push_back(names.size());
     names.insert(names.end(), s, s + n + 1);
-    insert_slot((uint32_t)(name_at.size() - 1));
+    insert_slot((uint32_t)(name_at.size() - 1), hash_of(s, n));
 }
 
 // ---- the instance being packed ---------------------------------------------------------------------
@@ -548,6 +645,13 @@ void chars(void *, const XML_Char *s, int len) {
 }
 void comment(void *, const XML_Char *) { if (W.collecting) refuse("a comment inside a value element"); }
 void pi(void *, const XML_Char *, const XML_Char *) { if (W.collecting) refuse("a processing instruction inside a value element"); }
+// "ASCII" (written by some generators; expat knows it as US-ASCII): bytes 0..127 as they are
+int unknown_encoding(void *, const XML_Char *name, XML_Encoding *info) {
+    if (strcasecmp(name, "ASCII") != 0) return XML_STATUS_ERROR;
+    for (int i = 0; i < 256; i++) info->map[i] = i < 128 ? i : -1;
+    info->data = nullptr; info->convert = nullptr; info->release = nullptr;
+    return XML_STATUS_OK;
+}
 void doctype(void *, const XML_Char *, const XML_Char *, const XML_Char *, int) { refuse("a DOCTYPE"); }
 
 void number_indexed() {
@@ -576,15 +680,29 @@ void number_indexed() {
 }
 
 void write_all(FILE *f, const void *p, size_t n) {
-    if (n && fwrite(p, 1, n, f) != n) refuse("cannot write the body file");
+    if (n && fwrite(p, 1, n, f) != n) refuse("cannot write the instance file");
 }
 void write_u32(FILE *f, uint32_t v) { write_all(f, &v, 4); }
+const size_t HEADER_BYTES = 4 + 4 + 64 + 16;  // magic, version, type hash, four counts
 
-void write_body(const char *path) {
+// The whole instance file (docs/engine-protocol.md): its type hash left zero (the caller puts in
+// the engine's) and every device in region 0 (a split puts in its regions).
+void write_instance(const char *path) {
     FILE *f = fopen(path, "wb");
-    if (!f) refuse("cannot write the body file");
+    if (!f) refuse("cannot write the instance file");
+    static char buf[1 << 22];
+    setvbuf(f, buf, _IOFBF, sizeof buf);
+    write_all(f, "PSTI", 4);
+    write_u32(f, 2);
+    char hash[64] = {0};
+    write_all(f, hash, 64);
+    for (uint32_t v : {(uint32_t)dev_type.size(), (uint32_t)(edges.size() / 6), (uint32_t)types.size(),
+                       (uint32_t)gp_bytes.size()})
+        write_u32(f, v);
     write_all(f, gp_bytes.data(), gp_bytes.size());
     write_all(f, dev_type.data(), 4 * dev_type.size());
+    std::vector<uint32_t> regions(dev_type.size(), 0);
+    write_all(f, regions.data(), 4 * regions.size());
     write_u32(f, (uint32_t)names.size());
     write_all(f, names.data(), names.size());
     for (size_t t = 0; t < types.size(); t++) {
@@ -598,7 +716,7 @@ void write_body(const char *path) {
         write_all(f, estate[k].data(), estate[k].size());
     }
     write_all(f, edges.data(), 4 * edges.size());
-    if (fclose(f) != 0) refuse("cannot write the body file");
+    if (fclose(f) != 0) refuse("cannot write the instance file");
 }
 
 void hex_line(const char *key, const std::string &v) {
@@ -610,7 +728,7 @@ void hex_line(const char *key, const std::string &v) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 4) refuse("usage: instance-loader LAYOUT XML BODY");
+    if (argc != 4) refuse("usage: instance-loader LAYOUT XML INST");
     read_layouts(argv[1]);
     props.resize(types.size()); state.resize(types.size()); counts.assign(types.size(), 0);
     for (const DevType &d : types) {
@@ -627,6 +745,7 @@ int main(int argc, char **argv) {
     XML_SetCommentHandler(p, comment);
     XML_SetProcessingInstructionHandler(p, pi);
     XML_SetStartDoctypeDeclHandler(p, doctype);
+    XML_SetUnknownEncodingHandler(p, unknown_encoding, nullptr);
     for (;;) {
         void *buf = XML_GetBuffer(p, 1 << 20);
         if (!buf) refuse("out of memory");
@@ -638,9 +757,9 @@ int main(int argc, char **argv) {
     if (!seen_type || !seen_instance) refuse("no <GraphType> or no <GraphInstance>");
     if (W.has_gp_text) { gp_bytes = gprops.dflt; json_body(W.gp_text, gprops, gp_bytes); }
     number_indexed();
-    write_body(argv[3]);
-    printf("devices %zu\nedges %zu\nbody_names %zu\n", dev_type.size(), edges.size() / 6,
-           gp_bytes.size() + 4 * dev_type.size());
+    write_instance(argv[3]);
+    printf("devices %zu\nedges %zu\nregions_at %zu\n", dev_type.size(), edges.size() / 6,
+           HEADER_BYTES + gp_bytes.size() + 4 * dev_type.size());
     hex_line("id", inst_id);
     hex_line("graph_type", type_ref);
     return 0;

@@ -21,19 +21,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pstack_tasks.config import settings
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.application import Application, Instance, PackedBody
 from pstack_tasks.graph.elements import namespace_of
-from pstack_tasks.graph.model import GraphType, Scalar, Struct
+from pstack_tasks.graph.model import Array, FieldType, GraphType, Scalar, Struct
 from pstack_tasks.graph.values import Packer, ValueError_
-from pstack_tasks.native import build
+from pstack_tasks.native import build, instance_cache
 from pstack_tasks.native.instance_cache import Body, cached_body, content_key, store_body
+from pstack_tasks.phases import phase
 
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("instance_loader.cpp")
-#: the native loader is used unless PSTACK_NATIVE_LOADER=0
-ENV_SWITCH = "PSTACK_NATIVE_LOADER"
 #: smaller files are read by the Python loader: it takes well under a second on them, and the
 #: native loader would first have to be compiled (seconds) on a host that has never used it
 MIN_BYTES = 1 << 20
@@ -49,25 +49,34 @@ def layout_text(gt: GraphType) -> str | None:
         for d in gt.device_types:
             out += [d.id, _struct(d.properties), _struct(d.state), str(len(d.input_pins))]
             for ip in d.input_pins:
-                out += [ip.name, ip.message_type, _struct(ip.properties), _struct(ip.state)]
+                out += [_edge_name(ip.name, ip.supervisor), ip.message_type, _struct(ip.properties), _struct(ip.state)]
             out.append(str(len(d.output_pins)))
-            out += [f"{op.name} {op.message_type} {int(op.indexed)}" for op in d.output_pins]
+            out += [f"{_edge_name(op.name, op.supervisor)} {op.message_type} {int(op.indexed)}" for op in d.output_pins]
     except ValueError_:
         return None
     return "\n".join(out) + "\n"
 
 
+def _edge_name(name: str, supervisor: bool) -> str:
+    """A pin's name as edges may name it: a supervisor pin gets ``-``, which no edge path names
+    (graph-schema.md s7: no EdgeI names a supervisor pin; the Python loader reports one)."""
+    return "-" if supervisor else name
+
+
 def _struct(spec: Struct) -> str:
-    """One struct: its size, default bytes (hex) and top-level members (name, code, offset);
-    members that are arrays or tuples have code ``x`` (a value given for one is refused)."""
+    """One struct: its size, default bytes (hex) and its members' types (:func:`_type`)."""
     packer = Packer(spec)
-    parts = [str(packer.size), packer.default_bytes.hex() or "-", str(len(spec.fields))]
-    offset = 0
-    for f in spec.fields:
-        code = f.type.code if isinstance(f.type, Scalar) else "x"
-        parts.append(f"{f.name} {code} {offset}")
-        offset += Struct((f,)).size
-    return " ".join(parts)
+    return f"{packer.size} {packer.default_bytes.hex() or '-'} {_type(spec.as_tuple)}"
+
+
+def _type(t: FieldType) -> str:
+    """A member type as the native loader reads it: a struct code (``I``), ``[ length TYPE``
+    (an array) or ``{ count name TYPE ...`` (a tuple)."""
+    if isinstance(t, Scalar):
+        return t.code
+    if isinstance(t, Array):
+        return f"[ {t.length} {_type(t.element)}"
+    return " ".join(["{", str(len(t.members)), *(f"{m.name} {_type(m.type)}" for m in t.members)])
 
 
 def loader_binary() -> Path:
@@ -95,7 +104,7 @@ def loader_binary() -> Path:
 def load(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int = MIN_BYTES) -> Application:
     """The application, its instance packed natively when the native loader can serve the file,
     else by :func:`pstack_tasks.graph.loader.load` (the same bytes, or the same error)."""
-    native = _native(xml_or_path, min_bytes) if os.environ.get(ENV_SWITCH, "1") != "0" else None
+    native = _native(xml_or_path, min_bytes) if settings().native_loader else None
     return native if native is not None else loader.load(xml_or_path)
 
 
@@ -105,7 +114,8 @@ def _native(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int) -> Appl
     path = os.fspath(xml_or_path)
     if path.lstrip().startswith("<") or not os.path.isfile(path) or os.path.getsize(path) < min_bytes:
         return None  # XML text (small) or no file: the Python loader reads or reports it
-    ahead = loader.graph_type_ahead(path)
+    with phase("graph type parse"):
+        ahead = loader.graph_type_ahead(path)
     if ahead is None:
         logger.debug("%s: read by the Python loader (not one <GraphType> before the <GraphInstance>)", path)
         return None
@@ -113,14 +123,18 @@ def _native(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int) -> Appl
     layout = layout_text(gt)
     if layout is None:
         return None
-    key = content_key(path, layout + SOURCE.read_text())
-    body = cached_body(key) or _pack(path, layout, key)
+    with phase("content hash"):
+        key = content_key(path, layout + SOURCE.read_text())
+    body = cached_body(key)
+    if body is None:
+        with phase("native pack"):
+            body = _pack(path, layout, key)
     if body is None:
         return None
     meta, body_path = body
     if meta["graph_type"] != gt.id:
         return None  # the Python loader names the mismatch
-    inst = Instance(PackedBody(str(body_path), int(meta["devices"]), int(meta["edges"]), int(meta["body_names"])))
+    inst = Instance(PackedBody(str(body_path), int(meta["devices"]), int(meta["edges"]), int(meta["regions_at"])))
     inst.id = meta["id"]
     return Application(gt, inst, path)
 
@@ -132,7 +146,9 @@ def _pack(path: str, layout: str, key: str) -> Body | None:
     except OSError as e:
         logger.warning("%s", e)
         return None
-    with tempfile.TemporaryDirectory(prefix="pstack-load-") as work:
+    cache = instance_cache.root()  # written where it is kept: moved there by a rename, not a copy
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".load-", dir=cache) as work:
         layout_file = Path(work) / "layout"
         layout_file.write_text(layout)
         body = Path(work) / "body"

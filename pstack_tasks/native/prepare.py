@@ -12,6 +12,7 @@ from pathlib import Path
 from pstack_tasks.graph import loader
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build, codegen, instance_loader
+from pstack_tasks.phases import phase
 
 
 @dataclass
@@ -38,9 +39,11 @@ def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = No
         hit = _prepared.get(app_id)
         if hit is not None and hit.engine.is_file():
             return hit
-    app = instance_loader.load(xml_or_path)
-    source = codegen.render(app.graph_type)
-    prep = Prepared(app, source, build.build_engine(source))
+    with phase("load"):
+        app = instance_loader.load(xml_or_path)
+    with phase("engine render and build"):
+        source = codegen.render(app.graph_type)
+        prep = Prepared(app, source, build.build_engine(source))
     if app_id is not None and app.worth_keeping():
         _prepared.put(app_id, prep)
     return prep

@@ -21,6 +21,7 @@ from pstack_tasks.native.relay import RedisTarget, pool
 from pstack_tasks.native.results import write_text
 from pstack_tasks.native.run_files import instance_file
 from pstack_tasks.native.watch import Engine
+from pstack_tasks.phases import phase
 
 
 def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
@@ -42,6 +43,11 @@ def print_single_json(prep: Prepared, opts: RunOptions, out: IO[bytes]) -> None:
     """Run the whole graph in one engine and write its result, the JSON document the engine
     printed, to ``out`` as it is: a million states are never parsed into Python objects."""
     engine = _run_engine(prep, opts, opts.log_sink())
+    with phase("output"):
+        _write_json(engine, out)
+
+
+def _write_json(engine: Engine, out: IO[bytes]) -> None:
     text = bytes(engine.out).strip()
     if not (text.startswith(b"{") and text.endswith(b"}")):
         read_result(engine, "the engine")  # names what is wrong with it
@@ -57,11 +63,13 @@ def _run_engine(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> Engin
     """The engine of a run in one region, run to its end (its output kept)."""
     regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
-        inst = instance_file(prep, regions_arr, opts, stack)
+        with phase("instance write"):
+            inst = instance_file(prep, regions_arr, opts, stack)
         meter = open_meter(opts, stack)
-        engine = start_alone(prep, inst, opts, sink, meter)
-        stack.callback(kill_group, engine.proc)
-        wait_one(engine, opts, meter)
+        with phase("engine (load, run, result)"):
+            engine = start_alone(prep, inst, opts, sink, meter)
+            stack.callback(kill_group, engine.proc)
+            wait_one(engine, opts, meter)
         return engine
 
 
