@@ -370,17 +370,17 @@ void c_initialiser(const char *text, const Layout &l, std::string &out) {
 // ---- devices by name -----------------------------------------------------------------------------
 std::vector<char> names;            // the names blob: each name and a NUL, in device order
 std::vector<uint64_t> name_at;      // offset of each device's name in `names`
-std::vector<uint64_t> table;        // open addressing: (hash >> 32) << 32 | device + 1; 0 empty
+std::vector<uint64_t> table;        // open addressing by the hash's top 32 bits (the tag): tag << 32 | device + 1; 0 empty
 uint64_t hash_of(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h ^ (h >> 29);
 }
-int64_t find(const char *s, size_t n) {
+int64_t find_hashed(const char *s, size_t n) {
     if (table.empty()) return -1;
     size_t mask = table.size() - 1;
-    uint64_t h = hash_of(s, n), tag = h >> 32;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    uint64_t tag = hash_of(s, n) >> 32;
+    for (size_t i = tag & mask;; i = (i + 1) & mask) {
         uint64_t v = table[i];
         if (!v) return -1;
         if ((v >> 32) != tag) continue;
@@ -389,25 +389,41 @@ int64_t find(const char *s, size_t n) {
         if (memcmp(name, s, n) == 0 && name[n] == 0) return dev;
     }
 }
-void insert_slot(uint32_t dev, uint64_t h) {
+// A device by name: edges are mostly written in device order, so the devices next to the last two
+// found are tried first (their names are close together in memory); else the hash table.
+int64_t recent[2] = {0, 0};
+int64_t find(const char *s, size_t n) {
+    for (int64_t base : {recent[0], recent[1]})
+        for (int64_t d = base; d <= base + 1; d++)
+            if (d < (int64_t)name_at.size()) {
+                const char *name = &names[name_at[d]];
+                if (memcmp(name, s, n) == 0 && name[n] == 0) {
+                    recent[1] = recent[0]; recent[0] = d;
+                    return d;
+                }
+            }
+    int64_t d = find_hashed(s, n);
+    if (d >= 0) { recent[1] = recent[0]; recent[0] = d; }
+    return d;
+}
+// an entry (tag << 32 | device + 1) put in its slot, found from its tag alone (a rehash reads no name)
+void insert_entry(uint64_t v) {
     size_t mask = table.size() - 1;
-    size_t i = h & mask;
+    size_t i = (v >> 32) & mask;
     while (table[i]) i = (i + 1) & mask;
-    table[i] = ((h >> 32) << 32) | (uint64_t)(dev + 1);
+    table[i] = v;
 }
 void add_name(const char *s) {
     size_t n = strlen(s);
-    if (find(s, n) >= 0) refuse("a duplicate device id");
+    if (find_hashed(s, n) >= 0) refuse("a duplicate device id");
     if ((name_at.size() + 1) * 2 > table.size()) {
-        table.assign(table.empty() ? 1024 : table.size() * 2, 0);
-        for (uint32_t d = 0; d < name_at.size(); d++) {
-            const char *name = &names[name_at[d]];
-            insert_slot(d, hash_of(name, strlen(name)));
-        }
+        std::vector<uint64_t> old(table.empty() ? 1024 : table.size() * 2, 0);
+        old.swap(table);
+        for (uint64_t v : old) if (v) insert_entry(v);
     }
     name_at.push_back(names.size());
     names.insert(names.end(), s, s + n + 1);
-    insert_slot((uint32_t)(name_at.size() - 1), hash_of(s, n));
+    insert_entry(((hash_of(s, n) >> 32) << 32) | (uint64_t)name_at.size());
 }
 
 // ---- the instance being packed ---------------------------------------------------------------------
