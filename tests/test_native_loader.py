@@ -159,3 +159,26 @@ def test_every_app_loads_natively(path: Path) -> None:
         return
     app = instance_loader.load(str(path), min_bytes=0)
     assert (app.instance.packed is not None) == (path.name not in LEFT_TO_PYTHON)
+
+
+def test_psim_runs_a_natively_packed_ring_from_the_loaders_file(tmp_path: Path) -> None:
+    """A ring over the native loader's size threshold runs in one region from the loader's own
+    instance file (no copy): the same final states and metrics as with the Python loader, and
+    the second run reads the parsed instance from the cache."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+    ring = tmp_path / "ring.xml"
+    with open(ring, "w") as f:
+        subprocess.run([sys.executable, str(ROOT.parent / "bench" / "ring.py"), "12000", "3"], stdout=f, check=True)
+        f.write(f"<!-- {uuid.uuid4()}: a file no cache has seen -->\n")
+    assert ring.stat().st_size >= instance_loader.MIN_BYTES
+    psim = [sys.executable, "-m", "pstack_tasks.ui.cli.psim", "-q", "-r", "-d", str(ring)]
+    runs = [subprocess.run(psim, env=dict(os.environ, PSTACK_NATIVE_LOADER=flag), capture_output=True, text=True,
+                           check=True) for flag in ("1", "1", "0")]
+    cold, warm, python = (json.loads(r.stdout) for r in runs)
+    assert "phase native pack" in runs[0].stderr and "phase native pack" not in runs[1].stderr
+    assert cold["states"] == warm["states"] == python["states"] and len(cold["states"]) == 12000
+    assert cold["metrics"]["Delivered messages"] == python["metrics"]["Delivered messages"] == 36000
