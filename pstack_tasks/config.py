@@ -62,6 +62,9 @@ class Settings:
     #: seconds a worker keeps the socat relay of a cleanly ended region for its next one
     #: (0: a new relay for every region; pstack_tasks/relay.py says why they are kept)
     relay_idle: float = 1.0
+    #: 1: large instances are packed by the native loader (pstack_tasks/native/instance_loader.py)
+    #: and kept parsed by content hash; 0: every instance is read by the Python loader
+    native_loader: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,7 +100,7 @@ def mask_url(url: str) -> str:
 
 
 #: settings whose default is not 0, but for which 0 is meaningful (it turns the feature off)
-_ZERO_MEANS_OFF = {"relay_idle"}
+_ZERO_MEANS_OFF = {"relay_idle", "native_loader"}
 
 
 def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> object:

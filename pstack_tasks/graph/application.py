@@ -6,9 +6,10 @@ Python objects; ``native/instance_file.py`` writes it out for the engine as it i
 """
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.model import GraphType
@@ -21,30 +22,98 @@ NO_SEND_INDEX = 0xFFFFFFFF
 KEEP_PARSED_MAX_SIZE = 100_000
 
 
-@dataclass
-class Instance:
-    """Devices and edges of one graph instance, packed for the engine."""
+#: bytes before an instance file's graph properties: magic, version, type hash, four counts
+HEADER_BYTES = 4 + 4 + 64 + 16
+#: where the type hash is in an instance file
+TYPE_HASH_AT = 8
 
-    id: str = ""
-    names: list[str] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
-    dev_type: array[int] = field(default_factory=lambda: array("H"))
-    props: list[bytearray] = field(default_factory=list)   # per device type, in device order
-    state: list[bytearray] = field(default_factory=list)   # initial state, per device type
-    counts: list[int] = field(default_factory=list)        # devices per type
-    edges: array[int] = field(default_factory=lambda: array("I"))  # EDGE_WORDS per edge
-    edge_props: dict[tuple[int, int], bytearray] = field(default_factory=dict)  # by (device type, input pin)
-    edge_state: dict[tuple[int, int], bytearray] = field(default_factory=dict)
-    edge_counts: dict[tuple[int, int], int] = field(default_factory=dict)
-    graph_properties: bytes = b""
+
+@dataclass(frozen=True)
+class PackedBody:
+    """An instance packed by the native loader: a whole instance file (docs/engine-protocol.md),
+    its type hash zero until a run puts in its engine's, every device in region 0; its names and
+    edges are read only when asked for.
+
+    ``regions_at`` is where the per-device regions are (the names follow them).
+    """
+
+    path: str
+    device_count: int
+    edge_count: int
+    regions_at: int
+
+    @property
+    def names_at(self) -> int:
+        return self.regions_at + 4 * self.device_count
+
+    def names(self) -> list[str]:
+        with open(self.path, "rb") as f:
+            f.seek(self.names_at)
+            size = int.from_bytes(f.read(4), "little")
+            blob = f.read(size)
+        return blob.decode().split("\0")[:-1] if blob else []
+
+    def edges(self) -> array[int]:
+        edges = array("I")
+        with open(self.path, "rb") as f:
+            f.seek(-4 * EDGE_WORDS * self.edge_count, os.SEEK_END)
+            edges.frombytes(f.read())
+        return edges
+
+
+class Instance:
+    """Devices and edges of one graph instance, packed for the engine.
+
+    Built element by element by the Python loader, or backed by a :class:`PackedBody` from the
+    native loader: then ``names``, ``index`` and ``edges`` are read from it only when asked for
+    (a run in one region never asks: Python holds nothing per device).
+    """
+
+    def __init__(self, packed: PackedBody | None = None) -> None:
+        self.id = ""
+        self.packed = packed
+        self._names: list[str] | None = None if packed else []
+        self._index: dict[str, int] | None = None if packed else {}
+        self._edges: array[int] | None = None if packed else array("I")  # EDGE_WORDS per edge
+        self.dev_type: array[int] = array("H")
+        self.props: list[bytearray] = []   # per device type, in device order
+        self.state: list[bytearray] = []   # initial state, per device type
+        self.counts: list[int] = []        # devices per type
+        self.edge_props: dict[tuple[int, int], bytearray] = {}  # by (device type, input pin)
+        self.edge_state: dict[tuple[int, int], bytearray] = {}
+        self.edge_counts: dict[tuple[int, int], int] = {}
+        self.graph_properties = b""
+
+    @property
+    def names(self) -> list[str]:
+        """Device names in device order."""
+        if self._names is None:
+            assert self.packed is not None
+            self._names = self.packed.names()
+        return self._names
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Device number by name."""
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self.names)}
+        return self._index
+
+    @property
+    def edges(self) -> array[int]:
+        """EDGE_WORDS words per edge: src, srcpin, dst, dstpin, eidx, sendIndex."""
+        if self._edges is None:
+            assert self.packed is not None
+            self._edges = self.packed.edges()
+        return self._edges
 
     @property
     def device_count(self) -> int:
-        return len(self.names)
+        return self.packed.device_count if self.packed and self._names is None else len(self.names)
 
     @property
     def edge_count(self) -> int:
-        return len(self.edges) // EDGE_WORDS
+        return self.packed.edge_count if self.packed and self._edges is None else len(self.edges) // EDGE_WORDS
 
 
 @dataclass

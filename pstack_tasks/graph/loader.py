@@ -105,6 +105,31 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
     return builder.finish()
 
 
+def graph_type_ahead(path: str) -> tuple[GraphType, int] | None:
+    """The graph type of an application file and its version, read without its instance (the
+    native loader packs that): None when the file is not the plain shape (one ``<GraphType>``
+    before the ``<GraphInstance>``, no reference) or has any error, so that the whole file is
+    then read by :func:`load`, which names the first error as always."""
+    try:
+        with open(path, "rb") as src:
+            ns, version = detect_version(src, path)
+            src.seek(0)
+            q = "{%s}" % ns
+            found = None
+            for event, el in etree.iterparse(src, events=("start", "end"), huge_tree=True, remove_comments=True):
+                tag = el.tag[len(q):] if isinstance(el.tag, str) and el.tag.startswith(q) else ""
+                if event == "start" and tag == "GraphInstance":
+                    return (found, version) if found is not None else None
+                if tag in ("DevI", "EdgeI", "ExtI", "GraphTypeReference") or (tag == "GraphType" and event == "start"
+                                                                                and found is not None):
+                    return None
+                if event == "end" and tag == "GraphType":
+                    found = FORMATS[version].type_parser(path).parse(el)
+    except (GraphError, etree.XMLSyntaxError, OSError):
+        return None
+    return None
+
+
 def load_graph_type(path: str, gid: str, version: int, referrer: str, line: int | None) -> GraphType:
     """The graph type ``gid`` from another file (a ``GraphTypeReference`` with ``src``)."""
     return graph_type_in_file(path, gid, FORMATS[version].type_parser, referrer, line)

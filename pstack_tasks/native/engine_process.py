@@ -12,7 +12,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import RegionStopped, SimulationFailed
@@ -64,13 +64,14 @@ def limit_args() -> list[str]:
 
 
 def start_alone(prep: Prepared, inst: Path, opts: RunOptions, sink: LogSink | None,
-                meter: ProgressMeter | None) -> Engine:
-    """Start the whole graph in one engine, its result on a pipe and its log lines to ``sink``."""
+                meter: ProgressMeter | None, result: IO[bytes] | None = None) -> Engine:
+    """Start the whole graph in one engine, its result on a pipe (or into the file ``result``)
+    and its log lines to ``sink``."""
     cmd = engine_command(prep.engine, inst, opts, app_file=prep.app.file)
     if meter:
         cmd += meter.args()
-    proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE, subprocess.PIPE,
-                              (meter.fd,) if meter else ())
+    proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE if result is None else result,
+                              subprocess.PIPE, (meter.fd,) if meter else ())
     return Engine(proc, sink)
 
 

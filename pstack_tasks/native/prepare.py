@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pstack_tasks.graph import loader
 from pstack_tasks.memo import BoundedCache
-from pstack_tasks.native import engine_index
+from pstack_tasks.native import engine_index, instance_loader
+from pstack_tasks.phases import phase
 
 
 @dataclass
@@ -38,8 +39,10 @@ def prepare(xml_or_path: str | bytes | os.PathLike[str], app_id: str | None = No
         hit = _prepared.get(app_id)
         if hit is not None and hit.engine.is_file():
             return hit
-    app = loader.load(xml_or_path)
-    found = engine_index.engine_for(app.graph_type)  # rendered and built only on a miss
+    with phase("load"):
+        app = instance_loader.load(xml_or_path)
+    with phase("engine render and build"):
+        found = engine_index.engine_for(app.graph_type)  # rendered and built only on a miss
     prep = Prepared(app, found.type_hash, found.engine)
     if app_id is not None and app.worth_keeping():
         _prepared.put(app_id, prep)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pstack_tasks.native import build
-from pstack_tasks.native.instance_file import write_instance
+from pstack_tasks.native.instance_file import packed_in_place, write_instance
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import Prepared
 
@@ -44,7 +44,11 @@ class RunDir:
 
 def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: ExitStack) -> Path:
     """The binary instance file for this split: cached beside the application when it has an
-    ``app_id`` (a worker runs the same small split again and again), else written for this run."""
+    ``app_id`` (a worker runs the same small split again and again), else written for this run.
+    An instance the native loader packed runs in one region from the loader's own file (no copy)."""
+    packed = prep.app.instance.packed
+    if packed is not None and not opts.tmpdir and packed_in_place(packed, regions, prep.type_hash):
+        return Path(packed.path)
     if opts.app_id and not opts.tmpdir:
         split = hashlib.sha256(regions.tobytes()).hexdigest()[:24]
         path = build.app_dir(opts.app_id) / f"{prep.type_hash[:16]}-{split}.inst"

@@ -19,7 +19,7 @@ from typing import Any
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
-from pstack_tasks.native.region_run import print_single, run_single
+from pstack_tasks.native.region_run import print_single, print_single_json
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap
 from pstack_tasks.ui.cli.exit_status import USAGE
@@ -103,7 +103,9 @@ def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | Non
         if "partition" in result:
             print(f"psim: {split_line(result['partition'])}", file=sys.stderr)
     elif as_json:
-        result = run_single(prep, opts)
+        sys.stdout.flush()
+        print_single_json(prep, opts, sys.stdout.buffer)  # the engine's JSON as it is (no parse of 1M states)
+        return
     else:
         sys.stdout.flush()
         print_single(prep, opts, sys.stdout)  # log lines as they come, then the text (native.results.format_text)
