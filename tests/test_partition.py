@@ -30,8 +30,10 @@ def instance(n: int, pins: list[tuple[int, list[int]]]) -> Instance:
     for src, dests in pins:
         for dst in dests:
             edges.extend((src, 0, dst, 0, 0, NO_SEND_INDEX))
-    names = [f"d{i}" for i in range(n)]
-    return Instance(names=names, index={s: i for i, s in enumerate(names)}, edges=edges)
+    inst = Instance()
+    inst.names.extend(f"d{i}" for i in range(n))
+    inst.edges.extend(edges)
+    return inst
 
 
 def grid(w: int, h: int) -> Instance:
@@ -72,7 +74,7 @@ def test_a_hub_goes_with_most_of_its_neighbours_and_does_not_bend_the_split() ->
     base = grid(30, 30)
     hub = base.device_count
     inst = instance(hub + 1, [])
-    inst.edges = array("I", base.edges)
+    inst.edges.extend(base.edges)
     for d in range(hub):  # every cell reports to an exit node, as gals_heat's do
         inst.edges.extend((d, 1, hub, 0, 0, NO_SEND_INDEX))
     parts, report = split(inst, 2)
@@ -149,6 +151,7 @@ def test_more_regions_than_devices_and_rmap_with_regions_are_refused() -> None:
             auto_regions(text)
 
 
+@pytest.mark.fleet  # a split runs through a redis-server
 @pytest.mark.parametrize("app", STABLE)
 def test_psim_in_two_automatic_regions_gives_what_one_region_gives(app: str) -> None:
     alone = psim(CORPUS / app, options={"quiet": True})
@@ -159,6 +162,7 @@ def test_psim_in_two_automatic_regions_gives_what_one_region_gives(app: str) -> 
     assert parted["partition"]["balance"] <= 1.1
 
 
+@pytest.mark.fleet
 def test_psim_command_reports_the_cut_and_refuses_bad_k() -> None:
     app = str(CORPUS / "clock_tree_4_4.xml")
     cmd = [sys.executable, "-m", "pstack_tasks.ui.cli.psim", "-q", "-r"]
@@ -186,6 +190,7 @@ def test_run_with_regions_on_the_fleet_splits_and_reports(on_fleet: WorkerFleet)
         run(app, rmap={"n_0": 1}, regions=2)
 
 
+@pytest.mark.fleet
 def test_pstack_run_with_regions_on_the_embedded_stack() -> None:
     p = pstack("run", "-r", "--regions", "2", str(CORPUS / "clock_tree_4_4.xml"), env=bare_env())
     assert p.returncode == 0, p.stderr

@@ -183,10 +183,8 @@ def test_fireflies_stop_on_limits(name: str, regions: int, redis_url: str) -> No
 @pytest.mark.parametrize("name, where, words", [
     ("test_external_ping_pong_graph_inst_1", "test_external_ping_pong_graph_type.xml",
      ["<ExternalType>", "'outsider'", "not supported yet"]),
-    ("test_supervisor_Ndev_to_sup_pulse_n1_r1", "test_supervisor_Ndev_to_sup_pulse_n1_r1.xml", ["not supported"]),
-    ("orchestrator_examples_ring_test", "orchestrator_examples_ring_test.xml", ["not supported"]),
 ])
-def test_externals_and_supervisors_are_refused_by_name(name: str, where: str, words: list[str]) -> None:
+def test_externals_are_refused_by_name(name: str, where: str, words: list[str]) -> None:
     with pytest.raises(GraphError) as info:
         loader.load(CORPUS / f"{name}.xml")
     err = info.value
