@@ -197,14 +197,15 @@ def save_baseline(path: Path, mode: str, runs: list[ScriptRun]) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
-def judge(runs: list[ScriptRun], baseline_path: Path, mode: str, update: bool) -> int:
+def judge(runs: list[ScriptRun], baseline_path: Path, mode: str, update: bool,
+          tolerance: float = TOLERANCE) -> int:
     """Print the table and the verdict of a suite run; its exit status.  Only the baseline's
     figures of the scripts that ran are expected (``--only``)."""
     figures = [f for run in runs for f in run.figures]
     ran = {run.script for run in runs}
     baseline = {name: entry for name, entry in load_baseline(baseline_path, mode).items()
                 if entry.get("script") in ran or "script" not in entry}
-    verdicts = compare(figures, baseline)
+    verdicts = compare(figures, baseline, tolerance)
     print()
     print(table(figures, verdicts))
     load = machine_load()["loadavg"]
@@ -220,7 +221,7 @@ def judge(runs: list[ScriptRun], baseline_path: Path, mode: str, update: bool) -
     for v in bad:
         print(f"FAIL: {v.name}: {v.status}: {v.detail}")
     if not bad and not broken:
-        print(f"every figure within {TOLERANCE:.0%} of the committed baseline")
+        print(f"every figure within {tolerance:.0%} of the committed baseline")
     return 1 if bad or broken else 0
 
 
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="run only the scripts whose name contains this text")
     ap.add_argument("--update-baseline", action="store_true", help="rewrite bench/baseline.json from this run")
     ap.add_argument("--baseline", type=Path, default=BASELINE)
+    ap.add_argument("--tolerance", type=float, default=TOLERANCE,
+                    help="how much worse than the baseline a figure may be (default %(default)s: 20%%)")
     ap.add_argument("--no-run", nargs="*", type=Path, metavar="FILE",
                     help="run nothing: judge these figure files (bench/out/*.json) instead")
     args = ap.parse_args(argv)
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_script(p, args.quick) for p in scripts]
         for run in runs:
             print(f"{run.script}: exit {run.returncode} in {run.seconds:.1f} s, {len(run.figures)} figures")
-    return judge(runs, args.baseline, mode, args.update_baseline)
+    return judge(runs, args.baseline, mode, args.update_baseline, args.tolerance)
 
 
 if __name__ == "__main__":
