@@ -184,9 +184,9 @@ def load_baseline(path: Path, mode: str) -> dict[str, dict[str, Any]]:
 
 def save_baseline(path: Path, mode: str, runs: list[ScriptRun]) -> None:
     """Rewrite ``mode``'s part of the baseline file from ``runs``: the figures of the scripts that
-    ran are replaced, the other scripts' figures and the other mode are kept."""
+    ran and wrote figures are replaced, the other scripts' figures and the other mode are kept."""
     doc = json.loads(path.read_text()) if path.is_file() else {}
-    ran = {run.script for run in runs}
+    ran = {run.script for run in runs if run.figures}
     kept = {name: entry for name, entry in doc.get(mode, {}).get("figures", {}).items()
             if entry.get("script") not in ran}
     for run in runs:
