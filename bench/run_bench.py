@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from figures import Figure, write_figures  # noqa: E402
 from ring import ring_rmap, write_ring  # noqa: E402
 
 GiB = 1 << 30
@@ -381,12 +382,29 @@ def main(argv: list[str] | None = None) -> int:
     results["all_correct"] = all_correct
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_figures("run_bench", figures(rows), quick=args.quick)
     print()
     print(table(rows))
     print(f"\nresults: {out_path}")
     if args.quick:   # smoke test: the targets are not meaningful at these sizes
         return 0 if all_correct else 1
     return 0 if all_pass else 1
+
+
+def figures(rows: list[dict[str, Any]]) -> list[Figure]:
+    """The scenarios as bench/figures.py figures: msg/s beside the hand-written loop's (the
+    in-run baseline), and for the big ring its wall time and peak RSS (no in-run baseline)."""
+    out = []
+    for r in rows:
+        value = r["remote_msgs_per_s"] if r["regions"] > 1 else r["msgs_per_s"]
+        out.append(Figure(f"ring {r['scenario']} msg/s", float(value or 0.0), "msg/s", True,
+                          r["loop_msgs_per_s"], "hand-written loop", r["target"], bool(r["pass"])))
+        if r["scenario"].endswith("(big)"):
+            out.append(Figure(f"ring {r['scenario']} wall", float(r["wall_s"]), "s", False,
+                              target=f"< {BIG_WALL_TARGET:.0f} s", passed=r["wall_s"] < BIG_WALL_TARGET))
+            out.append(Figure(f"ring {r['scenario']} peak RSS", r["maxrss_bytes"] / 2**20, "MiB", False,
+                              target="< 1024 MiB", passed=r["maxrss_bytes"] < BIG_RSS_TARGET))
+    return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
