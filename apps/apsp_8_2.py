@@ -17,8 +17,8 @@ def check_reference_sums(result, app):
     """The controller's sums equal the reference sums in its properties."""
     (controller,) = app.devices_of("controller")
     ref, state = app.properties(controller), result["states"][controller]
-    assert state["sumSumDist"] == ref["refSumSumDist"], f"sumSumDist {state['sumSumDist']}, expected {ref['refSumSumDist']}"
-    assert state["sumMaxDist"] == ref["refSumMaxDist"], f"sumMaxDist {state['sumMaxDist']}, expected {ref['refSumMaxDist']}"
+    for got, want in (("sumSumDist", "refSumSumDist"), ("sumMaxDist", "refSumMaxDist")):
+        assert state[got] == ref[want], f"{got} {state[got]}, expected {ref[want]}"
 
 
 def check_every_round(result, app):

@@ -16,7 +16,8 @@ def check_cycle_count(result, app):
     """The root's cycle count reaches the graph's max_ticks."""
     max_ticks = app.graph_properties["max_ticks"]
     (root,) = app.devices_of("root")
-    assert result["states"][root]["cycle"] == max_ticks, f"cycle {result['states'][root]['cycle']}, expected {max_ticks}"
+    cycle = result["states"][root]["cycle"]
+    assert cycle == max_ticks, f"cycle {cycle}, expected {max_ticks}"
 
 
 def check_deliveries(result, app):

@@ -26,4 +26,5 @@ def check_final_spins(result, app):
     """Every cell's final spin is its reference spin."""
     for cell in app.devices_of("cell"):
         expected = app.properties(cell)["ref_final_spin"]
-        assert result["states"][cell]["spin"] == expected, f"{cell}: spin {result['states'][cell]['spin']}, expected {expected}"
+        spin = result["states"][cell]["spin"]
+        assert spin == expected, f"{cell}: spin {spin}, expected {expected}"
