@@ -106,10 +106,11 @@ def _arity(fn: Callable[..., object]) -> tuple[int, list[str]]:
 
 
 def describe(fn: Callable[..., object], name: str) -> str:
-    """The check's name as users read it: its docstring's first line without the final period."""
+    """The check's name as users read it: its docstring's first line without the final period
+    (pstack's), else the function's name without ``check_``."""
     doc = (inspect.getdoc(fn) or "").strip().splitlines()
     text = doc[0].strip() if doc else ""
-    return (text[:-1] if text.endswith(".") else text) or name
+    return (text[:-1] if text.endswith(".") else text) or name.removeprefix(PREFIX) or name
 
 
 def collect(module: ModuleType) -> list[Checker]:
