@@ -187,7 +187,7 @@ def test_unit_runs_an_application_and_its_checks(tmp_path: Path, on_fleet: Worke
     report = unit(str(tmp_path / "ring.xml"))
     assert [(r["check"], r["passed"]) for r in report] == [
         ("run", True), ("delivered", True), ("counters", True), ("wrong", False)]
-    assert report[3]["detail"] == "expected exit code 1 [ring.py:6]"
+    assert report[3]["detail"] == "expected exit code 1 [ring.py:7]"
     assert str(report).splitlines()[-1] == "ring.xml: 3/4 passed"
     pid = int(report[0]["detail"].split()[1])
     mine = ps(mine=True)

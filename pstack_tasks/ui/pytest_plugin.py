@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pstack_tasks.config import settings
+from pstack_tasks.exceptions import PstackError
 from pstack_tasks.fleet.app_pairs import AppPair, checker_of
 from pstack_tasks.fleet.app_runs import NOT_SIMULATORS, Case, online_engines, plan, prepare, run_case
 from pstack_tasks.ui.app_report import split_text
@@ -61,6 +62,9 @@ class AppTesting:
                         raise pytest.UsageError(f"--pstack-engine {kind}: no engine worker of that type is online "
                                                 f"(online: {', '.join(sorted(online)) or 'none'})")
                 self._engines = asked or sorted(set(online) - NOT_SIMULATORS)
+                if not self._engines:
+                    raise pytest.UsageError("no engine worker that runs applications is online on the fleet of "
+                                            "PSTACK_REDIS_URL (start one: pstack worker --engine psim)")
         return self._engines
 
     def ensure_fleet(self) -> None:
@@ -97,7 +101,11 @@ class AppFile(pytest.File):
         app = prepare(self.pair)
         if app.error is not None:
             raise self.CollectError(app.error)
-        for case in plan([app], self.plugin.engines(), self.plugin.splits, self.plugin.seed):
+        try:
+            engines = self.plugin.engines()
+        except PstackError as e:  # Redis unreachable: one line, not a traceback
+            raise self.CollectError(str(e)) from None
+        for case in plan([app], engines, self.plugin.splits, self.plugin.seed):
             item: AppItem = AppItem.from_parent(self, name=case.id)
             item.case = case
             yield item
