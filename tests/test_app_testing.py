@@ -248,3 +248,15 @@ def test_unit_runs_the_documented_example_and_checks_a_result_without_running(on
             True, True, False]
     finally:
         os.chdir(cwd)
+
+
+def test_the_pytest_plugin_collects_app_items_and_a_broken_checker_file_in_one_line(tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    _app(apps, "ring", RING_CHECKS)
+    _app(apps, "broken", "def check_a(r):\n    return (\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                        "--pstack-apps", str(apps), "--continue-on-collection-errors"],
+                       capture_output=True, text=True, cwd=tmp_path, env=bare_env(), timeout=120)
+    assert "apps/ring.xml::ring[psim-1]" in p.stdout and "apps/ring.xml::ring[psim-3]" in p.stdout
+    assert f"{apps / 'broken.py'}:2: syntax error in the checker file: '(' was never closed" in p.stdout
+    assert "Traceback" not in p.stdout
