@@ -13,4 +13,6 @@ if [ -z "${PSTACK_SKIP_CHECKS:-}" ]; then
 fi
 # The tests start their own redis-server on a free port and stop it (tests/conftest.py), so
 # nothing on this machine is touched and two checkouts can test at once.
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+# The fleet's smoke test: every application in apps/ on the embedded stack (docs/testing.md).
+PSTACK_REDIS_URL= exec .venv/bin/pstack test apps/

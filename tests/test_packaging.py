@@ -88,7 +88,7 @@ def test_the_build_says_no_warning(built: tuple[Path, str, Path]) -> None:
 def test_the_wheel_holds_every_file_of_the_package_trees(built: tuple[Path, str, Path]) -> None:
     wheel, _, src = built
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"celeryconfig.py", "pstack_tasks/py.typed"}
+    expected = {"celeryconfig.py", "pstack_pytest.py", "pstack_tasks/py.typed"}
     for tree, installed_as in (("pstack_tasks", "pstack_tasks"), ("engines", "engines"),
                                ("templates", "pstack_tasks/templates")):
         expected |= {f"{installed_as}/{f.relative_to(src / tree).as_posix()}"

@@ -136,7 +136,7 @@ def test_help_lists_every_builtin_with_its_first_docstring_line(capsys: pytest.C
     assert row.endswith("Run an application (path or XML text) as a process; its result, or a Future with async_=True.")
     fns["help"]()
     out = capsys.readouterr().out
-    assert "unit(py, rmap=None, engine=None, ...)" in out and "ps(user=None, mine=False, limit=50)" in out
+    assert "unit(py, result=None, rmap=None, ...)" in out and "ps(user=None, mine=False, limit=50)" in out
     fns["help"](len)  # still Python's help
     assert "Help on built-in function len" in capsys.readouterr().out
 
@@ -187,7 +187,7 @@ def test_unit_runs_an_application_and_its_checks(tmp_path: Path, on_fleet: Worke
     report = unit(str(tmp_path / "ring.xml"))
     assert [(r["check"], r["passed"]) for r in report] == [
         ("run", True), ("delivered", True), ("counters", True), ("wrong", False)]
-    assert report[3]["detail"] == "AssertionError: expected exit code 1"
+    assert report[3]["detail"] == "expected exit code 1 [ring.py:7]"
     assert str(report).splitlines()[-1] == "ring.xml: 3/4 passed"
     pid = int(report[0]["detail"].split()[1])
     mine = ps(mine=True)

@@ -6,21 +6,26 @@ that ``run`` would give, before anything is queued.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
 
 from pstack_tasks.exceptions import ConfigurationError, ProcessError
+from pstack_tasks.fleet.app_pairs import application_of, checker_of
+from pstack_tasks.fleet.app_view import AppView
+from pstack_tasks.fleet.checkers import apply, collect, load_module
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
 from pstack_tasks.ui.columns import Column, Row, field
 from pstack_tasks.ui.shell.display import Record, Table
 from pstack_tasks.ui.tables import table
+
+if TYPE_CHECKING:
+    from pstack_tasks.fleet.client import Future
 
 #: names shown by devices() before it is cut short (the value keeps them all)
 MAX_NAMES = 20
@@ -113,61 +118,54 @@ def instance(xml: str | os.PathLike[str]) -> Record:
     return Record(data, Group(Text(head), table(DEVICE_TYPE_COLUMNS, types)))
 
 
-def _load_checks(py: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(f"pcli_unit_{py.stem.replace('-', '_')}", py)
-    if spec is None or spec.loader is None:
-        raise ConfigurationError(f"{py} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(checks .py, application .xml) from either one: ``app.py`` names ``APP`` or sits beside ``app.xml``."""
+def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """(checker file, application .xml) from either one: ``app.py`` (in ``checks/`` or not) or ``app.xml``."""
     p = Path(path)
-    py = p if p.suffix == ".py" else p.with_suffix(".py")
-    if not py.is_file():
-        raise ConfigurationError(f"no checks file {py} (unit() pairs app.xml with app.py)")
-    return py, p.with_suffix(".xml")
+    if p.suffix == ".py":
+        if not p.is_file():
+            raise ConfigurationError(f"no checks file {p} (unit() pairs app.xml with app.py)")
+        return p, application_of(p)
+    py = checker_of(p)
+    if py is None:
+        raise ConfigurationError(f"no checks file {p.with_suffix('.py')} (unit() pairs app.xml with app.py "
+                                 "or checks/app.py)")
+    return py, p
 
 
-def _check(name: str, fn: Callable[[dict[str, Any]], object], result: dict[str, Any]) -> dict[str, Any]:
-    """One check's row: it passes unless it raises or returns False."""
-    try:
-        ok = fn(result) is not False
-        detail = "" if ok else "returned False"
-    except Exception as e:  # a failing check is a result to report, not an error of unit()
-        ok, detail = False, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-    return {"check": name, "passed": ok, "detail": detail}
-
-
-def unit(py: str | os.PathLike[str], rmap: Mapping[str, int] | None = None, engine: str | None = None,
+def unit(py: str | os.PathLike[str], result: Mapping[str, Any] | Future | int | None = None,
+         rmap: Mapping[str, int] | None = None, engine: str | None = None,
          options: Mapping[str, Any] | None = None) -> Table:
-    """Run an application and its check_* functions (pstack's tests); a pass/fail table.
+    """Run an application and apply its checks (pstack's tests); a pass/fail table.
 
-    ``py`` is a Python file of ``check_<name>(result)`` functions (or its application's .xml).
-    The application is the module's ``APP`` (relative to the file) or the .xml of the same
-    name beside it; ``RMAP``, ``ENGINE`` and ``OPTIONS`` in the module are defaults for the
-    arguments.  A check passes unless it raises or returns False.
+    ``py`` is the checker file (or its application's .xml): functions that take the result (and
+    optionally the application) and assert; ``check_*`` ones if it has any (docs/testing.md).
+    The application is the module's ``APP`` (relative to the file) or the .xml of the same name;
+    ``RMAP``, ``ENGINE`` and ``OPTIONS`` in the module are defaults for the arguments.
+    ``unit(py, result)`` checks a result (or a Future's, or a pid's) without running again.
     """
+    from pstack_tasks.fleet.client import Future, block
     from pstack_tasks.fleet.client import run as run_process
     checks_file, xml = _pair(py)
-    module = _load_checks(checks_file)
+    module = load_module(checks_file)
     if getattr(module, "APP", None):
         xml = checks_file.parent / module.APP
-    checks = {n[len("check_"):]: f for n, f in vars(module).items() if n.startswith("check_") and callable(f)}
-    if not checks:
-        raise ConfigurationError(f"{checks_file} defines no check_* functions")
+    if xml is None:
+        raise ConfigurationError(f"no application {checks_file.stem}.xml for {checks_file} (or set APP in it)")
+    checks = collect(module)
+    view = AppView(loader.load(str(xml)))
     rows: list[dict[str, Any]] = []
-    try:
-        result = run_process(str(xml), rmap=rmap if rmap is not None else getattr(module, "RMAP", None),
-                                      engine=engine or getattr(module, "ENGINE", None),
-                                      options=options if options is not None else getattr(module, "OPTIONS", None))
-    except ProcessError as e:
-        rows.append({"check": "run", "passed": False, "detail": str(e)})
-    else:
-        assert isinstance(result, dict), "run() without async_ returns the result"
-        rows.append({"check": "run", "passed": True, "detail": f"process {result.get('pid')}"})
-        rows += [_check(name, fn, result) for name, fn in checks.items()]
+    if isinstance(result, (Future, int)):
+        result = block(result)
+    if result is None:
+        try:
+            result = run_process(str(xml), rmap=rmap if rmap is not None else getattr(module, "RMAP", None),
+                                 engine=engine or getattr(module, "ENGINE", None),
+                                 options=options if options is not None else getattr(module, "OPTIONS", None))
+        except ProcessError as e:
+            rows.append({"check": "run", "passed": False, "detail": str(e)})
+        else:
+            rows.append({"check": "run", "passed": True, "detail": f"process {result.get('pid')}"})
+    if result is not None:
+        rows += [{"check": o.doc, "passed": o.passed, "detail": o.message} for o in apply(checks, result, view)]
     passed = sum(r["passed"] for r in rows)
     return Table(rows, Group(table(CHECK_COLUMNS, rows), Text(f"{xml.name}: {passed}/{len(rows)} passed")))

@@ -1,0 +1,98 @@
+"""Finding the applications under test: ``X.xml`` with its checker file ``X.py``.
+
+The checker file sits beside the application (``apps/ring.xml`` + ``apps/ring.py``) or, as in
+pstack's own test tree, in a ``checks/`` directory beside it (``tests/ring.xml`` +
+``tests/checks/ring.py``).  A directory is searched recursively (hidden directories, virtual
+environments and caches are skipped); an application without a checker file there is not under
+test.  A file named on the command line must have one.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstack_tasks.exceptions import ConfigurationError
+
+#: directories never searched for applications
+SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
+#: the directory of checker files in pstack's layout
+CHECKS_DIR = "checks"
+
+
+@dataclass(frozen=True)
+class AppPair:
+    """An application under test: its name (the xml's stem), its xml and its checker file."""
+
+    name: str
+    xml: Path
+    py: Path
+
+
+def checker_of(xml: Path) -> Path | None:
+    """The checker file of ``xml``: ``X.py`` beside it, else ``checks/X.py`` beside it."""
+    for py in (xml.with_suffix(".py"), xml.parent / CHECKS_DIR / f"{xml.stem}.py"):
+        if py.is_file():
+            return py
+    return None
+
+
+def application_of(py: Path) -> Path | None:
+    """The application a checker file belongs to: ``X.xml`` beside it, or one level up from ``checks/``."""
+    for xml in (py.with_suffix(".xml"), py.parent.parent / f"{py.stem}.xml"):
+        if xml.is_file() and (xml.parent == py.parent or py.parent.name == CHECKS_DIR):
+            return xml
+    return None
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
+        for f in sorted(files):
+            if f.endswith(".xml"):
+                yield Path(here) / f
+
+
+def _pair(path: Path) -> AppPair:
+    """The pair a file named by the user stands for (its xml or its checker file)."""
+    if path.suffix == ".py":
+        xml = application_of(path)
+        if xml is None:
+            raise ConfigurationError(f"{path}: no application {path.stem}.xml beside this checker file "
+                                     f"(or beside its {CHECKS_DIR}/ directory)")
+        return AppPair(xml.stem, xml, path)
+    py = checker_of(path)
+    if py is None:
+        raise ConfigurationError(f"{path}: no checker file {path.stem}.py beside it "
+                                 f"(or in {CHECKS_DIR}/ beside it)")
+    return AppPair(path.stem, path, py)
+
+
+def find_apps(paths: Iterable[str | os.PathLike[str]]) -> list[AppPair]:
+    """Every application under test in ``paths`` (directories, xml or checker files), each once.
+
+    Two applications of the same name in different directories are told apart by their path.
+    """
+    found: dict[Path, AppPair] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            for xml in _walk(p):
+                py = checker_of(xml)
+                if py is not None:
+                    found.setdefault(xml.resolve(), AppPair(xml.stem, xml, py))
+        elif p.is_file():
+            pair = _pair(p)
+            found.setdefault(pair.xml.resolve(), pair)
+        else:
+            raise ConfigurationError(f"{p}: no such file or directory")
+    apps = list(found.values())
+    stems = [a.name for a in apps]
+    return [a if stems.count(a.name) == 1 else AppPair(str(a.xml.with_suffix("")), a.xml, a.py) for a in apps]
+
+
+def select(apps: Iterable[AppPair], expr: str | None) -> list[AppPair]:
+    """The applications whose name contains ``expr`` (``-k``; case-insensitive; all without one)."""
+    if not expr:
+        return list(apps)
+    return [a for a in apps if expr.lower() in a.name.lower()]
