@@ -184,8 +184,8 @@ def main() -> int:
                 shutil.copyfileobj(src, dst)
         n, m = 1000, (200 if args.quick else 1000)
         ring = Path(tmp) / "ring.xml"
-        with ring.open("w") as f:
-            write_ring(n, m, f)
+        with ring.open("w") as out:
+            write_ring(n, m, out)
         figures = gals_figures(gals, rows, rounds) + ring_figures(ring, n, m, rounds)
     path = write_figures("split_bench", figures, quick=args.quick, rounds=rounds)
     for f in figures:
