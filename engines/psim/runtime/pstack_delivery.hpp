@@ -9,11 +9,20 @@
 #define PSTACK_DELIVERY_HPP
 
 // ---- the ready queue ---------------------------------------------------------------------------
+// A FIFO in one region; a split region sweeps its ready devices in device order (pstack_sweep.hpp).
+// rq_head != rq_tail while a device is ready, either way.
 static inline void rq_push(uint32_t d) {
     if (!pstack.inq[d]) {
         pstack.inq[d] = 1;
+        if (__builtin_expect(pstack_sweep.on, 0)) { sweep_add(d); ++pstack.rq_tail; return; }
         pstack.rq[pstack.rq_tail++ & pstack.rq_mask] = d;
     }
+}
+
+// The next ready device; the caller has checked that there is one.
+static inline uint32_t rq_pop() {
+    if (__builtin_expect(pstack_sweep.on, 0)) { ++pstack.rq_head; return sweep_take(); }
+    return pstack.rq[pstack.rq_head++ & pstack.rq_mask];
 }
 
 // ---- local delivery ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include "pstack_instance.hpp"     // the instance file and the region list
 #include "pstack_output.hpp"       // progress counters, metrics and final states
 #include "pstack_wire.hpp"         // RESP to and from Redis through socat
+#include "pstack_sweep.hpp"        // a split region's ready set, swept in device order
 #include "pstack_delivery.hpp"     // messages into devices, items from other regions, idle rounds
 #include "pstack_termination.hpp"  // polling and waiting for items, the IDLE script, the end of a split
 #include "pstack_loop.hpp"         // start-up and the event loop
@@ -89,7 +90,10 @@ int main(int argc, char** argv) {
     double t0 = now_seconds();
     load_instance(o.instance);
     double t1 = now_seconds();
-    if (split) await_idle_script();
+    if (split) {
+        await_idle_script();
+        sweep_init();
+    }
     start_devices();
     if (!pstack.stop) run_loop();
     else if (split && stopped_here()) broadcast_exit();

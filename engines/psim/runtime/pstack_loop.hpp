@@ -80,7 +80,7 @@ static inline void step_device(uint32_t d) {
 static inline void run_ready_devices(double t0, uint32_t& since_poll) {
     const uint32_t POLL_EVERY = 1024;
     while (pstack.rq_head != pstack.rq_tail) {
-        uint32_t d = pstack.rq[pstack.rq_head++ & pstack.rq_mask];
+        uint32_t d = rq_pop();
         pstack.inq[d] = 0;
         step_device(d);
         if (pstack.stop) return;
