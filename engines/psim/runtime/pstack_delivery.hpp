@@ -33,6 +33,28 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
     }
 }
 
+// ---- local delivery on the hot path -------------------------------------------------------------
+// The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp).
+static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d) {
+    if (!h.inq[d]) {
+        h.inq[d] = 1;
+        h.rq[h.rq_tail++ & h.rq_mask] = d;
+    }
+}
+
+static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, uint32_t slot, const char* msg) {
+    const PstackEdge* e = h.edges + h.slot_edges[slot];
+    const PstackEdge* end = h.edges + h.slot_edges[slot + 1];
+    for (; e != end; ++e) {
+        uint32_t dst = e->dst;
+        pstack.cur_dev = dst;
+        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+        ++h.delivered;
+        hot_push(h, dst);
+        if (__builtin_expect(pstack.stop, 0)) return;
+    }
+}
+
 // ---- to other regions --------------------------------------------------------------------------
 // A message item, "0 <device> <pin> <fields>", to every other region with a destination of the slot.
 static inline void send_remote(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot) {
