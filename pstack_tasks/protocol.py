@@ -107,6 +107,8 @@ class Metric:
     CANCELLED: Final = "Cancelled sends"
     REMOTE_SENT: Final = "Remote messages sent"
     REMOTE_RECEIVED: Final = "Remote messages received"
+    SUPERVISOR_RECEIVED: Final = "Supervisor receives"  #: messages the v4 supervisor received
+    SUPERVISOR_SENT: Final = "Supervisor sends"  #: replies and broadcasts the supervisor sent (one per call)
     EXIT_CODE: Final = "Exit code"
     EXIT_REASON: Final = "Exit reason"
     IDLE_ROUNDS: Final = "Hardware idle rounds"

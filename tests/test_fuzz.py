@@ -51,7 +51,9 @@ WORKERS = 2
 FILE_LEVEL = ("the file has no <GraphType>", "the file has no <GraphInstance>", "empty document",
               "malformed XML: Document is empty", "malformed XML: Premature end of data",
               "malformed XML: Extra content at the end of the document", "malformed XML: EndTag: '</' not found")
-COMPILE_ERROR = re.compile(r"compile error in (device type '[^']+', \w+( of pin '[^']+')?|shared code[^,]*), "
+COMPILE_ERROR = re.compile(r"compile error in (device type '[^']+', \w+( of pin '[^']+'| of the Supervisor\w+Pin)?"
+                           r"|shared code[^,]*"
+                           r"|\w+ of the supervisor), "
                            r"line \d+: ")
 
 

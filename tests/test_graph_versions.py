@@ -53,7 +53,6 @@ def test_indexed_that_is_not_a_boolean_is_refused_with_file_and_line(version: in
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("device_type,message", [
-    ('<SupervisorType id="boss"/>', "<SupervisorType> 'boss' in <DeviceTypes>: v{v} supervisors are not supported yet"),
     ('<ExternalType id="out"/>',
      "<ExternalType> 'out' in <DeviceTypes>: external devices (ExternalType/ExtI) are not supported yet"),
     ('<DeviceType id="d"><OnCompute/></DeviceType>', "<OnCompute> in device type 'd': <OnCompute> is not supported"),
@@ -93,3 +92,15 @@ def test_documentation_inside_a_pin_is_skipped_in_v2_v3_and_refused_in_v4(versio
 def test_the_format_table_reads_every_known_namespace_with_its_own_version() -> None:
     assert sorted(FORMATS) == sorted(NAMESPACES.values())
     assert all(fmt.type_parser.version == v for v, fmt in FORMATS.items())
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_supervisor_types_are_refused_before_v4(version: int) -> None:
+    e = refused(doc(version, '<SupervisorType id="boss"/>'))
+    assert e.line == 6
+    assert f"<SupervisorType> 'boss' in <DeviceTypes>: v{version} supervisors are not supported yet" in str(e)
+
+
+def test_a_v4_supervisor_type_needs_its_in_pin() -> None:
+    e = refused(doc(4, '<SupervisorType id="boss"/>'))
+    assert e.line == 6 and "<SupervisorType> has no <SupervisorInPin>" in str(e)

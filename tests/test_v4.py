@@ -166,40 +166,7 @@ def test_indexed_output_pins_are_read():
     assert [p.indexed for p in d.output_pins] == [True, False]
 
 
-def test_supervisor_pins_are_refused_with_file_line_and_element():
-    path = V4DATA / "supervisor.xml"
-    with pytest.raises(GraphError) as e:
-        load(path)
-    assert e.value.file == str(path) and e.value.line == line_of(path, "<SupervisorOutPin")
-    assert "<SupervisorOutPin> in device type 'dev': v4 supervisors are not supported yet" in str(e.value)
-
-
-@pytest.mark.parametrize("old,new,element", [
-    ("SupervisorOutPin", "SupervisorInPin", "<SupervisorInPin>"),
-    ('<SupervisorType id="">', '<SupervisorType id="">', "<SupervisorType> ''"),
-])
-def test_supervisor_types_and_in_pins_are_refused(old: str, new: str, element: str, tmp_path: Path):
-    path = V4DATA / "supervisor.xml"
-    text = path.read_text().replace(old, new)
-    if element.startswith("<SupervisorType"):  # take the device pin out so the supervisor type is reached
-        start, end = text.index("<SupervisorOutPin"), text.index("</SupervisorOutPin>") + len("</SupervisorOutPin>")
-        text = text[:start] + text[end:]
-    app = tmp_path / "app.xml"
-    app.write_text(text)
-    with pytest.raises(GraphError) as e:
-        load(app)
-    assert element in str(e.value) and "v4 supervisors are not supported yet" in str(e.value)
-    assert e.value.line == line_of(app, element.split(">")[0].split(" ")[0])
-
-
-@pytest.mark.parametrize("name", ["orchestrator_examples_ring_test", "orchestrator_examples_test_ping_pong_timer",
-                                  "test_supervisor_Ndev_to_sup_pulse_n1_r1"])
-def test_corpus_v4_supervisor_apps_are_refused_clearly(name: str):
-    path = CORPUS / f"{name}.xml"
-    if not path.exists():
-        pytest.skip(f"{path} is not on this machine")
-    with pytest.raises(GraphError, match=r"\.xml:\d+: <Supervisor\w+>.*v4 supervisors are not supported yet"):
-        load(path)
+# supervisors (graph-schema.md s7) are read and run: tests/test_v4_supervisors.py
 
 
 @pytest.mark.parametrize("element,words", [
@@ -321,12 +288,11 @@ def test_graph_type_reference_to_a_v4_type_file(tmp_path: Path):
         load(inst)
 
 
-def test_psim_command_runs_v4_and_refuses_supervisors_without_a_traceback():
+def test_psim_command_runs_v4_and_its_supervisors_without_a_traceback():
     ok = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", str(V4DATA / "ring-oscillator.xml")],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "State [n3]: state = 0, counter = 10" in ok.stdout
-    refused = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", str(V4DATA / "supervisor.xml")],
-                             capture_output=True, text=True, timeout=120)
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert "supervisor.xml:14: <SupervisorOutPin> in device type 'dev': v4 supervisors are not supported yet" \
-        in refused.stderr
+    sup = subprocess.run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", str(V4DATA / "supervisor.xml")],
+                         capture_output=True, text=True, timeout=120)
+    assert sup.returncode == 0 and "Traceback" not in sup.stderr, sup.stderr
+    assert "State [d1]: done = 1" in sup.stdout

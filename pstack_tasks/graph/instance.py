@@ -125,8 +125,11 @@ class InstanceBuilder:
         self.type_index = {d.id: i for i, d in enumerate(gt.device_types)}
         self.pp = [Packer(d.properties) for d in gt.device_types]
         self.sp = [Packer(d.state) for d in gt.device_types]
-        self.inputs = [{p.name: (i, p) for i, p in enumerate(d.input_pins)} for d in gt.device_types]
-        self.outputs = [{p.name: (i, p) for i, p in enumerate(d.output_pins)} for d in gt.device_types]
+        # a v4 device's supervisor pins have no edges (graph-schema.md s7): no EdgeI may name them
+        self.inputs = [{p.name: (i, p) for i, p in enumerate(d.input_pins) if not p.supervisor}
+                       for d in gt.device_types]
+        self.outputs = [{p.name: (i, p) for i, p in enumerate(d.output_pins) if not p.supervisor}
+                        for d in gt.device_types]
         self.edge_packers = {(t, i): (Packer(p.properties), Packer(p.state))
                              for t, d in enumerate(gt.device_types) for i, p in enumerate(d.input_pins)}
         self.gprops = Packer(gt.properties)

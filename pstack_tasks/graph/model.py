@@ -177,6 +177,7 @@ class InputPin:
     properties: Struct = field(default_factory=Struct)
     state: Struct = field(default_factory=Struct)
     line: int | None = None
+    supervisor: bool = False  # a v4 SupervisorInPin: replies and broadcasts from the supervisor arrive here
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class OutputPin:
     on_send: Code
     indexed: bool = False
     line: int | None = None
+    supervisor: bool = False  # a v4 SupervisorOutPin: sends go to the supervisor, over no edge
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,34 @@ class DeviceType:
         return [p.name for p in self.output_pins].index(name)
 
 
+#: the pin name a v4 device's SupervisorOutPin / SupervisorInPin gets in the model (no edge can name it)
+SUPERVISOR_PIN = "__supervisor__"
+
+
+@dataclass(frozen=True)
+class SupervisorType:
+    """A v4 ``<SupervisorType>`` (graph-schema.md s7): raw C++ pieces, kept as code.
+
+    ``properties`` and ``state`` are free C++ member declarations (std::vector, initialisers),
+    emitted as C++ structs; they are never packed, so they have no layout here.
+    """
+
+    id: str
+    message_type: str  # of its one SupervisorInPin
+    on_receive: Code
+    code: Code
+    properties: Code
+    state: Code
+    on_init: Code | None = None
+    on_idle: Code | None = None  # OnSupervisorIdle
+    on_stop: Code | None = None
+    pin_id: str = ""
+    line: int | None = None
+
+    def handlers(self) -> list[Code]:
+        return [c for c in (self.on_init, self.on_receive, self.on_idle, self.on_stop) if c is not None]
+
+
 @dataclass(frozen=True)
 class GraphType:
     """Everything that is compiled: the same graph type at any size builds one engine."""
@@ -231,7 +261,8 @@ class GraphType:
     message_types: tuple[MessageType, ...]
     device_types: tuple[DeviceType, ...]
     file: str = "<xml>"
-    typedefs: tuple[tuple[str, FieldType], ...] = ()  # v3 TypeDefs in document order, emitted as C typedefs
+    typedefs: tuple[tuple[str, FieldType], ...] = ()  # TypeDefs in document order, emitted as C typedefs
+    supervisor: SupervisorType | None = None  # v4: the one supervisor of every instance of the type
 
     def message_type(self, mid: str) -> MessageType | None:
         for m in self.message_types:

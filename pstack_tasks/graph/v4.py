@@ -7,7 +7,8 @@ elements v4 dropped; :class:`InstanceBuilderV4` reads the attributes where v2/v3
 children.  Everything else (identifiers, pins, devices, edges, value checks and their messages)
 is the shared code's, so a v4 file ends in the same model and the same bytes as its v3 twin.
 
-Refused with file:line and the element: supervisors and externals (as in every version), the
+Supervisors (``SupervisorType``, device ``SupervisorOutPin``/``SupervisorInPin``) are read by
+``supervisor.py``.  Refused with file:line and the element: externals (as in every version), the
 elements v4 dropped (``Documentation``, ``MetaData``, ``Types``, ``HashDigest``, ``OnThreadIdle``,
 ...), and child ``<P>``/``<S>`` value elements.
 """
@@ -20,8 +21,9 @@ from lxml import etree
 from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_struct, parse_values
 from pstack_tasks.graph.elements import children, element_text, line_of, local
 from pstack_tasks.graph.instance import Given, InstanceBuilder, Values
-from pstack_tasks.graph.model import Struct
-from pstack_tasks.graph.walker import GraphTypeWalker
+from pstack_tasks.graph.model import GraphType, MessageType, Struct, SupervisorType
+from pstack_tasks.graph.supervisor import device_supervisor_pin, supervisor_type
+from pstack_tasks.graph.walker import DeviceParts, GraphTypeWalker
 
 #: v2/v3 elements that v4 dropped (graph-schema.md section 9), with what to do instead
 DROPPED = {
@@ -39,6 +41,26 @@ class V4Types(GraphTypeWalker):
 
     version: ClassVar[int] = 4
     dropped: ClassVar[dict[str, str]] = DROPPED
+    supervisors: ClassVar[bool] = True
+
+    def supervisor_pin(self, c: etree._Element, dev: DeviceParts) -> None:
+        device_supervisor_pin(self, c, dev)
+
+    def supervisor_type(self, d: etree._Element, message_types: list[MessageType]) -> SupervisorType:
+        return supervisor_type(self, d, message_types)
+
+    def parse(self, gt: etree._Element) -> GraphType:
+        """The graph type; the supervisor's replies and broadcasts need one message type for every device."""
+        graph = super().parse(gt)
+        kinds = {p.message_type for d in graph.device_types for p in d.input_pins if p.supervisor}
+        if len(kinds) > 1:
+            raise self.error("device <SupervisorInPin>s use different message types "
+                             f"({', '.join(sorted(kinds))}); the supervisor's replies and broadcasts have one", gt)
+        pins = [p.supervisor for d in graph.device_types for p in d.input_pins]
+        pins += [p.supervisor for d in graph.device_types for p in d.output_pins]
+        if graph.supervisor is None and any(pins):
+            raise self.error("device types have supervisor pins but the graph type has no <SupervisorType>", gt)
+        return graph
 
     def struct(self, el: etree._Element | None, what: str) -> Struct:
         if el is None:

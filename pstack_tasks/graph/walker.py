@@ -32,7 +32,17 @@ from pstack_tasks.graph.elements import (
     local,
     syntax_error,
 )
-from pstack_tasks.graph.model import Code, DeviceType, FieldType, GraphType, InputPin, MessageType, OutputPin, Struct
+from pstack_tasks.graph.model import (
+    Code,
+    DeviceType,
+    FieldType,
+    GraphType,
+    InputPin,
+    MessageType,
+    OutputPin,
+    Struct,
+    SupervisorType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +58,7 @@ MAX_OUTPUT_PINS = 32
 
 
 @dataclass
-class _DeviceParts:
+class DeviceParts:
     """A device type's pieces as the walk finds them."""
 
     id: str
@@ -58,6 +68,8 @@ class _DeviceParts:
     outputs: list[OutputPin] = field(default_factory=list)
     shared: list[Code] = field(default_factory=list)
     handlers: dict[str, Code] = field(default_factory=dict)  # by tag (HANDLERS)
+    supervisor_out: OutputPin | None = None  # v4: the last output pin
+    supervisor_in: InputPin | None = None  # v4: the last input pin
 
 
 class GraphTypeWalker:
@@ -68,10 +80,13 @@ class GraphTypeWalker:
     dropped: ClassVar[Mapping[str, str]] = {}
     #: elements this version reads and ignores (they carry nothing we simulate)
     skipped: ClassVar[frozenset[str]] = frozenset()
+    #: whether this version reads supervisors (v4: SupervisorType, device Supervisor pins)
+    supervisors: ClassVar[bool] = False
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.typedefs: list[tuple[str, FieldType]] = []
+        self.supervisor: SupervisorType | None = None
 
     # ---- the version's hooks ------------------------------------------------------------------
     def struct(self, el: etree._Element | None, what: str) -> Struct:
@@ -84,6 +99,14 @@ class GraphTypeWalker:
 
     def check_device_type(self, dt: DeviceType) -> None:
         """Rules of this version for a whole device type."""
+
+    def supervisor_pin(self, c: etree._Element, dev: DeviceParts) -> None:
+        """A device's ``SupervisorOutPin``/``SupervisorInPin`` (into ``dev``); versions without refuse it."""
+        raise self.refusal(c, f"device type {dev.id!r}")
+
+    def supervisor_type(self, d: etree._Element, message_types: list[MessageType]) -> SupervisorType:
+        """A ``<SupervisorType>``; versions without supervisors refuse it."""
+        raise self.refusal(d, "<DeviceTypes>")
 
     # ---- what every version checks the same way -----------------------------------------------
     def error(self, msg: str, el: etree._Element | None) -> GraphError:
@@ -119,7 +142,8 @@ class GraphTypeWalker:
             tag = local(c)
             if tag in self.skipped:
                 continue
-            if tag in self.dropped or tag in REFUSED or tag == "ExternalType" or tag.startswith("Supervisor"):
+            refused_supervisor = tag.startswith("Supervisor") and not self.supervisors
+            if tag in self.dropped or tag in REFUSED or tag == "ExternalType" or refused_supervisor:
                 raise self.refusal(c, where)
             yield c
 
@@ -156,7 +180,7 @@ class GraphTypeWalker:
         logger.debug("v%d graph type %r: %d message types, %d device types", self.version, gid,
                      len(message_types), len(device_types))
         return GraphType(gid, self.version, props, tuple(shared), tuple(message_types), tuple(device_types),
-                         self.file, tuple(self.typedefs))
+                         self.file, tuple(self.typedefs), self.supervisor)
 
     def message_type(self, m: etree._Element, known: list[MessageType]) -> MessageType:
         if local(m) != "MessageType":
@@ -169,6 +193,11 @@ class GraphTypeWalker:
 
     def device_types(self, c: etree._Element, message_types: list[MessageType], into: list[DeviceType]) -> None:
         for d in self.elements(c, "<DeviceTypes>"):
+            if local(d) == "SupervisorType":
+                if self.supervisor is not None:
+                    raise self.error("a graph type has at most one <SupervisorType>", d)
+                self.supervisor = self.supervisor_type(d, message_types)
+                continue
             if local(d) != "DeviceType":
                 raise self.refusal(d, "<DeviceTypes>")
             dt = self.device_type(d, message_types)
@@ -177,9 +206,13 @@ class GraphTypeWalker:
             into.append(dt)
 
     def device_type(self, d: etree._Element, message_types: list[MessageType]) -> DeviceType:
-        dev = _DeviceParts(self.ident(d), {m.id for m in message_types})
+        dev = DeviceParts(self.ident(d), {m.id for m in message_types})
         for c in self.elements(d, f"device type {dev.id!r}"):
             self.device_child(c, dev)
+        if dev.supervisor_out is not None:  # graph-schema.md s7: the supervisor pins come last
+            dev.outputs.append(dev.supervisor_out)
+        if dev.supervisor_in is not None:
+            dev.inputs.append(dev.supervisor_in)
         if len(dev.outputs) > MAX_OUTPUT_PINS:
             raise self.error(f"device type {dev.id!r} has {len(dev.outputs)} output pins; at most "
                              f"{MAX_OUTPUT_PINS} are allowed", d)
@@ -190,7 +223,7 @@ class GraphTypeWalker:
         self.check_device_type(dt)
         return dt
 
-    def device_child(self, c: etree._Element, dev: _DeviceParts) -> None:
+    def device_child(self, c: etree._Element, dev: DeviceParts) -> None:
         tag = local(c)
         if tag in ("Properties", "State"):
             dev.structs[tag] = self.struct(c, f"<{tag}> of device type {dev.id!r}")
@@ -202,6 +235,8 @@ class GraphTypeWalker:
             dev.outputs.append(self.output_pin(c, dev))
         elif tag in HANDLERS:
             dev.handlers[tag] = self.code(c, tag)
+        elif tag in ("SupervisorOutPin", "SupervisorInPin"):
+            self.supervisor_pin(c, dev)
         elif tag not in UNEXECUTED:
             raise self.refusal(c, f"device type {dev.id!r}")
 
@@ -215,7 +250,7 @@ class GraphTypeWalker:
             found[tag] = c
         return found
 
-    def pin_header(self, c: etree._Element, dev: _DeviceParts) -> tuple[str, str]:
+    def pin_header(self, c: etree._Element, dev: DeviceParts) -> tuple[str, str]:
         """A pin's name and message type, checked: it names a known type, and no other pin's name."""
         name = self.ident(c, "name")
         mtype = c.get("messageTypeId")
@@ -227,7 +262,7 @@ class GraphTypeWalker:
             raise self.error(f"duplicate pin name {name!r} in device type {dev.id!r}", c)
         return name, mtype
 
-    def input_pin(self, c: etree._Element, dev: _DeviceParts) -> InputPin:
+    def input_pin(self, c: etree._Element, dev: DeviceParts) -> InputPin:
         name, mtype = self.pin_header(c, dev)
         what = f"of input pin {name!r} of device type {dev.id!r}"
         found = self.parts(c, ("OnReceive", "Properties", "State"), f"input pin {name!r} of device type {dev.id!r}")
@@ -235,7 +270,7 @@ class GraphTypeWalker:
                         self.struct(found.get("Properties"), f"<Properties> {what}"),
                         self.struct(found.get("State"), f"<State> {what}"), line_of(c))
 
-    def output_pin(self, c: etree._Element, dev: _DeviceParts) -> OutputPin:
+    def output_pin(self, c: etree._Element, dev: DeviceParts) -> OutputPin:
         name, mtype = self.pin_header(c, dev)
         found = self.parts(c, ("OnSend",), f"output pin {name!r} of device type {dev.id!r}")
         raw = c.get("indexed")

@@ -117,6 +117,9 @@ def code_spans(gt: GraphType) -> list[CodeSpan]:
         pieces += [p.on_send for p in d.output_pins] + [p.on_receive for p in d.input_pins]
         pieces += [c for c in (d.on_init, d.on_hardware_idle) if c is not None]
         spans += [CodeSpan(d.id, c) for c in pieces]
+    if gt.supervisor is not None:
+        s = gt.supervisor
+        spans += [CodeSpan(None, c) for c in (s.code, s.properties, s.state, *s.handlers())]
     return spans
 
 
@@ -147,6 +150,7 @@ def render(gt: GraphType) -> EngineSource:
         "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
         "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
         "protocol": protocol_defines(),
+        **supervisor_context(gt),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
     }
@@ -156,6 +160,16 @@ def render(gt: GraphType) -> EngineSource:
     type_hash = hashlib.sha256(text.encode()).hexdigest()
     text = text.replace(TYPE_HASH_PLACEHOLDER, type_hash)
     return EngineSource(text, type_hash, tuple(code_spans(gt)), file, gt.file or file)
+
+
+def supervisor_context(gt: GraphType) -> dict[str, Any]:
+    """What supervisor.cpp.j2 needs: the reply/broadcast message type, each device type's supervisor pins."""
+    none = "PSTACK_NO_SUPERVISOR_PIN"
+    pins = {d.id: ([str(i) for i, p in enumerate(d.output_pins) if p.supervisor] + [none])[:1]
+            + ([str(i) for i, p in enumerate(d.input_pins) if p.supervisor] + [none])[:1] for d in gt.device_types}
+    replies = [p.message_type for d in gt.device_types for p in d.input_pins if p.supervisor]
+    sup = gt.supervisor
+    return {"sup_pins": pins, "sup_reply_type": replies[0] if replies else (sup.message_type if sup else "")}
 
 
 def _resolve_line_resets(text: str, name: str) -> str:

@@ -9,7 +9,8 @@ from typing import IO, Any
 from pstack_tasks.protocol import ExitReason, Metric
 
 #: metrics a process reports as the sum over its regions
-SUMMED = (Metric.DELIVERED, Metric.SENT, Metric.CANCELLED, Metric.REMOTE_SENT, Metric.REMOTE_RECEIVED)
+SUMMED = (Metric.DELIVERED, Metric.SENT, Metric.CANCELLED, Metric.REMOTE_SENT, Metric.REMOTE_RECEIVED,
+          Metric.SUPERVISOR_RECEIVED, Metric.SUPERVISOR_SENT)
 
 
 def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
@@ -31,6 +32,9 @@ def merge_results(parts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
             metrics[k] += int(m.get(k, 0))
         if origin is None and m.get(Metric.EXIT_REASON) not in ExitReason.FOLLOWED:
             origin = m
+    for k in (Metric.SUPERVISOR_RECEIVED, Metric.SUPERVISOR_SENT):  # only engines of a supervisor report them
+        if not any(k in parts[r].get("metrics", {}) for r in parts):
+            del metrics[k]
     first = parts[min(parts)]["metrics"] if parts else {}
     chosen = origin or first
     metrics[Metric.EXIT_CODE] = chosen.get(Metric.EXIT_CODE, 0)

@@ -19,6 +19,9 @@ static double now_seconds() {
 // Start-up: every local device is initialised before anything is sent (all of them, even after a
 // handler_exit, as graph_schema's simulators do); then those ready to send join the queue.
 static void start_devices() {
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): its OnInit runs first
+    supervisor_start();
+#endif
     for (uint32_t d = 0; d < pstack.ndev; ++d) {
         if (!is_local(d)) continue;
         pstack.cur_dev = d;
@@ -37,7 +40,7 @@ __attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32
 }
 
 // One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
-// indexed send, a message to other regions) gets `pstack` in step first.
+// indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
 static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
     uint32_t t = h.dev_type[d], li = h.dev_local[d];
     pstack.cur_dev = d;
@@ -55,6 +58,16 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     if (__builtin_expect(!doSend, 0)) { ++h.cancelled; hot_push(h, d); return; }
     ++h.sent;
     if (__builtin_expect(pstack.stop, 0)) return;
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
+    if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
+        hot_store(h);
+        supervisor_receive(d);
+        hot_load(h);
+        pstack.cur_dev = d;
+        if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
+        return;
+    }
+#endif
     uint32_t slot = h.out_base[d] + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
@@ -116,6 +129,9 @@ __attribute__((noinline, hot)) static void run_ready_devices(double t0, uint32_t
 // Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or
 // enough in a row woke nothing (false: the run ends).
 static bool single_region_idle_round() {
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): OnSupervisorIdle when the process is idle
+    if (supervisor_idle()) return true;
+#endif
     if (PSTACK_HAS_HW_IDLE && pstack.idle_consecutive < PSTACK_MAX_IDLE_ROUNDS) {
         ++pstack.idle_consecutive;
         if (hardware_idle_round()) pstack.idle_consecutive = 0;
@@ -139,6 +155,9 @@ static void run_loop() {
         net_wait_idle();
     }
     if (pstack.nregions > 1 && stopped_here()) broadcast_exit();
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): OnStop when the run ends
+    supervisor_stop();
+#endif
 }
 
 #endif  // PSTACK_LOOP_HPP

@@ -64,6 +64,10 @@ static void print_json_metrics(FILE* f, double load_s, double run_s) {
     json_string(f, pstack.exit_reason);
     json_count(f, PSTACK_METRIC_REMOTE_SENT, pstack.remote_sent);
     json_count(f, PSTACK_METRIC_REMOTE_RECEIVED, pstack.remote_received);
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): its receives and sends
+    json_count(f, PSTACK_METRIC_SUPERVISOR_RECEIVED, pstack_sup_received);
+    json_count(f, PSTACK_METRIC_SUPERVISOR_SENT, pstack_sup_sent);
+#endif
     json_seconds(f, PSTACK_METRIC_LOAD_SECONDS, load_s);
     json_seconds(f, PSTACK_METRIC_RUN_SECONDS, run_s);
     fputc('}', f);

@@ -1,0 +1,76 @@
+// pstack-celery engine runtime: the v4 supervisor (graph-schema.md s7), what its handlers see.
+//
+// Included by the generated engine right after pstack_contract.hpp when the graph type has a
+// SupervisorType.  One supervisor per process: handlers get graphProperties, supervisorProperties,
+// supervisorState, message (OnReceive only), reply and bcast (zeroed before each call), and the
+// macros RTSREPLY() / RTSBCAST() ask for them to be sent when the handler returns.  Super::post
+// logs a line (the exit markers end the run as handler_exit does); Super::stop_application() is
+// handler_exit(0).  The runtime part (delivery, OnInit/OnSupervisorIdle/OnStop calls) is in
+// pstack_supervisor_run.hpp, included after the engine; the engine calls it through the hooks
+// declared at the end of this file (marked "supervisor hook" in pstack_loop.hpp / pstack_output.hpp).
+#ifndef PSTACK_SUPERVISOR_HPP
+#define PSTACK_SUPERVISOR_HPP
+
+#include <string>
+
+// What a supervisor handler asked for: a reply to the sender, a broadcast to every device.
+struct PstackSupOut {
+    bool reply;
+    bool bcast;
+};
+
+static uint64_t pstack_sup_received = 0;  // metric "Supervisor receives"
+static uint64_t pstack_sup_sent = 0;      // metric "Supervisor sends": replies and broadcasts, one per call
+
+static void pstack_sup_log(const char* text) {
+    FILE* f = pstack.log_stream ? pstack.log_stream : stdout;
+    fprintf(f, PSTACK_LOG_LINE_PREFIX "device (supervisor), level 0]: %s\n", text);
+}
+
+namespace Super {
+// graph_schema's simulators treat the two marker texts as application exit (graph-schema.md s6).
+static inline void post(const std::string& text) {
+    if (text == PSTACK_EXIT_SUCCESS_MARKER) { handler_exit(0); return; }
+    if (text == PSTACK_EXIT_FAIL_MARKER) { handler_exit(1); return; }
+    pstack_sup_log(text.c_str());
+}
+
+template <typename... Args>
+static inline void post(const char* fmt, Args... args) {
+    if (sizeof...(args) == 0) { post(std::string(fmt)); return; }
+    char buf[1024];
+    snprintf(buf, sizeof buf, fmt, args...);
+    post(std::string(buf));
+}
+
+static inline void stop_application() { handler_exit(0); }
+}  // namespace Super
+
+#undef RTSSUP
+#undef RTSBCAST
+#undef RTSREPLY
+#undef SUPSTATE
+#define RTSSUP() (*readyToSend |= RTS_SUPER_IMPLICIT_SEND_FLAG)
+#define RTSREPLY() (pstack_sup_out->reply = true)
+#define RTSBCAST() (pstack_sup_out->bcast = true)
+#define SUPSTATE(a) (supervisorState->a)
+#define SUPPROPERTIES(a) (supervisorProperties->a)
+
+// The supervisor's handlers, by number (the generated pstack_sup_handler dispatches on it).
+enum PstackSupHandler { PSTACK_SUP_ON_INIT = 0, PSTACK_SUP_ON_RECEIVE = 1, PSTACK_SUP_ON_IDLE = 2, PSTACK_SUP_ON_STOP = 3 };
+static const uint32_t PSTACK_NO_SUPERVISOR_PIN = 0xffffffffu;
+
+// Generated (supervisor.cpp.j2): the state's creation, the handlers, the pins of each device type.
+static void pstack_sup_create();
+static bool pstack_sup_has(int which);
+static void pstack_sup_handler(int which, const void* msg, void* reply, void* bcast, PstackSupOut* out);
+extern const uint32_t pstack_sup_out_pin[];  // per device type: the SupervisorOutPin's index, or none
+extern const uint32_t pstack_sup_in_pin[];   // per device type: the SupervisorInPin's index, or none
+
+// Hooks the engine calls (defined in pstack_supervisor_run.hpp).
+static void supervisor_start();             // before the devices' OnInit: creates the state, runs OnInit
+static void supervisor_receive(uint32_t d);  // device d sent pstack.msgbuf on its SupervisorOutPin
+static bool supervisor_idle();               // the process is idle: OnSupervisorIdle; true if a device woke
+static void supervisor_stop();               // the run ended: OnStop
+
+#endif  // PSTACK_SUPERVISOR_HPP
