@@ -156,6 +156,16 @@ def test_max_steps_is_exact(tmp_path: Path) -> None:
     assert psim(app, options={"quiet": True, "max_steps": 5})["metrics"]["Sent messages"] == 5
 
 
+@pytest.mark.parametrize("steps", [1023, 1024, 1025, 3 * 1024 + 7])
+def test_max_steps_is_exact_across_poll_intervals(tmp_path: Path, steps: int) -> None:
+    # The loop checks its limits once per countdown of turns (1024 between polls): the stop must
+    # still come right after the N-th send, on either side of a poll.
+    app = tmp_path / "endless.xml"
+    app.write_text(token_ring(4, 0xFFFFFFFF))
+    m = psim(app, options={"quiet": True, "max_steps": steps})["metrics"]
+    assert (m["Exit reason"], m["Sent messages"], m["Delivered messages"]) == ("max-steps", steps, steps)
+
+
 def test_assert_survives_an_include_of_assert_h(tmp_path: Path) -> None:
     blank, include = "<![CDATA[\n            ]]>", "<![CDATA[\n#include <assert.h>\n            ]]>"
     app = variant("basic-01.xml", blank, include, tmp_path)

@@ -42,6 +42,35 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
     }
 }
 
+// ---- local delivery on the hot path -------------------------------------------------------------
+// The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp).
+// A split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still count.
+static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d) {
+    if (!h.inq[d]) {
+        h.inq[d] = 1;
+        if (__builtin_expect(pstack_sweep.on, 0)) { sweep_add(d); ++h.rq_tail; return; }
+        h.rq[h.rq_tail++ & h.rq_mask] = d;
+    }
+}
+
+static inline __attribute__((always_inline)) uint32_t hot_pop(PstackHot& h) {
+    if (__builtin_expect(pstack_sweep.on, 0)) { ++h.rq_head; return sweep_take(); }
+    return h.rq[h.rq_head++ & h.rq_mask];
+}
+
+static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, uint32_t slot, const char* msg) {
+    const PstackEdge* e = h.edges + h.slot_edges[slot];
+    const PstackEdge* end = h.edges + h.slot_edges[slot + 1];
+    for (; e != end; ++e) {
+        uint32_t dst = e->dst;
+        pstack.cur_dev = dst;
+        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+        ++h.delivered;
+        hot_push(h, dst);
+        if (__builtin_expect(pstack.stop, 0)) return;
+    }
+}
+
 // ---- to other regions --------------------------------------------------------------------------
 // A message item, "0 <device> <pin> <fields>", to every other region with a destination of the slot.
 static inline void send_remote(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot) {

@@ -34,8 +34,15 @@ static void start_devices() {
     }
 }
 
-static inline void step_device(uint32_t d) {
-    uint32_t t = pstack.dev_type[d], li = pstack.dev_local[d];
+// Kept out of the hot loop's code, so that its registers go to the local path.
+__attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32_t t, uint32_t pin, uint32_t slot) {
+    send_remote(d, t, pin, slot);
+}
+
+// One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
+// indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
+static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
+    uint32_t t = h.dev_type[d], li = h.dev_local[d];
     pstack.cur_dev = d;
     uint32_t rts = pstack_rts(t, li);
     if (!rts) return;
@@ -47,53 +54,75 @@ static inline void step_device(uint32_t d) {
     unsigned sendIndex = 0;
 #endif
     pstack_send(t, li, pin, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
-    ++pstack.steps;
-    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; rq_push(d); return; }
-    ++pstack.sent;
+    ++h.steps;
+    if (__builtin_expect(!doSend, 0)) { ++h.cancelled; hot_push(h, d); return; }
+    ++h.sent;
     if (__builtin_expect(pstack.stop, 0)) return;
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
+        hot_store(h);
         supervisor_receive(d);
+        hot_load(h);
         pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts(t, li)) rq_push(d);
+        if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
         return;
     }
 #endif
-    uint32_t slot = pstack.out_base[d] + pin;
+    uint32_t slot = h.out_base[d] + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
+        hot_store(h);
         send_indexed(d, t, pin, slot, sendIndex);
+        hot_load(h);
         pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts(t, li)) rq_push(d);
+        if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
         return;
     }
 #endif
-    if (pstack.nregions > 1 && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote(d, t, pin, slot);
-    deliver_local(slot, pstack.msgbuf);
+    if (pstack.nregions > 1 && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
+    hot_deliver(h, slot, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.
     pstack.cur_dev = d;
-    if (pstack_rts(t, li)) rq_push(d);
+    if (pstack_rts(t, li)) hot_push(h, d);
 }
 
-// Steps ready devices until none is left or the run stops.  `since_poll` counts steps across
+static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
+
+// Steps ready devices until none is left or the run stops.  `since_poll` counts turns across
 // calls, so that the checks below keep their rhythm when a region goes idle and wakes again.
-static inline void run_ready_devices(double t0, uint32_t& since_poll) {
-    const uint32_t POLL_EVERY = 1024;
-    while (pstack.rq_head != pstack.rq_tail) {
-        uint32_t d = rq_pop();
-        pstack.inq[d] = 0;
-        step_device(d);
+// The per-turn limits fold into one countdown: a turn adds at most one step, so no limit can be
+// reached within `min(turns to the next poll, max_steps - steps)` turns; they are checked after them.
+// Not inlined into run_loop (and main): the loop gets its own register allocation.
+__attribute__((noinline, hot)) static void run_ready_devices(double t0, uint32_t& since_poll) {
+    PstackHot h;
+    hot_load(h);
+    for (;;) {
+        uint64_t to_limit = pstack.max_steps > h.steps ? pstack.max_steps - h.steps : 0;
+        uint32_t turns = PSTACK_POLL_EVERY - since_poll;
+        if (to_limit < turns) turns = (uint32_t)to_limit;
+        uint32_t done = 0;
+        while (done < turns && h.rq_head != h.rq_tail) {
+            uint32_t d = hot_pop(h);
+            h.inq[d] = 0;
+            ++done;
+            step_device(h, d);
+            if (__builtin_expect(pstack.stop, 0)) break;
+        }
+        since_poll += done;
+        hot_store(h);
         if (pstack.stop) return;
-        if (__builtin_expect(pstack.steps >= pstack.max_steps, 0)) { stop_run(1, PSTACK_EXIT_REASON_MAX_STEPS); return; }
-        if (++since_poll >= POLL_EVERY) {
+        if (__builtin_expect(h.steps >= pstack.max_steps, 0)) { stop_run(1, PSTACK_EXIT_REASON_MAX_STEPS); return; }
+        if (since_poll >= PSTACK_POLL_EVERY) {
             since_poll = 0;
             publish_progress();
             if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, PSTACK_EXIT_REASON_TIME_LIMIT); return; }
             if (pstack.nregions > 1) {
                 net_poll_active();
                 if (pstack.stop) return;
+                hot_load(h);
             }
         }
+        if (h.rq_head == h.rq_tail) return;
     }
 }
 

@@ -125,4 +125,35 @@ struct PstackEngineState {
 
 static PstackEngineState pstack;
 
+// The local hot path's working copy of the ready queue, the counters and the instance's read-only
+// arrays (pstack_loop.hpp, run_ready_devices).  Handler code stores through pointers that may alias
+// anything in `pstack` (-fno-strict-aliasing), so every field of `pstack` is reloaded after each
+// handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
+// back by hot_store around anything else that reads or writes these fields (progress, remote
+// items, indexed sends, the end of the loop).
+struct PstackHot {
+    uint32_t* rq;
+    uint8_t* inq;
+    uint32_t rq_mask, rq_head, rq_tail;
+    uint64_t delivered, sent, cancelled, steps;
+    const uint32_t* dev_type;
+    const uint32_t* dev_local;
+    const uint32_t* out_base;
+    const uint32_t* slot_edges;
+    const PstackEdge* edges;
+};
+
+static inline __attribute__((always_inline)) void hot_load(PstackHot& h) {
+    h.rq = pstack.rq; h.inq = pstack.inq;
+    h.rq_mask = pstack.rq_mask; h.rq_head = pstack.rq_head; h.rq_tail = pstack.rq_tail;
+    h.delivered = pstack.delivered; h.sent = pstack.sent; h.cancelled = pstack.cancelled; h.steps = pstack.steps;
+    h.dev_type = pstack.dev_type; h.dev_local = pstack.dev_local; h.out_base = pstack.out_base;
+    h.slot_edges = pstack.slot_edges; h.edges = pstack.edges;
+}
+
+static inline __attribute__((always_inline)) void hot_store(const PstackHot& h) {
+    pstack.rq_head = h.rq_head; pstack.rq_tail = h.rq_tail;
+    pstack.delivered = h.delivered; pstack.sent = h.sent; pstack.cancelled = h.cancelled; pstack.steps = h.steps;
+}
+
 #endif  // PSTACK_STATE_HPP
