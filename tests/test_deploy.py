@@ -137,8 +137,10 @@ def test_deploy_two_hosts_run_restart_stop(two_hosts: tuple[Path, list[int]], wh
         _run_across(redis_url, prefix)
         _kill_and_see_restart(redis_url, prefix, fleet["h1"])
 
+        t0 = time.monotonic()
         again = pstack_deploy(*hosts, "--engine", "psim", "--slots", "2", "--redis-url", redis_url,
                               "--wheelhouse", str(wheels), *common, prefix=prefix)
+        print(f"pstack deploy again, nothing changed: {time.monotonic() - t0:.1f} s")
         assert again.returncode == 0, again.stderr
         assert [line.split()[5] for line in again.stdout.splitlines()[1:]] == ["unchanged", "unchanged"], again.stdout
 
