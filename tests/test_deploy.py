@@ -144,6 +144,8 @@ def test_deploy_two_hosts_run_restart_stop(two_hosts: tuple[Path, list[int]], wh
         assert again.returncode == 0, again.stderr
         assert [line.split()[5] for line in again.stdout.splitlines()[1:]] == ["unchanged", "unchanged"], again.stdout
 
+        _reconfigure_one(hosts, common, wheels, redis_url, prefix)
+
         status = pstack_deploy("--status", *hosts, "--redis-url", redis_url, *common, prefix=prefix)
         assert status.returncode == 0 and status.stdout.count("running, registered: yes") == 2, status.stdout
     finally:
@@ -152,6 +154,19 @@ def test_deploy_two_hosts_run_restart_stop(two_hosts: tuple[Path, list[int]], wh
     assert [line.split()[5] for line in stopped.stdout.splitlines()[1:]] == ["stopped", "stopped"], stopped.stdout
     wait_for(lambda: not ours(install), 10, f"processes left after --stop: {ours(install)}")
     assert not (install / "h1").exists() and not (install / "h2").exists()
+
+
+def _reconfigure_one(hosts: list[str], common: list[str], wheels: Path, url: str, prefix: str) -> None:
+    """A changed configuration on one host restarts that host's worker only."""
+    before = registered(url, prefix)
+    changed = pstack_deploy(hosts[0], "--engine", "psim", "--slots", "3", "--redis-url", url,
+                            "--wheelhouse", str(wheels), *common, prefix=prefix)
+    assert changed.returncode == 0, changed.stderr
+    assert [line.split()[5] for line in changed.stdout.splitlines()[1:]] == ["reconfigured"], changed.stdout
+    after = registered(url, prefix)
+    assert (after["h1"]["slots"], after["h1"]["alive"]) == (3, True), after
+    assert after["h1"]["os_pid"] != before["h1"]["os_pid"]
+    assert after["h2"]["os_pid"] == before["h2"]["os_pid"]  # untouched
 
 
 def _run_across(url: str, prefix: str) -> None:
