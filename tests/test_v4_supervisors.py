@@ -229,3 +229,13 @@ def test_a_supervisor_without_its_in_pin_is_refused(tmp_path: Path) -> None:
     app.write_text(text[:start] + text[end:])
     with pytest.raises(GraphError, match=r"app\.xml:\d+: <SupervisorType> has no <SupervisorInPin>"):
         load(app)
+
+
+def test_the_supervisor_runs_in_the_lowest_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  redis_url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = psim(V4DATA / "supervisor_reply.xml", {"d0": 3, "d1": 2, "d2": 3},
+                  {"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    assert_documented_result("supervisor_reply", result, tmp_path, split=True)
+    per_region = {r: (m["Supervisor receives"], m["Supervisor sends"]) for r, m in result["regions"].items()}
+    assert per_region == {"2": (3, 3), "3": (0, 0)}

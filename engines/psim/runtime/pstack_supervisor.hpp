@@ -7,7 +7,8 @@
 // logs a line (the exit markers end the run as handler_exit does); Super::stop_application() is
 // handler_exit(0).  The runtime part (delivery, OnInit/OnSupervisorIdle/OnStop calls) is in
 // pstack_supervisor_run.hpp, included after the engine; the engine calls it through the hooks
-// declared at the end of this file (marked "supervisor hook" in pstack_loop.hpp / pstack_output.hpp).
+// declared at the end of this file (marked "supervisor hook" in pstack_loop.hpp, pstack_delivery.hpp
+// and pstack_output.hpp).
 #ifndef PSTACK_SUPERVISOR_HPP
 #define PSTACK_SUPERVISOR_HPP
 
