@@ -63,6 +63,10 @@ class ItemKind:
     QUIESCENT: Final = "2"        #: the whole process is quiescent: stop with the idle exit code
     INDEXED_MESSAGE: Final = "3"  #: ``3 <device> <port> <index> <nfields> ...``: a send over one edge
     HARDWARE_IDLE: Final = "4"    #: quiescent, and the type has OnHardwareIdle: run a round
+    SUPERVISOR_REPLY: Final = "5"      #: ``5 <device> <nfields> ...``: the supervisor's reply to one device
+    SUPERVISOR_BROADCAST: Final = "6"  #: ``6 <nfields> ...``: the supervisor's broadcast, to every local device
+    SUPERVISOR_IDLE: Final = "7"       #: quiescent, and the supervisor has OnSupervisorIdle: run it
+    SUPERVISOR_DONE: Final = "8"       #: the supervisor handled a message of this region's: carry on
 
 
 class ExitReason:

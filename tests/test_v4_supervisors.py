@@ -1,20 +1,25 @@
 """graph-schema v4 supervisors (graph-schema.md s7): the corpus's supervisor apps give their
-reference outcomes through psim, a hand-written file per construct (reply, broadcast, idle, stop,
-post) gives its documented result, and what cannot be read or run is refused in one line."""
+reference outcomes through psim and through ``run`` on the fleet, in one region and in seeded
+random 2- and 4-region splits (the supervisor runs in the lowest region, docs/formats-v4.md); a
+hand-written file per construct (reply, broadcast, idle, stop, post) gives its documented result,
+split too; and what cannot be read is refused in one line."""
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pstack_tasks import psim
-from pstack_tasks.exceptions import GraphError, PstackError
+from pstack_tasks.exceptions import GraphError
+from pstack_tasks.fleet.client import run as fleet_run
 from pstack_tasks.graph.loader import load
 from pstack_tasks.graph.model import SUPERVISOR_PIN
-from support.paths import CORPUS, DATA
+from support.fleet import WorkerFleet
+from support.paths import CORPUS, DATA, KEY_PREFIX
 
 V4DATA = DATA / "v4"
 SUPERVISOR_APPS = ["test_supervisor_Ndev_to_sup_pulse_n1_r1", "test_supervisor_Ndev_to_sup_pulse_n10_r10",
@@ -22,12 +27,33 @@ SUPERVISOR_APPS = ["test_supervisor_Ndev_to_sup_pulse_n1_r1", "test_supervisor_N
                    "test_supervisor_Ndev_to_sup_relay_bcast_n10_r10_flood",
                    "test_supervisor_Ndev_to_sup_relay_reply_n10_r10", "orchestrator_examples_ring_test",
                    "orchestrator_examples_test_ping_pong_timer"]
+#: regions of the seeded random splits
+SPLITS = [2, 4]
 
 
-def run(path: Path, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """A run in ``cwd``: supervisor code may write files there (the ring test's OnStop does)."""
+def random_split(path: Path, regions: int, seed: int = 7) -> dict[str, int] | None:
+    """Each device in a region at random (seeded); the first device in region 1, the last in region
+    0 (the supervisor's: the lowest), so that every split has at least two regions."""
+    if regions <= 1:
+        return None
+    names = load(path).instance.names
+    rnd = random.Random(seed)
+    rmap = {d: rnd.randrange(regions) for d in names}
+    rmap[names[-1]] = 0
+    if len(names) > 1:
+        rmap[names[0]] = 1
+    return rmap
+
+
+def run(path: Path, cwd: Path, monkeypatch: pytest.MonkeyPatch, regions: int = 1,
+        redis_url: str | None = None) -> dict[str, Any]:
+    """A run in ``cwd`` (supervisor code may write files there: the ring test's OnStop does),
+    split at random over ``regions``."""
     monkeypatch.chdir(cwd)
-    return psim(path, options={"quiet": True, "full_state": True})
+    options: dict[str, Any] = {"quiet": True, "full_state": True}
+    if regions > 1:
+        options.update(redis_url=redis_url, prefix=KEY_PREFIX)
+    return psim(path, random_split(path, regions), options)
 
 
 def state_hash(states: dict[str, Any]) -> str:
@@ -35,22 +61,74 @@ def state_hash(states: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(states, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("name", SUPERVISOR_APPS)
-def test_corpus_supervisor_apps_give_the_reference_outcome(name: str, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def corpus_expected(name: str) -> dict[str, Any]:
     outcomes = CORPUS / "expected_outcomes.json"
     if not outcomes.is_file():
         pytest.skip(f"no POETS corpus at {CORPUS}")
-    exp = json.loads(outcomes.read_text())[name]
-    result = run(CORPUS / f"{name}.xml", tmp_path, monkeypatch)
+    exp: dict[str, Any] = json.loads(outcomes.read_text())[name]
+    return exp
+
+
+def assert_reference_outcome(result: dict[str, Any], exp: dict[str, Any]) -> None:
+    """Exit reason and code; deliveries and supervisor receives where stable; the state hash where stable."""
     m = result["metrics"]
-    assert (m["Exit reason"], m["Exit code"]) == (exp["exit_reason"], exp["exit_code"])
+    assert (m["Exit reason"], m["Exit code"]) == (exp["exit_reason"], exp["exit_code"]), m
     assert len(result["states"]) == exp["num_devices"]
     if exp["deliveries_stable"]:
         assert m["Delivered messages"] == exp["deliveries"]
+    # the reference gives supervisor receives for its default schedule only: they are stable where
+    # every perturbed schedule sent as many messages (the relay_bcast apps' do not: 110, 136, 160)
+    if exp["deliveries_stable"] and all(v["sends"] == exp["sends"] for v in exp["variants"].values()):
         assert m["Supervisor receives"] == exp["supervisor_recvs"]
     if exp["full_state_stable"]:
         assert state_hash(result["states"]) == exp["state_sha256_json"]
+
+
+@pytest.mark.parametrize("name", SUPERVISOR_APPS)
+def test_corpus_supervisor_apps_give_the_reference_outcome(name: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = corpus_expected(name)
+    assert_reference_outcome(run(CORPUS / f"{name}.xml", tmp_path, monkeypatch), exp)
+
+
+@pytest.mark.parametrize("regions", SPLITS)
+@pytest.mark.parametrize("name", SUPERVISOR_APPS)
+def test_corpus_supervisor_apps_give_the_reference_outcome_split(name: str, regions: int, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 redis_url: str) -> None:
+    exp = corpus_expected(name)
+    result = run(CORPUS / f"{name}.xml", tmp_path, monkeypatch, regions, redis_url)
+    assert_reference_outcome(result, exp)
+    if exp["num_devices"] > 1:
+        assert len(result["regions"]) > 1  # small graphs leave some regions empty
+
+
+@pytest.mark.parametrize("regions", [1, *SPLITS])
+@pytest.mark.parametrize("name", SUPERVISOR_APPS)
+def test_corpus_supervisor_apps_give_the_reference_outcome_on_the_fleet(name: str, regions: int,
+                                                                        on_fleet: WorkerFleet) -> None:
+    exp = corpus_expected(name)
+    path = CORPUS / f"{name}.xml"
+    here = Path.cwd()  # the workers' (and so their engines') working directory
+    before = set(here.iterdir())
+    try:
+        result = fleet_run(path, random_split(path, regions), options={"full_state": True}, timeout=120)
+    finally:  # the supervisors of ring_test and ping_pong_timer write files there
+        for f in set(here.iterdir()) - before:
+            if f.is_file():
+                f.unlink()
+    assert_reference_outcome(result, exp)
+
+
+def test_automatic_splits_run_a_supervisor_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               redis_url: str) -> None:
+    name = "test_supervisor_Ndev_to_sup_relay_bcast_n10_r10"
+    exp = corpus_expected(name)
+    monkeypatch.chdir(tmp_path)
+    result = psim(CORPUS / f"{name}.xml", options={"quiet": True, "full_state": True, "redis_url": redis_url,
+                                                   "prefix": KEY_PREFIX}, regions=3)
+    assert_reference_outcome(result, exp)
+    assert len(result["regions"]) == 3
 
 
 def test_ring_test_supervisor_runs_on_init_and_on_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,17 +152,36 @@ CONSTRUCTS = {
 }
 
 
+def assert_documented_result(name: str, result: dict[str, Any], cwd: Path, split: bool = False) -> None:
+    exit_, delivered, received, sent, states = CONSTRUCTS[name]
+    m = result["metrics"]
+    assert (m["Exit reason"], m["Exit code"]) == exit_, m
+    assert (m["Delivered messages"], m["Supervisor receives"], m["Supervisor sends"]) == (delivered, received, sent)
+    if split and name == "supervisor_post":
+        # every device reports at once; in a split, regions report side by side, so which report
+        # came too late (after the failure marker at the second) depends on timing
+        assert all(s["got"] == 0 for s in result["states"].values())
+        assert sum(s["todo"] for s in result["states"].values()) <= 1
+    else:
+        assert result["states"] == states
+    if name == "supervisor_stop":  # OnStop ran once, in the supervisor's region
+        assert (cwd / "supervisor_stop.out").read_text() == "3"
+
+
 @pytest.mark.parametrize("name", sorted(CONSTRUCTS))
 def test_each_supervisor_construct_gives_its_documented_result(name: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    exit_, delivered, received, sent, states = CONSTRUCTS[name]
-    result = run(V4DATA / f"{name}.xml", tmp_path, monkeypatch)
-    m = result["metrics"]
-    assert (m["Exit reason"], m["Exit code"]) == exit_
-    assert (m["Delivered messages"], m["Supervisor receives"], m["Supervisor sends"]) == (delivered, received, sent)
-    assert result["states"] == states
-    if name == "supervisor_stop":
-        assert (tmp_path / "supervisor_stop.out").read_text() == "3"
+    assert_documented_result(name, run(V4DATA / f"{name}.xml", tmp_path, monkeypatch), tmp_path)
+
+
+@pytest.mark.parametrize("regions", SPLITS)
+@pytest.mark.parametrize("name", sorted(CONSTRUCTS))
+def test_each_supervisor_construct_gives_its_documented_result_split(name: str, regions: int, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     redis_url: str) -> None:
+    result = run(V4DATA / f"{name}.xml", tmp_path, monkeypatch, regions, redis_url)
+    assert_documented_result(name, result, tmp_path, split=True)
+    assert len(result["regions"]) > 1  # small graphs leave some regions empty
 
 
 def test_supervisor_pins_come_last_and_the_supervisor_is_kept_as_code() -> None:
@@ -134,9 +231,11 @@ def test_a_supervisor_without_its_in_pin_is_refused(tmp_path: Path) -> None:
         load(app)
 
 
-def test_split_runs_of_a_supervisor_are_refused_in_one_line(redis_url: str) -> None:
-    # issue 18 part (c), not done yet: the supervisor runs in one region only
-    with pytest.raises(PstackError) as e:
-        psim(V4DATA / "supervisor.xml", {"d0": 0, "d1": 1}, {"quiet": True, "redis_url": redis_url})
-    assert "runs split into regions do not support supervisors yet" in str(e.value)
-    assert "\n" not in str(e.value).strip()
+def test_the_supervisor_runs_in_the_lowest_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  redis_url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = psim(V4DATA / "supervisor_reply.xml", {"d0": 3, "d1": 2, "d2": 3},
+                  {"quiet": True, "redis_url": redis_url, "prefix": KEY_PREFIX})
+    assert_documented_result("supervisor_reply", result, tmp_path, split=True)
+    per_region = {r: (m["Supervisor receives"], m["Supervisor sends"]) for r, m in result["regions"].items()}
+    assert per_region == {"2": (3, 3), "3": (0, 0)}

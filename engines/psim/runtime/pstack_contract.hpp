@@ -30,7 +30,9 @@
 
 // ---- the engine protocol's names, rendered from pstack_tasks/protocol.py: the runtime spells none
 #if !defined(PSTACK_ITEM_MESSAGE) || !defined(PSTACK_ITEM_STOP) || !defined(PSTACK_ITEM_QUIESCENT) \
-    || !defined(PSTACK_ITEM_INDEXED_MESSAGE) || !defined(PSTACK_ITEM_HARDWARE_IDLE)
+    || !defined(PSTACK_ITEM_INDEXED_MESSAGE) || !defined(PSTACK_ITEM_HARDWARE_IDLE) \
+    || !defined(PSTACK_ITEM_SUPERVISOR_REPLY) || !defined(PSTACK_ITEM_SUPERVISOR_BROADCAST) \
+    || !defined(PSTACK_ITEM_SUPERVISOR_IDLE) || !defined(PSTACK_ITEM_SUPERVISOR_DONE)
 #error "the generated engine defines the item kinds PSTACK_ITEM_* (pstack_tasks.protocol.ItemKind)"
 #endif
 #if !defined(PSTACK_EXIT_REASON_HANDLER_EXIT) || !defined(PSTACK_EXIT_REASON_QUIESCENCE) \

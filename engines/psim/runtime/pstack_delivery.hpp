@@ -169,6 +169,9 @@ static void take_message_item(const char* p, const char* item) {
     if ((uint32_t)nfields != pstack_msg_nfields[mt])
         pstack_fatal(PSTACK_STATUS_IO, "bad remote item (expected %u fields): %.80s", pstack_msg_nfields[mt], item);
     unpack_item_message((uint32_t)src, (uint32_t)port, p);
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin's message is the supervisor's
+    if (supervisor_takes((uint32_t)src, (uint32_t)port)) return;
+#endif
     deliver_local(pstack.out_base[src] + (uint32_t)port, pstack.msgbuf);
 }
 
@@ -188,7 +191,8 @@ static void take_indexed_item(const char* p, const char* item) {
 }
 #endif
 
-// Items by kind: a message, stop (with an exit code), quiescence, an indexed send, an idle round.
+// Items by kind: a message, stop (with an exit code), quiescence, an indexed send, an idle round,
+// the supervisor's (pstack_supervisor_run.hpp).
 static void handle_item(const char* s) {
     if (pstack.stop) return;
     const char* p = pstack_skip_ws(s);
@@ -205,6 +209,9 @@ static void handle_item(const char* s) {
 #if PSTACK_HAS_INDEXED
     } else if (*p == PSTACK_ITEM_INDEXED_MESSAGE) {
         take_indexed_item(p + 1, s);
+#endif
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): replies, broadcasts, OnSupervisorIdle's turn
+    } else if (supervisor_item(p, s)) {
 #endif
     } else {
         pstack_fatal(PSTACK_STATUS_IO, "unknown remote item: %.80s", s);

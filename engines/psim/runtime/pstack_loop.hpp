@@ -61,7 +61,7 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
         hot_store(h);
-        supervisor_receive(d);
+        supervisor_send(d, pin);
         hot_load(h);
         pstack.cur_dev = d;
         if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
@@ -152,6 +152,9 @@ static void run_loop() {
             break;
         }
         publish_progress();
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a woken device ends the supervisor's idle turn
+        supervisor_report_wake();
+#endif
         net_wait_idle();
     }
     if (pstack.nregions > 1 && stopped_here()) broadcast_exit();

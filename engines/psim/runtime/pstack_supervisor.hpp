@@ -7,7 +7,8 @@
 // logs a line (the exit markers end the run as handler_exit does); Super::stop_application() is
 // handler_exit(0).  The runtime part (delivery, OnInit/OnSupervisorIdle/OnStop calls) is in
 // pstack_supervisor_run.hpp, included after the engine; the engine calls it through the hooks
-// declared at the end of this file (marked "supervisor hook" in pstack_loop.hpp / pstack_output.hpp).
+// declared at the end of this file (marked "supervisor hook" in pstack_loop.hpp, pstack_delivery.hpp
+// and pstack_output.hpp).
 #ifndef PSTACK_SUPERVISOR_HPP
 #define PSTACK_SUPERVISOR_HPP
 
@@ -66,11 +67,16 @@ static bool pstack_sup_has(int which);
 static void pstack_sup_handler(int which, const void* msg, void* reply, void* bcast, PstackSupOut* out);
 extern const uint32_t pstack_sup_out_pin[];  // per device type: the SupervisorOutPin's index, or none
 extern const uint32_t pstack_sup_in_pin[];   // per device type: the SupervisorInPin's index, or none
+extern const uint32_t pstack_sup_reply_msg;  // the message type of replies and broadcasts
 
-// Hooks the engine calls (defined in pstack_supervisor_run.hpp).
-static void supervisor_start();             // before the devices' OnInit: creates the state, runs OnInit
-static void supervisor_receive(uint32_t d);  // device d sent pstack.msgbuf on its SupervisorOutPin
-static bool supervisor_idle();               // the process is idle: OnSupervisorIdle; true if a device woke
-static void supervisor_stop();               // the run ended: OnStop
+// Hooks the engine calls (defined in pstack_supervisor_run.hpp).  In a split the supervisor lives
+// in the region with the lowest number (docs/formats-v4.md, "Supervisors in a split").
+static void supervisor_start();                   // before the devices' OnInit: the state and OnInit (its region)
+static void supervisor_send(uint32_t d, uint32_t pin);  // device d sent pstack.msgbuf on its SupervisorOutPin
+static bool supervisor_takes(uint32_t d, uint32_t pin);  // a message item from d's pin is the supervisor's: take it
+static bool supervisor_item(const char* p, const char* item);  // items SUPERVISOR_*: true if p's kind is one
+static void supervisor_report_wake();              // split: before going idle, tell the IDLE script a device woke
+static bool supervisor_idle();                     // one region, idle: OnSupervisorIdle; true if a device woke
+static void supervisor_stop();                     // the run ended: OnStop (its region)
 
 #endif  // PSTACK_SUPERVISOR_HPP

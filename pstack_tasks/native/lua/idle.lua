@@ -18,7 +18,15 @@
 -- flight: the whole graph is quiescent.  Then start an OnHardwareIdle round (an item
 -- HARDWARE_IDLE to every region, counted; return 2) unless ARGV[1] rounds in a row woke nothing;
 -- otherwise every region gets the item QUIESCENT (return 1).
+--
+-- A v4 supervisor with OnSupervisorIdle (docs/formats-v4.md, "Supervisors in a split"): its
+-- region sets field 's' of KEYS[3] to the KEYS index of its queue at the start.  At quiescence
+-- the supervisor has its turn first: field 't' is set, SUPERVISOR_IDLE goes to its queue,
+-- counted like any item (return 3).  A region where a supervisor delivery made a device ready
+-- deletes 't' (HDEL, before its next IDLE call), so the next quiescence is another turn; if 't'
+-- is still there, the turn woke nothing: 't' goes, and the rounds or the end follow as above.
 local QUIESCENT, HARDWARE_IDLE = '{{ item.QUIESCENT }}', '{{ item.HARDWARE_IDLE }}'
+local SUPERVISOR_IDLE = '{{ item.SUPERVISOR_IDLE }}'
 local R = #KEYS - 3
 local total, a = 0, 6 + R
 for i = 1, R do total = total + tonumber(ARGV[5 + i]) end
@@ -31,6 +39,15 @@ redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 if ARGV[2] == '1' then redis.call('SET', KEYS[2], 0) end
 local n = redis.call('DECRBY', KEYS[1], ARGV[3])
 if n > 0 then return 0 end
+local sup = redis.call('HGET', KEYS[3], 's')
+if sup then
+  if redis.call('HSETNX', KEYS[3], 't', 1) == 1 then
+    redis.call('INCRBY', KEYS[1], 1)
+    redis.call('RPUSH', KEYS[tonumber(sup)], SUPERVISOR_IDLE)
+    return 3
+  end
+  redis.call('HDEL', KEYS[3], 't')
+end
 local c = tonumber(redis.call('GET', KEYS[2]) or '0')
 if c < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[2], c + 1)
