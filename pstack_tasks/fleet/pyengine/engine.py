@@ -119,7 +119,8 @@ class Engine:
         if not self._inbox:
             return None
         msg = self._inbox.popleft()
-        self._metrics[Metric.DELIVERED] += 1
+        if not routes.types[routes.index[msg["dst"]]].external:  # as graph_schema: devices, not externals
+            self._metrics[Metric.DELIVERED] += 1
         return msg
 
     def run(self, verbose: bool = False) -> dict[str, Any]:
@@ -164,7 +165,6 @@ class Engine:
             src, pin = routes.names[item.device], routes.types[item.device].output_pins[item.port].name
             for e in routes.local_edges(item.device, item.port, item.index):
                 if routes.names[e.dst] == HALT_DEVICE:  # the reserved external: halt with its code
-                    self._metrics[Metric.DELIVERED] += 1
                     self._halt(int(payload.get("code", 0)))
                     return
                 self._inbox.append({"src": src, "src_pin": pin, "dst": routes.names[e.dst],
