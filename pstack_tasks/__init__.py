@@ -28,12 +28,14 @@ from pstack_tasks.exceptions import (
 
 _PROCESS_API = ("submit", "run", "block", "ps", "kill", "status", "engines", "Future")
 _SIMULATION_API = ("psim", "run_engine")
+_ENGINE_API = ("Engine",)
 
 __all__ = [
     # simulation
     *_SIMULATION_API,
     # processes on the fleet
     *_PROCESS_API,
+    *_ENGINE_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
@@ -48,4 +50,7 @@ def __getattr__(name: str) -> Any:
     if name in _PROCESS_API:
         from pstack_tasks.fleet import client
         return getattr(client, name)
+    if name in _ENGINE_API:
+        from pstack_tasks.fleet.pyengine import engine
+        return getattr(engine, name)
     raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")

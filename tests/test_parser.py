@@ -597,10 +597,10 @@ def test_two_graph_types_or_instances():
     expect_error(twice, "<GraphInstance", "more than one <GraphInstance>", nth=2)
 
 
-def test_external_type_not_supported():
+def test_external_types_are_read_as_external_device_types():
     ext = lines('<ExternalType id="ext">', IN_PIN, "</ExternalType>")
     xml = v2_doc(device_types=lines(device_type(), ext))
-    expect_error(xml, "<ExternalType", "<ExternalType>", "'ext'", "not supported yet")
+    assert [(d.id, d.external) for d in load(xml.encode()).graph_type.device_types] == [("dev", False), ("ext", True)]
 
 
 @pytest.mark.parametrize("tag", ["SupervisorType", "SupervisorDeviceType"])
@@ -610,9 +610,9 @@ def test_supervisor_type_not_supported(tag):
     expect_error(xml, f"<{tag}", f"<{tag}>", "'sup'", "not supported yet")
 
 
-def test_ext_instance_not_supported():
+def test_ext_instances_are_devices():
     xml = v2_doc(devices=lines('<DevI id="a" type="dev"/>', '<ExtI id="x" type="dev"/>'))
-    expect_error(xml, "<ExtI", "<ExtI>", "'x'", "not supported yet")
+    assert load(xml.encode()).instance.names == ["a", "x"]
 
 
 def test_graph_type_reference_to_a_missing_file_is_named():

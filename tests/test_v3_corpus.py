@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.values import Packer
 from pstack_tasks.native.simulate import psim
@@ -180,18 +179,12 @@ def test_fireflies_stop_on_limits(name: str, regions: int, redis_url: str) -> No
     assert (result["metrics"]["Exit reason"], result["metrics"]["Exit code"]) == ("time-limit", 1)
 
 
-@pytest.mark.parametrize("name, where, words", [
-    ("test_external_ping_pong_graph_inst_1", "test_external_ping_pong_graph_type.xml",
-     ["<ExternalType>", "'outsider'", "not supported yet"]),
-])
-def test_externals_are_refused_by_name(name: str, where: str, words: list[str]) -> None:
-    with pytest.raises(GraphError) as info:
-        loader.load(CORPUS / f"{name}.xml")
-    err = info.value
-    assert err.file is not None and err.file.endswith(where)
-    assert err.line is not None
-    for w in words:
-        assert w in str(err)
+def test_externals_are_read_as_external_device_types() -> None:
+    """ExternalType/ExtI parse (served by Python engines: docs/debugging.md, "Externals")."""
+    app = loader.load(CORPUS / "test_external_ping_pong_graph_inst_1.xml")
+    assert {d.id: d.external for d in app.graph_type.device_types} == {
+        "reflector": False, "outsider": True, "__halt_device_type__": True}
+    assert app.instance.names == ["outsider_0", "insider_0", "__halt__"]
 
 
 def test_bench_generator_rebuilds_a_corpus_instance(tmp_path: Path) -> None:

@@ -188,8 +188,6 @@ def test_elements_v4_does_not_have_are_refused_in_the_graph_type(element: str, w
 @pytest.mark.parametrize("device_type,words", [
     ('<DeviceType id="d"><ReadyToSend/><OnThreadIdle/></DeviceType>', ["<OnThreadIdle>", "device type 'd'"]),
     ('<DeviceType id="d"><ReadyToSend/><DeviceSharedCode/></DeviceType>', ["<DeviceSharedCode>", "<SharedCode>"]),
-    ('<ExternalType id="x"/>',
-     ["<ExternalType> 'x' in <DeviceTypes>", "external devices (ExternalType/ExtI) are not supported yet"]),
     ('<DeviceType id="d"><InputPin name="i" messageTypeId="m"><OnReceive/><OnReceive/></InputPin></DeviceType>',
      ["<OnReceive>", "input pin 'i'"]),
     ('<DeviceType id="d"><OutputPin name="o" messageTypeId="m" indexed="yes"/></DeviceType>', ["indexed='yes'"]),

@@ -23,6 +23,7 @@ from pstack_tasks.fleet.dispatch import ledger
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.lifecycle import end_process, reap
 from pstack_tasks.fleet.records import ENDED, describe, not_found, read_result
+from pstack_tasks.fleet.served import Rcon
 from pstack_tasks.fleet.submission import Application, Request, create
 from pstack_tasks.fleet.users import check_may_kill, current_user
 from pstack_tasks.native.split_cache import RegionMap
@@ -47,7 +48,7 @@ class Future:
         return block_one(self.pid, timeout)
 
 
-def submit(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, str] | None = None,
+def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
            options: Mapping[str, Any] | None = None, regions: int | None = None) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
@@ -57,7 +58,8 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, st
         rmap: region map ``{device: region}``; unmapped devices are in region 0. Each region
             runs as one task on a worker of the engine type, all at the same time.
             ``"auto:K"`` is ``regions=K``.
-        rcon: pin regions to named workers ``{region: host}``.
+        rcon: pin regions to named workers ``{region: host}``, or serve them in this process
+            with a Python engine ``{region: Engine(handler)}`` (docs/debugging.md).
         level: handler_log level shown by ``verbose``.
         verbose: stream ``[host] Region r -> line`` log lines to whoever blocks on it.
         engine: engine type (default ``PSTACK_ENGINE``, ``psim``).
@@ -75,7 +77,7 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, st
 
 
 @overload
-def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
@@ -83,7 +85,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] |
 
 
 @overload
-def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
@@ -91,14 +93,14 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] |
 
 
 @overload
-def run(xml: Application, rmap: RegionMap = ..., rcon: Mapping[int | str, str] | None = ...,
+def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
         regions: int | None = ...) -> dict[str, Any] | Future: ...
 
 
-def run(xml: Application, rmap: RegionMap = None, rcon: Mapping[int | str, str] | None = None,
+def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,

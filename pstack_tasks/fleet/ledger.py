@@ -165,11 +165,11 @@ class Ledger:
     def end(self, pid: int, state: str | None, reason: str) -> Ending | None:
         """End the process (first ending wins; ``state`` None: Killed if someone killed it, else
         Failed), free its slots and message queues, and admit what fits now.  None: no such process."""
-        engine, regions = self.r.hmget(self.keys.proc(pid), ["engine", "regions"])
+        engine, regions, clients = self.r.hmget(self.keys.proc(pid), ["engine", "regions", "client_regions"])
         if engine is None:
             return None
         engine = str(engine)
-        engine_keys = self.keys.queues(pid).all(json.loads(regions or "[]"))
+        engine_keys = self.keys.queues(pid).all(json.loads(regions or "[]") + json.loads(clients or "[]"))
         view = self.view(engine)
         call = (Call().arg(pid, state or "", reason, _now(), _ttl()).finish(self.keys, pid)
                 .key(self.keys.lease(pid)).arg(len(engine_keys)).key(*engine_keys)

@@ -61,7 +61,29 @@ def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
     """
     if any(p.get("stale") or p.get("stopped") for p in parts):
         return
+    r, keys = store.client(), Keys.current()
+    clients = json.loads(r.hget(keys.proc(pid), "client_regions") or "[]")
+    if clients:  # regions served by client engines (fleet/pyengine): the last one to end ends it
+        finish_when_ended(pid)
+        return
     metrics = merge_results({int(p["region"]): p for p in parts})["metrics"]
+    end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
+
+
+def finish_when_ended(pid: int) -> None:
+    """End a process with client-served regions Done once every region has stored its part of
+    the result: its fleet regions (the chord callback) and its client engines end in either order,
+    and whichever comes last ends it."""
+    r, keys = store.client(), Keys.current()
+    rec = r.hgetall(keys.proc(pid))
+    if rec.get("state") != "Running":
+        return
+    regions = json.loads(rec["regions"]) + json.loads(rec.get("client_regions") or "[]")
+    parts = {int(x): json.loads(t) for x, t in r.hgetall(keys.result(pid)).items()}
+    ended = {int(x) for x in r.smembers(keys.ended(pid))}
+    if any(x not in parts for x in regions) or any(x not in ended for x in json.loads(rec["regions"])):
+        return
+    metrics = merge_results(parts)["metrics"]
     end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
 
 

@@ -22,6 +22,7 @@ from pstack_tasks.exceptions import ConfigurationError, GraphError, ProcessRefus
 from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader
 from pstack_tasks.graph.partition import combine
@@ -37,7 +38,7 @@ class Request:
 
     xml: Application
     rmap: RegionMap = None
-    rcon: Mapping[int | str, str] | None = None
+    rcon: Rcon | None = None
     level: int = 1
     verbose: bool = False
     engine: str | None = None
@@ -93,22 +94,29 @@ def create(req: Request) -> tuple[int, loader.Application]:
     options = dict(req.options or {})
     if split is not None:  # each engine computes the split again (cached): it must get this one
         options["split_digest"] = split_digest(arr)
-    pins = {str(k): str(v) for k, v in (req.rcon or {}).items()}
+    pins = {str(k): v for k, v in (req.rcon or {}).items()}
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
+    served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
+    pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
+    fleet_regions = [x for x in regions if x not in served]
+    check_served(app, arr, served, fleet_regions)
     with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
         pid = _new_pid(text, digest)
         record = {
             "pid": pid, "user": current_user(), "graph_type": app.graph_type.id, "instance": app.instance.id,
             "devices": app.instance.device_count, "edges": app.instance.edge_count, "engine": engine,
-            "regions": json.dumps(regions), "nregions": len(regions), "rmap": _rmap_text(rmap),
+            "regions": json.dumps(fleet_regions), "nregions": len(fleet_regions), "rmap": _rmap_text(rmap),
+            "client_regions": json.dumps(sorted(served)),
             "rcon": json.dumps(pins), "file": file or "app.xml", "app": digest, "level": int(req.level),
             "verbose": int(bool(req.verbose)), "options": json.dumps(options),
             "submitted": f"{time.time():.3f}", "state": "Submitted",
         }
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
+        for region, server in served.items():  # before the process can start: it holds a share
+            server.attach(pid, app, arr, region, regions)
         _queue(pid, engine, record, regions)
     return pid, app
 

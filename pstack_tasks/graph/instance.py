@@ -80,8 +80,6 @@ class InstanceBuilder:
             self._prepare(self.walker(self.file).parse(el))
         elif tag == "GraphTypeReference":
             self._reference(el)
-        elif tag == "ExtI":
-            raise self.error(f"<ExtI> {el.get('id')!r}: external devices are not supported yet", el)
         elif tag == "GraphInstance":
             self._graph_instance(el)
 

@@ -89,7 +89,7 @@ def load(xml_or_path: str | bytes | os.PathLike[str]) -> Application:
             for _, el in etree.iterparse(src, events=("end",), tag=[q + t for t in _TAGS], huge_tree=True,
                                          remove_comments=True):
                 tag = el.tag[len(q):]
-                if tag == "DevI":
+                if tag in ("DevI", "ExtI"):
                     builder.device(el)
                 elif tag == "EdgeI":
                     builder.edge(el)

@@ -202,6 +202,7 @@ class DeviceType:
     on_init: Code | None = None
     on_hardware_idle: Code | None = None
     line: int | None = None
+    external: bool = False  # a graph-schema ExternalType: served by a Python engine, no handlers
 
     def input_pin(self, name: str) -> InputPin | None:
         for p in self.input_pins:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from lxml import etree
@@ -47,7 +47,6 @@ from pstack_tasks.graph.model import (
 logger = logging.getLogger(__name__)
 
 SUPERVISORS = "supervisors are not supported yet"
-EXTERNALS = "external devices (ExternalType/ExtI) are not supported yet"
 #: elements no version supports, wherever they appear, with why
 REFUSED = {"OnCompute": "<OnCompute> is not supported"}
 #: handlers graph-schema defines but POETS simulators never execute (graph-schema.md section 5)
@@ -128,8 +127,6 @@ class GraphTypeWalker:
         named = f" {el.get('id')!r}" if el.get("id") is not None else ""
         if tag.startswith("Supervisor"):
             return self.error(f"<{tag}>{named} in {where}: v{self.version} {SUPERVISORS}", el)
-        if tag == "ExternalType":
-            return self.error(f"<{tag}>{named} in {where}: {EXTERNALS}", el)
         if tag in self.dropped:
             return self.error(f"<{tag}> in {where}: {self.dropped[tag]}", el)
         if tag in REFUSED:
@@ -143,7 +140,7 @@ class GraphTypeWalker:
             if tag in self.skipped:
                 continue
             refused_supervisor = tag.startswith("Supervisor") and not self.supervisors
-            if tag in self.dropped or tag in REFUSED or tag == "ExternalType" or refused_supervisor:
+            if tag in self.dropped or tag in REFUSED or refused_supervisor:
                 raise self.refusal(c, where)
             yield c
 
@@ -198,9 +195,11 @@ class GraphTypeWalker:
                     raise self.error("a graph type has at most one <SupervisorType>", d)
                 self.supervisor = self.supervisor_type(d, message_types)
                 continue
-            if local(d) != "DeviceType":
+            if local(d) not in ("DeviceType", "ExternalType"):
                 raise self.refusal(d, "<DeviceTypes>")
             dt = self.device_type(d, message_types)
+            if local(d) == "ExternalType":  # pins and properties only: its messages go to a Python engine
+                dt = replace(dt, external=True)
             if any(x.id == dt.id for x in into):
                 raise self.error(f"duplicate device type id {dt.id!r}", d)
             into.append(dt)

@@ -120,7 +120,9 @@ local function admit(f, now, ttl)
         redis.call('HSET', c.lease, r, h..'|'..(redis.call('GET', f.epoch[h]) or ''))
       end
       redis.call('DEL', c.idle, c.calls)
-      redis.call('SET', c.active, #regions, 'EX', ttl)
+      -- regions served by client engines (fleet/pyengine) hold no slot but a share of active
+      local clients = cjson.decode(redis.call('HGET', c.proc, 'client_regions') or '[]')
+      redis.call('SET', c.active, #regions + #clients, 'EX', ttl)
       redis.call('HSET', c.proc, 'state', 'Running', 'started', now, 'hosts', cjson.encode(assign))
       redis.call('SADD', running, c.pid)
       for _, v in ipairs({c.pid, cjson.encode(assign), cjson.encode(regions),
