@@ -31,31 +31,49 @@ from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
 
 
-def worker_command(engine: str | None, name: str, slots: int, control: bool = False,
-                   loglevel: str = "warning") -> list[str]:
-    """The ``celery worker`` command line of an engine worker (or of a control worker)."""
-    base = [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
-            "--without-gossip", "--without-mingle"]
+def worker_options(engine: str | None, name: str, slots: int, control: bool = False,
+                   pool: str = "prefork") -> list[str]:
+    """Node name, queues, concurrency and pool of an engine worker (or of a control worker)."""
     if control:
-        return base + ["-n", f"control@{name}", "-Q", CONTROL_QUEUE, "-P", "threads", "-c", str(slots)]
+        return ["-n", f"control@{name}", "-Q", CONTROL_QUEUE, "-P", "threads", "-c", str(slots)]
     if not engine:
         raise ConfigurationError("an engine worker needs an engine type (--engine psim)")
-    return base + ["-n", f"{engine}@{name}", "-Q", f"{engine_queue(engine)},{host_queue(engine, name)}",
-                   "-c", str(slots), "-P", "prefork"]
+    return ["-n", f"{engine}@{name}", "-Q", f"{engine_queue(engine)},{host_queue(engine, name)}",
+            "-c", str(slots), "-P", pool]
+
+
+def worker_command(engine: str | None, name: str, slots: int, control: bool = False,
+                   loglevel: str = "warning") -> list[str]:
+    """The ``celery worker`` command line of an engine worker (or of a control worker): ``pstack worker``."""
+    return [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
+            "--without-gossip", "--without-mingle", *worker_options(engine, name, slots, control)]
+
+
+def launch_command(engine: str | None, name: str, slots: int, control: bool = False,
+                   loglevel: str = "warning", heartbeat: bool = True, pool: str = "prefork") -> list[str]:
+    """The same worker started by :mod:`pstack_tasks.worker.launch`, which skips the ``celery``
+    command's plugin imports: local fleets.  ``heartbeat=False``: no Celery event heartbeats."""
+    return [sys.executable, "-m", "pstack_tasks.worker.launch", "--loglevel", loglevel,
+            *worker_options(engine, name, slots, control, pool), *([] if heartbeat else ["--without-heartbeat"])]
 
 
 class Fleet:
     """Worker processes started here, all talking to ``url`` under key prefix ``prefix``."""
 
-    def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None) -> None:
+    def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None,
+                 heartbeat: bool = True) -> None:
         """``log_dir``: each worker's log (its stderr) goes to ``<log_dir>/<node name>.log`` and is
-        kept there (tests read it); without it, workers log to a pipe read only if one fails to start."""
+        kept there (tests read it); without it, workers log to a pipe read only if one fails to start.
+        ``heartbeat=False``: no Celery event heartbeats (a private stack that no monitor watches)."""
         self.url, self.prefix, self.loglevel, self.log_dir = url, prefix, loglevel, log_dir
+        self.heartbeat = heartbeat
         self.env = dict(os.environ, PSTACK_REDIS_URL=url, PSTACK_KEY_PREFIX=prefix)
         self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
 
-    def start(self, engine: str | None, name: str, slots: int, control: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
-        cmd = worker_command(engine, name, slots, control, self.loglevel)
+    def start(self, engine: str | None, name: str, slots: int, control: bool = False,
+              pool: str = "prefork") -> subprocess.Popen:  # type: ignore[type-arg]
+        """Start one worker; ``pool``: an engine worker's Celery pool (a control worker's is threads)."""
+        cmd = launch_command(engine, name, slots, control, self.loglevel, self.heartbeat, pool)
         key = f"control@{name}" if control else f"{engine}@{name}"
         with ExitStack() as stack:
             err: int | IO[bytes] = subprocess.PIPE
@@ -177,8 +195,9 @@ class LocalStack:
     ``engine`` is one engine type or several; each gets a worker of ``slots`` slots.
     """
 
-    def __init__(self, engine: str | Sequence[str], slots: int) -> None:
+    def __init__(self, engine: str | Sequence[str], slots: int, pool: str = "threads") -> None:
         self.engines = [engine] if isinstance(engine, str) else list(engine)
+        self.pool = pool
         self.engine = self.engines[0]
         self.slots = max(1, slots)
         self._redis: EmbeddedRedis | None = None
@@ -190,10 +209,9 @@ class LocalStack:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
             epoch.ensure(store.client(url), Keys(prefix), floor=0)  # a new Redis: its pids start at 1
-            self._fleet = Fleet(url, prefix)
-            for engine in self.engines:
-                self._fleet.start(engine, "local", self.slots)
-            self._fleet.start(None, "local", 2, control=True)
+            self._fleet = Fleet(url, prefix, heartbeat=False)
+            for engine in self.engines:  # each also consumes the control queue: no control worker
+                self._fleet.start(engine, "local", self.slots, pool=self.pool)
             self._stack.enter_context(use_stack(url, prefix))  # imports Celery here while the workers start
             self._fleet.wait_registered([(engine, "local") for engine in self.engines])
         except BaseException:
