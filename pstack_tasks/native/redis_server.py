@@ -88,13 +88,11 @@ class EmbeddedRedis:
         return False
 
     def stop(self) -> None:
+        """SIGKILL: nothing is persisted (no snapshot, no append-only file), so a shutdown has
+        nothing to save and would only cost the command its time."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()
+            self.proc.wait()
             if self.proc.stderr:
                 self.proc.stderr.close()
             self.proc = None
