@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pstack_tasks.worker.local import LocalStack
 from support.commands import RING
 from support.fleet import processes_table
-
-from pstack_tasks.worker.local import LocalStack
 
 
 @pytest.mark.fleet
