@@ -27,3 +27,21 @@ def test_embedded_stack_runs_a_process_on_one_threads_worker_that_also_ends_it(m
     assert worker.poll() is not None
     assert [a for p, pp, a in processes_table() if pp == worker.pid or p == worker.pid] == []
     assert "PSTACK_REDIS_URL" not in os.environ
+
+
+@pytest.mark.fleet
+def test_embedded_redis_runs_a_command_without_redis_py_and_names_a_refusal() -> None:
+    from pstack_tasks.exceptions import RedisUnavailable
+    from pstack_tasks.native.redis_server import EmbeddedRedis
+    with EmbeddedRedis(password="a secret") as server:
+        assert server.command("SET", "k", "1", "NX") == b"+OK"
+        assert server.command("SET", "k", "2", "NX") == b"$-1"  # nil: the first write stands
+        with pytest.raises(RedisUnavailable, match="^the embedded redis-server refused NOSUCH: -ERR unknown"):
+            server.command("NOSUCH")
+
+
+@pytest.mark.fleet
+def test_embedded_stack_hands_out_pids_from_1() -> None:
+    with LocalStack("psim", 2):
+        from pstack_tasks.fleet.client import run
+        assert run(RING, rmap={"n1": 1})["pid"] == 1

@@ -17,18 +17,20 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
-from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_queue, host_queue
-from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
+
+if TYPE_CHECKING:  # redis-py, imported when used: a LocalStack starts its worker first
+    from pstack_tasks.fleet.ledger import Ledger
 
 
 def worker_options(engine: str | None, name: str, slots: int, control: bool = False,
@@ -100,6 +102,7 @@ class Fleet:
 
     def wait_registered(self, members: list[tuple[str, str]], timeout: float = 60.0) -> None:
         """Wait until every (engine, host) is registered and alive; fail naming a worker that died."""
+        from pstack_tasks.fleet import store
         r = store.client(self.url)
         keys = Keys(self.prefix)
         deadline = time.monotonic() + timeout
@@ -114,6 +117,8 @@ class Fleet:
         raise EngineError(f"workers {members} did not register within {timeout:g} s")
 
     def ledger(self) -> Ledger:
+        from pstack_tasks.fleet import store
+        from pstack_tasks.fleet.ledger import Ledger
         return Ledger(store.client(self.url), Keys(self.prefix))
 
     def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
@@ -170,6 +175,7 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
     The environment, and the Celery app's broker, are restored afterwards; the pooled Redis
     clients are dropped both ways.
     """
+    from pstack_tasks.fleet import store
     saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
     os.environ["PSTACK_REDIS_URL"] = url
     os.environ["PSTACK_KEY_PREFIX"] = prefix
@@ -208,7 +214,9 @@ class LocalStack:
         try:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
-            epoch.ensure(store.client(url), Keys(prefix), floor=0)  # a new Redis: its pids start at 1
+            # the stack id (fleet/epoch.py) of a Redis no one used: its pids start at 1; written
+            # without redis-py, whose import (0.1 s) then overlaps the worker's start
+            self._redis.command("SET", Keys(prefix).stack_id, uuid.uuid4().hex, "NX")
             self._fleet = Fleet(url, prefix, heartbeat=False)
             for engine in self.engines:  # each also consumes the control queue: no control worker
                 self._fleet.start(engine, "local", self.slots, pool=self.pool)
