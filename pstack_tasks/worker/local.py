@@ -1,14 +1,15 @@
 """Workers on this machine: the embedded default of ``pstack run``, and the tests' fleets.
 
-:class:`Fleet` starts real ``celery worker`` processes of the stack's app against a given
+:class:`Fleet` starts real Celery worker processes of the stack's app against a given
 Redis and key prefix, and knows how to stop them all (they also die with the process that
 started them).  :class:`LocalStack` adds a private redis-server: with ``PSTACK_REDIS_URL``
 unset, ``pstack run`` runs on one of these and tears it down afterwards.
 
 A LocalStack's start-up is most of a small ``pstack run`` (docs/processes.md, "Start-up"): its
-workers are started before this process imports Celery, so their imports and ours overlap, and
-it stops them with SIGKILL, not a warm shutdown, since nothing of theirs outlives the stack (its
-Redis goes with it) and a warm shutdown of a prefork worker takes seconds.
+workers are started (by :mod:`pstack_tasks.worker.launch`, not the ``celery`` command) before this
+process imports redis-py or Celery, so their imports and ours overlap, and it stops them with
+SIGKILL, not a warm shutdown, since nothing of theirs outlives the stack (its Redis goes with it)
+and a warm shutdown of a prefork worker takes seconds.
 """
 from __future__ import annotations
 
@@ -198,7 +199,9 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
 class LocalStack:
     """A private Redis and local workers for one command (or one pcli session): the embedded default.
 
-    ``engine`` is one engine type or several; each gets a worker of ``slots`` slots.
+    ``engine`` is one engine type or several; each gets a worker process of ``slots`` slots with
+    the ``pool`` Celery pool (threads: one process, no pool processes to fork), which also
+    consumes the control queue, so no control worker is started.
     """
 
     def __init__(self, engine: str | Sequence[str], slots: int, pool: str = "threads") -> None:
