@@ -24,12 +24,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--loglevel", default="warning")
     ap.add_argument("--without-heartbeat", action="store_true",
                     help="no Celery event heartbeats (nothing monitors a private stack)")
+    ap.add_argument("--without-flower-tasks", action="store_true",
+                    help="no tasks for Flower's HTTP API (worker/flower_tasks.py; a private stack has no Flower)")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from pstack_tasks.celery_app import app  # after parsing: --help needs no Celery
+    if args.without_flower_tasks:  # they import the client side too: 50-120 ms of a worker's start
+        app.conf.include = [m for m in app.conf.include if m != "pstack_tasks.worker.flower_tasks"]
     worker = app.Worker(hostname=args.hostname, queues=args.queues.split(","), concurrency=args.concurrency,
                         pool_cls=args.pool, loglevel=args.loglevel, without_gossip=True, without_mingle=True,
                         without_heartbeat=args.without_heartbeat, quiet=True, no_color=True)

@@ -53,30 +53,32 @@ def worker_command(engine: str | None, name: str, slots: int, control: bool = Fa
 
 
 def launch_command(engine: str | None, name: str, slots: int, control: bool = False,
-                   loglevel: str = "warning", heartbeat: bool = True, pool: str = "prefork") -> list[str]:
+                   loglevel: str = "warning", monitored: bool = True, pool: str = "prefork") -> list[str]:
     """The same worker started by :mod:`pstack_tasks.worker.launch`, which skips the ``celery``
-    command's plugin imports: local fleets.  ``heartbeat=False``: no Celery event heartbeats."""
+    command's plugin imports: local fleets.  ``monitored=False`` (a private stack no monitor
+    watches): no Celery event heartbeats, no Flower API tasks."""
+    unwatched = [] if monitored else ["--without-heartbeat", "--without-flower-tasks"]
     return [sys.executable, "-m", "pstack_tasks.worker.launch", "--loglevel", loglevel,
-            *worker_options(engine, name, slots, control, pool), *([] if heartbeat else ["--without-heartbeat"])]
+            *worker_options(engine, name, slots, control, pool), *unwatched]
 
 
 class Fleet:
     """Worker processes started here, all talking to ``url`` under key prefix ``prefix``."""
 
     def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None,
-                 heartbeat: bool = True) -> None:
+                 monitored: bool = True) -> None:
         """``log_dir``: each worker's log (its stderr) goes to ``<log_dir>/<node name>.log`` and is
         kept there (tests read it); without it, workers log to a pipe read only if one fails to start.
-        ``heartbeat=False``: no Celery event heartbeats (a private stack that no monitor watches)."""
+        ``monitored=False``: a private stack that no monitor watches (:func:`launch_command`)."""
         self.url, self.prefix, self.loglevel, self.log_dir = url, prefix, loglevel, log_dir
-        self.heartbeat = heartbeat
+        self.monitored = monitored
         self.env = dict(os.environ, PSTACK_REDIS_URL=url, PSTACK_KEY_PREFIX=prefix)
         self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
 
     def start(self, engine: str | None, name: str, slots: int, control: bool = False,
               pool: str = "prefork") -> subprocess.Popen:  # type: ignore[type-arg]
         """Start one worker; ``pool``: an engine worker's Celery pool (a control worker's is threads)."""
-        cmd = launch_command(engine, name, slots, control, self.loglevel, self.heartbeat, pool)
+        cmd = launch_command(engine, name, slots, control, self.loglevel, self.monitored, pool)
         key = f"control@{name}" if control else f"{engine}@{name}"
         with ExitStack() as stack:
             err: int | IO[bytes] = subprocess.PIPE
@@ -220,7 +222,7 @@ class LocalStack:
             # the stack id (fleet/epoch.py) of a Redis no one used: its pids start at 1; written
             # without redis-py, whose import (0.1 s) then overlaps the worker's start
             self._redis.command("SET", Keys(prefix).stack_id, uuid.uuid4().hex, "NX")
-            self._fleet = Fleet(url, prefix, heartbeat=False)
+            self._fleet = Fleet(url, prefix, monitored=False)
             for engine in self.engines:  # each also consumes the control queue: no control worker
                 self._fleet.start(engine, "local", self.slots, pool=self.pool)
             self._stack.enter_context(use_stack(url, prefix))  # imports Celery here while the workers start
