@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="turns each workload takes (count split evenly)")
     ap.add_argument("--only", default="floor,dummy,psim,ring",
                     help="comma-separated workloads to run (floor is always run: the shares need it)")
+    ap.add_argument("--pool", default="prefork", choices=("prefork", "threads"),
+                    help="the engine workers' Celery pool (the floor runs on the same workers)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "processes.json")
     args = ap.parse_args(argv)
     if args.quick:
@@ -187,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir, use_stack(server.url, "bench:"):
         fleet = Fleet(server.url, "bench:")
         try:
-            psim_w = fleet.start("psim", "bench", 4)
-            dummy_w = fleet.start("dummy", "bench", 4)
+            psim_w = fleet.start("psim", "bench", 4, pool=args.pool)
+            dummy_w = fleet.start("dummy", "bench", 4, pool=args.pool)
             control_w = fleet.start(None, "bench", 4, control=True)
             fleet.wait_registered([("psim", "bench"), ("dummy", "bench")])
             assert server.proc is not None

@@ -4,7 +4,7 @@ stack, each beside a baseline measured in the same run (interleaved rounds, medi
 * psim: ``psim -q -r`` on pstack's ring oscillator and basic-01 with a warm engine cache, beside a
   bare interpreter start (``python -c pass``) and the cached engine binary alone.  Target (issue
   17, item 4): < 0.15 s whole process.
-* pstack run: ``pstack run -r --rmap '{"n1": 1, "n2": 2}'`` with no PSTACK_REDIS_URL (a private
+* pstack run: ``pstack run -r --rmap '{"n1": 1}'`` (2 regions) with no PSTACK_REDIS_URL (a private
   redis-server and local Celery workers, started and stopped by the command), beside a
   redis-server start and stop alone.  Target: < 1.5 s whole process.
 
@@ -36,7 +36,7 @@ BIN = Path(sys.executable).parent
 PSTACK_DATA = ROOT / "tests" / "data" / "pstack"
 RING = PSTACK_DATA / "ring-oscillator-01.xml"
 BASIC = PSTACK_DATA / "basic-01.xml"
-RMAP = '{"n1": 1, "n2": 2}'
+RMAP = '{"n1": 1}'  # regions 0 and 1
 
 
 def child_env(cache: Path) -> dict[str, str]:

@@ -87,14 +87,31 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         return False
 
+    def command(self, *args: str, timeout: float = 5.0) -> bytes:
+        """Run one command over a plain socket (no redis-py: the embedded stack writes its stack id
+        before anything imports it) and return its reply line; an error reply raises."""
+        from pstack_tasks.native.relay import resp
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            pre = resp(["AUTH", self.password]) if self.password else b""
+            s.sendall(pre + resp(list(args)))
+            got = b""
+            while got.count(b"\r\n") < (2 if self.password else 1):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        lines = got.split(b"\r\n")
+        reply = lines[1 if self.password else 0] if len(lines) > 2 or not self.password else b"-no reply"
+        if not reply or reply.startswith(b"-"):
+            raise RedisUnavailable(f"the embedded redis-server refused {args[0]}: {reply.decode(errors='replace')}")
+        return reply
+
     def stop(self) -> None:
+        """SIGKILL: nothing is persisted (no snapshot, no append-only file), so a shutdown has
+        nothing to save and would only cost the command its time."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()
+            self.proc.wait()
             if self.proc.stderr:
                 self.proc.stderr.close()
             self.proc = None

@@ -1,14 +1,15 @@
 """Workers on this machine: the embedded default of ``pstack run``, and the tests' fleets.
 
-:class:`Fleet` starts real ``celery worker`` processes of the stack's app against a given
+:class:`Fleet` starts real Celery worker processes of the stack's app against a given
 Redis and key prefix, and knows how to stop them all (they also die with the process that
 started them).  :class:`LocalStack` adds a private redis-server: with ``PSTACK_REDIS_URL``
 unset, ``pstack run`` runs on one of these and tears it down afterwards.
 
 A LocalStack's start-up is most of a small ``pstack run`` (docs/processes.md, "Start-up"): its
-workers are started before this process imports Celery, so their imports and ours overlap, and
-it stops them with SIGKILL, not a warm shutdown, since nothing of theirs outlives the stack (its
-Redis goes with it) and a warm shutdown of a prefork worker takes seconds.
+workers are started (by :mod:`pstack_tasks.worker.launch`, not the ``celery`` command) before this
+process imports redis-py or Celery, so their imports and ours overlap, and it stops them with
+SIGKILL, not a warm shutdown, since nothing of theirs outlives the stack (its Redis goes with it)
+and a warm shutdown of a prefork worker takes seconds.
 """
 from __future__ import annotations
 
@@ -17,45 +18,67 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
-from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_queue, host_queue
-from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
+
+if TYPE_CHECKING:  # redis-py, imported when used: a LocalStack starts its worker first
+    from pstack_tasks.fleet.ledger import Ledger
+
+
+def worker_options(engine: str | None, name: str, slots: int, control: bool = False,
+                   pool: str = "prefork") -> list[str]:
+    """Node name, queues, concurrency and pool of an engine worker (or of a control worker)."""
+    if control:
+        return ["-n", f"control@{name}", "-Q", CONTROL_QUEUE, "-P", "threads", "-c", str(slots)]
+    if not engine:
+        raise ConfigurationError("an engine worker needs an engine type (--engine psim)")
+    return ["-n", f"{engine}@{name}", "-Q", f"{engine_queue(engine)},{host_queue(engine, name)}",
+            "-c", str(slots), "-P", pool]
 
 
 def worker_command(engine: str | None, name: str, slots: int, control: bool = False,
                    loglevel: str = "warning") -> list[str]:
-    """The ``celery worker`` command line of an engine worker (or of a control worker)."""
-    base = [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
-            "--without-gossip", "--without-mingle"]
-    if control:
-        return base + ["-n", f"control@{name}", "-Q", CONTROL_QUEUE, "-P", "threads", "-c", str(slots)]
-    if not engine:
-        raise ConfigurationError("an engine worker needs an engine type (--engine psim)")
-    return base + ["-n", f"{engine}@{name}", "-Q", f"{engine_queue(engine)},{host_queue(engine, name)}",
-                   "-c", str(slots), "-P", "prefork"]
+    """The ``celery worker`` command line of an engine worker (or of a control worker): ``pstack worker``."""
+    return [sys.executable, "-m", "celery", "-A", "pstack_tasks.celery_app", "worker", "--loglevel", loglevel,
+            "--without-gossip", "--without-mingle", *worker_options(engine, name, slots, control)]
+
+
+def launch_command(engine: str | None, name: str, slots: int, control: bool = False,
+                   loglevel: str = "warning", monitored: bool = True, pool: str = "prefork") -> list[str]:
+    """The same worker started by :mod:`pstack_tasks.worker.launch`, which skips the ``celery``
+    command's plugin imports: local fleets.  ``monitored=False`` (a private stack no monitor
+    watches): no Celery event heartbeats, no Flower API tasks."""
+    unwatched = [] if monitored else ["--without-heartbeat", "--without-flower-tasks"]
+    return [sys.executable, "-m", "pstack_tasks.worker.launch", "--loglevel", loglevel,
+            *worker_options(engine, name, slots, control, pool), *unwatched]
 
 
 class Fleet:
     """Worker processes started here, all talking to ``url`` under key prefix ``prefix``."""
 
-    def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None) -> None:
+    def __init__(self, url: str, prefix: str, loglevel: str = "warning", log_dir: Path | None = None,
+                 monitored: bool = True) -> None:
         """``log_dir``: each worker's log (its stderr) goes to ``<log_dir>/<node name>.log`` and is
-        kept there (tests read it); without it, workers log to a pipe read only if one fails to start."""
+        kept there (tests read it); without it, workers log to a pipe read only if one fails to start.
+        ``monitored=False``: a private stack that no monitor watches (:func:`launch_command`)."""
         self.url, self.prefix, self.loglevel, self.log_dir = url, prefix, loglevel, log_dir
+        self.monitored = monitored
         self.env = dict(os.environ, PSTACK_REDIS_URL=url, PSTACK_KEY_PREFIX=prefix)
         self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
 
-    def start(self, engine: str | None, name: str, slots: int, control: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
-        cmd = worker_command(engine, name, slots, control, self.loglevel)
+    def start(self, engine: str | None, name: str, slots: int, control: bool = False,
+              pool: str = "prefork") -> subprocess.Popen:  # type: ignore[type-arg]
+        """Start one worker; ``pool``: an engine worker's Celery pool (a control worker's is threads)."""
+        cmd = launch_command(engine, name, slots, control, self.loglevel, self.monitored, pool)
         key = f"control@{name}" if control else f"{engine}@{name}"
         with ExitStack() as stack:
             err: int | IO[bytes] = subprocess.PIPE
@@ -82,6 +105,7 @@ class Fleet:
 
     def wait_registered(self, members: list[tuple[str, str]], timeout: float = 60.0) -> None:
         """Wait until every (engine, host) is registered and alive; fail naming a worker that died."""
+        from pstack_tasks.fleet import store
         r = store.client(self.url)
         keys = Keys(self.prefix)
         deadline = time.monotonic() + timeout
@@ -96,6 +120,8 @@ class Fleet:
         raise EngineError(f"workers {members} did not register within {timeout:g} s")
 
     def ledger(self) -> Ledger:
+        from pstack_tasks.fleet import store
+        from pstack_tasks.fleet.ledger import Ledger
         return Ledger(store.client(self.url), Keys(self.prefix))
 
     def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
@@ -152,6 +178,7 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
     The environment, and the Celery app's broker, are restored afterwards; the pooled Redis
     clients are dropped both ways.
     """
+    from pstack_tasks.fleet import store
     saved = {k: os.environ.get(k) for k in ("PSTACK_REDIS_URL", "PSTACK_KEY_PREFIX")}
     os.environ["PSTACK_REDIS_URL"] = url
     os.environ["PSTACK_KEY_PREFIX"] = prefix
@@ -174,11 +201,14 @@ def use_stack(url: str, prefix: str) -> Iterator[None]:
 class LocalStack:
     """A private Redis and local workers for one command (or one pcli session): the embedded default.
 
-    ``engine`` is one engine type or several; each gets a worker of ``slots`` slots.
+    ``engine`` is one engine type or several; each gets a worker process of ``slots`` slots with
+    the ``pool`` Celery pool (threads: one process, no pool processes to fork), which also
+    consumes the control queue, so no control worker is started.
     """
 
-    def __init__(self, engine: str | Sequence[str], slots: int) -> None:
+    def __init__(self, engine: str | Sequence[str], slots: int, pool: str = "threads") -> None:
         self.engines = [engine] if isinstance(engine, str) else list(engine)
+        self.pool = pool
         self.engine = self.engines[0]
         self.slots = max(1, slots)
         self._redis: EmbeddedRedis | None = None
@@ -189,11 +219,12 @@ class LocalStack:
         try:
             self._redis = EmbeddedRedis().start()
             url, prefix = self._redis.url, "pstack:"
-            epoch.ensure(store.client(url), Keys(prefix), floor=0)  # a new Redis: its pids start at 1
-            self._fleet = Fleet(url, prefix)
-            for engine in self.engines:
-                self._fleet.start(engine, "local", self.slots)
-            self._fleet.start(None, "local", 2, control=True)
+            # the stack id (fleet/epoch.py) of a Redis no one used: its pids start at 1; written
+            # without redis-py, whose import (0.1 s) then overlaps the worker's start
+            self._redis.command("SET", Keys(prefix).stack_id, uuid.uuid4().hex, "NX")
+            self._fleet = Fleet(url, prefix, monitored=False)
+            for engine in self.engines:  # each also consumes the control queue: no control worker
+                self._fleet.start(engine, "local", self.slots, pool=self.pool)
             self._stack.enter_context(use_stack(url, prefix))  # imports Celery here while the workers start
             self._fleet.wait_registered([(engine, "local") for engine in self.engines])
         except BaseException:
