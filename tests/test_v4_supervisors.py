@@ -239,3 +239,19 @@ def test_the_supervisor_runs_in_the_lowest_region(tmp_path: Path, monkeypatch: p
     assert_documented_result("supervisor_reply", result, tmp_path, split=True)
     per_region = {r: (m["Supervisor receives"], m["Supervisor sends"]) for r, m in result["regions"].items()}
     assert per_region == {"2": (3, 3), "3": (0, 0)}
+
+
+def test_rtssup_in_a_type_without_a_supervisor_out_pin_fails_naming_device_and_flag(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the fuzz test: the flag is declared for every device type (C++ compiles), and
+    setting it where the type has no SupervisorOutPin ends the run in one line naming the device."""
+    from pstack_tasks.exceptions import SimulationFailed
+    text = (V4DATA / "supervisor_bcast.xml").read_text()
+    start = text.index("<SupervisorOutPin")
+    end = text.index("</SupervisorOutPin>") + len("</SupervisorOutPin>")
+    app = tmp_path / "app.xml"
+    app.write_text(text[:start] + text[end:])
+    with pytest.raises(SimulationFailed) as e:
+        run(app, tmp_path, monkeypatch)
+    assert "ReadyToSend of device 'd1' (type 'dev') set RTS_SUPER_IMPLICIT_SEND_FLAG (RTSSUP)" in str(e.value)
+    assert "no SupervisorOutPin" in str(e.value) and "\n" not in str(e.value)
