@@ -112,7 +112,8 @@ def test_ready_to_send_bit_without_a_pin(tmp_path: Path) -> None:
                   "rts = 4;", tmp_path)
     with pytest.raises(SimulationFailed) as e:
         psim(app)
-    assert "ReadyToSend of device 'device0' (type 'device') set bit 2, but the type has 1 output pins" in str(e.value)
+    assert ("handler ReadyToSend (device type 'device') of device 'device0' set bit 2, "
+            "but the type has 1 output pins") in str(e.value)
 
 
 def test_region_map_errors(tmp_path: Path) -> None:

@@ -253,5 +253,6 @@ def test_rtssup_in_a_type_without_a_supervisor_out_pin_fails_naming_device_and_f
     app.write_text(text[:start] + text[end:])
     with pytest.raises(SimulationFailed) as e:
         run(app, tmp_path, monkeypatch)
-    assert "ReadyToSend of device 'd1' (type 'dev') set RTS_SUPER_IMPLICIT_SEND_FLAG (RTSSUP)" in str(e.value)
+    assert ("handler ReadyToSend (device type 'dev') of device 'd1' set "
+            "RTS_SUPER_IMPLICIT_SEND_FLAG (RTSSUP)") in str(e.value)
     assert "no SupervisorOutPin" in str(e.value) and "\n" not in str(e.value)
