@@ -85,6 +85,7 @@ extern const uint32_t pstack_state_size[];       // bytes of a device's state, p
 extern const uint32_t pstack_n_inputs[];         // input pins, per type
 extern const uint32_t pstack_n_outputs[];        // output pins, per type
 extern const uint32_t pstack_out_base[];         // first output pin of each type
+extern const uint32_t pstack_in_base[];          // first input pin of each type, over all types
 extern const uint8_t pstack_out_indexed[];       // per output pin: 1 if indexed (sendIndex)
 extern const uint32_t pstack_out_msg[];          // per output pin: its message type
 extern const uint32_t pstack_edge_props_size[];  // per input pin: bytes of an edge's properties
@@ -103,6 +104,12 @@ static inline void pstack_send(uint32_t type, uint32_t local, uint32_t pin, void
                                unsigned* sendIndex);
 // OnReceive of input `pin` over edge `eidx`; copies `msg` first when handlers may write it (v2).
 static inline void pstack_recv(uint32_t type, uint32_t local, uint32_t pin, uint32_t eidx, void* msg);
+// The hot path's dispatch: the same, given the device's property and state pointers (PstackDevice), and
+// a receive by the input's index over all types (pstack_in_base[type] + pin), so one switch finds the handler.
+static inline uint32_t pstack_rts_at(uint32_t type, char* props, char* state);
+static inline void pstack_send_at(uint32_t type, uint32_t pin, char* props, char* state, void* msg, bool* doSend,
+                                  unsigned* sendIndex);
+static inline void pstack_recv_at(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
 // A message's fields as remote-item text, "<nfields> <f1> ... <fn>": returns the end of what it wrote.
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
 // The reverse, from just after the field count; returns where it stopped reading.

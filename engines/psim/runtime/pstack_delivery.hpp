@@ -12,8 +12,8 @@
 // A FIFO in one region; a split region sweeps its ready devices in device order (pstack_sweep.hpp).
 // rq_head != rq_tail while a device is ready, either way.
 static inline void rq_push(uint32_t d) {
-    if (!pstack.inq[d]) {
-        pstack.inq[d] = 1;
+    if (!pstack.devices[d].queued) {
+        pstack.devices[d].queued = 1;
         if (__builtin_expect(pstack_sweep.on, 0)) { sweep_add(d); ++pstack.rq_tail; return; }
         pstack.rq[pstack.rq_tail++ & pstack.rq_mask] = d;
     }
@@ -28,7 +28,8 @@ static inline uint32_t rq_pop() {
 // ---- local delivery ----------------------------------------------------------------------------
 static inline void deliver_one(const PstackEdge* e, const char* msg) {
     pstack.cur_dev = e->dst;
-    pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+    const PstackDevice& dev = pstack.devices[e->dst];
+    pstack_recv_at(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
     ++pstack.delivered;
     rq_push(e->dst);
 }
@@ -44,29 +45,34 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 
 // ---- local delivery on the hot path -------------------------------------------------------------
 // The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp).
-// A split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still count.
-static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d) {
-    if (!h.inq[d]) {
-        h.inq[d] = 1;
-        if (__builtin_expect(pstack_sweep.on, 0)) { sweep_add(d); ++h.rq_tail; return; }
+// `Split`: a split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still
+// count; one region's loop is compiled without the test.
+template <bool Split>
+static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d, PstackDevice& dev) {
+    if (!dev.queued) {
+        dev.queued = 1;
+        if (Split) { sweep_add(d); ++h.rq_tail; return; }
         h.rq[h.rq_tail++ & h.rq_mask] = d;
     }
 }
 
+template <bool Split>
 static inline __attribute__((always_inline)) uint32_t hot_pop(PstackHot& h) {
-    if (__builtin_expect(pstack_sweep.on, 0)) { ++h.rq_head; return sweep_take(); }
+    if (Split) { ++h.rq_head; return sweep_take(); }
     return h.rq[h.rq_head++ & h.rq_mask];
 }
 
+template <bool Split>
 static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, uint32_t slot, const char* msg) {
-    const PstackEdge* e = h.edges + h.slot_edges[slot];
-    const PstackEdge* end = h.edges + h.slot_edges[slot + 1];
+    const PstackEdge* e = h.slot_first[slot];
+    const PstackEdge* end = h.slot_first[slot + 1];
     for (; e != end; ++e) {
         uint32_t dst = e->dst;
         pstack.cur_dev = dst;
-        pstack_recv(e->type, e->local, e->pin, e->eidx, (void*)msg);  // copies the message if handlers may write it
+        PstackDevice& dev = h.devices[dst];
+        pstack_recv_at(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
         ++h.delivered;
-        hot_push(h, dst);
+        hot_push<Split>(h, dst, dev);
         if (__builtin_expect(pstack.stop, 0)) return;
     }
 }

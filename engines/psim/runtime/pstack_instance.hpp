@@ -126,6 +126,17 @@ static uint32_t number_devices(const char* path) {
     return nslots;
 }
 
+// Each device's PstackDevice (pstack_state.hpp): the hot path dispatches on pointers computed here.
+static void index_devices() {
+    pstack.devices = (PstackDevice*)xmalloc(sizeof(PstackDevice) * (pstack.ndev + 1ull));
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        uint32_t t = pstack.dev_type[d], li = pstack.dev_local[d];
+        pstack.devices[d] = PstackDevice{pstack.props_base[t] + (size_t)li * pstack_props_size[t],
+                                         pstack.state_base[t] + (size_t)li * pstack_state_size[t], pstack.out_base[d],
+                                         (uint16_t)t, 0, 0};
+    }
+}
+
 // ---- edges -> per-slot lists --------------------------------------------------------------------
 // Local destinations per slot: counts, then offsets (slot_edges); checks every edge's range.
 static void count_local_edges(const uint32_t* raw, uint32_t nslots, const char* path) {
@@ -165,7 +176,7 @@ static void fill_edges(const uint32_t* raw, const char* path, uint32_t* fill, ui
         if (pstack.dev_region[dst] == my_region) {
             uint32_t dt = pstack.dev_type[dst];
             if (dpin >= pstack_n_inputs[dt]) pstack_fatal(PSTACK_STATUS_USAGE, "instance file %s: bad input pin", path);
-            pstack.edges[fill[slot]++] = PstackEdge{dst, pstack.dev_local[dst], (uint16_t)dt, (uint16_t)dpin, eidx};
+            pstack.edges[fill[slot]++] = PstackEdge{dst, pstack.dev_local[dst], (uint16_t)dt, (uint16_t)(pstack_in_base[dt] + dpin), eidx};
         } else if (pstack.nregions > 1 && pstack.dev_region[src] == my_region) {
             int pos = region_pos(pstack.dev_region[dst]);
             if (pos < 0) pstack_fatal(PSTACK_STATUS_USAGE, "device '%s' is in region %u, which is not in the region list",
@@ -202,6 +213,8 @@ static void build_slot_lists(const uint32_t* raw, uint32_t nslots, const char* p
     memcpy(rfill, pstack.slot_remote, 4ull * nslots);
     fill_edges(raw, path, fill, rfill, rtmp);
     if (pstack.nregions > 1) compact_remote(nslots, rfill, rtmp);
+    pstack.slot_first = (const PstackEdge**)xmalloc(sizeof(PstackEdge*) * (nslots + 1ull));
+    for (uint32_t s = 0; s <= nslots; ++s) pstack.slot_first[s] = pstack.edges + pstack.slot_edges[s];
     free(fill);
     free(rfill);
 }
@@ -225,8 +238,9 @@ static void build_indexed(const uint32_t* raw, uint32_t nslots) {
         uint32_t slot = pstack.out_base[src] + pin, k = r[5];
         if (k >= pstack.idx_off[slot + 1] - pstack.idx_off[slot])
             pstack_fatal(PSTACK_STATUS_USAGE, "instance file: edge %llu has sendIndex %u out of range", (unsigned long long)e, k);
-        pstack.idx_edges[pstack.idx_off[slot] + k] =
-            PstackEdge{dst, pstack.dev_local[dst], (uint16_t)pstack.dev_type[dst], (uint16_t)r[3], r[4]};
+        uint32_t dt = pstack.dev_type[dst];
+        if (r[3] >= pstack_n_inputs[dt]) pstack_fatal(PSTACK_STATUS_USAGE, "instance file: edge %llu has a bad input pin", (unsigned long long)e);
+        pstack.idx_edges[pstack.idx_off[slot] + k] = PstackEdge{dst, pstack.dev_local[dst], (uint16_t)dt, (uint16_t)(pstack_in_base[dt] + r[3]), r[4]};
     }
 }
 #endif
@@ -237,7 +251,6 @@ static void allocate_ready_queue() {
     while (cap < pstack.ndev + 1) cap <<= 1;
     pstack.rq = (uint32_t*)xmalloc(4ull * cap);
     pstack.rq_mask = cap - 1;
-    pstack.inq = (uint8_t*)calloc(pstack.ndev + 1ull, 1);
 }
 
 // Needs the region list (set_regions): only this region's edges are kept.
@@ -249,6 +262,7 @@ static void load_instance(const char* path) {
     read_devices(in);
     read_handler_data(in);
     uint32_t nslots = number_devices(path);
+    index_devices();
     uint32_t* raw = (uint32_t*)xmalloc(4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     in.read(raw, 4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     fclose(in.f);

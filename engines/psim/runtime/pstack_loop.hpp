@@ -41,10 +41,14 @@ __attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32
 
 // One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
 // indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
+template <bool Split>
 static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
-    uint32_t t = h.dev_type[d], li = h.dev_local[d];
+    PstackDevice& dev = h.devices[d];
+    uint32_t t = dev.type, slot0 = dev.slot;
+    char* props = dev.props;
+    char* state = dev.state;
     pstack.cur_dev = d;
-    uint32_t rts = pstack_rts(t, li);
+    uint32_t rts = pstack_rts_at(t, props, state);
     if (!rts) return;
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
     bool doSend = true;
@@ -53,9 +57,8 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
 #else
     unsigned sendIndex = 0;
 #endif
-    pstack_send(t, li, pin, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
-    ++h.steps;
-    if (__builtin_expect(!doSend, 0)) { ++h.cancelled; hot_push(h, d); return; }
+    pstack_send_at(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
+    if (__builtin_expect(!doSend, 0)) { ++h.cancelled; hot_push<Split>(h, d, dev); return; }
     ++h.sent;
     if (__builtin_expect(pstack.stop, 0)) return;
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
@@ -64,26 +67,26 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
         supervisor_send(d, pin);
         hot_load(h);
         pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
+        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
         return;
     }
 #endif
-    uint32_t slot = h.out_base[d] + pin;
+    uint32_t slot = slot0 + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
         hot_store(h);
         send_indexed(d, t, pin, slot, sendIndex);
         hot_load(h);
         pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts(t, li)) hot_push(h, d);
+        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
         return;
     }
 #endif
-    if (pstack.nregions > 1 && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
-    hot_deliver(h, slot, pstack.msgbuf);
+    if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
+    hot_deliver<Split>(h, slot, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.
     pstack.cur_dev = d;
-    if (pstack_rts(t, li)) hot_push(h, d);
+    if (pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
 }
 
 static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
@@ -93,30 +96,34 @@ static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower che
 // The per-turn limits fold into one countdown: a turn adds at most one step, so no limit can be
 // reached within `min(turns to the next poll, max_steps - steps)` turns; they are checked after them.
 // Not inlined into run_loop (and main): the loop gets its own register allocation.
-__attribute__((noinline, hot)) static void run_ready_devices(double t0, uint32_t& since_poll) {
+// `Split`: this region is one of several (it sweeps, sends items, polls Redis); one region's loop
+// is compiled without those tests.
+template <bool Split>
+__attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint32_t& since_poll) {
     PstackHot h;
     hot_load(h);
     for (;;) {
-        uint64_t to_limit = pstack.max_steps > h.steps ? pstack.max_steps - h.steps : 0;
+        uint64_t steps = h.steps();
+        uint64_t to_limit = pstack.max_steps > steps ? pstack.max_steps - steps : 0;
         uint32_t turns = PSTACK_POLL_EVERY - since_poll;
         if (to_limit < turns) turns = (uint32_t)to_limit;
-        uint32_t done = 0;
-        while (done < turns && h.rq_head != h.rq_tail) {
-            uint32_t d = hot_pop(h);
-            h.inq[d] = 0;
-            ++done;
-            step_device(h, d);
+        // Every turn pops one device, so the head counts the turns (modulo 2^32, as the head does).
+        uint32_t head0 = h.rq_head, last = head0 + turns;
+        while (h.rq_head != last && h.rq_head != h.rq_tail) {
+            uint32_t d = hot_pop<Split>(h);
+            h.devices[d].queued = 0;
+            step_device<Split>(h, d);
             if (__builtin_expect(pstack.stop, 0)) break;
         }
-        since_poll += done;
+        since_poll += h.rq_head - head0;
         hot_store(h);
         if (pstack.stop) return;
-        if (__builtin_expect(h.steps >= pstack.max_steps, 0)) { stop_run(1, PSTACK_EXIT_REASON_MAX_STEPS); return; }
+        if (__builtin_expect(pstack.steps >= pstack.max_steps, 0)) { stop_run(1, PSTACK_EXIT_REASON_MAX_STEPS); return; }
         if (since_poll >= PSTACK_POLL_EVERY) {
             since_poll = 0;
             publish_progress();
             if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, PSTACK_EXIT_REASON_TIME_LIMIT); return; }
-            if (pstack.nregions > 1) {
+            if (Split) {
                 net_poll_active();
                 if (pstack.stop) return;
                 hot_load(h);
@@ -124,6 +131,11 @@ __attribute__((noinline, hot)) static void run_ready_devices(double t0, uint32_t
         }
         if (h.rq_head == h.rq_tail) return;
     }
+}
+
+static void run_ready_devices(double t0, uint32_t& since_poll) {
+    if (pstack.nregions > 1) run_ready_devices_in<true>(t0, since_poll);
+    else run_ready_devices_in<false>(t0, since_poll);
 }
 
 // Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or

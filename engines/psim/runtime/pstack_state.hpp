@@ -19,9 +19,20 @@ struct PstackEdge {        // a local destination of a (source device, output pi
     uint32_t dst;          // global device index
     uint32_t local;        // index of dst within its type
     uint16_t type;
-    uint16_t pin;          // input pin index
+    uint16_t input;        // the input pin over all types (pstack_in_base[type] + pin): one switch delivers
     uint32_t eidx;         // index of this edge's properties/state for that pin
 };
+static_assert(PSTACK_NINPUTS_TOTAL < 65536, "PstackEdge::input is 16 bits");
+
+struct PstackDevice {      // what the hot path reads and writes of a device, in one place (pstack_instance.hpp, index_devices)
+    char* props;           // props_base[type] + local * the type's properties size
+    char* state;           // state_base[type] + local * the type's state size
+    uint32_t slot;         // its first output slot (= out_base)
+    uint16_t type;
+    uint8_t queued;        // 1 while the device is in the ready queue
+    uint8_t unused;
+};
+static_assert(PSTACK_NTYPES < 65536, "PstackDevice::type is 16 bits");
 
 // A growing buffer of RESP text: the command stream to Redis, or one region's pending items.
 // The methods are in pstack_wire.hpp (growing it may fail, and failing needs pstack_core.hpp).
@@ -61,8 +72,10 @@ struct PstackEngineState {
     uint32_t* dev_region = nullptr;
     uint32_t* dev_local = nullptr;       // index of each device within its type
     uint32_t* out_base = nullptr;        // first slot of each device: slot = out_base[d] + pin
+    PstackDevice* devices = nullptr;     // per device: its data's addresses, type, first slot and queued flag
     uint32_t* slot_edges = nullptr;      // CSR offsets into edges, one per slot (+1)
     PstackEdge* edges = nullptr;
+    const PstackEdge** slot_first = nullptr;  // edges + slot_edges[slot], one per slot (+1): the hot path's CSR
     uint32_t* slot_remote = nullptr;     // CSR offsets into remote, one per slot (+1)
     uint16_t* remote = nullptr;          // remote region positions per slot
     char* graph_props = nullptr;
@@ -82,7 +95,6 @@ struct PstackEngineState {
     int my_pos = 0;                      // this region's position
 
     // ---- scheduling and counters (pstack_delivery.hpp, pstack_loop.hpp)
-    uint8_t* inq = nullptr;              // 1 while a device is in the ready queue
     uint32_t* rq = nullptr;              // ready queue: a ring of device indices
     uint32_t rq_mask = 0, rq_head = 0, rq_tail = 0;
     uint64_t delivered = 0, sent = 0, cancelled = 0, steps = 0, remote_sent = 0, remote_received = 0;
@@ -130,30 +142,28 @@ static PstackEngineState pstack;
 // anything in `pstack` (-fno-strict-aliasing), so every field of `pstack` is reloaded after each
 // handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
 // back by hot_store around anything else that reads or writes these fields (progress, remote
-// items, indexed sends, the end of the loop).
+// items, indexed sends, the end of the loop).  Every turn that sends counts one step, sent or
+// cancelled, so steps are not counted in the loop: steps = steps_base + sent + cancelled.
 struct PstackHot {
     uint32_t* rq;
-    uint8_t* inq;
     uint32_t rq_mask, rq_head, rq_tail;
-    uint64_t delivered, sent, cancelled, steps;
-    const uint32_t* dev_type;
-    const uint32_t* dev_local;
-    const uint32_t* out_base;
-    const uint32_t* slot_edges;
-    const PstackEdge* edges;
+    uint64_t delivered, sent, cancelled, steps_base;
+    PstackDevice* devices;
+    const PstackEdge* const* slot_first;
+    uint64_t steps() const { return steps_base + sent + cancelled; }
 };
 
 static inline __attribute__((always_inline)) void hot_load(PstackHot& h) {
-    h.rq = pstack.rq; h.inq = pstack.inq;
+    h.rq = pstack.rq;
     h.rq_mask = pstack.rq_mask; h.rq_head = pstack.rq_head; h.rq_tail = pstack.rq_tail;
-    h.delivered = pstack.delivered; h.sent = pstack.sent; h.cancelled = pstack.cancelled; h.steps = pstack.steps;
-    h.dev_type = pstack.dev_type; h.dev_local = pstack.dev_local; h.out_base = pstack.out_base;
-    h.slot_edges = pstack.slot_edges; h.edges = pstack.edges;
+    h.delivered = pstack.delivered; h.sent = pstack.sent; h.cancelled = pstack.cancelled;
+    h.steps_base = pstack.steps - pstack.sent - pstack.cancelled;
+    h.devices = pstack.devices; h.slot_first = pstack.slot_first;
 }
 
 static inline __attribute__((always_inline)) void hot_store(const PstackHot& h) {
     pstack.rq_head = h.rq_head; pstack.rq_tail = h.rq_tail;
-    pstack.delivered = h.delivered; pstack.sent = h.sent; pstack.cancelled = h.cancelled; pstack.steps = h.steps;
+    pstack.delivered = h.delivered; pstack.sent = h.sent; pstack.cancelled = h.cancelled; pstack.steps = h.steps();
 }
 
 #endif  // PSTACK_STATE_HPP
