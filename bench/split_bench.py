@@ -12,7 +12,8 @@ slowest region); loading is not counted (another benchmark measures the loader).
 
 Figures (bench/figures.py): gals_heat 2 and 4 regions, engine seconds with baseline = 1 region
 in the same run (ratio = speed-up; targets >= 1.3 and >= 1.0); ring remote messages/s in 2
-regions (target >= 2 M/s) and 4 regions (baseline = 2 regions: the aggregate must grow).
+regions (target >= 2 M/s) and 4 regions (baseline = 2 regions: the aggregate must grow), and the
+ring runs' CPU seconds (engines, socat relays and the run's private redis-server; report only).
 
     .venv/bin/python bench/split_bench.py [--quick] [--rounds N]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -149,14 +151,26 @@ def gals_figures(path: Path, rows: int, rounds: int) -> list[Figure]:
     return out
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children: a split run's engines, socat relays and
+    private redis-server."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def ring_figures(path: Path, n: int, m: int, rounds: int) -> list[Figure]:
     prep = prepare(path)
+    cpu: dict[int, list[float]] = {2: [], 4: []}
 
     def run(regions: int) -> Callable[[], float]:
         def once() -> float:
+            before = children_cpu()
             metrics = engine_run(prep, ring_rmap(n, regions))
+            cpu[regions].append(children_cpu() - before)
             if metrics["Delivered messages"] != n * m:
                 raise SystemExit(f"split_bench: the ring delivered {metrics['Delivered messages']}, not {n * m}")
+            print(f"  ring {regions} regions: run {metrics['Run seconds']:.3f} s, CPU {cpu[regions][-1]:.3f} s "
+                  "(engines, relays, Redis)", file=sys.stderr)
             return float(metrics["Remote messages sent"]) / float(metrics["Run seconds"])
         return once
 
@@ -164,7 +178,9 @@ def ring_figures(path: Path, n: int, m: int, rounds: int) -> list[Figure]:
     two, four = med["ring 2 regions"], med["ring 4 regions"]
     return [Figure("ring 2 regions remote messages/s", two, "msg/s", target=">= 2e6", passed=two >= 2e6),
             Figure("ring 4 regions remote messages/s", four, "msg/s", baseline=two, baseline_name="2 regions, same run",
-                   target="> 2 regions", passed=four > two)]
+                   target="> 2 regions", passed=four > two)] + [
+            Figure(f"ring {k} regions CPU (engines, relays, Redis)", statistics.median(cpu[k]), "s",
+                   higher_is_better=False) for k in (2, 4)]
 
 
 def main() -> int:
@@ -190,9 +206,10 @@ def main() -> int:
     path = write_figures("split_bench", figures, quick=args.quick, rounds=rounds)
     for f in figures:
         ratio = f"  ratio {f.ratio:.2f}" if f.ratio else ""
-        print(f"{f.name}: {f.value:.4g} {f.unit}{ratio}  target {f.target}: {'ok' if f.passed else 'NOT MET'}")
+        verdict = "report only" if f.passed is None else f"target {f.target}: {'ok' if f.passed else 'NOT MET'}"
+        print(f"{f.name}: {f.value:.4g} {f.unit}{ratio}  {verdict}")
     print(f"figures: {path}")
-    return 0 if args.quick or all(f.passed for f in figures) else 1
+    return 0 if args.quick or all(f.passed is not False for f in figures) else 1
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@
 -- KEYS[3] = <pid>.calls, the hash of call numbers; KEYS[4..] = every region's queue.
 -- ARGV[1] = most idle rounds in a row (0: the graph has no OnHardwareIdle), ARGV[2] = 1 if an
 -- idle round woke a device in this region since its last call, ARGV[3] = this region's share of
--- the counter (1 for itself at the start, plus every item it took since its last call),
--- ARGV[4] = this region, ARGV[5] = its call number, ARGV[6..5+R] = how many items follow for
--- each queue, then the items.
+-- the counter (1 for itself at the start, plus every element it took since its last call),
+-- ARGV[4] = this region, ARGV[5] = its call number, ARGV[6..5+R] = how many elements follow for
+-- each queue, then the elements (each of one or more newline-separated items; the counter
+-- counts elements).
 --
 -- First the region's last items are counted and pushed; the call number is recorded (the reply
 -- is skipped: a region that hears nothing for 5 s checks it, so a call Redis refused cannot go
