@@ -72,8 +72,8 @@ class RegionLink:
     def poll(self) -> list[str]:
         """Items waiting in this region's queue, without blocking (each joins the share)."""
         got = cast("list[str] | None", self.r.lpop(self.queue, POP_COUNT))
-        self.share += len(got or [])
-        return got or []
+        self.share += len(got or [])  # the counter counts queue elements
+        return unpack(got or [])
 
     def wait(self, seconds: float) -> list[str]:
         """Nothing to do: give the share back (once), then wait up to ``seconds`` for items."""
@@ -84,9 +84,9 @@ class RegionLink:
             self.idle(keys=[self.qk.active, self.qk.idle, self.qk.calls, *queues], args=args)
             self.share = 0
         got = self.r.blmpop(max(0.01, seconds), 1, self.queue, direction="LEFT", count=POP_COUNT)
-        items = list(cast("Any", got)[1]) if got else []
-        self.share += len(items)
-        return items
+        elements = list(cast("Any", got)[1]) if got else []
+        self.share += len(elements)
+        return unpack(elements)
 
     def abort_reason(self) -> str | None:
         """Why the process is being stopped (a kill, a failed region), if it is."""
@@ -114,6 +114,12 @@ class RegionLink:
         reply = ledger.transaction(steps)[-1]
         start(engine, ledger.admitted(engine, reply))
         finish_when_ended(self.pid)
+
+
+def unpack(elements: list[str]) -> list[str]:
+    """The items of queue elements, in order: native engines pack many items into one element,
+    newline-separated (docs/engine-protocol.md, "Items and queues")."""
+    return [item for element in elements for item in element.split("\n") if item]
 
 
 def client_regions(rec: dict[str, str]) -> list[int]:
