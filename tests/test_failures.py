@@ -34,6 +34,18 @@ def test_a_stray_brace_in_a_handler_is_named_not_blamed_on_generated_code(tmp_pa
     assert "'}' without a matching '{'" in str(e.value) and "generated code" not in str(e.value)
 
 
+def test_junk_at_the_end_of_a_handler_is_named_not_blamed_on_generated_code(tmp_path: Path) -> None:
+    # found by the fuzz test (seed 4232982271): a handler's code ending in an operator makes the
+    # compiler stop at the first generated token after it; the error names the handler's last line
+    end = "handler_exit(0); // exit successfully\n"
+    app = variant("basic-01.xml", end, end + "   !   \n", tmp_path)
+    with pytest.raises(BuildError) as e:
+        psim(app, options={"quiet": True})
+    assert str(e.value).startswith(f"{app}:{line_of(app, '   !   ')}:")
+    assert "compile error in device type 'device', OnReceive of pin 'input', at the end of its code" in str(e.value)
+    assert "generated code" not in str(e.value)
+
+
 def test_compile_error_in_shared_code(tmp_path: Path) -> None:
     app = variant("ring-oscillator-01.xml", "struct toggle_msg {", "struct toggle_msg { nonsense_t x;", tmp_path)
     with pytest.raises(BuildError) as e:

@@ -143,6 +143,12 @@ def explain_compiler_errors(stderr: str, source: EngineSource, generated: Path) 
             inner = line - span.first_line + 1
             return f"{source.path}:{line}: compile error in {where}, line {inner}: {m.group('msg')}{more}"
         return f"{source.path}:{line}: compile error: {m.group('msg')}{more}"
+    ended = _span_ending_at(source, line)
+    if ended is not None:  # the first token after the code: it ended with an operator, or lacks a ';'
+        where = f"device type '{ended.device_type}', {ended.code.what}" if ended.device_type else ended.code.what
+        last = ended.code.line + ended.code.text.rstrip().count("\n")  # its last line that is not blank
+        return (f"{source.path}:{last}: compile error in {where}, at the end of its code "
+                f"(line {last - ended.first_line + 1}): {m.group('msg')}{more}")
     unbalanced = _unbalanced_span(source.spans)
     if unbalanced is not None:  # a stray brace ends the handler early: the errors land after it
         span, where_line, why = unbalanced
@@ -151,6 +157,20 @@ def explain_compiler_errors(stderr: str, source: EngineSource, generated: Path) 
                 f"{why} (the compiler then reports: {m.group('msg')}{more})")
     return (f"compile error in generated code {generated}:{line}: {m.group('msg')}{more} "
             "(this may be a pstack-celery bug; please report it with that file)")
+
+
+_LINE_DIRECTIVE = re.compile(r'^#line (\d+) "([^"]*)"$', re.M)
+
+
+def _span_ending_at(source: EngineSource, line: int) -> CodeSpan | None:
+    """The application code right before line ``line`` of the generated code, when the error is on
+    the first generated line after it (the compiler reports a handler's trailing junk there)."""
+    directives = list(_LINE_DIRECTIVE.finditer(source.text))
+    for before, reset in zip(directives, directives[1:]):
+        if (reset.group(2) != source.file and int(reset.group(1)) in (line, line - 1)
+                and before.group(2) == source.file):
+            return locate(int(before.group(1)), source.spans)
+    return None
 
 
 _C_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
