@@ -2,6 +2,7 @@
 fleet process looked into and fed (its queues, counters and hosts; a message counted to the end)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from pstack_tasks.fleet.inspection import inject, inspect
 from pstack_tasks.fleet.message_items import decode, encode, sender
 from pstack_tasks.graph import loader
 from support.apps import token_ring
+from support.commands import pstack
 from support.faults import wait_for
 from support.fleet import WorkerFleet
 
@@ -63,6 +65,7 @@ def test_inspect_shows_queued_items_and_an_injected_message_is_delivered(tmp_pat
         before = status(f.pid)["progress"][0]["delivered"]
         assert inject(f.pid, "n3", "out", src=98)["regions"] == [0]
         wait_for(lambda: status(f.pid)["progress"][0]["delivered"] == before + 2, 30, "the injected token delivered")
+        _from_the_shell(f.pid)
         monkeypatch.setenv("PSTACK_USER", "mallory")
         with pytest.raises(PermissionDenied, match="only .* or an admin .* can inject into it"):
             inject(f.pid, "n3", "out")
@@ -74,6 +77,22 @@ def test_inspect_shows_queued_items_and_an_injected_message_is_delivered(tmp_pat
     with pytest.raises(ProcessError, match=f"process {f.pid} is Killed"):
         inject(f.pid, "n3", "out")
     assert all(r["status"] == "ended" and r["items"] == [] for r in inspect(f.pid)["regions"])
+
+
+def _from_the_shell(pid: int) -> None:
+    """``pstack inject`` and ``pstack inspect`` on the same process: a table, items one per line."""
+    env = dict(os.environ)
+    p = pstack("inject", str(pid), "n1", "out", "src=5", "x=2.5", env=env)
+    assert p.returncode == 0 and p.stdout.strip() == f"injected '0 1 0 2 5 2.5' into process {pid}, regions 1", p.stderr
+    p = pstack("inject", str(pid), "n1", "out", "y=1", env=env)
+    assert p.returncode != 0 and p.stderr.strip().splitlines() == [
+        "pstack: error: message type 'token' of pin 'out' has no field y (its fields: src, x)"]
+    p = pstack("inspect", "-n", "100", str(pid), env=env)
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and lines[0].startswith(f"process {pid} Running  user "), p.stderr
+    assert lines[1].split() == ["REGION", "HOST", "STATUS", "QUEUE", "DELIVERED", "STEPS"]
+    assert lines[3].split()[:2] == ["1", lines[3].split()[1]] and lines[4].startswith("region 1 queue (first ")
+    assert lines[-1] == '  n1:out token {"src": 5, "x": 2.5}'
 
 
 def test_an_injected_message_is_counted_to_the_end_of_the_run(tmp_path: Path, on_fleet: WorkerFleet) -> None:
