@@ -1,5 +1,6 @@
 """``pstack inspect PID`` and ``pstack inject PID DEVICE PIN k=v ...``: a running process looked
-into and fed from the command line (:mod:`pstack_tasks.fleet.inspection`; docs/debugging.md)."""
+into and fed from the command line (:mod:`pstack_tasks.fleet.inspection`); ``pstack draw APP``:
+its picture (:mod:`pstack_tasks.ui.drawing`).  docs/debugging.md."""
 from __future__ import annotations
 
 import json
@@ -63,4 +64,25 @@ def inject(pid: int, device: str, pin: str, fields: tuple[str, ...], debug: bool
     click.echo(f"injected {done['item']!r} into process {pid}, regions {regions}")
 
 
-__all__ = ["inspect", "inject", "parse_fields"]
+@click.command(context_settings=CONTEXT)
+@click.argument("app", type=click.Path(dir_okay=False))
+@click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}; colours the devices.')
+@click.option("--regions", "nregions", type=int, default=None, metavar="K", help="Split into K regions by METIS.")
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="The picture: .svg, .png, .pdf or .dot (default: <instance id>.svg here).")
+@click.option("--collapse-above", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Draw device types per region above N devices (default 200).")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def draw(app: str, rmap: str | None, nregions: int | None, output: str | None, collapse_above: int | None,
+         debug: bool) -> None:
+    """Draw APP's graph with graphviz: devices coloured by region, cut edges red and dashed."""
+    configure_logging(debug)
+    from pstack_tasks.ui.cli.common import parse_rmap
+    from pstack_tasks.ui.drawing import COLLAPSE_ABOVE
+    from pstack_tasks.ui.drawing import draw as draw_app
+    click.echo(draw_app(app, parse_rmap(rmap) or None, output, regions=nregions,
+                        collapse_above=COLLAPSE_ABOVE if collapse_above is None else collapse_above))
+
+
+__all__ = ["inspect", "inject", "draw", "parse_fields"]

@@ -257,6 +257,7 @@ main.add_command(loadtest.loadtest)
 main.add_command(apptest.test)
 main.add_command(live.inspect)
 main.add_command(live.inject)
+main.add_command(live.draw)
 
 if __name__ == "__main__":
     main()
