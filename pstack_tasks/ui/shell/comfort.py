@@ -98,9 +98,9 @@ def is_plain(value: Any, depth: int = 0) -> bool:
         return True
     if type(value) is float:
         return math.isfinite(value)
-    if type(value) in (list, tuple):
+    if isinstance(value, (list, tuple)):  # a ps() table or a result record is a list or dict too
         return all(is_plain(v, depth + 1) for v in value)
-    if type(value) is dict:
+    if isinstance(value, dict):
         return all(type(k) is str and is_plain(v, depth + 1) for k, v in value.items())
     return False
 
