@@ -106,3 +106,13 @@ def test_an_injected_message_is_counted_to_the_end_of_the_run(tmp_path: Path, on
     assert result["metrics"]["Delivered messages"] == 4 * 300 + 1
     assert result["states"]["n0"]["counter"] == 301 and result["states"]["n0"]["sum"] > 1000
     assert [result["states"][f"n{i}"]["counter"] for i in (1, 2, 3)] == [300, 300, 300]
+
+
+def test_the_names_are_importable_from_the_package_as_pstack_users_wrote_them() -> None:
+    import pstack_tasks
+    from pstack_tasks import draw
+    from pstack_tasks import inject as package_inject
+    from pstack_tasks import inspect as package_inspect
+    from pstack_tasks.ui.drawing import draw as drawing_draw
+    assert (package_inspect, package_inject, draw) == (inspect, inject, drawing_draw)
+    assert {"inspect", "inject", "draw"} <= set(pstack_tasks.__all__)
