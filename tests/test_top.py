@@ -101,9 +101,9 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
             t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
-            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +(-|[\d.]+k?/s) +[\d.]+s +ro$")
             # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
-            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+[kM]?/s +[\d.]+s +ro$")
             assert "\x1b[32mRunning" in t.screen(escapes=True)  # states in colour
             t.keys("q")
             assert t.wait_exit(timeout=10) == 0

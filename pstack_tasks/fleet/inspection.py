@@ -171,11 +171,9 @@ def inject(pid: int, device: str, pin: str, **fields: Any) -> dict[str, Any]:
 
 def _destination_regions(app: Application, regions: array[int], device: int, pin: int) -> list[int]:
     """The regions holding a destination of ``(device, pin)``, as the sending engine computes them."""
-    e = app.instance.edges
-    out = set()
-    for k in range(0, len(e), EDGE_WORDS):
-        if e[k] == device and e[k + 1] == pin:
-            out.add(regions[e[k + 2]])
+    e = app.instance.edges  # slices and zip run in C: a million edges take a fraction of a second
+    src, spin, dst = e[0::EDGE_WORDS], e[1::EDGE_WORDS], e[2::EDGE_WORDS]
+    out = {regions[d] for s, p, d in zip(src, spin, dst) if s == device and p == pin}
     return sorted(out)
 
 
