@@ -1,7 +1,8 @@
 """pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
-on the worker fleet.  Both are imported on first use (module ``__getattr__``): the ``psim`` and
+on the worker fleet, ``inspect`` and ``inject`` look into and feed running ones, and ``draw``
+pictures an application.  Both are imported on first use (module ``__getattr__``): the ``psim`` and
 ``pstack`` commands import this package first, and each imports only what its run needs
 (docs/psim.md, "Start-up").
 """
@@ -29,6 +30,8 @@ from pstack_tasks.exceptions import (
 _PROCESS_API = ("submit", "run", "block", "ps", "kill", "status", "engines", "Future")
 _SIMULATION_API = ("psim", "run_engine")
 _ENGINE_API = ("Engine",)
+_LIVE_API = ("inspect", "inject")
+_DRAW_API = ("draw",)
 
 __all__ = [
     # simulation
@@ -36,6 +39,8 @@ __all__ = [
     # processes on the fleet
     *_PROCESS_API,
     *_ENGINE_API,
+    # looking into running processes, and pictures of applications
+    *_LIVE_API, *_DRAW_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
@@ -53,4 +58,10 @@ def __getattr__(name: str) -> Any:
     if name in _ENGINE_API:
         from pstack_tasks.fleet.pyengine import engine
         return getattr(engine, name)
+    if name in _LIVE_API:
+        from pstack_tasks.fleet import inspection
+        return getattr(inspection, name)
+    if name in _DRAW_API:
+        from pstack_tasks.ui import drawing
+        return getattr(drawing, name)
     raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")

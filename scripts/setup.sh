@@ -8,6 +8,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v socat >/dev/null || need+=(socat)
 command -v g++ >/dev/null || need+=(g++)
+command -v dot >/dev/null || need+=(graphviz)   # pstack draw / draw(): graphviz lays out the pictures
 command -v tmux >/dev/null || need+=(tmux)   # the tests drive pcli and top in a real terminal
 [ -f /usr/include/expat.h ] || need+=(libexpat1-dev)   # the native instance loader (pstack_tasks/native/instance_loader.cpp)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -22,7 +22,8 @@ from support.terminal import Terminal, tmux_servers
 
 PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
-BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top", "pp", "read", "devices", "messages",
+BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top", "inspect", "inject", "flush", "draw",
+            "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
 COLOUR = r"\x1b\[(3[0-7]|38;|9[0-7])[;m]"  # a foreground colour escape sequence
 
@@ -42,7 +43,7 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.wait_for(r"^pcli>")
 
         t.send("help()")
-        table = t.wait_for(r"^BUILT-IN +WHAT IT DOES\n((?:.*\n){14})")
+        table = t.wait_for(r"^BUILT-IN +WHAT IT DOES\n((?:.*\n){%d})" % len(BUILTINS))
         listed = [line.split("(")[0] for line in table.group(1).splitlines()]
         assert listed == BUILTINS
         assert re.search(r"^kill\(pid\) +Kill a process; the state it ended in", table.group(1), re.M)

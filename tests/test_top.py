@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.console import Group
+
 from pstack_tasks.ui.columns import meter, order_for_view
 from pstack_tasks.ui.tables import ansi_text, engine_table, plain_text, process_table
 from pstack_tasks.ui.top import Snapshot, render
@@ -99,9 +101,9 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
             t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
-            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +(-|[\d.]+k?/s) +[\d.]+s +ro$")
             # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
-            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+[kM]?/s +[\d.]+s +ro$")
             assert "\x1b[32mRunning" in t.screen(escapes=True)  # states in colour
             t.keys("q")
             assert t.wait_exit(timeout=10) == 0
@@ -121,3 +123,28 @@ def test_pstack_top_and_pcli_name_an_unreachable_fleet() -> None:
                            stdin=subprocess.DEVNULL)
         assert p.returncode == 5, p.stderr
         assert "cannot reach Redis at redis://127.0.0.1:1/0" in p.stderr
+
+
+def test_top_shows_each_running_process_s_delivery_rate_since_the_last_refresh() -> None:
+    from pstack_tasks.ui.columns import rate
+    from pstack_tasks.ui.top import with_rates
+    assert [rate(None), rate(850), rate(12_345), rate(2_100_000)] == ["-", "850/s", "12.3k/s", "2.10M/s"]
+    first = Snapshot(FLEET, [proc(3, "Running", 2, delivered=1000), proc(2, "Done", 1, delivered=40)], taken=10.0)
+    second = with_rates(Snapshot(FLEET, [proc(3, "Running", 2, delivered=26_000), proc(2, "Done", 1, delivered=40)],
+                                 taken=10.5), first)
+    assert second.rates == {3: 50_000.0}
+    lines = render(second, height=12)
+    header = next(line for line in lines if line.lstrip().startswith("PID"))
+    assert header.split()[8:10] == ["DELIVERED", "RATE"]
+    running = next(line for line in lines if line.split()[:2] == ["3", "Running"])
+    assert running.split()[8:10] == ["26000", "50.0k/s"]
+    assert next(line for line in lines if line.split()[:2] == ["2", "Done"]).split()[9] == "-"
+    coloured = ansi_text(screen_of(second), width=160)
+    assert "\x1b[32mRunning" in coloured and "\x1b[34mDone" in coloured  # states in colour
+    # ps keeps its columns: the rate belongs to the live view
+    assert "RATE" not in plain_text(process_table([proc(3, "Running", 2)], FLEET))
+
+
+def screen_of(snap: Snapshot) -> Group:
+    from pstack_tasks.ui.top import screen
+    return screen(snap, 12)

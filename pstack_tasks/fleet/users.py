@@ -30,8 +30,8 @@ def is_admin(user: str | None = None) -> bool:
     return (user or current_user()) in admins()
 
 
-def check_may_kill(pid: int, record: Mapping[str, str], who: str | None = None) -> None:
-    """Refuse, with a message that names the owner, to kill another user's process.
+def check_may_kill(pid: int, record: Mapping[str, str], who: str | None = None, action: str = "kill it") -> None:
+    """Refuse, with a message that names the owner, to kill (or ``action``) another user's process.
 
     Raises:
         PermissionDenied: ``who`` is neither the process's owner nor an admin.
@@ -41,7 +41,7 @@ def check_may_kill(pid: int, record: Mapping[str, str], who: str | None = None) 
     if who == owner or is_admin(who):
         return
     raise PermissionDenied(f"process {pid} belongs to {owner or 'nobody'}; only {owner or 'its owner'} or an "
-                           f"admin (PSTACK_ADMINS) can kill it, and you are {who}")
+                           f"admin (PSTACK_ADMINS) can {action}, and you are {who}")
 
 
 __all__ = ["current_user", "admins", "is_admin", "check_may_kill"]

@@ -78,4 +78,10 @@ def parse_item(text: str) -> Item:
     raise ValueError(f"an item of unknown kind {kind!r}")
 
 
-__all__ = ["Item", "PayloadCodec", "message_item", "parse_item"]
+def unpack(elements: list[str]) -> list[str]:
+    """The items of queue elements, in order: native engines pack many items into one element,
+    newline-separated (docs/engine-protocol.md, "Items and queues")."""
+    return [item for element in elements for item in element.split("\n") if item]
+
+
+__all__ = ["Item", "PayloadCodec", "message_item", "parse_item", "unpack"]

@@ -124,6 +124,22 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("REASON", field("reason", ""), free=True),
 )
 
+def rate(per_second: float | None) -> str:
+    """Messages per second, short: ``850/s``, ``12.3k/s``, ``2.10M/s`` (``-`` when unknown)."""
+    if per_second is None:
+        return "-"
+    if per_second < 1000:
+        return f"{per_second:.0f}/s"
+    if per_second < 1_000_000:
+        return f"{per_second / 1000:.1f}k/s"
+    return f"{per_second / 1_000_000:.2f}M/s"
+
+
+#: top's process columns: ps's, with the messages delivered per second since the last refresh
+TOP_PROCESS_COLUMNS: tuple[Column, ...] = tuple(
+    c for col in PROCESS_COLUMNS
+    for c in ((col, Column("RATE", lambda p: rate(p.get("rate")), "right")) if col.header == "DELIVERED" else (col,)))
+
 ENGINE_COLUMNS: tuple[Column, ...] = (
     Column("TYPE", field("engine")),
     Column("NAME", field("host")),

@@ -55,9 +55,10 @@ def _column_cell(column: Column, rows: Sequence[Row]) -> Text:
     return cell
 
 
-def process_table(procs: Iterable[Row], fleet: Iterable[Row] = (), one_line: bool = False) -> Table:
+def process_table(procs: Iterable[Row], fleet: Iterable[Row] = (), one_line: bool = False,
+                  columns: Sequence[Column] = PROCESS_COLUMNS) -> Table:
     """``ps()`` as a table; ``fleet`` (the rows of ``engines()``) gives the SHARE column its total."""
-    return table(PROCESS_COLUMNS, with_share(procs, fleet), one_line)
+    return table(columns, with_share(procs, fleet), one_line)
 
 
 def engine_table(fleet: Iterable[Row], one_line: bool = False) -> Table:

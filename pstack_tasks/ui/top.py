@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from pstack_tasks.ui.columns import ACTIVE, clock, order_for_view
+from pstack_tasks.ui.columns import ACTIVE, TOP_PROCESS_COLUMNS, clock, order_for_view
 from pstack_tasks.ui.tables import ansi_text, engine_table, plain_text, process_table
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,19 @@ class Snapshot:
     procs: Sequence[Mapping[str, Any]] = ()
     taken: float = field(default_factory=time.time)
     error: str = ""
+    #: messages delivered per second by each running process since the previous snapshot
+    rates: Mapping[int, float] = field(default_factory=dict)
+
+
+def with_rates(snap: Snapshot, previous: Snapshot | None) -> Snapshot:
+    """``snap`` with each running process's delivery rate since ``previous`` (the RATE column)."""
+    if previous is None or snap.taken <= previous.taken:
+        return snap
+    before = {p["pid"]: int(p.get("delivered") or 0) for p in previous.procs}
+    dt = snap.taken - previous.taken
+    snap.rates = {p["pid"]: max(0, int(p.get("delivered") or 0) - before[p["pid"]]) / dt
+                  for p in snap.procs if p.get("state") == "Running" and p["pid"] in before}
+    return snap
 
 
 def snapshot(limit: int = PROCESS_LIMIT) -> Snapshot:
@@ -64,7 +77,9 @@ def screen(snap: Snapshot, height: int = 50) -> Group:
                else Text("(no engine workers registered)"))
     used = len(head) + 1 + (1 + len(snap.engines) if snap.engines else 1) + 1
     shown = order_for_view(list(snap.procs), max(1, height - used - 1))
-    procs = process_table(shown, snap.engines, one_line=True) if shown else Text("(no processes)")
+    rows = [{**p, "rate": snap.rates.get(p["pid"])} for p in shown]
+    procs = (process_table(rows, snap.engines, one_line=True, columns=TOP_PROCESS_COLUMNS) if shown
+             else Text("(no processes)"))
     return Group(*head, Text(""), engines, Text(""), procs)
 
 
@@ -87,7 +102,7 @@ def run_top(fetch: Callable[[], Snapshot] = snapshot, refresh: float = REFRESH) 
     def text() -> ANSI:
         now = time.monotonic()
         if now - state["at"] >= refresh * 0.8:  # one read of the fleet per redraw, however often asked
-            state["snap"], state["at"] = fetch(), now
+            state["snap"], state["at"] = with_rates(fetch(), state["snap"] if state["at"] else None), now
         size = app.output.get_size()
         key = (state["at"], size.rows, size.columns)
         if state["drawn"] is None or state["drawn"][0] != key:  # a key press redraws what is already laid out

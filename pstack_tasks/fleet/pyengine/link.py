@@ -22,6 +22,7 @@ from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import finish_when_ended
 from pstack_tasks.fleet.records import ENDED, part_text
+from pstack_tasks.native.items import unpack
 from pstack_tasks.native.protocol_cpp import idle_script
 
 #: most items taken from the queue at once, as the native engine's LPOP/BLMPOP
@@ -114,12 +115,6 @@ class RegionLink:
         reply = ledger.transaction(steps)[-1]
         start(engine, ledger.admitted(engine, reply))
         finish_when_ended(self.pid)
-
-
-def unpack(elements: list[str]) -> list[str]:
-    """The items of queue elements, in order: native engines pack many items into one element,
-    newline-separated (docs/engine-protocol.md, "Items and queues")."""
-    return [item for element in elements for item in element.split("\n") if item]
 
 
 def client_regions(rec: dict[str, str]) -> list[int]:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from pstack_tasks.fleet import client
 from pstack_tasks.ui.columns import Column, field
+from pstack_tasks.ui.shell.comfort import interrupted
 from pstack_tasks.ui.shell.display import Table, result_record
 from pstack_tasks.ui.tables import echo, engine_table, process_table, table
 
@@ -37,26 +38,41 @@ def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = No
     if async_:
         return client.submit(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine, options=options,
                              regions=regions)
-    with _progress(progress and not verbose) as update:
-        return result_record(client.run(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine,
-                                        options=options, timeout=timeout, progress=update, regions=regions))
+    seen: list[int] = []
+    with _progress(progress and not verbose, seen) as update:
+        try:
+            return result_record(client.run(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine,
+                                            options=options, timeout=timeout, progress=update, regions=regions))
+        except KeyboardInterrupt:
+            raise interrupted(seen[-1:]) from None
 
 
 @contextmanager
-def _progress(show: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    """pstack run's live line (rich's spinner on the terminal) while a built-in waits, if wanted."""
+def _progress(show: bool, seen: list[int] | None = None) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """pstack run's live line (rich's spinner on the terminal) while a built-in waits, if wanted;
+    ``seen`` collects the pid it reports (for the message of a Ctrl-C)."""
+    def note(rec: dict[str, Any]) -> None:
+        if seen is not None and rec.get("pid") is not None and rec["pid"] not in seen:
+            seen.append(int(rec["pid"]))
     if not show:
-        yield None
+        yield note if seen is not None else None
         return
     from pstack_tasks.ui.progress import ProgressLine
     with ProgressLine() as line:
-        yield line.update
+        def update(rec: dict[str, Any]) -> None:
+            note(rec)
+            line.update(rec)
+        yield update
 
 
 def block(futures: Any, timeout: float | None = None, progress: bool = True) -> Any:
     """Wait for a process (a Future or pid, or a list of them) to end; its result (or the list)."""
     with _progress(progress) as update:
-        out = client.block(futures, timeout=timeout, progress=update)
+        try:
+            out = client.block(futures, timeout=timeout, progress=update)
+        except KeyboardInterrupt:
+            many = futures if isinstance(futures, (list, tuple)) else [futures]
+            raise interrupted([f if isinstance(f, int) else f.pid for f in many]) from None
     return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
 
 

@@ -16,9 +16,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import pstack_tasks.ui.shell.comfort as comfort
 from pstack_tasks.config import settings
 from pstack_tasks.ui.shell.apps import devices, instance, messages, pp, read, unit
 from pstack_tasks.ui.shell.builtins import PROCESS_BUILTINS, make_help
+from pstack_tasks.ui.shell.live import LIVE_BUILTINS
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def history_path(environ: Mapping[str, str] | None = None) -> Path:
 def builtin_functions() -> dict[str, Callable[..., Any]]:
     """Every built-in by name, in the order ``help()`` lists them (help itself included)."""
     fns: dict[str, Callable[..., Any]] = dict(PROCESS_BUILTINS)
+    fns.update(LIVE_BUILTINS)
     fns.update({"pp": pp, "read": read, "devices": devices, "messages": messages, "instance": instance,
                 "unit": unit})
     fns["help"] = make_help(fns)
@@ -72,12 +75,14 @@ def banner(where: str, fleet: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"pcli {VERSION} - pstack-celery terminal (Python {platform.python_version()})",
             f"fleet: {where}",
             f"engines: {len(online)} online ({', '.join(kinds) or 'none'}), {slots} slots",
-            "help() lists the built-ins; top() shows the fleet live; exit() or Ctrl-D quits."]
+            "help lists the built-ins; top shows the fleet live; exit() or Ctrl-D quits."]
 
 
-def _configure(color: bool) -> Callable[[Any], None]:
-    """ptpython's settings for pcli (applied to its PythonRepl before the first prompt)."""
+def _configure(color: bool, fns: Mapping[str, Callable[..., Any]]) -> Callable[[Any], None]:
+    """ptpython's settings for pcli (applied to its PythonRepl before the first prompt), and its
+    comforts (:mod:`.comfort`: bare names, one-line errors, Ctrl-C messages)."""
     def configure(repl: Any) -> None:
+        comfort.install(repl, fns)
         from prompt_toolkit.formatted_text import StyleAndTextTuples
         from prompt_toolkit.output import ColorDepth
         from ptpython.prompt_style import PromptStyle
@@ -136,8 +141,21 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
                      "it stops when pcli exits")
         if not quiet:
             show_banner(banner(where, fleet_engines()), color, write)
-        embed(globals=namespace(), history_filename=str(history), configure=_configure(color),
-              title="pcli")
+        ns = namespace()
+        kept = comfort.variables_path(history_environ(history))
+        restored = comfort.load_variables(ns, kept)
+        if restored and not quiet:
+            write(f"variables kept from the last session: {', '.join(restored)}")
+        fns = {k: ns[k] for k in builtin_functions()}
+        try:
+            embed(globals=ns, history_filename=str(history), configure=_configure(color, fns), title="pcli")
+        finally:
+            comfort.save_variables(ns, kept, skip=fns)
+
+
+def history_environ(history: Path) -> dict[str, str]:
+    """The environment whose state directory holds ``history``: the variables are kept beside it."""
+    return {"XDG_STATE_HOME": str(history.parent.parent)}
 
 
 def _kill_active() -> None:
