@@ -67,15 +67,22 @@ def parse_item(text: str) -> Item:
     kind = words[0]
     if kind == ItemKind.MESSAGE:
         device, port, n = int(words[1]), int(words[2]), int(words[3])
-        return Item(kind, device, port, -1, tuple(words[4:4 + n]))
+        _check_count(words, 4, n)
+        return Item(kind, device, port, -1, tuple(words[4:]))
     if kind == ItemKind.INDEXED_MESSAGE:
         device, port, index, n = int(words[1]), int(words[2]), int(words[3]), int(words[4])
-        return Item(kind, device, port, index, tuple(words[5:5 + n]))
+        _check_count(words, 5, n)
+        return Item(kind, device, port, index, tuple(words[5:]))
     if kind == ItemKind.STOP:
         return Item(kind, code=int(words[1]) if len(words) > 1 else 0)
     if kind in (ItemKind.QUIESCENT, ItemKind.HARDWARE_IDLE):
         return Item(kind)
     raise ValueError(f"an item of unknown kind {kind!r}")
+
+
+def _check_count(words: list[str], at: int, n: int) -> None:
+    if len(words) - at != n:
+        raise ValueError(f"an item that says {n} fields and has {len(words) - at}")
 
 
 def unpack(elements: list[str]) -> list[str]:
