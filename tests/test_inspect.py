@@ -57,7 +57,8 @@ def test_inspect_shows_queued_items_and_an_injected_message_is_delivered(tmp_pat
         assert view["state"] == "Running" and [r["region"] for r in view["regions"]] == [0, 1]
         one = view["regions"][1]
         assert one["host"] in ("alpha", "beta") and one["status"] in ("busy", "idle")
-        assert one["queue"] == len(one["items"]) >= 2  # n1's token(s) and ours, in arrival order
+        # n1's token(s) and ours, in arrival order; an element of the queue packs one or more items
+        assert len(one["items"]) >= one["queue"] >= 2
         assert one["items"][0] == {"kind": "message", "src": "n1", "pin": "out", "type": "token",
                                    "fields": {"src": 1, "x": 0.25}}
         assert one["items"][-1]["fields"] == {"src": 99, "x": 7.5}
