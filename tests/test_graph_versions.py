@@ -53,8 +53,6 @@ def test_indexed_that_is_not_a_boolean_is_refused_with_file_and_line(version: in
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("device_type,message", [
-    ('<ExternalType id="out"/>',
-     "<ExternalType> 'out' in <DeviceTypes>: external devices (ExternalType/ExtI) are not supported yet"),
     ('<DeviceType id="d"><OnCompute/></DeviceType>', "<OnCompute> in device type 'd': <OnCompute> is not supported"),
     ('<DeviceType id="d"><Bogus/></DeviceType>', "unexpected <Bogus> in device type 'd'"),
     ('<DeviceType id="d"><InputPin name="i" messageTypeId="m"><OnReceive/><OnReceive/></InputPin></DeviceType>',
