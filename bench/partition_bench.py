@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data_paths import BIG_GALS, CORPUS  # noqa: E402
 from figures import Figure, write_figures  # noqa: E402
 
 from pstack_tasks.exceptions import PstackError  # noqa: E402
@@ -40,12 +41,6 @@ from pstack_tasks.native.prepare import Prepared, prepare  # noqa: E402
 from pstack_tasks.native.region_run import run_single  # noqa: E402
 from pstack_tasks.protocol import ExitReason  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
-CORPUS = DATA / "poets-corpus"
-BIG_GALS = DATA / "bench" / "gals_heat_fix_300_1500.xml.gz"
 METHODS = partition.METHODS  # metis, round-robin, contiguous
 
 

@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data_paths import BIG_GALS, DATA  # noqa: E402
 from figures import Figure, write_figures  # noqa: E402
 from ring import ring_rmap, write_ring  # noqa: E402
 
@@ -42,11 +43,6 @@ from pstack_tasks.native.options import RunOptions  # noqa: E402
 from pstack_tasks.native.prepare import Prepared, prepare  # noqa: E402
 from pstack_tasks.native.region_run import run_single  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
-BIG_GALS = DATA / "bench" / "gals_heat_fix_300_1500.xml.gz"
 TYPE_SOURCE = DATA / "poets-corpus" / "gals_heat_fix_8_20.xml"  # the same GraphType as BIG_GALS
 GRID_ID = re.compile(r"^[cv]_(\d+)_(\d+)$")
 
