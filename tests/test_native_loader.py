@@ -148,6 +148,7 @@ def test_arrays_tuples_and_floats_pack_natively(tmp_path: Path, state: str, nati
 
 #: corpus files the native loader leaves to the Python loader (the reason)
 LEFT_TO_PYTHON = {"typeref_inst.xml": "a GraphTypeReference", "structs.xml": "v4 initialisers of arrays and tuples",
+                  "typedefs.xml": "v4 initialisers of tuples",
                   "external.xml": "external devices (ExtI)",
                   "test_external_ping_pong_graph_inst_1.xml": "a GraphTypeReference and external devices"}
 

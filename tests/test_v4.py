@@ -172,7 +172,6 @@ def test_indexed_output_pins_are_read():
 @pytest.mark.parametrize("element,words", [
     ("<Documentation>x</Documentation>", ["<Documentation>", "XML comment"]),
     ("<MetaData>x</MetaData>", ["<MetaData>", "XML comment"]),
-    ('<Types><TypeDef id="t"/></Types>', ["<Types>", "TypeDefs"]),
     ('<HashDigest type="structural" hash="0123456789abcdef"/>', ["<HashDigest>"]),
     ("<Bogus/>", ["unexpected <Bogus> in <GraphType>"]),
 ])
@@ -294,3 +293,34 @@ def test_psim_command_runs_v4_and_its_supervisors_without_a_traceback():
                          capture_output=True, text=True, timeout=120)
     assert sup.returncode == 0 and "Traceback" not in sup.stderr, sup.stderr
     assert "State [d1]: done = 1" in sup.stdout
+
+
+def test_typedefs_written_the_v4_way_are_types_everywhere() -> None:
+    """v3's TypeDefs, bodies written as v4 declarations: a struct type and a one-member type in
+    payloads, properties, state and arrays; whole values assigned in handlers."""
+    result = psim(V4DATA / "typedefs.xml", options={"quiet": True, "full_state": True})
+    assert result["metrics"]["Delivered messages"] == 6
+    a, b = result["states"]["a"], result["states"]["b"]
+    assert (a["sent"], a["got"], a["last"], b["last"]) == (3, 3, {"lo": 2, "hi": 3}, {"lo": -1, "hi": 7})
+    assert (a["twice"][1]["hi"], b["twice"][1]["hi"]) == (6, 14)
+
+
+@pytest.mark.parametrize("types,words", [
+    ('<Types><Bogus/></Types>', ["<Bogus>", "<Types>"]),
+    ('<Types><TypeDef id="t"><![CDATA[ ]]></TypeDef></Types>', ["<TypeDef> 't' declares no member"]),
+    ('<Types><TypeDef id="t"><![CDATA[ uint8_t a; ]]></TypeDef><TypeDef id="t"><![CDATA[ uint8_t b; ]]>'
+     '</TypeDef></Types>', ["duplicate TypeDef id 't'"]),
+])
+def test_bad_typedefs_are_refused_with_line(types: str, words: list[str]) -> None:
+    with pytest.raises(GraphError) as e:
+        load(doc(MINIMAL, graph=types))
+    assert e.value.line is not None
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_an_unknown_type_name_lists_the_typedefs() -> None:
+    dt = '<DeviceType id="d"><State><![CDATA[ nope_t x; ]]></State><ReadyToSend/></DeviceType>'
+    graph = '<Types><TypeDef id="pair_t"><![CDATA[ int16_t lo, hi; ]]></TypeDef></Types>'
+    with pytest.raises(GraphError, match=r"unknown type 'nope_t' \(supported: .*struct \{\.\.\.\}, pair_t\)"):
+        load(doc(dt, graph=graph))

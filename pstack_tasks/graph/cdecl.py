@@ -18,6 +18,7 @@ array (the rest is zero, as in C); designated initialisers and brace elision are
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -82,8 +83,10 @@ def _shown(text: str) -> str:
 class _Cursor:
     """A token stream with one-token lookahead and errors that name file and line."""
 
-    def __init__(self, tokens: list[Token], file: str | None, what: str) -> None:
+    def __init__(self, tokens: list[Token], file: str | None, what: str,
+                 named: Mapping[str, FieldType] | None = None) -> None:
         self.tokens = tokens
+        self.named = named or {}  # TypeDef names usable as member types
         self.pos = 0
         self.file = file
         self.what = what
@@ -139,15 +142,17 @@ _REFUSED_WORDS = {
 }
 
 
-def parse_struct(text: str | None, file: str | None, line: int | None, what: str) -> Struct:
+def parse_struct(text: str | None, file: str | None, line: int | None, what: str,
+                 named: Mapping[str, FieldType] | None = None) -> Struct:
     """Parse the member declarations of one v4 struct (``<Properties>``, ``<State>``, ``<Message>``).
 
     Args:
         text: the C declarations (CDATA of the element); empty or None gives an empty struct.
         file, line: where ``text`` starts, for error messages.
         what: names the element in messages, e.g. ``"<State> of device type 'cell'"``.
+        named: the graph type's TypeDefs by id, usable as member types.
     """
-    cur = _Cursor(tokenize(text or "", file, line, what), file, what)
+    cur = _Cursor(tokenize(text or "", file, line, what), file, what, named)
     struct = Struct(_members(cur, closing=None))
     problem = size_problem(struct.as_tuple)
     if problem is not None:
@@ -187,10 +192,13 @@ def _declaration(cur: _Cursor) -> list[Field]:
         base = Tuple(members)
     elif tok.kind == "ident" and tok.text in V4_SCALARS:
         base = Scalar(tok.text)
+    elif tok.kind == "ident" and tok.text in cur.named:
+        base = cur.named[tok.text]
     elif tok.kind == "ident" and tok.text in _REFUSED_WORDS:
         raise cur.error(f"{_shown(tok.text)}: {_REFUSED_WORDS[tok.text]}", tok)
     elif tok.kind == "ident":
-        raise cur.error(f"unknown type {_shown(tok.text)} (supported: {', '.join(V4_SCALARS)}, struct {{...}})", tok)
+        raise cur.error(f"unknown type {_shown(tok.text)} (supported: {', '.join(V4_SCALARS)}, struct {{...}}"
+                        + "".join(f", {n}" for n in cur.named) + ")", tok)
     else:
         raise cur.error(f"expected a member declaration (a type name or 'struct'), found {_shown(tok.text)}", tok)
     fields = [_declarator(cur, base)]

@@ -9,11 +9,13 @@ is the shared code's, so a v4 file ends in the same model and the same bytes as 
 
 Supervisors (``SupervisorType``, device ``SupervisorOutPin``/``SupervisorInPin``) are read by
 ``supervisor.py``.  Refused with file:line and the element: externals (as in every version), the
-elements v4 dropped (``Documentation``, ``MetaData``, ``Types``, ``HashDigest``, ``OnThreadIdle``,
-...), and child ``<P>``/``<S>`` value elements.
+elements v4 dropped (``Documentation``, ``MetaData``, ``HashDigest``, ``OnThreadIdle``, ...), and
+child ``<P>``/``<S>`` value elements.  ``<Types>``/``<TypeDef>`` (which graph-schema's v4 dropped)
+are read, their bodies written as v4 declarations: see :meth:`V4Types.type_definitions`.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from lxml import etree
@@ -21,7 +23,7 @@ from lxml import etree
 from pstack_tasks.graph.cdecl import flat_ints, int_member_names, parse_struct, parse_values
 from pstack_tasks.graph.elements import children, element_text, line_of, local
 from pstack_tasks.graph.instance import Given, InstanceBuilder, Values
-from pstack_tasks.graph.model import GraphType, MessageType, Struct, SupervisorType
+from pstack_tasks.graph.model import FieldType, GraphType, MessageType, Struct, SupervisorType, Tuple
 from pstack_tasks.graph.supervisor import device_supervisor_pin, supervisor_type
 from pstack_tasks.graph.walker import DeviceParts, GraphTypeWalker
 
@@ -30,14 +32,13 @@ DROPPED = {
     "Documentation": "v4 has no <Documentation>; use an XML comment",
     "MetaData": "v4 has no <MetaData>; use an XML comment",
     "HashDigest": "v4 has no <HashDigest>",
-    "Types": "v4 has no TypeDefs; declare the struct members directly",
     "DeviceSharedCode": "<DeviceSharedCode> is v2; use <SharedCode>",
     "OnThreadIdle": "<OnThreadIdle> is not a v4 handler",
 }
 
 
 class V4Types(GraphTypeWalker):
-    """A v4 ``<GraphType>``: structs as C member declarations (no defaults, no TypeDefs)."""
+    """A v4 ``<GraphType>``: structs as C member declarations (no defaults)."""
 
     version: ClassVar[int] = 4
     dropped: ClassVar[dict[str, str]] = DROPPED
@@ -62,10 +63,32 @@ class V4Types(GraphTypeWalker):
             raise self.error("device types have supervisor pins but the graph type has no <SupervisorType>", gt)
         return graph
 
+    def __init__(self, file: str) -> None:
+        super().__init__(file)
+        self.named: dict[str, FieldType] = {}  # TypeDefs by id, usable as member types
+
     def struct(self, el: etree._Element | None, what: str) -> Struct:
         if el is None:
             return Struct()
-        return parse_struct(element_text(el, self.file), self.file, line_of(el), what)
+        return parse_struct(element_text(el, self.file), self.file, line_of(el), what, self.named)
+
+    def type_definitions(self, el: etree._Element) -> None:
+        """``<Types>`` with ``<TypeDef id="T">`` holding C member declarations, as v4 structs are
+        written: one declaration gives T its type (its name ignored, as v3's one member), several
+        make T a struct of them.  graph-schema's v4 has no TypeDefs; pstack accepts v3's, written
+        the v4 way, so that a converted v3 application keeps its named types."""
+        for td in children(el):
+            if local(td) != "TypeDef":
+                raise self.refusal(td, "<Types>")
+            tid = self.ident(td)
+            if tid in self.named:
+                raise self.error(f"duplicate TypeDef id {tid!r}", td)
+            members = self.struct(td, f"<TypeDef> {tid!r}").fields
+            if not members:
+                raise self.error(f"<TypeDef> {tid!r} declares no member", td)
+            body: FieldType = members[0].type if len(members) == 1 else Tuple(members)
+            self.typedefs.append((tid, body))
+            self.named[tid] = dataclasses.replace(body, cname=tid)
 
 
 class InstanceBuilderV4(InstanceBuilder):
