@@ -3,6 +3,12 @@ the ring oscillator with n1 served by a Python handler in the client, on a real 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,7 @@ import pytest
 from pstack_tasks import Engine
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.fleet.client import block, run, status
+from support.faults import wait_for
 from support.fleet import WorkerFleet
 from support.paths import CORPUS, PSTACK
 
@@ -96,3 +103,46 @@ def test_external_ping_pong_gives_the_reference_outcome(ping_pong: str, on_fleet
 def test_externals_on_the_fleet_are_refused_naming_them(ping_pong: str, on_fleet: WorkerFleet) -> None:
     with pytest.raises(ConfigurationError, match=r"external devices outsider_0, __halt__ are in a region the fleet"):
         run(ping_pong, rmap={"insider_0": 1}, async_=True)
+
+
+#: a client that serves n1 with a handler that never returns (it holds its region busy), and
+#: says its process id first
+SLOW_CLIENT = """
+import sys, time
+from pstack_tasks import Engine
+from pstack_tasks.fleet.client import run
+engine = Engine(lambda engine, msg: time.sleep(3600))
+future = run(sys.argv[1], rmap={"n1": 1}, rcon={1: engine}, async_=True)
+print(future.pid, flush=True)
+engine.run()
+"""
+#: the client's heartbeat TTL in this test (the default is 6 s)
+CLIENT_TTL = 2.0
+
+
+def test_a_killed_client_fails_its_process_naming_the_lost_region(on_fleet: WorkerFleet) -> None:
+    """SIGKILL of the client serving region 1: its heartbeat expires, the fleet regions' guards
+    (or the reaper) fail the process with one line naming the region and the client, and the
+    fleet's engines stop (on_fleet checks that nothing is left running)."""
+    env = dict(os.environ, PSTACK_HEARTBEAT_TTL=str(CLIENT_TTL))
+    client = subprocess.Popen([sys.executable, "-c", SLOW_CLIENT, RING], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None
+        pid = int(client.stdout.readline())
+        wait_for(lambda: status(pid)["state"] == "Running", 60, "the process admitted")
+        time.sleep(CLIENT_TTL)  # the client beats past a TTL: a live client is not taken for lost
+        assert status(pid)["state"] == "Running"
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait(timeout=10)
+        took = wait_for(lambda: status(pid)["state"] != "Running", 30, "the process ended after its client died")
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        if client.stdout is not None:
+            client.stdout.close()
+    assert took < CLIENT_TTL + 1.0 + 9  # the TTL, the guards' (and reaper's) second, a loaded machine
+    rec = status(pid)
+    assert rec["state"] == "Failed"
+    assert re.fullmatch(rf"region 1 \(served by client \S+ pid {client.pid}\) was lost: its heartbeat expired",
+                        rec["reason"]), rec["reason"]

@@ -103,6 +103,11 @@ class Keys:
         """A region's heartbeat: expires when the region stops refreshing it."""
         return f"{self.prefix}beat:{pid}:{region}"
 
+    def client_beat(self, pid: int | str, region: int | str) -> str:
+        """The heartbeat of a region a client's Python engine serves (``"<host> pid <n>"``, also
+        kept in the record's ``client_host:<region>``): expires when that client is gone."""
+        return f"{self.prefix}client-beat:{pid}:{region}"
+
     @property
     def reaper(self) -> str:
         """Lock: the worker that holds it runs the reaper for the whole fleet for a few seconds."""

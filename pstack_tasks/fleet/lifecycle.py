@@ -88,8 +88,9 @@ def finish_when_ended(pid: int) -> None:
 
 
 def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
-                 exclude: int | None = None) -> str | None:
-    """Why a region of the process is gone, if one is: heartbeat expired, or never started."""
+                 exclude: int | None = None, clients: Sequence[int] = ()) -> str | None:
+    """Why a region of the process is gone, if one is: heartbeat expired, or never started; or a
+    region served by a client's Python engine (``clients``) whose client stopped beating."""
     others = [x for x in regions if x != exclude]
     pipe = r.pipeline(transaction=False)
     pipe.smembers(keys.ended(pid))
@@ -106,6 +107,24 @@ def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admit
             return f"region {x} on {host} stopped responding (its worker was lost)"
         if time.time() - admitted > start_timeout:
             return f"region {x} never started on {host} within {start_timeout:g} s (is that worker running?)"
+    return lost_client(r, keys, pid, list(clients), admitted) if clients else None
+
+
+def lost_client(r: redis.Redis, keys: Keys, pid: int, clients: list[int], admitted: float) -> str | None:
+    """A client-served region whose heartbeat (``Keys.client_beat``, fleet/pyengine/heartbeat.py)
+    expired before the region stored its part: its client died.  A client beats before its process
+    is queued; one TTL of grace after admission covers a beat that could not be written then."""
+    pipe = r.pipeline(transaction=False)
+    pipe.hkeys(keys.result(pid))
+    pipe.hmget(keys.proc(pid), [f"client_host:{x}" for x in clients])
+    for x in clients:
+        pipe.exists(keys.client_beat(pid, x))
+    parts, names, *beats = pipe.execute()
+    if time.time() - admitted <= settings().heartbeat_ttl:
+        return None
+    for x, name, beat in zip(clients, names, beats):
+        if not beat and str(x) not in parts:
+            return f"region {x} (served by client {name or '?'}) was lost: its heartbeat expired"
     return None
 
 
@@ -121,7 +140,8 @@ def reap(pid: int) -> str | None:
         return None
     regions = json.loads(rec["regions"])
     cfg = settings()
-    lost = lost_regions(r, keys, pid, regions, float(rec.get("started") or 0), cfg.start_timeout)
+    clients = json.loads(rec.get("client_regions") or "[]")
+    lost = lost_regions(r, keys, pid, regions, float(rec.get("started") or 0), cfg.start_timeout, clients=clients)
     abort = r.get(keys.abort(pid))
     if lost and not abort:
         r.set(keys.abort(pid), lost, nx=True, ex=cfg.result_expires)
@@ -166,4 +186,5 @@ def trim_index(r: redis.Redis, keys: Keys, batch: int = 500) -> int:
     return len(gone)
 
 
-__all__ = ["trim_index", "end_process", "after_region", "finish_done", "lost_regions", "reap", "reap_all"]
+__all__ = ["trim_index", "end_process", "after_region", "finish_done", "lost_regions", "lost_client", "reap",
+           "reap_all"]

@@ -88,6 +88,7 @@ class Guard:
                  on_progress: Callable[[int, int], object] | None = None) -> None:
         self.pid, self.region, self.host = pid, region, host
         self.regions: list[int] = []
+        self.clients: list[int] = []  # regions served by client engines (fleet/pyengine)
         self.admitted = 0.0
         self.keys = Keys.current()
         self.r = store.client()
@@ -153,7 +154,7 @@ class Guard:
                 self.stop_for(restart)
                 return
             lost = lost_regions(self.r, self.keys, self.pid, self.regions, self.admitted,
-                                self.cfg.start_timeout, exclude=self.region)
+                                self.cfg.start_timeout, exclude=self.region, clients=self.clients)
             if lost:
                 self.fail(lost)
 
@@ -179,6 +180,7 @@ class Guard:
             pipe.execute()
             return rec  # type: ignore[no-any-return]
         self.regions = json.loads(rec["regions"])
+        self.clients = json.loads(rec.get("client_regions") or "[]")
         self.app_file = rec.get("file") or "app.xml"
         self.admitted = float(rec.get("started") or time.time())
         self.verbose = rec.get("verbose") == "1"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.fleet.pyengine.heartbeat import ClientHeartbeat
 from pstack_tasks.fleet.pyengine.link import RegionLink
 from pstack_tasks.fleet.pyengine.routes import Routes
 from pstack_tasks.graph.loader import Application
@@ -40,6 +41,7 @@ class Engine:
         self.pid: int | None = None
         self._routes: Routes | None = None
         self._link: RegionLink | None = None
+        self._heartbeat: ClientHeartbeat | None = None
         self._inbox: deque[dict[str, Any]] = deque()
         self._states: dict[str, dict[str, Any]] = {}
         self._metrics: dict[str, Any] = {}
@@ -58,6 +60,8 @@ class Engine:
         self._routes = Routes(app, regions, region)
         limit = 10 if any(d.on_hardware_idle for d in app.graph_type.device_types) else 0
         self._link = RegionLink(pid, region, all_regions, limit)
+        self._heartbeat = ClientHeartbeat(pid, region)  # the fleet fails the process if this client dies
+        self._heartbeat.start()
         self._states = self._routes.initial_states()
         self._idle_code = 0 if app.graph_type.version == 2 else 1
         self._metrics = {Metric.DELIVERED: 0, Metric.SENT: 0, Metric.REMOTE_SENT: 0, Metric.REMOTE_RECEIVED: 0,
@@ -151,7 +155,7 @@ class Engine:
         if self._link is not None and not self.ended:
             self.ended = True
             self._link.fail(cause)
-            self._link.end(None)
+            self._end(None)
 
     # ---- inside ------------------------------------------------------------------------------
     def _take(self, item: Item, remote: bool = False) -> None:
@@ -186,7 +190,7 @@ class Engine:
         if reason is not None and not self.ended:
             self.ended = True
             self._inbox.clear()
-            link.end(None)
+            self._end(None)
 
     def _finish(self, code: int, reason: str) -> None:
         if self.ended:
@@ -195,8 +199,15 @@ class Engine:
         self._inbox.clear()
         self._metrics[Metric.EXIT_CODE] = code
         self._metrics[Metric.EXIT_REASON] = reason
+        self._end(self.part())
+
+    def _end(self, part: dict[str, Any] | None) -> None:
+        """The region is over: its part stored (None: stopped), then its heartbeat stopped (in
+        that order: a region whose beat is gone before its part is there would look lost)."""
         assert self._link is not None
-        self._link.end(self.part())
+        self._link.end(part)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
 
 
 __all__ = ["Engine", "Handler", "HALT_DEVICE", "HALT_REASON"]
