@@ -7,17 +7,23 @@ import time
 
 from pstack_tasks.fleet.deploy import service as svc
 from pstack_tasks.fleet.deploy import steps
-from pstack_tasks.fleet.deploy.remote import Host
+from pstack_tasks.fleet.deploy.remote import Facts, Host
 from pstack_tasks.fleet.deploy.steps import HostReport, Plan
 from pstack_tasks.fleet.deploy.wheelhouse import Wheelhouse
 
 
-def deploy_one(host: Host, plan: Plan, wheels: Wheelhouse, report: HostReport) -> None:
-    """Install or upgrade in place, and (re)start only what changed or is not running."""
+def _open(host: Host, plan: Plan, report: HostReport) -> tuple[Facts, str, str]:
+    """Connect and probe the host: its facts, the worker's name (reported) and its directory."""
     facts = host.open()
     name = host.spec.name or facts.hostname
-    report.name, report.engine = name, plan.engine
-    d = steps.directory(facts, plan.prefix, name)
+    report.name = name
+    return facts, name, steps.directory(facts, plan.prefix, name)
+
+
+def deploy_one(host: Host, plan: Plan, wheels: Wheelhouse, report: HostReport) -> None:
+    """Install or upgrade in place, and (re)start only what changed or is not running."""
+    facts, name, d = _open(host, plan, report)
+    report.engine = plan.engine
     q = shlex.quote(d)
     steps.install_packages(host, facts)
     host.run(f"mkdir -p {q}/wheels && chmod 700 {q}", what="mkdir")
@@ -54,10 +60,7 @@ def _action(state: dict[str, str], new_wheel: bool, new_config: bool, restart: l
 
 def stop_one(host: Host, plan: Plan, report: HostReport) -> None:
     """Stop and remove the services, the unit files and the worker's directory (its env file too)."""
-    facts = host.open()
-    name = host.spec.name or facts.hostname
-    report.name = name
-    d = steps.directory(facts, plan.prefix, name)
+    facts, name, d = _open(host, plan, report)
     state = steps.read_state(host, d)
     report.engine, report.version = state.get("engine", "-"), state.get("version", "-")
     for s in svc.services(name, plan.engine, None, control=True):
@@ -71,10 +74,7 @@ def stop_one(host: Host, plan: Plan, report: HostReport) -> None:
 
 def status_one(host: Host, plan: Plan, report: HostReport) -> None:
     """What the host has: the deployed version, and whether each service runs."""
-    facts = host.open()
-    name = host.spec.name or facts.hostname
-    report.name = name
-    d = steps.directory(facts, plan.prefix, name)
+    facts, name, d = _open(host, plan, report)
     state = steps.read_state(host, d)
     if not state:
         report.action = "absent"
