@@ -121,14 +121,9 @@ static void supervisor_receive(uint32_t d) {
 static uint32_t pstack_sup_awaiting = 0;  // messages to the supervisor it has not yet said it handled
 
 static void supervisor_await_done() {
-    char cnt[16];
-    snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
     flush_items();
     while (pstack_sup_awaiting && !pstack.stop) {
-        const char* bl[] = {"BLMPOP", "5", "1", pstack.my_queue, "LEFT", "COUNT", cnt};
-        command(7, bl);
-        expect(P_BLMPOP);
-        wire_flush();
+        send_blocking_pop();
         read_pending_replies();
     }
 }

@@ -134,6 +134,17 @@ static void net_poll_active() {
     while (pstack.pend_head != pstack.pend_tail && replies_ready()) read_reply();
 }
 
+// One blocking pop of this region's queue (up to POP_COUNT elements, waiting at most 5 s), sent;
+// its reply is read by the caller (read_pending_replies takes the items it brings).
+static void send_blocking_pop() {
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
+    const char* bl[] = {"BLMPOP", "5", "1", pstack.my_queue, "LEFT", "COUNT", cnt};
+    command(7, bl);
+    expect(P_BLMPOP);
+    wire_flush();
+}
+
 // No local work: hand the region's share to the termination detector and wait for items.  The
 // IDLE script and the blocking pop go out together: one round trip per wake-up.  The script's
 // answer needs no wait: when it ends the run (PSTACK_ITEM_QUIESCENT) or starts an idle round
@@ -147,13 +158,8 @@ static void net_wait_idle() {
         if (pstack.stop || pstack.rq_head != pstack.rq_tail) return;
     }
     send_idle_script();
-    char cnt[16];
-    snprintf(cnt, sizeof cnt, "%u", POP_COUNT);
     for (;;) {
-        const char* bl[] = {"BLMPOP", "5", "1", pstack.my_queue, "LEFT", "COUNT", cnt};
-        command(7, bl);
-        expect(P_BLMPOP);
-        wire_flush();
+        send_blocking_pop();
         pstack.took_items = false;
         double t0 = wire_clock();
         read_pending_replies();
