@@ -35,6 +35,14 @@ class Settings:
     engine: str = "psim"
     #: who owns the processes this client creates (default: the operating-system user)
     user: str | None = None
+    #: the group of the processes this client creates unless ``run(..., group=...)`` says otherwise
+    #: (workers started with ``--group`` serve only their groups' processes: docs/fleet.md)
+    group: str | None = None
+    #: comma-separated groups whose processes this worker serves (``pstack worker --group``)
+    worker_groups: str = ""
+    #: comma-separated users whose processes this worker serves (``pstack worker --user``);
+    #: with neither set, a worker serves everyone
+    worker_users: str = ""
     #: comma-separated user names that may kill any user's process (checked by the client:
     #: docs/security.md says why Redis credentials, not this, are the real boundary)
     admins: str = ""

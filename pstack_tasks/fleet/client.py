@@ -50,7 +50,7 @@ class Future:
 
 def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
-           options: Mapping[str, Any] | None = None, regions: int | None = None) -> Future:
+           options: Mapping[str, Any] | None = None, regions: int | None = None, group: str | None = None) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
@@ -67,12 +67,14 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         regions: split into this many regions by METIS (balanced, fewest cut edges, cached per
             instance); the result's ``"partition"`` reports the cut and balance.  Refused with
             an rmap.
+        group: the process's group (default ``PSTACK_GROUP``): workers started with ``--group``
+            serve only their groups' processes (docs/fleet.md, "Worker groups").
 
     Raises:
         GraphError: the file is malformed; nothing was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group))
     return Future(pid)
 
 
@@ -81,7 +83,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any]: ...
+        regions: int | None = ..., group: str | None = ...) -> dict[str, Any]: ...
 
 
 @overload
@@ -89,7 +91,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> Future: ...
+        regions: int | None = ..., group: str | None = ...) -> Future: ...
 
 
 @overload
@@ -97,14 +99,14 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any] | Future: ...
+        regions: int | None = ..., group: str | None = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,
-        regions: int | None = None) -> dict[str, Any] | Future:
+        regions: int | None = None, group: str | None = None) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -122,7 +124,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group))
     if async_:
         return Future(pid)
     try:
@@ -333,7 +335,7 @@ def _kill(r: redis.Redis, keys: Keys, pid: int, wait: float) -> str:
     reason = f"killed by {who}"
     r.set(keys.abort(pid), reason, nx=True, ex=settings().result_expires)
     if rec["state"] in ("Waiting", "Submitted"):
-        r.lrem(keys.waiting(rec["engine"]), 0, str(pid))
+        ledger().unqueue(rec["engine"], pid)
         end_process(pid, "Killed", reason)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

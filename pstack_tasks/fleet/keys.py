@@ -156,9 +156,20 @@ class Keys:
         """The epoch of a worker's registration: a restarted worker gets a new one."""
         return f"{self.prefix}epoch:{engine}@{host}"
 
+    def serves(self, engine: str) -> str:
+        """Hash host -> JSON ``{"groups": [...], "users": [...]}`` of the workers that serve only
+        those groups and users (``pstack worker --group/--user``); a worker not in it serves everyone."""
+        return f"{self.prefix}serves:{engine}"
+
     def waiting(self, engine: str) -> str:
-        """List of pids waiting for slots, first come first served."""
+        """Sorted set of the pids waiting for slots, scored by turn: round-robin per user, each
+        user's first come first served (fleet/lua/lib.lua ``enqueue``)."""
         return f"{self.prefix}waiting:{engine}"
+
+    def fair(self, engine: str) -> str:
+        """Hash of the turns of admission: ``clock`` (the turn it has reached), and per user the
+        number of waiting processes ``n:<user>`` and the last turn given ``last:<user>``."""
+        return f"{self.prefix}fair:{engine}"
 
 
 __all__ = ["Keys", "CONTROL_QUEUE", "engine_queue", "host_queue", "engine_types_of"]

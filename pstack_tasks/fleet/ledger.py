@@ -6,7 +6,8 @@ here, and a process is admitted only when *all* its regions can start now, in on
 Lua script, so concurrent submitters can never split the fleet between them.
 Admitted regions are routed to the queue of the worker that holds their slot.
 
-Waiting processes are served first come, first served per engine type: whoever
+Waiting processes are served round-robin per user, each user's first come first served, per
+engine type, and only on workers that serve them (``pstack worker --group/--user``): whoever
 frees slots (a region ending, a worker joining) calls :func:`admit` again.  The scripts are
 in ``fleet/lua/`` and get every key through ``KEYS[]`` (:mod:`scripts`).
 """
@@ -23,7 +24,8 @@ from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet.keys import Keys
-from pstack_tasks.fleet.scripts import CANDIDATES, Call, FleetView, source
+from pstack_tasks.fleet.matching import EVERYONE, Serving
+from pstack_tasks.fleet.scripts import CANDIDATES, LOOKAHEAD, Call, FleetView, source
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,12 @@ class Ledger:
     def _run(self, name: str, call: Call) -> Any:
         return self._scripts[name](keys=call.keys, args=call.args)
 
-    def view(self, engine: str) -> FleetView:
-        """The registered hosts of an engine type and the head of its waiting list, as they are now."""
+    def view(self, engine: str, window: int = CANDIDATES) -> FleetView:
+        """The registered hosts of an engine type and the first ``window`` processes of its waiting
+        list, as they are now."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hkeys(self.keys.cap(engine))
-        pipe.lrange(self.keys.waiting(engine), 0, CANDIDATES - 1)
+        pipe.zrange(self.keys.waiting(engine), 0, window - 1)
         hosts, waiting = pipe.execute()
         return FleetView(engine, [str(h) for h in hosts], [str(p) for p in waiting])
 
@@ -125,18 +128,30 @@ class Ledger:
         return (None if int(ok) else str(refusal)), admitted
 
     def _submit_call(self, engine: str, pid: int, view: FleetView) -> Call:
-        return Call().key(self.keys.proc(pid), self.keys.waiting(engine)).arg(engine).fleet(self.keys, view)
+        return (Call().key(self.keys.proc(pid), self.keys.waiting(engine), self.keys.fair(engine)).arg(engine)
+                .fleet(self.keys, view))
 
     def admit(self, engine: str) -> list[Admitted]:
-        """Admit every waiting process whose whole gang fits now, in order."""
+        """Admit every waiting process whose whole gang fits now, in turn.  The script looks at the
+        processes this call names; when it needs more (the first ones wait for busy hosts while
+        others are free), the next call names twice as many, up to :data:`LOOKAHEAD`."""
         out: list[Admitted] = []
-        more = True
+        window, more = CANDIDATES, 1
         while more:
-            view = self.view(engine)
+            view = self.view(engine, window)
             reply = self._run("admit", Call().arg(_now(), _ttl()).fleet(self.keys, view).admission(self.keys, view))
-            more = bool(int(reply[0]))
+            more = int(reply[0])
             out += _admitted(reply[1:])
+            if more == _NAME_MORE:
+                if window >= LOOKAHEAD:
+                    break
+                window = min(LOOKAHEAD, window * 2)
         return out
+
+    def unqueue(self, engine: str, pid: int) -> None:
+        """Take a process off the waiting list (killed while waiting); nothing if it is not on it."""
+        k = self.keys
+        self._run("unqueue", Call().key(k.proc(pid), k.waiting(engine), k.fair(engine)).arg(pid))
 
     def region_end(self, pipe: Pipeline, view: FleetView, pid: int, region: int, regions: list[int],
                    part: str | None) -> None:
@@ -180,12 +195,15 @@ class Ledger:
         return Ending(bool(int(reply[0])), str(reply[1]), engine, self.admitted(engine, reply[2:]))
 
     # workers
-    def register(self, engine: str, host: str, slots: int, epoch: str, ttl: float, info: dict[str, Any]) -> bool:
-        """Register a worker's slots; False if another live worker holds the name (nothing changed)."""
+    def register(self, engine: str, host: str, slots: int, epoch: str, ttl: float, info: dict[str, Any],
+                 serving: Serving = EVERYONE) -> bool:
+        """Register a worker's slots, and whom it serves; False if another live worker holds the
+        name (nothing changed)."""
         k = self.keys
+        rule = json.dumps(serving.as_dict()) if serving.restricted else ""
         return bool(self._run("register", Call().key(k.engine_types, k.cap(engine), k.used(engine), k.info(engine),
-                                         k.epoch(engine, host), k.alive(engine, host))
-                  .arg(engine, host, slots, epoch, int(ttl * 1000), json.dumps(info))))
+                                         k.epoch(engine, host), k.alive(engine, host), k.serves(engine))
+                  .arg(engine, host, slots, epoch, int(ttl * 1000), json.dumps(info), rule)))
 
     def beat(self, engine: str, host: str, epoch: str, ttl: float) -> bool:
         k = self.keys
@@ -195,7 +213,7 @@ class Ledger:
     def unregister(self, engine: str, host: str, epoch: str) -> None:
         k = self.keys
         self._run("unregister", Call().key(k.epoch(engine, host), k.cap(engine), k.used(engine), k.info(engine),
-                                           k.alive(engine, host)).arg(host, epoch))
+                                           k.alive(engine, host), k.serves(engine)).arg(host, epoch))
 
     def holder(self, engine: str, host: str) -> dict[str, Any] | None:
         """The live worker registered as ``<engine>@<host>`` (its info), or None."""
@@ -220,7 +238,9 @@ class Ledger:
         return out
 
 
-_SCRIPTS = ("submit", "admit", "region_end", "finish", "end", "register", "beat", "unregister")
+_SCRIPTS = ("submit", "admit", "region_end", "finish", "end", "register", "beat", "unregister", "unqueue")
+#: an admission's reply: it reached a waiting process the caller did not name (lib.lua admit)
+_NAME_MORE = 2
 _ledgers: dict[tuple[int, str], Ledger] = {}
 
 

@@ -30,7 +30,7 @@ def not_found(pid: int) -> ProcessNotFound:
 def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A process record as the API shows it; ``progress`` is the regions' live counters."""
     out: dict[str, Any] = {
-        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"),
+        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"), "group": rec.get("group"),
         "graph_type": rec.get("graph_type"), "engine": rec.get("engine"),
         "devices": int(rec.get("devices", 0)), "edges": int(rec.get("edges", 0)),
         "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),

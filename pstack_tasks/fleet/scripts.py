@@ -17,9 +17,13 @@ from importlib import resources
 from pstack_tasks.fleet.keys import Keys
 
 #: scripts that start with the shared functions of lib.lua
-_WITH_LIB = frozenset({"submit", "admit", "region_end", "finish", "end"})
+_WITH_LIB = frozenset({"submit", "admit", "region_end", "finish", "end", "unqueue"})
 #: waiting processes a caller names to an admission (more are admitted by asking again)
 CANDIDATES = 4
+#: the most waiting processes one admission looks at: when the first ones wait for hosts that are
+#: busy, those behind them get the slots of the other hosts (worker groups) only if they are among
+#: this many (docs/fleet.md, "Admission")
+LOOKAHEAD = 256
 
 Arg = str | int | float
 
@@ -58,19 +62,19 @@ class Call:
         return self
 
     def fleet(self, k: Keys, view: FleetView) -> Call:
-        """lib.lua ``read_fleet``: cap, used, then each host with its alive and epoch keys."""
-        self.key(k.cap(view.engine), k.used(view.engine)).arg(len(view.hosts))
+        """lib.lua ``read_fleet``: cap, used, serves, then each host with its alive and epoch keys."""
+        self.key(k.cap(view.engine), k.used(view.engine), k.serves(view.engine)).arg(len(view.hosts))
         for host in view.hosts:
             self.arg(host).key(k.alive(view.engine, host), k.epoch(view.engine, host))
         return self
 
     def admission(self, k: Keys, view: FleetView, also: int | None = None) -> Call:
-        """lib.lua ``admit``: waiting, running, then the candidates at the head of the waiting list
-        (``also``: a process about to join it, named after them)."""
+        """lib.lua ``admit``: waiting, running, fair, then the candidates at the head of the waiting
+        list (``also``: a process about to join it, named after them)."""
         pids = list(view.waiting)
-        if also is not None and len(pids) < CANDIDATES:
+        if also is not None and str(also) not in pids:
             pids.append(str(also))
-        self.key(k.waiting(view.engine), k.running).arg(len(pids))
+        self.key(k.waiting(view.engine), k.running, k.fair(view.engine)).arg(len(pids))
         for pid in pids:
             q = k.queues(pid)
             self.arg(pid).key(k.proc(pid), k.lease(pid), q.active, q.idle, q.calls)
@@ -82,4 +86,4 @@ class Call:
                         k.ended(pid))
 
 
-__all__ = ["source", "Call", "FleetView", "CANDIDATES"]
+__all__ = ["source", "Call", "FleetView", "CANDIDATES", "LOOKAHEAD"]

@@ -22,6 +22,7 @@ from pstack_tasks.exceptions import ConfigurationError, GraphError, ProcessRefus
 from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.matching import process_group
 from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader
@@ -44,6 +45,8 @@ class Request:
     engine: str | None = None
     options: Mapping[str, Any] | None = None
     regions: int | None = None
+    #: the process's group (None: ``PSTACK_GROUP``); workers started with ``--group`` serve only theirs
+    group: str | None = None
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -81,10 +84,12 @@ def create(req: Request) -> tuple[int, loader.Application]:
 
     Raises:
         GraphError: the file is malformed; nothing was queued.
-        ProcessRefused: the fleet can never run it (the message gives needed/available).
-        ConfigurationError: an unknown engine type, an unreadable file, a bad rcon.
+        ProcessRefused: the fleet can never run it (the message gives needed/available, or that
+            no worker serves its group or user).
+        ConfigurationError: an unknown engine type, an unreadable file, a bad rcon or group.
     """
     engine = req.engine or settings().engine
+    group = process_group(req.group)
     engine_registry.load(engine)  # unknown engine types fail here, not on a worker
     text, file = read_app(req.xml)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -113,6 +118,8 @@ def create(req: Request) -> tuple[int, loader.Application]:
             "verbose": int(bool(req.verbose)), "options": json.dumps(options),
             "submitted": f"{time.time():.3f}", "state": "Submitted",
         }
+        if group is not None:
+            record["group"] = group
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
         for region, server in served.items():  # before the process can start: it holds a share

@@ -27,11 +27,17 @@ from typing import IO, TYPE_CHECKING
 
 from pstack_tasks.exceptions import ConfigurationError, EngineError
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_queue, host_queue
+from pstack_tasks.fleet.matching import EVERYONE, Serving
 from pstack_tasks.native.procs import child_preexec
 from pstack_tasks.native.redis_server import EmbeddedRedis
 
 if TYPE_CHECKING:  # redis-py, imported when used: a LocalStack starts its worker first
     from pstack_tasks.fleet.ledger import Ledger
+
+
+def serving_environment(serving: Serving) -> dict[str, str]:
+    """The settings that tell a worker whom it serves (fleet/matching.py ``worker_serving``)."""
+    return {"PSTACK_WORKER_GROUPS": ",".join(serving.groups), "PSTACK_WORKER_USERS": ",".join(serving.users)}
 
 
 def worker_options(engine: str | None, name: str, slots: int, control: bool = False,
@@ -76,15 +82,17 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
 
     def start(self, engine: str | None, name: str, slots: int, control: bool = False,
-              pool: str = "prefork") -> subprocess.Popen:  # type: ignore[type-arg]
-        """Start one worker; ``pool``: an engine worker's Celery pool (a control worker's is threads)."""
+              pool: str = "prefork", serving: Serving = EVERYONE) -> subprocess.Popen:  # type: ignore[type-arg]
+        """Start one worker; ``pool``: an engine worker's Celery pool (a control worker's is threads);
+        ``serving``: the groups and users it serves (``pstack worker --group/--user``)."""
         cmd = launch_command(engine, name, slots, control, self.loglevel, self.monitored, pool)
         key = f"control@{name}" if control else f"{engine}@{name}"
+        env = dict(self.env, **serving_environment(serving))
         with ExitStack() as stack:
             err: int | IO[bytes] = subprocess.PIPE
             if self.log_dir is not None:
                 err = stack.enter_context(self.log_path(key).open("ab"))
-            proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=err, preexec_fn=child_preexec())
         self.workers[key] = proc
         return proc

@@ -5,6 +5,9 @@ An engine worker is any ``celery -A pstack_tasks.celery_app worker`` consuming a
 node name after ``@``) with as many slots as its concurrency, starts consuming its own
 queue ``engine.<type>.<host>`` and the ``control`` queue (so any worker can end a process
 Done: no separate control worker is needed), and keeps a heartbeat key alive while it lives.
+A worker serves every process, or only those of the groups and users it was started with
+(``pstack worker --group/--user``: ``PSTACK_WORKER_GROUPS``/``PSTACK_WORKER_USERS``,
+fleet/matching.py); the ledger places regions only on workers that serve their process.
 A second worker under a name that a live worker holds is refused and stops.  Every worker runs
 the reaper, which ends processes whose workers vanished; a lock in Redis lets one at a time.
 A worker that begins a warm shutdown leaves the ledger at once and stops the regions it still
@@ -30,6 +33,7 @@ from pstack_tasks.fleet.dispatch import pump
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_types_of, host_queue
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import reap_all, trim_index
+from pstack_tasks.fleet.matching import worker_serving
 from pstack_tasks.native.procs import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -112,6 +116,7 @@ class Member:
 
     def __init__(self, engine: str, host: str, slots: int, node: str) -> None:
         self.engine, self.host, self.slots, self.node = engine, host, slots, node
+        self.serving = worker_serving()
         self.epoch = uuid.uuid4().hex
         self.ttl = settings().heartbeat_ttl
         #: seconds running regions get to end after a warm shutdown begins (then they are stopped)
@@ -133,10 +138,12 @@ class Member:
     def register(self) -> bool:
         epoch.ensure(store.client(), Keys.current())
         info = {"node": self.node, "os_pid": os.getpid(), "since": round(time.time(), 3),
-                "cxx": shutil.which(settings().cxx), "socat": shutil.which("socat")}  # for pstack doctor
-        if not self._ledger().register(self.engine, self.host, self.slots, self.epoch, self.ttl, info):
+                "cxx": shutil.which(settings().cxx), "socat": shutil.which("socat"),  # for pstack doctor
+                "serves": self.serving.text()}
+        if not self._ledger().register(self.engine, self.host, self.slots, self.epoch, self.ttl, info, self.serving):
             return False
-        logger.info("registered %s@%s with %d slots", self.engine, self.host, self.slots)
+        logger.info("registered %s@%s with %d slots, serving %s", self.engine, self.host, self.slots,
+                    self.serving.text())
         pump(self.engine)
         return True
 

@@ -59,6 +59,8 @@ def main() -> None:
               help="Split into K regions by METIS (balanced, fewest cut edges); the cut and balance go to stderr.")
 @click.option("--rcon", default=None, help='Pin regions to workers: {"1": "host2"}.')
 @click.option("-e", "--engine", default=None, help="Engine type (default PSTACK_ENGINE, psim).")
+@click.option("-g", "--group", default=None,
+              help="The process's group (default PSTACK_GROUP): workers started with --group serve only theirs.")
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level streamed by -v.")
 @click.option("-v", "--verbose", is_flag=True, help="Stream '[host] Region r -> line' log lines while it runs.")
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print the result as one JSON document.")
@@ -73,9 +75,9 @@ def main() -> None:
               help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
-def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None, level: int,
-        verbose: bool, as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
-        extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
+def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None,
+        group: str | None, level: int, verbose: bool, as_json: bool, async_: bool, slots: int | None,
+        max_steps: int, time_limit: float, extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
     regions = parse_rmap(rmap)
@@ -95,7 +97,7 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
             options[key] = raw
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
-                                  engine=engine, options=options, regions=nregions)
+                                  engine=engine, options=options, regions=nregions, group=group)
     with ExitStack() as stack:
         if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
@@ -214,19 +216,29 @@ def top(debug: bool) -> None:
 @click.option("-s", "--slots", type=click.IntRange(min=1), default=None,
               help="Regions it runs at once (default: CPU count).")
 @click.option("-n", "--name", default=None, help="Host name in the fleet, for rcon pinning (default: host name).")
+@click.option("-g", "--group", "groups", multiple=True, metavar="G",
+              help="Serve only processes of group G (repeatable; with --user: of those groups or users).")
+@click.option("-u", "--user", "users", multiple=True, metavar="U",
+              help="Serve only processes of user U (repeatable). Without --group/--user: everyone's.")
 @click.option("--control", is_flag=True, help="Run a control worker instead: merges results, reaps lost processes.")
 @click.option("-l", "--loglevel", default="info", show_default=True)
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
-def worker(engine: str | None, slots: int | None, name: str | None, control: bool, loglevel: str,
-           debug: bool) -> None:
+def worker(engine: str | None, slots: int | None, name: str | None, groups: tuple[str, ...],
+           users: tuple[str, ...], control: bool, loglevel: str, debug: bool) -> None:
     """Start a Celery worker of the fleet (a thin wrapper over `celery worker`; see docs/fleet.md)."""
     from pstack_tasks.fleet import store
-    from pstack_tasks.worker.local import worker_command
+    from pstack_tasks.fleet.matching import Serving, names
+    from pstack_tasks.worker.local import serving_environment, worker_command
     if not engine and not control:
         raise click.UsageError("give --engine ENGINE (an engine worker, e.g. -e psim) or --control")
     if engine and control:
         raise click.UsageError("give --engine ENGINE or --control, not both")
+    serving = Serving(names(groups, "group"), names(users, "user"))
+    if control and serving.restricted:
+        raise click.UsageError("--group and --user restrict an engine worker; a control worker serves every process")
+    if serving.restricted:  # read by the worker's membership (fleet/matching.py); else PSTACK_WORKER_* as set
+        os.environ.update(serving_environment(serving))
     store.ping()  # unreachable, or a wrong password: one line now, not Celery's retries
     host = name or socket.gethostname().split(".")[0]
     if engine:
@@ -234,6 +246,8 @@ def worker(engine: str | None, slots: int | None, name: str | None, control: boo
         registry.load(engine)
         _check_name_free(engine, host)
     cmd = worker_command(engine, host, slots or os.cpu_count() or 1, control, loglevel)
+    if serving.restricted:
+        click.echo(f"serving only {serving.text()}", err=True)
     click.echo("exec: " + " ".join(cmd[1:]), err=True)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
