@@ -117,6 +117,8 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
     _join(ledger, "a", 2)
     _submit(ledger, 1, [0, 1])
     _submit(ledger, 2, [0], rcon={"0": "a"})
+    _submit(ledger, 3, [0, 1])
+    ledger.unqueue(ENGINE, 3)
     view = ledger.view(ENGINE)
     ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0])
     ledger.end(1, None, "test")

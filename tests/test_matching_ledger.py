@@ -1,0 +1,104 @@
+"""Worker matching in the slot ledger, on a real Redis without workers: regions go only to workers
+that serve their process's group or user, a process no worker serves is refused at submit naming
+what it needs, and a process waiting for its busy hosts does not hold up hosts it cannot use."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.matching import EVERYONE, Serving
+from pstack_tasks.fleet.scripts import CANDIDATES
+from support.paths import KEY_PREFIX
+
+ENGINE = "t"
+
+
+@pytest.fixture
+def ledger(redis_url: str, redis_client: Any) -> Iterator[Ledger]:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield Ledger(r, Keys(KEY_PREFIX))
+    r.close()
+
+
+def _join(ledger: Ledger, host: str, slots: int, serving: Serving = EVERYONE) -> None:
+    ledger.register(ENGINE, host, slots, f"epoch-{host}", 30.0, {"node": f"{ENGINE}@{host}"}, serving)
+
+
+def _submit(ledger: Ledger, pid: int, user: str, group: str | None = None, regions: int = 1,
+            rcon: dict[str, str] | None = None) -> tuple[str | None, list[int]]:
+    keys = ledger.keys
+    record = {"pid": pid, "user": user, "engine": ENGINE, "regions": json.dumps(list(range(regions))),
+              "nregions": regions, "rcon": json.dumps(rcon or {}), "graph_type": "g", "state": "Submitted"}
+    if group is not None:
+        record["group"] = group
+    refusal, admitted = ledger.submit(ENGINE, pid, lambda pipe: pipe.hset(keys.proc(pid), mapping=record))
+    return refusal, [a.pid for a in admitted]
+
+
+def _hosts(ledger: Ledger, pid: int) -> list[str]:
+    return sorted(json.loads(ledger.r.hget(ledger.keys.proc(pid), "hosts") or "{}").values())
+
+
+def test_regions_go_only_to_workers_that_serve_their_group_or_user(ledger: Ledger) -> None:
+    _join(ledger, "lab", 2, Serving(groups=("lab",)))
+    _join(ledger, "bobs", 1, Serving(users=("bob",)))
+    _join(ledger, "open", 2)
+    assert _submit(ledger, 1, "alice", "lab", regions=2) == (None, [1])
+    assert _hosts(ledger, 1) == ["lab", "open"]  # where most slots are free, among those serving group lab
+    assert _submit(ledger, 2, "bob", regions=2) == (None, [2])
+    assert _hosts(ledger, 2) == ["bobs", "open"]  # lab serves group lab, and bob's run has no group
+    assert _submit(ledger, 3, "carol") == (None, [])  # only open serves her, and it is full; lab idles
+    assert _submit(ledger, 4, "bob", "lab") == (None, [4])  # behind carol's, but lab serves it: it starts
+    assert _hosts(ledger, 4) == ["lab"]
+    ending = ledger.end(1, "Done", "")  # lab and open get a slot back: carol's run takes open's
+    assert ending is not None and [a.pid for a in ending.admitted] == [3]
+    assert _hosts(ledger, 3) == ["open"]
+
+
+def test_a_process_no_worker_serves_is_refused_naming_what_it_needs(ledger: Ledger) -> None:
+    _join(ledger, "lab", 2, Serving(groups=("lab",)))
+    _join(ledger, "bobs", 1, Serving(users=("bob",)))
+    refusal, _ = _submit(ledger, 1, "carol", "physics")
+    assert refusal == ("no t worker serves group physics or user carol: the 2 online serve other groups or users "
+                       "(start one: pstack worker --engine t --group G or --user U)")
+    refusal, _ = _submit(ledger, 2, "carol")
+    assert refusal is not None and refusal.startswith("no t worker serves user carol:")
+    refusal, _ = _submit(ledger, 3, "alice", "lab", regions=3)
+    assert refusal == "the process needs 3 t slots at once; the t workers serving group lab or user alice have 2"
+    refusal, _ = _submit(ledger, 5, "bob", "lab", regions=4)
+    assert refusal == "the process needs 4 t slots at once; the t fleet has 3"  # every worker serves bob in lab
+    refusal, _ = _submit(ledger, 4, "carol", "lab", rcon={"0": "bobs"})
+    assert refusal == "a region is pinned to bobs, whose t worker does not serve group lab or user carol"
+    assert ledger.r.zcard(ledger.keys.waiting(ENGINE)) == 0
+
+
+def test_a_process_waiting_for_its_busy_group_does_not_hold_up_another_groups_idle_worker(ledger: Ledger) -> None:
+    _join(ledger, "lab", 1, Serving(groups=("lab",)))
+    _join(ledger, "phys", 1, Serving(groups=("phys",)))
+    assert _submit(ledger, 1, "alice", "lab") == (None, [1])
+    n = CANDIDATES * 3  # more than one admission names: the later call looks further
+    for pid in range(2, n + 2):
+        assert _submit(ledger, pid, "alice", "lab") == (None, [])
+    assert _submit(ledger, 100, "alice", "phys") == (None, [100])  # behind alice's lab runs, yet it starts
+    assert _hosts(ledger, 100) == ["phys"]
+    _submit(ledger, 101, "alice", "phys")
+    ending = ledger.end(100, "Done", "")
+    assert ending is not None and [a.pid for a in ending.admitted] == [101]
+
+
+def test_a_waiting_gang_claims_the_hosts_that_serve_it_so_it_is_not_passed_over(ledger: Ledger) -> None:
+    _join(ledger, "lab", 1, Serving(groups=("lab",)))
+    _join(ledger, "open", 1)
+    assert _submit(ledger, 1, "carol") == (None, [1])  # on lab? no: lab serves group lab only
+    assert _hosts(ledger, 1) == ["open"]
+    assert _submit(ledger, 2, "alice", "lab", regions=2) == (None, [])  # needs lab and open
+    assert _submit(ledger, 3, "carol", "lab") == (None, [])  # lab is free, but the gang claimed it
+    ending = ledger.end(1, "Done", "")
+    assert ending is not None and [a.pid for a in ending.admitted] == [2]
+    assert _hosts(ledger, 2) == ["lab", "open"]
