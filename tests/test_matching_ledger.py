@@ -102,3 +102,11 @@ def test_a_waiting_gang_claims_the_hosts_that_serve_it_so_it_is_not_passed_over(
     ending = ledger.end(1, "Done", "")
     assert ending is not None and [a.pid for a in ending.admitted] == [2]
     assert _hosts(ledger, 2) == ["lab", "open"]
+
+
+def test_the_process_table_shows_a_process_s_group_beside_its_user() -> None:
+    from pstack_tasks.ui.tables import plain_text, process_table
+    rows = [{"pid": 7, "state": "Done", "user": "ann", "group": "lab", "regions": [0]},
+            {"pid": 8, "state": "Done", "user": "bob", "group": None, "regions": [0]}]
+    text = plain_text(process_table(rows))
+    assert " ann/lab " in text and " bob " in text and "bob/" not in text

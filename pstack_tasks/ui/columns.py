@@ -105,6 +105,12 @@ def _state_style(row: Row) -> str:
     return STATE_STYLES.get(str(row.get("state")), "")
 
 
+def _owner(row: Row) -> str:
+    """``user``, or ``user/group`` for a process of a group (docs/fleet.md, "Worker groups")."""
+    user = field("user")(row)
+    return f"{user}/{row['group']}" if row.get("group") else user
+
+
 def _status(row: Row) -> str:
     return "online" if row.get("alive") else "offline"
 
@@ -112,7 +118,7 @@ def _status(row: Row) -> str:
 PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("PID", field("pid"), "right"),
     Column("STATE", field("state"), style=_state_style),
-    Column("USER", field("user")),
+    Column("USER", _owner),
     Column("ENGINE", field("engine")),
     Column("REGIONS", lambda p: str(len(p.get("regions") or [])), "right"),
     Column("SHARE", field("share"), "right"),
