@@ -121,3 +121,14 @@ def test_a_big_gang_is_admitted_while_another_user_keeps_submitting_single_runs(
     assert admitted_after.index(100) <= 2, admitted_after
     hosts = json.loads(ledger.r.hget(ledger.keys.proc(100), "hosts") or "{}")
     assert sorted(hosts) == ["0", "1"]
+
+
+def test_a_waiting_list_left_by_an_older_version_is_served_in_its_order(ledger: Ledger) -> None:
+    _join(ledger, "a", 1)
+    assert _submit(ledger, 1, "alice") == [1]
+    keys = ledger.keys
+    for pid in (5, 3, 4):  # an older version's first come, first served list
+        ledger.r.hset(keys.proc(pid), mapping={"pid": pid, "user": "alice", "engine": ENGINE, "regions": "[0]",
+                                               "nregions": 1, "rcon": "{}", "graph_type": "g", "state": "Waiting"})
+        ledger.r.rpush(keys.waiting(ENGINE), str(pid))
+    assert _drain(ledger, [1]) == [5, 3, 4]

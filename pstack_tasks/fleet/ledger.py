@@ -102,7 +102,11 @@ class Ledger:
         pipe = self.r.pipeline(transaction=False)
         pipe.hkeys(self.keys.cap(engine))
         pipe.zrange(self.keys.waiting(engine), 0, window - 1)
-        hosts, waiting = pipe.execute()
+        hosts, waiting = pipe.execute(raise_on_error=False)
+        if isinstance(hosts, Exception):
+            raise hosts
+        if isinstance(waiting, redis.ResponseError):  # an older version's list: the scripts upgrade it
+            waiting = self.r.lrange(self.keys.waiting(engine), 0, window - 1)
         return FleetView(engine, [str(h) for h in hosts], [str(p) for p in waiting])
 
     # processes

@@ -114,7 +114,19 @@ end
 -- reached, ``clock`` in the fair hash), so the users' processes are taken round-robin, each user's
 -- first come first served (docs/fleet.md, "Admission").  The fair hash also counts each user's
 -- waiting processes (``n:<user>``) and keeps their last turn (``last:<user>``).
+--
+-- A waiting list left as a plain list by an older version (first come, first served) becomes the
+-- sorted set in its order, from the current turn on (``upgrade``, at every submit and admission).
+local function upgrade(waiting, fair)
+  if redis.call('TYPE', waiting).ok ~= 'list' then return end
+  local pids = redis.call('LRANGE', waiting, 0, -1)
+  redis.call('DEL', waiting)
+  local clock = tonumber(redis.call('HGET', fair, 'clock') or '0')
+  for i, pid in ipairs(pids) do redis.call('ZADD', waiting, clock + i - 1, pid) end
+end
+
 local function enqueue(waiting, fair, pid, user)
+  upgrade(waiting, fair)
   local clock = tonumber(redis.call('HGET', fair, 'clock') or '0')
   local turn = clock
   if tonumber(redis.call('HGET', fair, 'n:'..user) or '0') > 0 then
@@ -182,6 +194,7 @@ local function admit(f, now, ttl)
   end
   local out = {0}
   if not fleet_current(f) then out[1] = 1; return out end
+  upgrade(waiting, fair)
   local _, free = alive_hosts(f, nil)
   local claimed = {}
   for _, pid in ipairs(redis.call('ZRANGE', waiting, 0, n)) do

@@ -27,22 +27,25 @@ from pstack_tasks.ui.tables import echo, engine_table, process_table, table
 def run(xml: str | bytes | os.PathLike[str], rmap: Mapping[str, int] | None = None,
         rcon: Mapping[int | str, str] | None = None, level: int = 1, verbose: bool = False,
         async_: bool = False, engine: str | None = None, options: Mapping[str, Any] | None = None,
-        timeout: float | None = None, progress: bool = True, regions: int | None = None) -> Any:
+        timeout: float | None = None, progress: bool = True, regions: int | None = None,
+        group: str | None = None) -> Any:
     """Run an application (path or XML text) as a process; its result, or a Future with async_=True.
 
     Same arguments as pstack_tasks.run (docs/processes.md): rmap={device: region},
     rcon={region: host}, engine="psim"|"dummy"|..., options={"max_steps": ..., "seconds": ...},
-    regions=K (split by METIS; the result's "partition" gives the cut and balance).
+    regions=K (split by METIS; the result's "partition" gives the cut and balance),
+    group="lab" (default PSTACK_GROUP: workers started with --group serve only their groups').
     While it waits, one line shows the messages delivered so far (progress=False hides it).
     """
     if async_:
         return client.submit(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine, options=options,
-                             regions=regions)
+                             regions=regions, group=group)
     seen: list[int] = []
     with _progress(progress and not verbose, seen) as update:
         try:
             return result_record(client.run(xml, rmap=rmap, rcon=rcon, level=level, verbose=verbose, engine=engine,
-                                            options=options, timeout=timeout, progress=update, regions=regions))
+                                            options=options, timeout=timeout, progress=update, regions=regions,
+                                            group=group))
         except KeyboardInterrupt:
             raise interrupted(seen[-1:]) from None
 
