@@ -110,3 +110,15 @@ def test_the_process_table_shows_a_process_s_group_beside_its_user() -> None:
             {"pid": 8, "state": "Done", "user": "bob", "group": None, "regions": [0]}]
     text = plain_text(process_table(rows))
     assert " ann/lab " in text and " bob " in text and "bob/" not in text
+
+
+def test_a_run_admitted_out_of_turn_does_not_send_newcomers_behind_the_runs_it_passed(ledger: Ledger) -> None:
+    _join(ledger, "lab", 1, Serving(groups=("lab",)))
+    _join(ledger, "phys", 1, Serving(groups=("phys",), users=("carol",)))
+    assert _submit(ledger, 1, "alice", "lab") == (None, [1])
+    for pid in range(2, 7):  # alice's lab runs wait for the busy lab worker
+        assert _submit(ledger, pid, "alice", "lab") == (None, [])
+    assert _submit(ledger, 7, "alice", "phys") == (None, [7])  # passes them: the phys worker is free
+    assert _submit(ledger, 8, "carol") == (None, [])  # phys is busy now
+    waiting = ledger.r.zrange(ledger.keys.waiting(ENGINE), 0, -1)
+    assert waiting.index("8") <= 1, waiting  # in the turn being served, not after alice's five

@@ -167,7 +167,7 @@ class Keys:
         return f"{self.prefix}waiting:{engine}"
 
     def fair(self, engine: str) -> str:
-        """Hash of the turns of admission: ``clock`` (the turn it has reached), and per user the
+        """Hash of the turns of admission: ``clock`` (the last admitted process's turn), and per user the
         number of waiting processes ``n:<user>`` and the last turn given ``last:<user>``."""
         return f"{self.prefix}fair:{engine}"
 

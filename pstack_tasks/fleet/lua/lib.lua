@@ -110,10 +110,11 @@ local function place(regions, rcon, free, hosts)
 end
 
 -- The waiting list is a sorted set per engine type, ordered by turn: a process joins its user's
--- next turn (after the user's other waiting processes, and no earlier than the turn admission has
--- reached, ``clock`` in the fair hash), so the users' processes are taken round-robin, each user's
--- first come first served (docs/fleet.md, "Admission").  The fair hash also counts each user's
--- waiting processes (``n:<user>``) and keeps their last turn (``last:<user>``).
+-- next turn (after the user's other waiting processes), and no earlier than the turn now being
+-- served (the first waiting process's; with none waiting, ``clock`` in the fair hash: the turn of
+-- the last one admitted), so the users' processes are taken round-robin, each user's first come
+-- first served (docs/fleet.md, "Admission").  The fair hash also counts each user's waiting
+-- processes (``n:<user>``) and keeps their last turn (``last:<user>``).
 --
 -- A waiting list left as a plain list by an older version (first come, first served) becomes the
 -- sorted set in its order, from the current turn on (``upgrade``, at every submit and admission).
@@ -127,7 +128,8 @@ end
 
 local function enqueue(waiting, fair, pid, user)
   upgrade(waiting, fair)
-  local clock = tonumber(redis.call('HGET', fair, 'clock') or '0')
+  local head = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
+  local clock = tonumber(head[2] or redis.call('HGET', fair, 'clock') or '0')
   local turn = clock
   if tonumber(redis.call('HGET', fair, 'n:'..user) or '0') > 0 then
     turn = math.max(clock, tonumber(redis.call('HGET', fair, 'last:'..user) or '0') + 1)
