@@ -1,0 +1,44 @@
+"""The debug engine of a graph type: its generated engine with the step debugger's main.
+
+The source is the graph type's engine source exactly as psim's engine is rendered
+(:func:`pstack_tasks.native.codegen.render`), with its ``main`` renamed away and
+``debug_main.cpp`` appended: the same handlers, tables and dispatch functions, driven one event
+at a time.  It is built through the ordinary build cache (:func:`~pstack_tasks.native.build.build_engine`),
+so it compiles once per graph type and host, and compiler errors read as psim's do.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.model import GraphType
+from pstack_tasks.native import build, codegen
+
+#: Prepended to the generated source: its main becomes an ordinary function, and the #line puts
+#: the compiler's line numbers back where they were (messages about the generated file stay right).
+_PROLOGUE = '#define main pstack_engine_main\n#line 1 "engine.cpp"\n'
+
+
+@lru_cache(maxsize=1)
+def debug_main_source() -> str:
+    """The step debugger's C++ (package data beside this module)."""
+    return files("pstack_tasks.native.debug").joinpath("debug_main.cpp").read_text()
+
+
+def build_debug_engine(gt: GraphType) -> tuple[Path, str]:
+    """The compiled debug engine of ``gt`` and the type hash its instance files carry.
+
+    Raises:
+        GraphError: the graph type has a v4 supervisor, which the debugger does not run.
+        BuildError: a handler does not compile (named as psim names it).
+    """
+    if gt.supervisor is not None:
+        raise GraphError(f"the step debugger does not run v4 supervisors yet (graph type '{gt.id}' has "
+                         f"supervisor '{gt.supervisor.id}'); run it with psim", gt.file)
+    source = codegen.render(gt)
+    text = _PROLOGUE + source.text + "\n#line 1 \"debug_main.cpp\"\n" + debug_main_source()
+    engine = build.build_engine(dataclasses.replace(source, text=text))
+    return engine, source.type_hash

@@ -1,0 +1,87 @@
+"""Device state as the debugger reads and writes it: names to bytes through the graph stage's packing.
+
+A device's state is the packed struct the graph stage computed (:class:`~pstack_tasks.graph.values.Packer`:
+declaration order, little-endian, ``#pragma pack(1)``), so reading is ``Packer.unpack`` of the
+bytes the engine holds, writing is ``Packer.pack`` of the merged values (which checks every
+value against its member's type), and a breakpoint's field is an offset and a struct code.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from pstack_tasks.exceptions import DebugError
+from pstack_tasks.graph.model import DeviceType, Scalar, flat_scalars
+from pstack_tasks.graph.values import Packer, ValueError_
+
+#: the comparisons a breakpoint may make, by their number in debug_main.cpp
+OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+@dataclass(frozen=True)
+class ScalarField:
+    """Where a scalar state member lies in its device's state struct."""
+
+    offset: int
+    code: str  #: the struct module's code ('I' for uint32_t); the debug engine reads it so
+    scalar: Scalar
+
+
+class StateLayout:
+    """The state struct of one device type."""
+
+    def __init__(self, dt: DeviceType) -> None:
+        self.device_type = dt
+        self.packer = Packer(dt.state)
+
+    def names(self) -> list[str]:
+        return [f.name for f in self.device_type.state.fields]
+
+    def read(self, data: bytes) -> dict[str, Any]:
+        """The state ``{member: value}`` of the struct's bytes."""
+        return self.packer.unpack(data) if self.packer.size else {}
+
+    def write(self, data: bytes, device: str, changes: dict[str, Any]) -> bytes:
+        """The struct's bytes with ``changes`` applied; refuses an unknown member or a bad value."""
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise DebugError(f"device '{device}' (type '{self.device_type.id}') has no state field "
+                             f"{unknown[0]!r}; its fields: {', '.join(self.names()) or 'none'}")
+        values = self.read(data)
+        values.update(changes)
+        try:
+            return self.packer.pack(values)
+        except ValueError_ as e:
+            raise DebugError(f"set_state of device '{device}': {e}") from None
+
+    def scalar(self, device: str, name: str) -> ScalarField:
+        """The offset and type of scalar member ``name`` (breakpoints compare scalars)."""
+        offset = 0
+        for f in self.device_type.state.fields:
+            if f.name == name:
+                if not isinstance(f.type, Scalar):
+                    raise DebugError(f"break_when: state field {name!r} of device '{device}' is not a scalar "
+                                     "(breakpoints compare scalar fields)")
+                return ScalarField(offset, f.type.code, f.type)
+            offset += struct.calcsize("<" + "".join(s.code for s in flat_scalars(f.type)))
+        raise DebugError(f"device '{device}' (type '{self.device_type.id}') has no state field {name!r}; "
+                         f"its fields: {', '.join(self.names()) or 'none'}")
+
+
+def check_operator(op: str) -> int:
+    """The number of comparison ``op`` in the debug engine; refuses any other."""
+    if op not in OPERATORS:
+        raise DebugError(f"break_when: unknown comparison {op!r}; use one of {' '.join(OPERATORS)}")
+    return OPERATORS.index(op)
+
+
+def check_break_value(fld: ScalarField, value: Any, what: str) -> str:
+    """The text of a breakpoint's value, checked against its field's type."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DebugError(f"break_when: {what} is {fld.scalar.ctype}; {value!r} is not a number")
+    if not fld.scalar.is_float:
+        if isinstance(value, float) and not value.is_integer():
+            raise DebugError(f"break_when: {what} is {fld.scalar.ctype}; {value!r} is not an integer")
+        return str(int(value))
+    return repr(float(value))
