@@ -57,7 +57,7 @@ class Event:
 class Message:
     """A message in flight to one region: sent, not yet delivered there."""
 
-    region: int
+    region: int | None  #: None in a session of one region
     source: str
     pin: str
     destinations: tuple[str, ...]
@@ -67,7 +67,8 @@ class Message:
 
     def __str__(self) -> str:
         how = " (injected)" if self.injected else ""
-        return f"[region {self.region}] {self.source}:{self.pin} -> {', '.join(self.destinations)} {self.fields}{how}"
+        where = f"[region {self.region}] " if self.region is not None else ""
+        return f"{where}{self.source}:{self.pin} -> {', '.join(self.destinations)} {self.fields}{how}"
 
     __repr__ = __str__
 
@@ -140,7 +141,7 @@ class EventReader:
     def message(self, words: list[str]) -> Message:
         """A message in flight, from a ``P`` line's words (after the ``P``)."""
         parts = self.message_words(words[1:])
-        return Message(parts["region"] if parts["region"] is not None else 0, parts["device"], parts["pin"],
+        return Message(parts["region"], parts["device"], parts["pin"],
                        parts["destinations"], parts["fields"], parts["index"], words[0] == "1")
 
     def events(self, lines: list[str]) -> tuple[list[Event], int]:

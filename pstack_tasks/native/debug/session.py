@@ -285,7 +285,7 @@ class RegionView:
 
     def pending(self) -> list[Message]:
         """The messages in flight to this region."""
-        return [m for m in self.session.pending() if m.region == self.number]
+        return [m for m in self.session.pending() if m.region in (self.number, None)]
 
     def __repr__(self) -> str:
         return f"<region {self.number} of {self.session!r}>"
