@@ -1,0 +1,168 @@
+"""The step debugger on pstack's ring oscillator (issue 13, part 3): a scripted session, the same
+over a 2-region split, breakpoints on a long run, bad input, and ``pstack debug -c``.
+
+Real debug engines throughout: the ring's graph type compiled with the debugger's main."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.commands import pstack
+from support.paths import SHARED_DATA
+
+from pstack_tasks import DebugError, SimulationFailed, debug, psim
+
+RING = str(SHARED_DATA / "pstack-tests" / "ring-oscillator-01.xml")
+DEVICES = ("n0", "n1", "n2", "n3")
+
+
+def counters(s: object) -> list[int]:
+    return [s.state(d)["counter"] for d in DEVICES]  # type: ignore[attr-defined]
+
+
+def scripted_session(rmap: dict[str, int] | None) -> None:
+    """until n0's counter is 5 with a message in flight, look, inject one more, run to the end."""
+    baseline = psim(RING, options={"quiet": True})["metrics"]
+    with debug(RING, rmap=rmap) as s:
+        stop = s.until(lambda s: s.state("n0")["counter"] >= 5 and s.pending())
+        assert stop.why == "the predicate holds"
+        # n0 took the token for the 5th time and sent it on: every other node has seen it 4 times
+        assert counters(s) == [5, 4, 4, 4]
+        flying = s.pending()
+        assert len(flying) == 1
+        assert (flying[0].source, flying[0].pin, flying[0].destinations) == ("n0", "toggle_out", ("n1",))
+        assert flying[0].fields == {"src": 0, "dst": 0xFFFFFFFF}
+        assert (stop[-1].kind, stop[-1].device, stop[-1].destinations) == ("send", "n0", ("n1",))
+        added = s.inject("n0", "toggle_out", src=77, dst=5)
+        assert added.injected and added.fields == {"src": 77, "dst": 5}
+        assert [m.fields["src"] for m in s.pending()] == [0, 77]  # in delivery order
+        end = s.cont()
+        assert s.ended and end.why == "ended: handler_exit, exit code 0"
+        assert any(e.kind == "deliver" and e.fields.get("src") == 77 for e in s.log())
+        metrics = s.result()["metrics"]
+        # every delivery of the uninterrupted run follows a send; here one more message was delivered than sent
+        assert baseline["Delivered messages"] == baseline["Sent messages"] == 40
+        assert metrics["Delivered messages"] == metrics["Sent messages"] + 1
+        assert metrics["Exit code"] == 0 and metrics["Exit reason"] == "handler_exit"
+        if rmap:
+            assert metrics["Remote messages sent"] > 0
+            assert metrics["Remote messages sent"] == metrics["Remote messages received"]
+
+
+def test_scripted_session_on_the_ring() -> None:
+    scripted_session(None)
+
+
+def test_scripted_session_on_a_two_region_split() -> None:
+    scripted_session({"n2": 1, "n3": 1})
+
+
+def test_until_stops_at_the_delivery_that_makes_the_predicate_true() -> None:
+    with debug(RING) as s:
+        stop = s.until(lambda s: s.state("n0")["counter"] >= 5)
+        assert stop[-1].kind == "deliver" and stop[-1].destinations == ("n0",)
+        assert stop[-1].logs == ("Log [device n0, level 1]: counter = 5",)
+        assert counters(s) == [5, 4, 4, 4]
+        assert s.pending() == [] and s.ready() == {0: ["n0"]}  # the token waits in n0's buffer
+        assert s.step().ran == 1 and len(s.pending()) == 1
+
+
+def test_each_region_of_a_split_steps_alone() -> None:
+    with debug(RING, rmap={"n2": 1, "n3": 1}) as s:
+        assert s.region(1).step().ran == 0  # region 1 waits for the token
+        first = s.region(0).step()
+        assert [(e.kind, e.region, e.device) for e in first] == [("send", 0, "n0")]
+        s.region(0).step(2)  # delivered to n1, which sends on to n2 in region 1
+        [crossing] = s.pending()
+        assert (crossing.region, crossing.source, crossing.destinations) == (1, "n1", ("n2",))
+        assert s.region(1).pending() == [crossing] and s.region(0).pending() == []
+        assert s.region(0).step().ran == 0
+        got = s.region(1).step()
+        assert [(e.kind, e.region, e.destinations) for e in got] == [("deliver", 1, ("n2",))]
+        assert counters(s) == [1, 1, 1, 0]
+        s.cont()
+        assert s.result()["states"] == psim(RING, options={"quiet": True})["states"]
+
+
+def long_ring(tmp_path: Path, limit: int) -> str:
+    text = Path(RING).read_text().replace("deviceState->counter >= 10", f"deviceState->counter >= {limit}")
+    path = tmp_path / f"ring-{limit}.xml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_break_when_stops_a_long_run_at_the_value(tmp_path: Path) -> None:
+    app = long_ring(tmp_path, 20000)
+    with debug(app, level=0) as s:
+        number = s.break_when("n2", "counter", ">=", 12345)
+        stop = s.cont()
+        assert stop.why == f"breakpoint {number} (n2.counter >= 12345)"
+        assert s.state("n2")["counter"] == 12345
+        assert counters(s) == [12345, 12345, 12345, 12344]  # n0 counted its first token at OnInit
+        assert stop.dropped > 0 and len(stop) == 1000  # a long cont keeps its last events
+        s.cont()  # the breakpoint holds already: it stops again only when it becomes true again
+        assert s.ended
+        ref = psim(app, options={"quiet": True})
+        got = s.result()
+        assert got["states"] == ref["states"]
+        assert got["metrics"]["Delivered messages"] == ref["metrics"]["Delivered messages"] == 80000
+
+
+def test_bad_requests_are_one_line_each() -> None:
+    with debug(RING) as s:
+        cases = [
+            (lambda: s.state("n9"), "no device 'n9' in ring-oscillator-01.xml"),
+            (lambda: s.set_state("n0", nope=1), "device 'n0' (type 'node') has no state field 'nope'"),
+            (lambda: s.set_state("n0", counter="x"), "expected an integer for uint32_t, got 'x'"),
+            (lambda: s.set_state("n0", counter=-1), "out of range for uint32_t"),
+            (lambda: s.inject("n0", "nope"), "device 'n0' (type 'node') has no output pin 'nope'"),
+            (lambda: s.inject("n0", "toggle_out", bogus=1), "message type 'toggle' has no field 'bogus'"),
+            (lambda: s.break_when("n0", "toggle_buffer_dst", ">=", 1), "is not a scalar"),
+            (lambda: s.break_when("n0", "counter", "=>", 1), "unknown comparison '=>'"),
+            (lambda: s.break_when("n0", "counter", ">=", "5"), "'5' is not a number"),
+            (lambda: s.region(4), "no region 4 in this session"),
+            (lambda: s.clear(3), "no breakpoint 3"),
+        ]
+        for call, text in cases:
+            with pytest.raises(DebugError) as err:
+                call()
+            assert text in str(err.value) and "\n" not in str(err.value)
+        s.set_state("n2", counter=9)
+        assert s.state("n2")["counter"] == 9
+        s.cont()
+        with pytest.raises(DebugError, match="the session has ended \\(handler_exit, exit code 0\\)"):
+            s.step()
+
+
+def test_a_failed_assert_ends_the_session_with_the_engines_line(tmp_path: Path) -> None:
+    text = Path(RING).read_text().replace("bool finished = deviceState->counter >= 10;",
+                                          "assert(deviceState->counter < 3); bool finished = false;")
+    app = tmp_path / "assert.xml"
+    app.write_text(text)
+    with debug(str(app)) as s:
+        with pytest.raises(SimulationFailed) as err:
+            s.cont()
+        assert "assertion failed in device 'n0'" in str(err.value) and "OnReceive" in str(err.value)
+        with pytest.raises(SimulationFailed):
+            s.state("n0")
+
+
+def test_pstack_debug_runs_code_against_the_session(tmp_path: Path) -> None:
+    code = ("s.until(lambda s: s.state('n0')['counter'] >= 5 and s.pending()).why\n"
+            "s.pending()\ns.cont().why\ns.result()['metrics']['Delivered messages']")
+    out = pstack("debug", RING, "-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "'the predicate holds'",
+        "[n0:toggle_out -> n1 {'src': 0, 'dst': 4294967295}]",
+        "'ended: handler_exit, exit code 0'",
+        "40",
+    ]
+    script = tmp_path / "session.py"
+    script.write_text("s.break_when('n3', 'counter', '==', 7)\ns.cont().why\ns.state('n3')['counter']\n")
+    out = pstack("debug", RING, str(script), "--rmap", '{"n3": 1}')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1", "'breakpoint 1 (n3.counter == 7)'", "7"]
+    bad = pstack("debug", RING, "-c", "s.state('n9')")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "pstack: error: no device 'n9' in ring-oscillator-01.xml"
