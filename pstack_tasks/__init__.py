@@ -2,7 +2,8 @@
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
 on the worker fleet, ``inspect`` and ``inject`` look into and feed running ones, and ``draw``
-pictures an application, ``debug`` steps one through its handlers.  They are imported on first use (module ``__getattr__``): the ``psim`` and
+pictures an application, ``debug`` steps one through its handlers.
+They are imported on first use (module ``__getattr__``): the ``psim`` and
 ``pstack`` commands import this package first, and each imports only what its run needs
 (docs/psim.md, "Start-up").
 """

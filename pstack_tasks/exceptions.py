@@ -146,6 +146,6 @@ def error_class(name: str) -> type[PstackError] | None:
 
 __all__ = [
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "ServiceUnavailable", "RedisUnavailable",
-    "EngineError", "SimulationFailed", "RegionStopped", "DebugError", "ProcessError", "ProcessRefused", "ProcessNotFound",
-    "ProcessFailed", "PermissionDenied", "error_class",
+    "EngineError", "SimulationFailed", "RegionStopped", "DebugError", "ProcessError", "ProcessRefused",
+    "ProcessNotFound", "ProcessFailed", "PermissionDenied", "error_class",
 ]

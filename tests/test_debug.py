@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.commands import pstack
-from support.paths import SHARED_DATA
 
 from pstack_tasks import DebugError, SimulationFailed, debug, psim
+from support.commands import pstack
+from support.paths import SHARED_DATA
 
 RING = str(SHARED_DATA / "pstack-tests" / "ring-oscillator-01.xml")
 DEVICES = ("n0", "n1", "n2", "n3")

@@ -66,7 +66,8 @@ class Session:
     def until(self, predicate: Callable[[Session], Any], max_steps: int = UNTIL_MAX_STEPS,
               region: int | None = None) -> Report:
         """Step until ``predicate(session)`` is true after an event (or the run ends, or a
-        breakpoint is hit); refused after ``max_steps`` events where it never held."""
+        breakpoint is hit); refused after ``max_steps`` events where it never held.  While it
+        runs, ``log()`` holds its events so far (``s.log()[-1]`` is the event just run)."""
         self._movable()
         pos = self._position(region)
         events: list[Event] = []
@@ -76,6 +77,7 @@ class Session:
             report = self._report(self.engine.command(f"run 1 {pos} 1 1"), "")
             ran += report.ran
             events = (events + list(report))[-KEEP_EVENTS:]
+            self._log = Report(events, ran, max(0, ran - len(events)), "running")  # what the predicate sees
             if report.ran == 0 or self.ended or report.why.startswith("breakpoint"):
                 why = report.why or f"region {region} has nothing to do"
                 break

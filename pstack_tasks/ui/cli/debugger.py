@@ -48,7 +48,7 @@ def _namespace(session: Any) -> dict[str, Any]:
 @click.argument("app", type=click.Path(exists=True, dir_okay=False))
 @click.argument("script", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("-c", "--command", "code", default=None, metavar="CODE",
-              help='Python to run against the session s, e.g. -c "s.until(lambda s: s.state(\'n0\')[\'counter\'] >= 5)".')
+              help="Python to run against the session s, e.g. -c 's.step(3); s.pending()'.")
 @click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. Each region steps on its own.')
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level kept in the log.")
 @click.option("-q", "--quiet", is_flag=True, help="No banner (interactive session).")

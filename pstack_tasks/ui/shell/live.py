@@ -1,7 +1,8 @@
 """pcli's built-ins for running processes, pictures and the step debugger: inspect, inject, flush, draw, debug.
 
 Each is the Python API (:mod:`pstack_tasks.fleet.inspection`, :mod:`pstack_tasks.fleet.housekeeping`,
-:mod:`pstack_tasks.ui.drawing`, :mod:`pstack_tasks.native.debug`) with its value shown as pcli shows values (:mod:`.display`).
+:mod:`pstack_tasks.ui.drawing`, :mod:`pstack_tasks.native.debug`) with its value shown as pcli shows
+values (:mod:`.display`).
 """
 from __future__ import annotations
 

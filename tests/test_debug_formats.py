@@ -1,0 +1,67 @@
+"""The step debugger over the formats (issue 13, part 3): v3 corpus applications with OnHardwareIdle
+rounds, a v4 file that ends by an exit marker, indexed sends, a split; each run through ``cont()``
+to psim's result, and idle rounds seen as events while stepping."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pstack_tasks import GraphError, debug, psim
+from support.paths import CORPUS, DATA
+
+COMPARED = ("Delivered messages", "Sent messages", "Cancelled sends", "Hardware idle rounds", "Exit code",
+            "Exit reason")
+
+
+def same_run(app: str, rmap: dict[str, int] | None = None) -> dict[str, Any]:
+    """cont() from the start gives psim's states and counts; the debugger's result."""
+    ref = psim(app, options={"quiet": True})
+    with debug(app, rmap=rmap, level=0) as s:
+        s.cont()
+        assert s.ended
+        got = s.result()
+    assert got["states"] == ref["states"]
+    assert {k: got["metrics"][k] for k in COMPARED} == {k: ref["metrics"][k] for k in COMPARED}
+    return got
+
+
+@pytest.mark.parametrize("name", ["apsp_vec_barrier_16_4.xml", "clock_tree_3_2_10.xml", "hello_world_inst.xml"])
+def test_corpus_apps_run_to_psims_result(name: str) -> None:
+    got = same_run(str(CORPUS / name))
+    if name.startswith("apsp_vec_barrier"):  # v3 OnHardwareIdle barriers, then handler_exit
+        assert got["metrics"]["Hardware idle rounds"] == 3
+
+
+def test_idle_rounds_are_events_when_stepping() -> None:
+    app = str(DATA / "v3" / "idle.xml")
+    with debug(app, level=0) as s:
+        stop = s.until(lambda s: any(e.kind == "idle" for e in s.log()[-1:]))
+        assert stop[-1].kind == "idle" and str(stop[-1]) == "OnHardwareIdle round 1"
+        s.cont()
+        assert s.exit_reason == "quiescence" and s.exit_code == 1  # v3: graph_schema's idle exit code
+        assert s.log()[-1].kind == "end" and s.log()[-2].kind == "quiescent"
+        assert s.result()["metrics"]["Hardware idle rounds"] == psim(app, options={"quiet": True})["metrics"][
+            "Hardware idle rounds"]
+
+
+def test_a_v4_exit_marker_ends_the_session_as_in_psim(tmp_path: Path) -> None:
+    text = (DATA / "v4" / "ring-oscillator.xml").read_text()
+    assert text.count("handler_exit(0);") == 1
+    app = tmp_path / "ring-marker.xml"
+    app.write_text(text.replace("handler_exit(0);", 'handler_log(0, "_HANDLER_EXIT_SUCCESS_9be65737_");'))
+    got = same_run(str(app))
+    assert got["metrics"]["Exit reason"] == "handler_exit" and got["metrics"]["Exit code"] == 0
+
+
+def test_indexed_sends_and_a_split() -> None:
+    app = str(DATA / "v3" / "indexed.xml")
+    with debug(app) as s:
+        names = s.app.instance.names
+    same_run(app, {names[-1]: 1})
+
+
+def test_supervisors_are_refused_by_name() -> None:
+    with pytest.raises(GraphError, match="the step debugger does not run v4 supervisors yet"):
+        debug(str(DATA / "v4" / "supervisor.xml"))
