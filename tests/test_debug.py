@@ -4,13 +4,15 @@ over a 2-region split, breakpoints on a long run, bad input, and ``pstack debug 
 Real debug engines throughout: the ring's graph type compiled with the debugger's main."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pstack_tasks import DebugError, SimulationFailed, debug, psim
-from support.commands import pstack
+from support.commands import PSTACK_CMD, pstack
 from support.paths import SHARED_DATA
+from support.terminal import Terminal
 
 RING = str(SHARED_DATA / "pstack-tests" / "ring-oscillator-01.xml")
 DEVICES = ("n0", "n1", "n2", "n3")
@@ -166,3 +168,23 @@ def test_pstack_debug_runs_code_against_the_session(tmp_path: Path) -> None:
     bad = pstack("debug", RING, "-c", "s.state('n9')")
     assert bad.returncode == 1
     assert bad.stderr.strip() == "pstack: error: no device 'n9' in ring-oscillator-01.xml"
+
+
+def test_pstack_debug_opens_a_pcli_session_with_s_bound(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PSTACK_", "TMUX"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    with Terminal([*PSTACK_CMD, "debug", RING, "-n"], env) as t:
+        t.wait_for(r"s \(or session\) is bound to it")
+        t.wait_for(r"^fleet: none \(this session needs no fleet\)$")
+        t.wait_for(r"^pcli>")
+        t.send("s.step(2)")
+        t.wait_for(r"^deliver n0:toggle_out -> n1 \{'src': 0, 'dst': 4294967295\}\n  Log \[device n1, level 1\]: "
+                   r"counter = 1\n-- 2 events; stopped$")
+        t.send("s.state('n1')")
+        t.wait_for(r"'counter': 1")
+        t.send("s.cont()")
+        t.wait_for(r"^-- 78 events; ended: handler_exit, exit code 0$")
+        t.send("s.step()")
+        t.wait_for(r"DebugError: the session has ended \(handler_exit, exit code 0\)")
+        t.send("exit()")
+        assert t.wait_exit() == 0

@@ -52,10 +52,11 @@ def _namespace(session: Any) -> dict[str, Any]:
 @click.option("--rmap", default=None, help='Region map, JSON text or a file: {"n1": 1}. Each region steps on its own.')
 @click.option("-l", "--level", type=int, default=1, show_default=True, help="handler_log level kept in the log.")
 @click.option("-q", "--quiet", is_flag=True, help="No banner (interactive session).")
+@click.option("-n", "--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
 def debug(app: str, script: str | None, code: str | None, rmap: str | None, level: int, quiet: bool,
-          debug: bool) -> None:
+          no_color: bool, debug: bool) -> None:
     """Step through APP's handlers: a pcli session with s bound to a debug session (s.step(), s.until(...),
     s.break_when(...), s.cont(), s.state(dev), s.pending(), s.inject(...), s.result()); with -c CODE or
     SCRIPT, that Python is run against s instead, and the command exits."""
@@ -73,4 +74,4 @@ def debug(app: str, script: str | None, code: str | None, rmap: str | None, leve
         from pstack_tasks.ui.shell import start
         if not quiet:
             click.echo(f"debug session of {app}: s (or session) is bound to it; s.log() shows where it is")
-        start(quiet=quiet, color=not os.environ.get("NO_COLOR"), bind={"s": session, "session": session}, fleet=False)
+        start(quiet=quiet, color=not no_color and not os.environ.get("NO_COLOR"), bind={"s": session, "session": session}, fleet=False)
