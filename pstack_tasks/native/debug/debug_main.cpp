@@ -22,9 +22,6 @@
 #include <string>
 #include <vector>
 
-#if PSTACK_HAS_SUPERVISOR
-#error "the step debugger does not run v4 supervisors"
-#endif
 
 struct DbgMsg {            // a message in flight to one region
     uint64_t seq;
@@ -74,6 +71,16 @@ static void dbg_event(const std::string& head) {
     dbg_logs.clear();
     if (pstack.stop && !dbg_ended) {
         dbg_ended = true;
+#if PSTACK_HAS_SUPERVISOR
+        supervisor_stop();
+        for (size_t at = 0; at < dbg_logs.size();) {  // OnStop's log lines
+            size_t nl = dbg_logs.find('\n', at);
+            if (nl == std::string::npos) nl = dbg_logs.size();
+            rec += "L " + dbg_logs.substr(at, nl - at) + "\n";
+            at = nl + 1;
+        }
+        dbg_logs.clear();
+#endif
         rec += "E end " + std::to_string(pstack.exit_code) + " " + pstack.exit_reason + "\n";
     }
     dbg_report.push_back(rec);
@@ -87,6 +94,19 @@ static void dbg_push(uint32_t d) {
         dbg_ready[dbg_region[d]].push_back(d);
     }
 }
+
+#if PSTACK_HAS_SUPERVISOR
+// The v4 supervisor runs as in psim's single region (pstack_supervisor_run.hpp): a message to it is
+// handled at once, and its replies and broadcasts are delivered at once, their devices joining the
+// runtime's ready queue; they are moved to this scheduler's queues after each supervisor call.
+static void dbg_take_runtime_ready() {
+    while (pstack.rq_head != pstack.rq_tail) {
+        uint32_t d = pstack.rq[pstack.rq_head++ & pstack.rq_mask];
+        pstack.devices[d].queued = 0;
+        dbg_push(d);
+    }
+}
+#endif
 
 static std::string dbg_dsts_of(uint32_t slot, int64_t index, uint32_t pos, int* n) {
     std::string out;
@@ -164,6 +184,16 @@ static bool dbg_send_turn(uint32_t pos) {
         bool own = false;
         int n = 0;
         std::string dsts;
+#if PSTACK_HAS_SUPERVISOR
+        if (pin == pstack_sup_out_pin[t] && !pstack.stop) {
+            supervisor_receive(d);
+            dbg_take_runtime_ready();
+            pstack.cur_dev = d;
+            if (!pstack.stop && pstack_rts(t, li)) dbg_push(d);
+            dbg_event("send " + head + " -3 0 F " + dbg_fields(d, pin, pstack.msgbuf));  // -3: to the supervisor
+            return true;
+        }
+#endif
         if (!pstack.stop && index != -2) {
             own = dbg_queue(d, pin, index, false);
             dsts = dbg_dsts_of(slot, index, UINT32_MAX, &n);
@@ -214,6 +244,13 @@ static void dbg_deliver(uint32_t pos) {
 
 // The whole graph is quiescent: an OnHardwareIdle round, or the end (as the engine's single region does).
 static void dbg_idle() {
+#if PSTACK_HAS_SUPERVISOR
+    if (supervisor_idle()) {
+        dbg_take_runtime_ready();
+        dbg_event("supervisor-idle -1 0 0 -1 0 F 0");
+        return;
+    }
+#endif
     if (PSTACK_HAS_HW_IDLE && pstack.idle_consecutive < PSTACK_MAX_IDLE_ROUNDS) {
         ++pstack.idle_consecutive;
         ++pstack.idle_rounds;
@@ -472,6 +509,9 @@ static void dbg_read_regions(const char* path) {
 }
 
 static void dbg_start_devices() {
+#if PSTACK_HAS_SUPERVISOR
+    supervisor_start();
+#endif
     for (uint32_t d = 0; d < pstack.ndev; ++d) {
         pstack.cur_dev = d;
         pstack_init(pstack.dev_type[d], pstack.dev_local[d]);
@@ -480,6 +520,9 @@ static void dbg_start_devices() {
         pstack.cur_dev = d;
         if (pstack_rts(pstack.dev_type[d], pstack.dev_local[d])) dbg_push(d);
     }
+#if PSTACK_HAS_SUPERVISOR
+    dbg_take_runtime_ready();
+#endif
     dbg_report_max = 1;
     dbg_event("start -1 0 0 -1 0 F 0");
 }

@@ -13,7 +13,6 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
-from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.model import GraphType
 from pstack_tasks.native import build, codegen
 
@@ -32,12 +31,8 @@ def build_debug_engine(gt: GraphType) -> tuple[Path, str]:
     """The compiled debug engine of ``gt`` and the type hash its instance files carry.
 
     Raises:
-        GraphError: the graph type has a v4 supervisor, which the debugger does not run.
         BuildError: a handler does not compile (named as psim names it).
     """
-    if gt.supervisor is not None:
-        raise GraphError(f"the step debugger does not run v4 supervisors yet (graph type '{gt.id}' has "
-                         f"supervisor '{gt.supervisor.id}'); run it with psim", gt.file)
     source = codegen.render(gt)
     text = _PROLOGUE + source.text + "\n#line 1 \"debug_main.cpp\"\n" + debug_main_source()
     engine = build.build_engine(dataclasses.replace(source, text=text))

@@ -15,12 +15,18 @@ from pstack_tasks.graph.application import Application
 from pstack_tasks.native.items import PayloadCodec
 
 
+#: the index of a send to the v4 supervisor (handled at once: its replies and broadcasts are part of the send)
+TO_SUPERVISOR = -3
+
+
 @dataclass(frozen=True, repr=False)
 class Event:
     """One thing that happened: ``send`` (OnSend ran; the message is now in flight), ``cancel``
     (OnSend cleared ``*doSend``), ``deliver`` (OnReceive ran at each destination), ``idle`` (an
     OnHardwareIdle round over every device), ``quiescent`` (nothing left: the run ends),
-    ``start`` (every OnInit ran), ``end`` (the run ended: ``code`` and ``reason``)."""
+    ``supervisor-idle`` (OnSupervisorIdle ran: the graph was idle), ``start`` (every OnInit ran),
+    ``end`` (the run ended: ``code`` and ``reason``).  A send to a v4 supervisor has the
+    destination ``supervisor``: its OnReceive, replies and broadcasts ran with it."""
 
     kind: str
     region: int | None = None
@@ -44,6 +50,8 @@ class Event:
             text = f"OnHardwareIdle round {self.code}"
         elif self.kind == "end":
             text = f"end: {self.reason}, exit code {self.code}"
+        elif self.kind == "supervisor-idle":
+            text = "OnSupervisorIdle"
         elif self.kind == "start":
             text = "start: every device's OnInit ran"
         else:
@@ -117,9 +125,9 @@ class EventReader:
         dt = self.gt.device_types[self.app.instance.dev_type[src]]
         op = dt.output_pins[pin]
         fields = words[5 + ndst + 2:]
+        dsts = tuple(self.names[int(w)] for w in words[5:5 + ndst]) if index != TO_SUPERVISOR else ("supervisor",)
         return {"region": self.region_of(pos), "device": self.names[src], "pin": op.name,
-                "index": index if index >= 0 else None,
-                "destinations": tuple(self.names[int(w)] for w in words[5:5 + ndst]),
+                "index": index if index >= 0 else None, "destinations": dsts,
                 "fields": self._codec(op.message_type).decode(tuple(fields)) if fields else {}}
 
     def region_of(self, pos: int) -> int | None:
