@@ -77,3 +77,19 @@ def test_a_send_to_the_supervisor_is_one_event() -> None:
         stop = s.until(lambda s: s.log()[-1].destinations == ("supervisor",))
         assert stop[-1].kind == "send" and str(stop[-1]).endswith(str(stop[-1].fields))
         assert s.result()["metrics"]["Supervisor receives"] == 1
+
+
+def test_externals_are_played_by_inject_and_halt_ends_the_session() -> None:
+    """The corpus's external ping-pong, with the session playing outsider_0 as graph_schema's provider does."""
+    with debug(str(CORPUS / "test_external_ping_pong_graph_inst_1.xml"), level=0) as s:
+        for i in range(10):
+            s.inject("outsider_0", "out", payload1=i + 1, payload2=i * i)
+            into, reply, back = s.step(3)
+            assert (into.kind, into.destinations, reply.kind, reply.device) == ("deliver", ("insider_0",), "send",
+                                                                                 "insider_0")
+            assert reply.fields == {"payload1": i + 1, "payload2": float(i * i)}
+            assert back.destinations == ("outsider_0",)  # an external: nothing runs, the delivery counts
+        s.inject("outsider_0", "stop", code=3)
+        end = s.cont()
+        assert end.why == "ended: halt, exit code 3" and (s.exit_reason, s.exit_code) == ("halt", 3)
+        assert s.result()["metrics"]["Delivered messages"] == 21

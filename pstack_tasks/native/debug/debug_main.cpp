@@ -40,6 +40,10 @@ static std::vector<uint32_t> dbg_region;               // per device: the positi
 static std::vector<std::deque<uint32_t>> dbg_ready;    // per region position: devices that may send
 static std::vector<std::deque<DbgMsg>> dbg_inbox;      // per region position: messages in flight
 static std::vector<DbgBreak> dbg_breaks;
+// The reserved external __halt__: a message delivered to it ends the run with its `code` field.
+static int64_t dbg_halt_dev = -1;
+static int64_t dbg_halt_off = -1;  // the offset of `code` in its message; -1: none (code 0)
+static char dbg_halt_code = 'i';
 static uint64_t dbg_seq = 0;
 static size_t dbg_rr = 0;                              // the next region a send turn looks at first
 static bool dbg_ended = false;
@@ -209,6 +213,23 @@ static bool dbg_send_turn(uint32_t pos) {
     return false;
 }
 
+static void dbg_halt() {
+    int64_t code = 0;
+    if (dbg_halt_off >= 0) {
+        const char* p = pstack.msgbuf + dbg_halt_off;
+        switch (dbg_halt_code) {
+        case 'b': { int8_t v; memcpy(&v, p, 1); code = v; break; }
+        case 'B': { uint8_t v; memcpy(&v, p, 1); code = v; break; }
+        case 'h': { int16_t v; memcpy(&v, p, 2); code = v; break; }
+        case 'H': { uint16_t v; memcpy(&v, p, 2); code = v; break; }
+        case 'I': case 'L': { uint32_t v; memcpy(&v, p, 4); code = v; break; }
+        case 'q': case 'Q': memcpy(&code, p, 8); break;
+        default: { int32_t v; memcpy(&v, p, 4); code = v; break; }
+        }
+    }
+    stop_run((int)code, "halt");
+}
+
 // Deliver the oldest message in flight to region `pos`.
 static void dbg_deliver(uint32_t pos) {
     DbgMsg m = dbg_inbox[pos].front();
@@ -232,6 +253,7 @@ static void dbg_deliver(uint32_t pos) {
         pstack_recv_at(e->input, dev.props, dev.state, e->eidx, pstack.msgbuf);
         ++pstack.delivered;
         dbg_push(e->dst);
+        if ((int64_t)e->dst == dbg_halt_dev) dbg_halt();
         dsts += " " + std::to_string(e->dst);
     }
     if (m.requeue_sender && !pstack.stop) {
@@ -476,6 +498,17 @@ static void cmd_result(const char* args) {
     fputs("}}\n.\n", stdout);
 }
 
+// "halt <device> <offset of code, -1: none> <struct code>": the device is the __halt__ external.
+static void cmd_halt(const char* args) {
+    long long d = -1, off = -1;
+    char code = 'i';
+    sscanf(args, "%lld %lld %c", &d, &off, &code);
+    dbg_halt_dev = d;
+    dbg_halt_off = off;
+    dbg_halt_code = code;
+    printf(".\n");
+}
+
 static void dbg_command(char* line) {
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
@@ -489,6 +522,7 @@ static void dbg_command(char* line) {
     else if (!strcmp(line, "unbreak")) cmd_unbreak(args);
     else if (!strcmp(line, "ready")) cmd_ready();
     else if (!strcmp(line, "result")) cmd_result(args);
+    else if (!strcmp(line, "halt")) cmd_halt(args);
     else printf("? unknown command %s\n", line);
     fflush(stdout);
 }

@@ -14,7 +14,6 @@ from typing import Any
 from pstack_tasks.graph.application import Application
 from pstack_tasks.native.items import PayloadCodec
 
-
 #: the index of a send to the v4 supervisor (handled at once: its replies and broadcasts are part of the send)
 TO_SUPERVISOR = -3
 

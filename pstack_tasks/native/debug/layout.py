@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pstack_tasks.exceptions import DebugError
-from pstack_tasks.graph.model import DeviceType, Scalar, flat_scalars
+from pstack_tasks.graph.model import DeviceType, Scalar, Struct, flat_scalars
 from pstack_tasks.graph.values import Packer, ValueError_
 
 #: the comparisons a breakpoint may make, by their number in debug_main.cpp
@@ -57,16 +57,25 @@ class StateLayout:
 
     def scalar(self, device: str, name: str) -> ScalarField:
         """The offset and type of scalar member ``name`` (breakpoints compare scalars)."""
-        offset = 0
-        for f in self.device_type.state.fields:
-            if f.name == name:
-                if not isinstance(f.type, Scalar):
-                    raise DebugError(f"break_when: state field {name!r} of device '{device}' is not a scalar "
-                                     "(breakpoints compare scalar fields)")
-                return ScalarField(offset, f.type.code, f.type)
-            offset += struct.calcsize("<" + "".join(s.code for s in flat_scalars(f.type)))
+        found = field_at(self.device_type.state, name)
+        if isinstance(found, ScalarField):
+            return found
+        if found is not None:
+            raise DebugError(f"break_when: state field {name!r} of device '{device}' is not a scalar "
+                             "(breakpoints compare scalar fields)")
         raise DebugError(f"device '{device}' (type '{self.device_type.id}') has no state field {name!r}; "
                          f"its fields: {', '.join(self.names()) or 'none'}")
+
+
+def field_at(spec: Struct, name: str) -> ScalarField | int | None:
+    """Where member ``name`` of a packed struct lies: a :class:`ScalarField`, the offset of a
+    member that is no scalar, or None when there is no such member."""
+    offset = 0
+    for f in spec.fields:
+        if f.name == name:
+            return ScalarField(offset, f.type.code, f.type) if isinstance(f.type, Scalar) else offset
+        offset += struct.calcsize("<" + "".join(s.code for s in flat_scalars(f.type)))
+    return None
 
 
 def check_operator(op: str) -> int:

@@ -21,12 +21,14 @@ from pstack_tasks.graph.application import Application
 from pstack_tasks.native.debug.channel import DebugEngineProcess
 from pstack_tasks.native.debug.engine_build import build_debug_engine
 from pstack_tasks.native.debug.events import Event, EventReader, Message, Report
-from pstack_tasks.native.debug.layout import StateLayout, check_break_value, check_operator
+from pstack_tasks.native.debug.layout import ScalarField, StateLayout, check_break_value, check_operator, field_at
 from pstack_tasks.native.items import PayloadCodec
 from pstack_tasks.native.split_cache import RegionMap, resolve
 
 #: the events a cont() keeps for log() (the last ones); a step keeps every one of its own
 KEEP_EVENTS = 1000
+#: the reserved external whose messages halt the run with their ``code`` (graph_schema's; fleet/pyengine too)
+HALT_DEVICE = "__halt__"
 #: until() gives up after this many events unless told otherwise
 UNTIL_MAX_STEPS = 100_000
 
@@ -52,6 +54,7 @@ class Session:
         self.exit_code = 0
         self.exit_reason = ""
         self._log = self._report(self.engine.read_reply(), "started")
+        self._tell_halt()
 
     # ---- moving ---------------------------------------------------------------------------------
     def step(self, n: int = 1, region: int | None = None) -> Report:
@@ -204,6 +207,18 @@ class Session:
         return f"<debug session of {self.name}{split}: {self.events_run} events, {where}>"
 
     # ---- helpers --------------------------------------------------------------------------------
+    def _tell_halt(self) -> None:
+        """Point the engine at the reserved external ``__halt__``, if the graph has one: a message
+        delivered to it ends the session with the message's ``code`` (exit reason "halt")."""
+        d = self.app.instance.index.get(HALT_DEVICE)
+        if d is None:
+            return
+        pins = self._device_type(d).input_pins
+        mt = self.app.graph_type.message_type(pins[0].message_type) if pins else None
+        found = field_at(mt.payload, "code") if mt is not None else None
+        where = f"{found.offset} {found.code}" if isinstance(found, ScalarField) else "-1 i"
+        self._ok(self.engine.command(f"halt {d} {where}"))
+
     def _report(self, lines: list[str], why: str) -> Report:
         self._ok(lines)
         events, dropped = self.reader.events(lines)

@@ -74,4 +74,5 @@ def debug(app: str, script: str | None, code: str | None, rmap: str | None, leve
         from pstack_tasks.ui.shell import start
         if not quiet:
             click.echo(f"debug session of {app}: s (or session) is bound to it; s.log() shows where it is")
-        start(quiet=quiet, color=not no_color and not os.environ.get("NO_COLOR"), bind={"s": session, "session": session}, fleet=False)
+        color = not no_color and not os.environ.get("NO_COLOR")
+        start(quiet=quiet, color=color, bind={"s": session, "session": session}, fleet=False)
