@@ -1,6 +1,6 @@
 """The pipe to one debug engine: start it, send a command line, read its reply lines.
 
-The debug engine (``debug_main.cpp``) runs in its own process: a handler that crashes, fails an
+The debug engine (``debug_commands.cpp``) runs in its own process: a handler that crashes, fails an
 assert or calls ``exit`` ends that process with the runtime's one error line on stderr, never
 the Python session that drives it.  Every reply ends with a line starting with ``.`` (``? why``
 for a refused command).

@@ -1,8 +1,9 @@
 """The debug engine of a graph type: its generated engine with the step debugger's main.
 
 The source is the graph type's engine source exactly as psim's engine is rendered
-(:func:`pstack_tasks.native.codegen.render`), with its ``main`` renamed away and
-``debug_main.cpp`` appended: the same handlers, tables and dispatch functions, driven one event
+(:func:`pstack_tasks.native.codegen.render`), with its ``main`` renamed away and the debugger's
+C++ appended (``debug_scheduler.cpp``: one event per step; ``debug_commands.cpp``: the commands
+from Python, and main): the same handlers, tables and dispatch functions, driven one event
 at a time.  It is built through the ordinary build cache (:func:`~pstack_tasks.native.build.build_engine`),
 so it compiles once per graph type and host, and compiler errors read as psim's do.
 """
@@ -21,10 +22,15 @@ from pstack_tasks.native import build, codegen
 _PROLOGUE = '#define main pstack_engine_main\n#line 1 "engine.cpp"\n'
 
 
+#: the step debugger's C++, in the order it is appended (package data beside this module)
+DEBUG_SOURCES = ("debug_scheduler.cpp", "debug_commands.cpp")
+
+
 @lru_cache(maxsize=1)
-def debug_main_source() -> str:
-    """The step debugger's C++ (package data beside this module)."""
-    return files("pstack_tasks.native.debug").joinpath("debug_main.cpp").read_text()
+def debug_source() -> str:
+    """The step debugger's C++, each file after a #line naming it (compiler messages point there)."""
+    here = files("pstack_tasks.native.debug")
+    return "".join(f'\n#line 1 "{name}"\n' + here.joinpath(name).read_text() for name in DEBUG_SOURCES)
 
 
 def build_debug_engine(gt: GraphType) -> tuple[Path, str]:
@@ -34,6 +40,6 @@ def build_debug_engine(gt: GraphType) -> tuple[Path, str]:
         BuildError: a handler does not compile (named as psim names it).
     """
     source = codegen.render(gt)
-    text = _PROLOGUE + source.text + "\n#line 1 \"debug_main.cpp\"\n" + debug_main_source()
+    text = _PROLOGUE + source.text + debug_source()
     engine = build.build_engine(dataclasses.replace(source, text=text))
     return engine, source.type_hash

@@ -1,10 +1,11 @@
 """What a debug session reports: events (a send, a delivery, an idle round, the end), messages
 in flight, and the report of one stop; read from the debug engine's reply lines.
 
-Reply lines (``debug_main.cpp``): ``E <kind> <region> <src> <pin> <index> <ndst> <dst>... F <nfields> <f>...``
-for an event, ``L <text>`` for a handler log line of the event before, ``E end <code> <reason>``
-when the run ended, ``P ...`` (the same words after the kind, plus an injected flag) for a
-message in flight, ``D <n>`` for events run but not kept.
+Reply lines (``debug_scheduler.cpp``, ``debug_commands.cpp``):
+``E <kind> <region> <src> <pin> <index> <ndst> <dst>... F <nfields> <f>...`` for an event,
+``L <text>`` for a handler log line of the event before, ``E end <code> <reason>`` when the run
+ended, ``P <injected> ...`` (the same words after the kind) for a message in flight, ``D <n>`` for
+events run but not kept.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from pstack_tasks.exceptions import DebugError
 from pstack_tasks.graph.model import DeviceType, Scalar, Struct, flat_scalars
 from pstack_tasks.graph.values import Packer, ValueError_
 
-#: the comparisons a breakpoint may make, by their number in debug_main.cpp
+#: the comparisons a breakpoint may make, by their number in debug_scheduler.cpp
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
 
 
