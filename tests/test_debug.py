@@ -5,6 +5,9 @@ Real debug engines throughout: the ring's graph type compiled with the debugger'
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,5 +189,35 @@ def test_pstack_debug_opens_a_pcli_session_with_s_bound(tmp_path: Path) -> None:
         t.wait_for(r"^-- 78 events; ended: handler_exit, exit code 0$")
         t.send("s.step()")
         t.wait_for(r"DebugError: the session has ended \(handler_exit, exit code 0\)")
+        t.send("exit()")
+        assert t.wait_exit() == 0
+
+
+def test_an_interrupt_stops_a_long_cont_where_it_is(tmp_path: Path) -> None:
+    """What Ctrl-C does in pcli: the engine takes SIGINT as an order to stop after its current event."""
+    app = long_ring(tmp_path, 2_000_000_000)
+    with debug(app, level=0) as s:
+        timer = threading.Timer(0.5, s.engine.proc.send_signal, (signal.SIGINT,))
+        timer.start()
+        started = time.monotonic()
+        stop = s.cont()
+        timer.join()
+        assert stop.why == "interrupted (Ctrl-C)" and stop.ran > 0 and not s.ended
+        assert time.monotonic() - started < 60  # the whole run would take hours
+        assert sum(counters(s)) == stop.ran // 2 + 1  # a count per delivery (every other event), and n0's OnInit
+        assert s.step(2).ran == 2  # the session goes on
+
+
+def test_ctrl_c_in_a_pstack_debug_session_stops_the_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PSTACK_", "TMUX"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    with Terminal([*PSTACK_CMD, "debug", long_ring(tmp_path, 2_000_000_000), "-n", "-q", "-l", "0"], env) as t:
+        t.wait_for(r"^pcli>")
+        t.send("s.cont()")
+        time.sleep(1.0)
+        t.keys("C-c")
+        t.wait_for(r"^-- \d+ events; interrupted \(Ctrl-C\)$", timeout=60)
+        t.send("s.step(2).ran")
+        t.wait_for(r"^2$")
         t.send("exit()")
         assert t.wait_exit() == 0

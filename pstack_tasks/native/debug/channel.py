@@ -8,6 +8,7 @@ for a refused command).
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import tempfile
 from array import array
@@ -56,7 +57,12 @@ class DebugEngineProcess:
                 return lines
 
     def command(self, line: str) -> list[str]:
-        """Send one command and return its reply lines."""
+        """Send one command and return its reply lines.
+
+        Ctrl-C while it runs stops the engine's run after its current event (the engine takes
+        SIGINT as that order, and replies as usual); a second Ctrl-C, for a handler that never
+        returns, ends the engine.
+        """
         if self.error is not None:
             raise SimulationFailed(self.error)
         assert self.proc.stdin is not None
@@ -65,7 +71,17 @@ class DebugEngineProcess:
             self.proc.stdin.flush()
         except BrokenPipeError:
             raise SimulationFailed(self._death()) from None
-        return self.read_reply()
+        try:
+            return self.read_reply()
+        except KeyboardInterrupt:
+            self.proc.send_signal(signal.SIGINT)  # a Ctrl-C from the terminal reached it already: no harm
+        try:
+            return self.read_reply()
+        except KeyboardInterrupt:
+            self.proc.kill()
+            self._death()
+            self.error = "interrupted twice: the debug engine was ended (a handler that never returns?)"
+            raise SimulationFailed(self.error) from None
 
     def _death(self) -> str:
         """Why the engine ended: its error line, or its exit status."""

@@ -11,9 +11,15 @@ static void dbg_reply_events() {
     dbg_report_dropped = 0;
 }
 
-static void dbg_done(uint64_t events) {
-    printf(". %d %d %s %llu %d\n", dbg_ended ? 1 : 0, pstack.exit_code, pstack.exit_reason,
-           (unsigned long long)events, dbg_break_hit);
+// SIGINT (Ctrl-C at the terminal reaches the session's engine too, or the session sends it): the
+// run in progress stops after its current event and replies as usual, saying it was interrupted.
+static volatile sig_atomic_t dbg_interrupted = 0;
+static void dbg_on_interrupt(int) { dbg_interrupted = 1; }
+
+// ". <ended> <exit code> <exit reason> <events run> <breakpoint hit, -1: none> <interrupted>"
+static void dbg_done(uint64_t events, bool interrupted = false) {
+    printf(". %d %d %s %llu %d %d\n", dbg_ended ? 1 : 0, pstack.exit_code, pstack.exit_reason,
+           (unsigned long long)events, dbg_break_hit, interrupted ? 1 : 0);
 }
 
 // "run <max events, 0: no limit> <region, -1: any> <events to report> <stop at breakpoints 0/1>"
@@ -23,8 +29,9 @@ static void cmd_run(const char* args) {
     sscanf(args, "%llu %d %llu %d", &max, &region, &keep, &breaks);
     dbg_report_max = keep;
     dbg_break_hit = -1;
+    dbg_interrupted = 0;  // one that came between two runs has nothing to stop (the session sends its own)
     uint64_t n = 0;
-    while (!dbg_ended && (max == 0 || n < max)) {
+    while (!dbg_ended && (max == 0 || n < max) && !dbg_interrupted) {
         if (!dbg_step(region)) break;
         ++n;
         if (breaks) {
@@ -34,7 +41,7 @@ static void cmd_run(const char* args) {
     }
     if (!breaks) dbg_break_now();  // breakpoints see the state a stepped event left
     dbg_reply_events();
-    dbg_done(n);
+    dbg_done(n, dbg_interrupted != 0);
 }
 
 static std::string dbg_hex(const char* p, size_t n) {
@@ -211,6 +218,7 @@ static void dbg_start_devices() {
 
 int main(int argc, char** argv) {
     install_crash_handlers();
+    signal(SIGINT, dbg_on_interrupt);
     if (argc < 5) pstack_fatal(PSTACK_STATUS_USAGE, "usage: debug-engine INSTANCE REGIONS-FILE LEVEL APP-FILE");
     pstack.log_level = atoi(argv[3]);
     pstack.app_file = argv[4];

@@ -62,7 +62,7 @@ class Session:
         given (a region with nothing to do stops early), and return them."""
         self._movable()
         pos = self._position(region)
-        reply = self.engine.command(f"run {int(n)} {pos} {max(int(n), 1)} 0")
+        reply = self.engine.command(f"run {int(n)} {pos} {min(max(int(n), 1), KEEP_EVENTS)} 0")
         self._log = self._report(reply, "")
         return self._log
 
@@ -81,7 +81,7 @@ class Session:
             ran += report.ran
             events = (events + list(report))[-KEEP_EVENTS:]
             self._log = Report(events, ran, max(0, ran - len(events)), "running")  # what the predicate sees
-            if report.ran == 0 or self.ended or report.why.startswith("breakpoint"):
+            if report.ran == 0 or self.ended or report.why.startswith(("breakpoint", "interrupted")):
                 why = report.why or f"region {region} has nothing to do"
                 break
             if predicate(self):
@@ -223,10 +223,12 @@ class Session:
         self._ok(lines)
         events, dropped = self.reader.events(lines)
         words = lines[-1].split()
-        ran, hit = int(words[4]), int(words[5])
+        ran, hit, interrupted = int(words[4]), int(words[5]), words[6:7] == ["1"]
         self.events_run += ran
         if words[1] == "1":
             self.ended, self.exit_code, self.exit_reason = True, int(words[2]), words[3]
+        if interrupted and not self.ended:
+            why = "interrupted (Ctrl-C)"
         if not why:
             why = (f"breakpoint {hit} ({self._breaks.get(hit, '?')})" if hit >= 0
                    else f"ended: {self.exit_reason}, exit code {self.exit_code}" if self.ended else "stopped")
