@@ -93,3 +93,15 @@ def test_externals_are_played_by_inject_and_halt_ends_the_session() -> None:
         end = s.cont()
         assert end.why == "ended: halt, exit code 3" and (s.exit_reason, s.exit_code) == ("halt", 3)
         assert s.result()["metrics"]["Delivered messages"] == 21
+
+
+@pytest.mark.parametrize("app", [DATA / "v4" / "structs.xml", DATA / "v4" / "typedefs.xml", DATA / "v3" / "values.xml"])
+def test_state_reads_every_member_as_the_graph_stage_packs_it(app: Path) -> None:
+    """state() slices arrays of scalars out of the flat values (fast, for until's predicates); the
+    graph stage's Packer.unpack is the reference, over tuples, nested arrays and typedefs."""
+    with debug(str(app), level=0) as s:
+        s.cont()
+        for name in s.app.instance.names:
+            d = s.app.instance.index[name]
+            layout = s._layout(d)
+            assert s.state(name) == layout.packer.unpack(s._state_bytes(d))

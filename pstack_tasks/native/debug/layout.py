@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pstack_tasks.exceptions import DebugError
-from pstack_tasks.graph.model import DeviceType, Scalar, Struct, flat_scalars
+from pstack_tasks.graph.model import Array, DeviceType, Scalar, Struct, flat_scalars
 from pstack_tasks.graph.values import Packer, ValueError_
 
 #: the comparisons a breakpoint may make, by their number in debug_scheduler.cpp
@@ -34,13 +34,38 @@ class StateLayout:
     def __init__(self, dt: DeviceType) -> None:
         self.device_type = dt
         self.packer = Packer(dt.state)
+        # Per top-level member: its name, its first flat scalar, and how to rebuild it from the flat
+        # values (a scalar, a run of scalars for an array of scalars, else the graph stage's rebuild).
+        self._members: list[tuple[str, int, int | None, Packer | None]] = []
+        at = 0
+        for f in dt.state.fields:
+            n = len(list(flat_scalars(f.type)))
+            if isinstance(f.type, Scalar):
+                self._members.append((f.name, at, None, None))
+            elif isinstance(f.type, Array) and isinstance(f.type.element, Scalar):
+                self._members.append((f.name, at, n, None))
+            else:
+                self._members.append((f.name, at, -1, Packer(Struct((f,)))))
+            at += n
 
     def names(self) -> list[str]:
         return [f.name for f in self.device_type.state.fields]
 
     def read(self, data: bytes) -> dict[str, Any]:
-        """The state ``{member: value}`` of the struct's bytes."""
-        return self.packer.unpack(data) if self.packer.size else {}
+        """The state ``{member: value}`` of the struct's bytes (``until`` predicates read it after
+        every event: arrays of scalars are slices of the flat values, not rebuilt one by one)."""
+        if not self.packer.size:
+            return {}
+        flat = self.packer.struct.unpack(data)
+        out: dict[str, Any] = {}
+        for name, at, n, nested in self._members:
+            if n is None:
+                out[name] = flat[at]
+            elif nested is None:
+                out[name] = list(flat[at:at + n])
+            else:
+                out[name] = nested.unpack(nested.struct.pack(*flat[at:at + len(nested.scalars)]))[name]
+        return out
 
     def write(self, data: bytes, device: str, changes: dict[str, Any]) -> bytes:
         """The struct's bytes with ``changes`` applied; refuses an unknown member or a bad value."""
