@@ -127,6 +127,7 @@ def test_bad_requests_are_one_line_each() -> None:
             (lambda: s.break_when("n0", "counter", ">=", "5"), "'5' is not a number"),
             (lambda: s.region(4), "no region 4 in this session"),
             (lambda: s.clear(3), "no breakpoint 3"),
+            (lambda: s.step(0), "step: n must be 1 or more, not 0"),
         ]
         for call, text in cases:
             with pytest.raises(DebugError) as err:
@@ -135,8 +136,11 @@ def test_bad_requests_are_one_line_each() -> None:
         s.set_state("n2", counter=9)
         assert s.state("n2")["counter"] == 9
         s.cont()
-        with pytest.raises(DebugError, match="the session has ended \\(handler_exit, exit code 0\\)"):
-            s.step()
+        for move in (s.step, s.cont, lambda: s.inject("n0", "toggle_out"), lambda: s.until(bool)):
+            with pytest.raises(DebugError, match="the session has ended \\(handler_exit, exit code 0\\)"):
+                move()
+        s.close()
+        s.close()  # again: nothing to do
 
 
 def test_a_failed_assert_ends_the_session_with_the_engines_line(tmp_path: Path) -> None:

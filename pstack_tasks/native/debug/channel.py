@@ -8,6 +8,7 @@ for a refused command).
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -93,7 +94,7 @@ class DebugEngineProcess:
         return self.error
 
     def close(self) -> None:
-        """Stop the engine and remove the session's files."""
+        """Stop the engine and remove the session's files (again: nothing to do)."""
         if self.proc.poll() is None:
             try:
                 assert self.proc.stdin is not None
@@ -106,6 +107,4 @@ class DebugEngineProcess:
         for stream in (self.proc.stdout, self.proc.stderr, self.proc.stdin):
             if stream is not None and not stream.closed:
                 stream.close()
-        for path in self.workdir.iterdir():
-            path.unlink()
-        self.workdir.rmdir()
+        shutil.rmtree(self.workdir, ignore_errors=True)

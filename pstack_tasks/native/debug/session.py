@@ -53,14 +53,20 @@ class Session:
         self.ended = False
         self.exit_code = 0
         self.exit_reason = ""
-        self._log = self._report(self.engine.read_reply(), "started")
-        self._tell_halt()
+        try:
+            self._log = self._report(self.engine.read_reply(), "started")  # every OnInit ran
+            self._tell_halt()
+        except BaseException:
+            self.engine.close()
+            raise
 
     # ---- moving ---------------------------------------------------------------------------------
     def step(self, n: int = 1, region: int | None = None) -> Report:
         """Run ``n`` events (each one send, one delivery or one idle round), of ``region`` alone if
         given (a region with nothing to do stops early), and return them."""
         self._movable()
+        if n < 1:
+            raise DebugError(f"step: n must be 1 or more, not {n!r}")
         pos = self._position(region)
         reply = self.engine.command(f"run {int(n)} {pos} {min(max(int(n), 1), KEEP_EVENTS)} 0")
         self._log = self._report(reply, "")
@@ -72,6 +78,8 @@ class Session:
         breakpoint is hit); refused after ``max_steps`` events where it never held.  While it
         runs, ``log()`` holds its events so far (``s.log()[-1]`` is the event just run)."""
         self._movable()
+        if max_steps < 1:
+            raise DebugError(f"until: max_steps must be 1 or more, not {max_steps!r}")
         pos = self._position(region)
         events: list[Event] = []
         ran = 0
@@ -138,6 +146,7 @@ class Session:
     def inject(self, device: str, pin: str, **fields: Any) -> Message:
         """Put a message in flight as if ``device`` sent it on output ``pin`` (to every edge of the
         pin; ``index=k`` for edge k of an indexed pin); it is delivered, and counted, like any other."""
+        self._movable()
         d = self._device(device)
         dt = self._device_type(d)
         names = [p.name for p in dt.output_pins]
