@@ -6,8 +6,9 @@
 // ---- commands -----------------------------------------------------------------------------------
 static void dbg_reply_events() {
     if (dbg_report_dropped) printf("D %llu\n", (unsigned long long)dbg_report_dropped);
-    for (const std::string& rec : dbg_report) fputs(rec.c_str(), stdout);
-    dbg_report.clear();
+    for (size_t k = 0; k < dbg_ring_count; ++k)
+        fputs(dbg_rec_text(dbg_ring[(dbg_ring_first + k) % dbg_report_max]).c_str(), stdout);
+    dbg_ring_count = 0;
     dbg_report_dropped = 0;
 }
 
@@ -27,7 +28,7 @@ static void cmd_run(const char* args) {
     unsigned long long max = 0, keep = 0;
     int region = -1, breaks = 0;
     sscanf(args, "%llu %d %llu %d", &max, &region, &keep, &breaks);
-    dbg_report_max = keep;
+    dbg_keep_events(keep);
     dbg_break_hit = -1;
     dbg_interrupted = 0;  // one that came between two runs has nothing to stop (the session sends its own)
     uint64_t n = 0;
@@ -88,7 +89,7 @@ static void cmd_pending() {
             lines.emplace_back(m.seq, "P " + std::to_string(m.injected ? 1 : 0) + " " + std::to_string(pos) + " "
                                + std::to_string(m.src) + " " + std::to_string(m.pin) + " " + std::to_string(m.index)
                                + " " + std::to_string(n) + dsts
-                               + " F " + dbg_fields(m.src, m.pin, m.bytes.data()));
+                               + " F " + dbg_fields(m.src, m.pin, m.bytes));
         }
     std::sort(lines.begin(), lines.end());
     for (auto& l : lines) printf("%s\n", l.second.c_str());
@@ -212,8 +213,8 @@ static void dbg_start_devices() {
 #if PSTACK_HAS_SUPERVISOR
     dbg_take_runtime_ready();
 #endif
-    dbg_report_max = 1;
-    dbg_event("start -1 0 0 -1 0 F 0");
+    dbg_keep_events(1);
+    dbg_event(K_START, -1, 0, 0, -1, 0);
 }
 
 int main(int argc, char** argv) {

@@ -29,12 +29,32 @@ struct DbgMsg {            // a message in flight to one region
     int64_t index;         // the edge of an indexed send, else -1
     bool requeue_sender;   // the sender looks at its ReadyToSend again when this is delivered
     bool injected;
-    std::string bytes;     // the message struct
+    char bytes[PSTACK_MAX_MSG_SIZE + 8];  // the message struct
 };
 
 // Triggers when its comparison becomes true (it was false before the event): a breakpoint that
 // holds where the session stopped does not stop the next event again.
 struct DbgBreak { int id; uint32_t dev, off; char code; int op; double fval; int64_t ival; uint64_t uval; bool held; };
+
+// One event, kept raw and put into words only if it is reported (a long run reports its last ones).
+enum DbgKind : uint8_t { K_START, K_SEND, K_CANCEL, K_DELIVER, K_IDLE, K_SUPERVISOR_IDLE, K_QUIESCENT };
+static const char* const DBG_KIND_NAMES[] = {"start", "send", "cancel", "deliver", "idle", "supervisor-idle",
+                                             "quiescent"};
+static const int64_t DBG_NO_EDGE = -2;        // an indexed send on a pin without edges
+static const int64_t DBG_TO_SUPERVISOR = -3;  // a send on a SupervisorOutPin (events.py: TO_SUPERVISOR)
+
+struct DbgRec {
+    DbgKind kind;
+    bool end;               // the run ended in this event: end_code, end_reason
+    int end_code;
+    const char* end_reason;
+    int32_t pos;            // the region position (-1: the whole graph)
+    uint32_t src, pin;      // the sender (idle: src is the round)
+    int64_t index;          // the edge of an indexed send, -1, DBG_NO_EDGE or DBG_TO_SUPERVISOR (idle: woke)
+    uint32_t ndst;          // destinations: of a send, all (0 if the run stopped); of a delivery, those reached
+    char msg[PSTACK_MAX_MSG_SIZE + 8];
+    std::string logs;       // handler log lines, '\n'-terminated
+};
 
 static std::vector<uint32_t> dbg_region;               // per device: the position of its region
 static std::vector<std::deque<uint32_t>> dbg_ready;    // per region position: devices that may send
@@ -49,11 +69,49 @@ static size_t dbg_rr = 0;                              // the next region a send
 static bool dbg_ended = false;
 static int dbg_break_hit = -1;
 static std::string dbg_logs;                           // handler log lines of the event running now
-static std::deque<std::string> dbg_report;             // the last events of a command, as reply lines
+static std::vector<DbgRec> dbg_ring;                   // the last events of a command: a ring ...
+static size_t dbg_ring_first = 0, dbg_ring_count = 0;  // ... from dbg_ring_first, dbg_ring_count of them
+static DbgRec dbg_unkept;                              // an event when none is kept
 static size_t dbg_report_max = 0;
 static uint64_t dbg_report_dropped = 0;
 
 static ssize_t dbg_log_write(void*, const char* buf, size_t n) { dbg_logs.append(buf, n); return (ssize_t)n; }
+
+// Keep the last `keep` events of the command that starts now.
+static void dbg_keep_events(size_t keep) {
+    dbg_report_max = keep;
+    if (dbg_ring.size() < keep) dbg_ring.resize(keep);
+    dbg_ring_first = dbg_ring_count = 0;
+    dbg_report_dropped = 0;
+}
+
+static DbgRec& dbg_next_rec() {
+    if (dbg_report_max == 0) { ++dbg_report_dropped; return dbg_unkept; }
+    if (dbg_ring_count < dbg_report_max) return dbg_ring[(dbg_ring_first + dbg_ring_count++) % dbg_report_max];
+    DbgRec& r = dbg_ring[dbg_ring_first];
+    dbg_ring_first = (dbg_ring_first + 1) % dbg_report_max;
+    ++dbg_report_dropped;
+    return r;
+}
+
+// Record the event that just ran (its message in msgbuf), with the log lines it printed; and the end
+// of the run if a handler stopped it (a v4 supervisor's OnStop runs then, its lines going with it).
+static void dbg_event(DbgKind kind, int32_t pos, uint32_t src, uint32_t pin, int64_t index, uint32_t ndst) {
+    DbgRec& r = dbg_next_rec();
+    r.kind = kind; r.pos = pos; r.src = src; r.pin = pin; r.index = index; r.ndst = ndst; r.end = false;
+    if (kind == K_SEND || kind == K_DELIVER) memcpy(r.msg, pstack.msgbuf, sizeof r.msg);
+    r.logs.swap(dbg_logs);
+    dbg_logs.clear();
+    if (pstack.stop && !dbg_ended) {
+        dbg_ended = true;
+#if PSTACK_HAS_SUPERVISOR
+        supervisor_stop();
+        r.logs += dbg_logs;
+        dbg_logs.clear();
+#endif
+        r.end = true; r.end_code = pstack.exit_code; r.end_reason = pstack.exit_reason;
+    }
+}
 
 // ---- events, as reply lines: "E <kind> <region> <src> <pin> <index> <ndst> <dst>... F <nfields> <f>..."
 static std::string dbg_fields(uint32_t src, uint32_t pin, const char* msg) {
@@ -63,32 +121,49 @@ static std::string dbg_fields(uint32_t src, uint32_t pin, const char* msg) {
     return std::string(text, (size_t)(end - text));
 }
 
-static void dbg_event(const std::string& head) {
-    std::string rec = "E " + head + "\n";
-    size_t start = 0;
-    while (start < dbg_logs.size()) {
-        size_t nl = dbg_logs.find('\n', start);
-        if (nl == std::string::npos) nl = dbg_logs.size();
-        rec += "L " + dbg_logs.substr(start, nl - start) + "\n";
-        start = nl + 1;
+// The destinations of (slot, index) in region position `pos` (UINT32_MAX: every region), at most `limit`.
+static std::string dbg_dsts_of(uint32_t slot, int64_t index, uint32_t pos, int* n, uint32_t limit = UINT32_MAX) {
+    std::string out;
+    *n = 0;
+#if PSTACK_HAS_INDEXED
+    if (index >= 0) {
+        const PstackEdge* e = pstack.idx_edges + pstack.idx_off[slot] + index;
+        if ((pos == UINT32_MAX || dbg_region[e->dst] == pos) && limit) { *n = 1; out = " " + std::to_string(e->dst); }
+        return out;
     }
-    dbg_logs.clear();
-    if (pstack.stop && !dbg_ended) {
-        dbg_ended = true;
-#if PSTACK_HAS_SUPERVISOR
-        supervisor_stop();
-        for (size_t at = 0; at < dbg_logs.size();) {  // OnStop's log lines
-            size_t nl = dbg_logs.find('\n', at);
-            if (nl == std::string::npos) nl = dbg_logs.size();
-            rec += "L " + dbg_logs.substr(at, nl - at) + "\n";
-            at = nl + 1;
-        }
-        dbg_logs.clear();
 #endif
-        rec += "E end " + std::to_string(pstack.exit_code) + " " + pstack.exit_reason + "\n";
+    if (index < -1) return out;
+    for (uint32_t k = pstack.slot_edges[slot]; k < pstack.slot_edges[slot + 1] && (uint32_t)*n < limit; ++k) {
+        uint32_t dst = pstack.edges[k].dst;
+        if (pos == UINT32_MAX || dbg_region[dst] == pos) { ++*n; out += " " + std::to_string(dst); }
     }
-    dbg_report.push_back(rec);
-    while (dbg_report.size() > dbg_report_max) { dbg_report.pop_front(); ++dbg_report_dropped; }
+    return out;
+}
+
+static std::string dbg_rec_text(const DbgRec& r) {
+    std::string s = std::string("E ") + DBG_KIND_NAMES[r.kind] + " ";
+    if (r.kind == K_SEND || r.kind == K_DELIVER) {
+        int n = 0;
+        uint32_t slot = pstack.out_base[r.src] + r.pin;
+        std::string dsts = dbg_dsts_of(slot, r.index, r.kind == K_SEND ? UINT32_MAX : (uint32_t)r.pos, &n, r.ndst);
+        s += std::to_string(r.pos) + " " + std::to_string(r.src) + " " + std::to_string(r.pin) + " "
+             + std::to_string(r.index) + " " + std::to_string(n) + dsts + " F " + dbg_fields(r.src, r.pin, r.msg);
+    } else if (r.kind == K_CANCEL) {
+        s += std::to_string(r.pos) + " " + std::to_string(r.src) + " " + std::to_string(r.pin) + " -1 0 F 0";
+    } else if (r.kind == K_IDLE) {
+        s += "-1 " + std::to_string(r.src) + " 0 " + std::to_string(r.index) + " 0 F 0";
+    } else {
+        s += "-1 0 0 -1 0 F 0";
+    }
+    s += "\n";
+    for (size_t at = 0; at < r.logs.size();) {
+        size_t nl = r.logs.find('\n', at);
+        if (nl == std::string::npos) nl = r.logs.size();
+        s += "L " + r.logs.substr(at, nl - at) + "\n";
+        at = nl + 1;
+    }
+    if (r.end) s += "E end " + std::to_string(r.end_code) + " " + r.end_reason + "\n";
+    return s;
 }
 
 // ---- scheduling ---------------------------------------------------------------------------------
@@ -112,38 +187,36 @@ static void dbg_take_runtime_ready() {
 }
 #endif
 
-static std::string dbg_dsts_of(uint32_t slot, int64_t index, uint32_t pos, int* n) {
-    std::string out;
-    *n = 0;
+// How many destinations (slot, index) has in region position `pos` (UINT32_MAX: every region).
+static uint32_t dbg_count_dsts(uint32_t slot, int64_t index, uint32_t pos) {
 #if PSTACK_HAS_INDEXED
     if (index >= 0) {
         const PstackEdge* e = pstack.idx_edges + pstack.idx_off[slot] + index;
-        if (dbg_region[e->dst] == pos) { *n = 1; out = " " + std::to_string(e->dst); }
-        return out;
+        return pos == UINT32_MAX || dbg_region[e->dst] == pos ? 1 : 0;
     }
 #endif
-    for (uint32_t k = pstack.slot_edges[slot]; k < pstack.slot_edges[slot + 1]; ++k) {
-        uint32_t dst = pstack.edges[k].dst;
-        if (pos == UINT32_MAX || dbg_region[dst] == pos) { ++*n; out += " " + std::to_string(dst); }
-    }
-    return out;
+    if (index < -1) return 0;
+    if (pos == UINT32_MAX) return pstack.slot_edges[slot + 1] - pstack.slot_edges[slot];
+    uint32_t n = 0;
+    for (uint32_t k = pstack.slot_edges[slot]; k < pstack.slot_edges[slot + 1]; ++k)
+        n += dbg_region[pstack.edges[k].dst] == pos;
+    return n;
 }
 
 // The message in msgbuf, sent by d on pin (over edge `index` of an indexed pin, else -1), into the
 // pending queue of each region holding a destination; true if one of them is the sender's region.
 static bool dbg_queue(uint32_t d, uint32_t pin, int64_t index, bool injected) {
     uint32_t slot = pstack.out_base[d] + pin;
-    uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[d]] + pin];
-    std::string bytes(pstack.msgbuf, pstack_msg_size[mt]);
     bool own = false;
     for (uint32_t pos = 0; pos < dbg_inbox.size(); ++pos) {
-        int n;
-        dbg_dsts_of(slot, index, pos, &n);
-        if (!n) continue;
+        if (!dbg_count_dsts(slot, index, dbg_inbox.size() == 1 ? UINT32_MAX : pos)) continue;
         bool mine = pos == dbg_region[d] && !injected;
         own = own || mine;
         if (pos != dbg_region[d]) ++pstack.remote_sent;
-        dbg_inbox[pos].push_back(DbgMsg{dbg_seq++, d, pin, index, mine, injected, bytes});
+        dbg_inbox[pos].emplace_back();
+        DbgMsg& m = dbg_inbox[pos].back();
+        m.seq = dbg_seq++; m.src = d; m.pin = pin; m.index = index; m.requeue_sender = mine; m.injected = injected;
+        memcpy(m.bytes, pstack.msgbuf, sizeof m.bytes);
     }
     return own;
 }
@@ -169,11 +242,10 @@ static bool dbg_send_turn(uint32_t pos) {
         memset(pstack.msgbuf, 0, sizeof pstack.msgbuf);
         pstack_send(t, li, pin, pstack.msgbuf, &doSend, &sendIndex);
         ++pstack.steps;
-        std::string head = std::to_string(pos) + " " + std::to_string(d) + " " + std::to_string(pin);
         if (!doSend) {
             ++pstack.cancelled;
             dbg_push(d);
-            dbg_event("cancel " + head + " -1 0 F 0");
+            dbg_event(K_CANCEL, (int32_t)pos, d, pin, -1, 0);
             return true;
         }
         ++pstack.sent;
@@ -182,32 +254,30 @@ static bool dbg_send_turn(uint32_t pos) {
 #if PSTACK_HAS_INDEXED
         if (pstack_out_indexed[pstack_out_base[t] + pin] && !pstack.stop) {
             const PstackEdge* e = indexed_edge(slot, sendIndex, d);
-            index = e ? (int64_t)(e - (pstack.idx_edges + pstack.idx_off[slot])) : -2;
+            index = e ? (int64_t)(e - (pstack.idx_edges + pstack.idx_off[slot])) : DBG_NO_EDGE;
         }
 #endif
-        bool own = false;
-        int n = 0;
-        std::string dsts;
 #if PSTACK_HAS_SUPERVISOR
         if (pin == pstack_sup_out_pin[t] && !pstack.stop) {
             supervisor_receive(d);
             dbg_take_runtime_ready();
             pstack.cur_dev = d;
             if (!pstack.stop && pstack_rts(t, li)) dbg_push(d);
-            dbg_event("send " + head + " -3 0 F " + dbg_fields(d, pin, pstack.msgbuf));  // -3: to the supervisor
+            dbg_event(K_SEND, (int32_t)pos, d, pin, DBG_TO_SUPERVISOR, 0);
             return true;
         }
 #endif
-        if (!pstack.stop && index != -2) {
+        bool own = false;
+        uint32_t n = 0;
+        if (!pstack.stop) {
             own = dbg_queue(d, pin, index, false);
-            dsts = dbg_dsts_of(slot, index, UINT32_MAX, &n);
+            n = dbg_count_dsts(slot, index, UINT32_MAX);
         }
         if (!own && !pstack.stop) {  // nothing to deliver here: the sender looks again now
             pstack.cur_dev = d;
             if (pstack_rts(t, li)) dbg_push(d);
         }
-        dbg_event("send " + head + " " + std::to_string(index) + " " + std::to_string(n) + dsts + " F "
-                  + dbg_fields(d, pin, pstack.msgbuf));
+        dbg_event(K_SEND, (int32_t)pos, d, pin, index, n);
         return true;
     }
     return false;
@@ -230,38 +300,39 @@ static void dbg_halt() {
     stop_run((int)code, "halt");
 }
 
+// OnReceive of the edge's destination, with the message in msgbuf.
+static void dbg_deliver_edge(const PstackEdge* e) {
+    pstack.cur_dev = e->dst;
+    const PstackDevice& dev = pstack.devices[e->dst];
+    pstack_recv_at(e->input, dev.props, dev.state, e->eidx, pstack.msgbuf);
+    ++pstack.delivered;
+    dbg_push(e->dst);
+    if ((int64_t)e->dst == dbg_halt_dev) dbg_halt();
+}
+
 // Deliver the oldest message in flight to region `pos`.
 static void dbg_deliver(uint32_t pos) {
-    DbgMsg m = dbg_inbox[pos].front();
+    const DbgMsg& m = dbg_inbox[pos].front();
+    uint32_t src = m.src, pin = m.pin;
+    int64_t index = m.index;
+    bool requeue = m.requeue_sender;
+    memcpy(pstack.msgbuf, m.bytes, sizeof m.bytes);
+    if (dbg_region[src] != pos && !m.injected) ++pstack.remote_received;
     dbg_inbox[pos].pop_front();
-    memcpy(pstack.msgbuf, m.bytes.data(), m.bytes.size());
-    if (dbg_region[m.src] != pos && !m.injected) ++pstack.remote_received;
-    uint32_t slot = pstack.out_base[m.src] + m.pin;
-    std::vector<const PstackEdge*> edges;
+    uint32_t slot = pstack.out_base[src] + pin;
+    uint32_t done = 0;
+    bool all = dbg_inbox.size() == 1;
 #if PSTACK_HAS_INDEXED
-    if (m.index >= 0) edges.push_back(pstack.idx_edges + pstack.idx_off[slot] + m.index);
+    if (index >= 0) { dbg_deliver_edge(pstack.idx_edges + pstack.idx_off[slot] + index); done = 1; }
 #endif
-    if (m.index < 0)
-        for (uint32_t k = pstack.slot_edges[slot]; k < pstack.slot_edges[slot + 1]; ++k)
-            if (dbg_region[pstack.edges[k].dst] == pos) edges.push_back(pstack.edges + k);
-    std::string fields = dbg_fields(m.src, m.pin, pstack.msgbuf);
-    std::string dsts;
-    for (const PstackEdge* e : edges) {
-        if (pstack.stop) break;
-        pstack.cur_dev = e->dst;
-        const PstackDevice& dev = pstack.devices[e->dst];
-        pstack_recv_at(e->input, dev.props, dev.state, e->eidx, pstack.msgbuf);
-        ++pstack.delivered;
-        dbg_push(e->dst);
-        if ((int64_t)e->dst == dbg_halt_dev) dbg_halt();
-        dsts += " " + std::to_string(e->dst);
+    if (index < 0)
+        for (uint32_t k = pstack.slot_edges[slot]; k < pstack.slot_edges[slot + 1] && !pstack.stop; ++k)
+            if (all || dbg_region[pstack.edges[k].dst] == pos) { dbg_deliver_edge(pstack.edges + k); ++done; }
+    if (requeue && !pstack.stop) {
+        pstack.cur_dev = src;
+        if (pstack_rts(pstack.dev_type[src], pstack.dev_local[src])) dbg_push(src);
     }
-    if (m.requeue_sender && !pstack.stop) {
-        pstack.cur_dev = m.src;
-        if (pstack_rts(pstack.dev_type[m.src], pstack.dev_local[m.src])) dbg_push(m.src);
-    }
-    dbg_event("deliver " + std::to_string(pos) + " " + std::to_string(m.src) + " " + std::to_string(m.pin) + " "
-              + std::to_string(m.index) + " " + std::to_string(edges.size()) + dsts + " F " + fields);
+    dbg_event(K_DELIVER, (int32_t)pos, src, pin, index, done);
 }
 
 // The whole graph is quiescent: an OnHardwareIdle round, or the end (as the engine's single region does).
@@ -269,7 +340,7 @@ static void dbg_idle() {
 #if PSTACK_HAS_SUPERVISOR
     if (supervisor_idle()) {
         dbg_take_runtime_ready();
-        dbg_event("supervisor-idle -1 0 0 -1 0 F 0");
+        dbg_event(K_SUPERVISOR_IDLE, -1, 0, 0, -1, 0);
         return;
     }
 #endif
@@ -286,11 +357,11 @@ static void dbg_idle() {
             if (pstack_rts(pstack.dev_type[d], pstack.dev_local[d])) { dbg_push(d); woke = true; }
         }
         if (woke) pstack.idle_consecutive = 0;
-        dbg_event("idle -1 " + std::to_string(pstack.idle_rounds) + " 0 " + std::to_string(woke ? 1 : 0) + " 0 F 0");
+        dbg_event(K_IDLE, -1, (uint32_t)pstack.idle_rounds, 0, woke ? 1 : 0, 0);
         return;
     }
     stop_run(PSTACK_IDLE_EXIT_CODE, PSTACK_EXIT_REASON_QUIESCENCE);
-    dbg_event("quiescent -1 0 0 -1 0 F 0");
+    dbg_event(K_QUIESCENT, -1, 0, 0, -1, 0);
 }
 
 // One event of region `region` (-1: of the whole process); false if that region has nothing to do.
