@@ -175,6 +175,9 @@ def test_pstack_debug_runs_code_against_the_session(tmp_path: Path) -> None:
     bad = pstack("debug", RING, "-c", "s.state('n9')")
     assert bad.returncode == 1
     assert bad.stderr.strip() == "pstack: error: no device 'n9' in ring-oscillator-01.xml"
+    script.write_text("s.step()\nx = s.state('n0')['nope']\n")
+    bad = pstack("debug", RING, str(script))
+    assert bad.returncode == 1 and bad.stderr.strip() == "pstack: error: session.py:2: KeyError: 'nope'"
 
 
 def test_pstack_debug_opens_a_pcli_session_with_s_bound(tmp_path: Path) -> None:

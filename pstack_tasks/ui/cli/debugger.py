@@ -5,30 +5,38 @@ from __future__ import annotations
 
 import ast
 import os
+import traceback
 from contextlib import closing
 from typing import Any
 
 import click
 
-from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.exceptions import ConfigurationError, DebugError, PstackError
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def run_code(code: str, name: str, ns: dict[str, Any]) -> None:
-    """Run ``code`` in ``ns`` as pcli would: the value of each top-level expression is printed."""
+    """Run ``code`` in ``ns`` as pcli would: the value of each top-level expression is printed.
+    An error of the code itself is one line naming where (``session.py:3: NameError: ...``)."""
     try:
         tree = ast.parse(code, name)
     except SyntaxError as e:
         raise ConfigurationError(f"{name}:{e.lineno}: {e.msg}") from None
     for stmt in tree.body:
-        if isinstance(stmt, ast.Expr):
-            value = eval(compile(ast.Expression(stmt.value), name, "eval"), ns)  # noqa: S307 - the user's own code
-            if value is not None:
-                click.echo(repr(value))
-        else:
-            exec(compile(ast.Module([stmt], []), name, "exec"), ns)  # noqa: S102 - the user's own code
+        try:
+            if isinstance(stmt, ast.Expr):
+                value = eval(compile(ast.Expression(stmt.value), name, "eval"), ns)  # noqa: S307 - the user's code
+                if value is not None:
+                    click.echo(repr(value))
+            else:
+                exec(compile(ast.Module([stmt], []), name, "exec"), ns)  # noqa: S102 - the user's own code
+        except (PstackError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == name]
+            raise DebugError(f"{name}:{lines[-1] if lines else stmt.lineno}: {type(e).__name__}: {e}") from None
 
 
 def _namespace(session: Any) -> dict[str, Any]:
