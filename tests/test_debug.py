@@ -228,3 +228,14 @@ def test_ctrl_c_in_a_pstack_debug_session_stops_the_run(tmp_path: Path) -> None:
         t.wait_for(r"^2$")
         t.send("exit()")
         assert t.wait_exit() == 0
+
+
+def test_a_handlers_printf_is_a_log_line_of_its_event(tmp_path: Path) -> None:
+    text = Path(RING).read_text().replace("bool finished = deviceState->counter >= 10;",
+                                          'printf(".looks like a reply\\n"); bool finished = deviceState->counter >= 10;')
+    app = tmp_path / "printf.xml"
+    app.write_text(text)
+    with debug(str(app)) as s:
+        got = s.step(2)
+        assert got[-1].kind == "deliver" and got[-1].logs[0] == ".looks like a reply"
+        assert s.cont().why == "ended: handler_exit, exit code 0"

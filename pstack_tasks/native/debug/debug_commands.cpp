@@ -3,11 +3,16 @@
 // Appended after debug_scheduler.cpp (the scheduler, events and breakpoints) by engine_build.py.
 // One command a line on stdin; every reply ends with a line that starts with '.' (or '?' and why).
 
+// Replies go to the session on a stream of their own (the stdout the engine was started with);
+// `stdout` itself is pointed at the handler log, so that a handler's printf is a log line of its
+// event and can never be taken for a reply.
+static FILE* dbg_out = nullptr;
+
 // ---- commands -----------------------------------------------------------------------------------
 static void dbg_reply_events() {
-    if (dbg_report_dropped) printf("D %llu\n", (unsigned long long)dbg_report_dropped);
+    if (dbg_report_dropped) fprintf(dbg_out, "D %llu\n", (unsigned long long)dbg_report_dropped);
     for (size_t k = 0; k < dbg_ring_count; ++k)
-        fputs(dbg_rec_text(dbg_ring[(dbg_ring_first + k) % dbg_report_max]).c_str(), stdout);
+        fputs(dbg_rec_text(dbg_ring[(dbg_ring_first + k) % dbg_report_max]).c_str(), dbg_out);
     dbg_ring_count = 0;
     dbg_report_dropped = 0;
 }
@@ -19,7 +24,7 @@ static void dbg_on_interrupt(int) { dbg_interrupted = 1; }
 
 // ". <ended> <exit code> <exit reason> <events run> <breakpoint hit, -1: none> <interrupted>"
 static void dbg_done(uint64_t events, bool interrupted = false) {
-    printf(". %d %d %s %llu %d %d\n", dbg_ended ? 1 : 0, pstack.exit_code, pstack.exit_reason,
+    fprintf(dbg_out, ". %d %d %s %llu %d %d\n", dbg_ended ? 1 : 0, pstack.exit_code, pstack.exit_reason,
            (unsigned long long)events, dbg_break_hit, interrupted ? 1 : 0);
 }
 
@@ -68,15 +73,15 @@ static void cmd_state(const char* cmd, const char* args) {
     unsigned d = 0;
     int used = 0;
     sscanf(args, "%u %n", &d, &used);
-    if (d >= pstack.ndev) { printf("? no device number %u\n", d); return; }
+    if (d >= pstack.ndev) { fprintf(dbg_out, "? no device number %u\n", d); return; }
     if (cmd[0] == 'g') {
-        printf("S %s\n", dbg_hex(pstack.devices[d].state, dbg_state_size(d)).c_str());
+        fprintf(dbg_out, "S %s\n", dbg_hex(pstack.devices[d].state, dbg_state_size(d)).c_str());
     } else {
         dbg_unhex(args + used, pstack.devices[d].state, dbg_state_size(d));
         if (!dbg_ended) dbg_push(d);
         for (DbgBreak& b : dbg_breaks) b.held = dbg_break_holds(b);
     }
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 // "pending": a "P <injected> <region> <src> <pin> <index> <ndst> <dst>... F <fields>" line per message, oldest first.
@@ -92,8 +97,8 @@ static void cmd_pending() {
                                + " F " + dbg_fields(m.src, m.pin, m.bytes));
         }
     std::sort(lines.begin(), lines.end());
-    for (auto& l : lines) printf("%s\n", l.second.c_str());
-    printf(".\n");
+    for (auto& l : lines) fprintf(dbg_out, "%s\n", l.second.c_str());
+    fprintf(dbg_out, ".\n");
 }
 
 // "inject <device> <pin> <index, -1: every edge> <nfields> <f>...": a message in flight from the device's pin.
@@ -102,13 +107,13 @@ static void cmd_inject(const char* args) {
     long long index = -1, nfields = 0;
     int used = 0;
     sscanf(args, "%u %u %lld %lld%n", &d, &pin, &index, &nfields, &used);
-    if (d >= pstack.ndev || pin >= pstack_n_outputs[pstack.dev_type[d]]) { printf("? no such device or pin\n"); return; }
+    if (d >= pstack.ndev || pin >= pstack_n_outputs[pstack.dev_type[d]]) { fprintf(dbg_out, "? no such device or pin\n"); return; }
     uint32_t mt = pstack_out_msg[pstack_out_base[pstack.dev_type[d]] + pin];
-    if ((uint32_t)nfields != pstack_msg_nfields[mt]) { printf("? expected %u fields\n", pstack_msg_nfields[mt]); return; }
+    if ((uint32_t)nfields != pstack_msg_nfields[mt]) { fprintf(dbg_out, "? expected %u fields\n", pstack_msg_nfields[mt]); return; }
     memset(pstack.msgbuf, 0, sizeof pstack.msgbuf);
     pstack_unpack_msg(mt, pstack.msgbuf, args + used);
     dbg_queue(d, pin, index, true);
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 // "break <id> <device> <offset> <struct code> <op 0-5> <value>"; "unbreak <id>" (-1: all)
@@ -117,14 +122,14 @@ static void cmd_break(const char* args) {
     char code = 0;
     char value[64] = "";
     sscanf(args, "%d %u %u %c %d %63s", &b.id, &b.dev, &b.off, &code, &b.op, value);
-    if (b.dev >= pstack.ndev || b.off >= dbg_state_size(b.dev)) { printf("? bad breakpoint\n"); return; }
+    if (b.dev >= pstack.ndev || b.off >= dbg_state_size(b.dev)) { fprintf(dbg_out, "? bad breakpoint\n"); return; }
     b.code = code;
     b.fval = strtod(value, nullptr);
     b.ival = strtoll(value, nullptr, 10);
     b.uval = strtoull(value, nullptr, 10);
     b.held = dbg_break_holds(b);
     dbg_breaks.push_back(b);
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 static void cmd_unbreak(const char* args) {
@@ -132,26 +137,26 @@ static void cmd_unbreak(const char* args) {
     std::vector<DbgBreak> keep;
     for (const DbgBreak& b : dbg_breaks) if (id >= 0 && b.id != id) keep.push_back(b);
     dbg_breaks.swap(keep);
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 // "ready": an "R <region> <device>..." line per region, in the order they will send.
 static void cmd_ready() {
     for (uint32_t pos = 0; pos < dbg_ready.size(); ++pos) {
-        printf("R %u", pos);
-        for (uint32_t d : dbg_ready[pos]) printf(" %u", d);
-        printf("\n");
+        fprintf(dbg_out, "R %u", pos);
+        for (uint32_t d : dbg_ready[pos]) fprintf(dbg_out, " %u", d);
+        fprintf(dbg_out, "\n");
     }
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 // "result <full 0/1>": the engine's JSON result (pstack_output.hpp), states as they are now.
 static void cmd_result(const char* args) {
     int full = atoi(args);
-    print_json_metrics(stdout, 0, 0);
-    fputs(", \"states\": {", stdout);
-    print_json_states(stdout, full != 0);
-    fputs("}}\n.\n", stdout);
+    print_json_metrics(dbg_out, 0, 0);
+    fputs(", \"states\": {", dbg_out);
+    print_json_states(dbg_out, full != 0);
+    fputs("}}\n.\n", dbg_out);
 }
 
 // "halt <device> <offset of code, -1: none> <struct code>": the device is the __halt__ external.
@@ -162,7 +167,7 @@ static void cmd_halt(const char* args) {
     dbg_halt_dev = d;
     dbg_halt_off = off;
     dbg_halt_code = code;
-    printf(".\n");
+    fprintf(dbg_out, ".\n");
 }
 
 static void dbg_command(char* line) {
@@ -179,8 +184,8 @@ static void dbg_command(char* line) {
     else if (!strcmp(line, "ready")) cmd_ready();
     else if (!strcmp(line, "result")) cmd_result(args);
     else if (!strcmp(line, "halt")) cmd_halt(args);
-    else printf("? unknown command %s\n", line);
-    fflush(stdout);
+    else fprintf(dbg_out, "? unknown command %s\n", line);
+    fflush(dbg_out);
 }
 
 // ---- start-up: debug-engine INSTANCE REGIONS-FILE LEVEL APP-FILE ---------------------------------
@@ -227,13 +232,17 @@ int main(int argc, char** argv) {
     io.write = dbg_log_write;
     pstack.log_stream = fopencookie(nullptr, "w", io);
     setvbuf(pstack.log_stream, nullptr, _IONBF, 0);
+    fflush(stdout);
+    dbg_out = fdopen(dup(1), "w");
+    if (!dbg_out) pstack_fatal(PSTACK_STATUS_USAGE, "cannot open the reply stream");
+    stdout = pstack.log_stream;
     set_regions(0, nullptr);
     load_instance(argv[1]);
     dbg_read_regions(argv[2]);
     dbg_start_devices();
     dbg_reply_events();
     dbg_done(0);
-    fflush(stdout);
+    fflush(dbg_out);
     char* line = nullptr;
     size_t cap = 0;
     while (getline(&line, &cap, stdin) > 0) {
