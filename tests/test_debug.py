@@ -231,8 +231,8 @@ def test_ctrl_c_in_a_pstack_debug_session_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_a_handlers_printf_is_a_log_line_of_its_event(tmp_path: Path) -> None:
-    text = Path(RING).read_text().replace("bool finished = deviceState->counter >= 10;",
-                                          'printf(".looks like a reply\\n"); bool finished = deviceState->counter >= 10;')
+    finished = "bool finished = deviceState->counter >= 10;"
+    text = Path(RING).read_text().replace(finished, 'printf(".looks like a reply\\n"); ' + finished)
     app = tmp_path / "printf.xml"
     app.write_text(text)
     with debug(str(app)) as s:
