@@ -15,6 +15,12 @@ TIMES = ("Load seconds", "Run seconds")
 REMOTE = ("Remote messages sent", "Remote messages received")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some corpus applications write files where they run (ring_test_output, ...): here, not in the clone."""
+    monkeypatch.chdir(tmp_path)
+
+
 def same_run(app: str, rmap: dict[str, int] | None = None) -> dict[str, Any]:
     """cont() from the start gives psim's states and counts; the debugger's result."""
     ref = psim(app, options={"quiet": True})
