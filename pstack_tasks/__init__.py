@@ -2,7 +2,8 @@
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
 on the worker fleet, ``inspect`` and ``inject`` look into and feed running ones, and ``draw``
-pictures an application.  Both are imported on first use (module ``__getattr__``): the ``psim`` and
+pictures an application, ``debug`` steps one through its handlers.
+They are imported on first use (module ``__getattr__``): the ``psim`` and
 ``pstack`` commands import this package first, and each imports only what its run needs
 (docs/psim.md, "Start-up").
 """
@@ -13,6 +14,7 @@ from typing import Any
 from pstack_tasks.exceptions import (
     BuildError,
     ConfigurationError,
+    DebugError,
     EngineError,
     GraphError,
     PermissionDenied,
@@ -32,6 +34,7 @@ _SIMULATION_API = ("psim", "run_engine")
 _ENGINE_API = ("Engine",)
 _LIVE_API = ("inspect", "inject")
 _DRAW_API = ("draw",)
+_DEBUG_API = ("debug",)
 
 __all__ = [
     # simulation
@@ -41,10 +44,12 @@ __all__ = [
     *_ENGINE_API,
     # looking into running processes, and pictures of applications
     *_LIVE_API, *_DRAW_API,
+    # the step debugger
+    *_DEBUG_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
-    "ProcessFailed", "PermissionDenied",
+    "ProcessFailed", "PermissionDenied", "DebugError",
 ]
 
 
@@ -61,6 +66,9 @@ def __getattr__(name: str) -> Any:
     if name in _LIVE_API:
         from pstack_tasks.fleet import inspection
         return getattr(inspection, name)
+    if name in _DEBUG_API:
+        from pstack_tasks.native import debug as debugger
+        return debugger.debug
     if name in _DRAW_API:
         from pstack_tasks.ui import drawing
         return getattr(drawing, name)

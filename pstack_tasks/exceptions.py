@@ -13,6 +13,8 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
     ├── EngineError             the engine could not run or failed while running
     │   ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
     │   └── RegionStopped       a region was stopped because its process failed or was killed
+    ├── DebugError              a step-debugger session was asked what it cannot do (an unknown
+    │                           device, pin or field, a value of the wrong type, a step after the end)
     └── ProcessError            a process (a run on the fleet) did not end Done
         ├── ProcessRefused      it can never run on this fleet (too few slots, unknown host)
         ├── ProcessNotFound     no process has that pid (never existed, or its record was flushed)
@@ -87,6 +89,11 @@ class RegionStopped(EngineError):
     """A region's engine was stopped from outside: a peer failed, the process was killed."""
 
 
+class DebugError(PstackError):
+    """A step-debugger session refused a request: an unknown device, pin or field, a value of the
+    wrong type, or a step of a session that has ended (docs/debugging.md, "The step debugger")."""
+
+
 class ProcessError(PstackError):
     """A process on the fleet could not be run or did not succeed."""
 
@@ -139,6 +146,6 @@ def error_class(name: str) -> type[PstackError] | None:
 
 __all__ = [
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "ServiceUnavailable", "RedisUnavailable",
-    "EngineError", "SimulationFailed", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
-    "ProcessFailed", "PermissionDenied", "error_class",
+    "EngineError", "SimulationFailed", "RegionStopped", "DebugError", "ProcessError", "ProcessRefused",
+    "ProcessNotFound", "ProcessFailed", "PermissionDenied", "error_class",
 ]

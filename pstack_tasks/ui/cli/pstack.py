@@ -19,7 +19,7 @@ from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
-from pstack_tasks.ui.cli import apptest, deploy, doctor, live, loadtest
+from pstack_tasks.ui.cli import apptest, debugger, deploy, doctor, live, loadtest
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -272,6 +272,7 @@ main.add_command(apptest.test)
 main.add_command(live.inspect)
 main.add_command(live.inject)
 main.add_command(live.draw)
+main.add_command(debugger.debug)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
-"""pcli's built-ins for running processes and pictures: inspect, inject, flush, draw.
+"""pcli's built-ins for running processes, pictures and the step debugger: inspect, inject, flush, draw, debug.
 
 Each is the Python API (:mod:`pstack_tasks.fleet.inspection`, :mod:`pstack_tasks.fleet.housekeeping`,
-:mod:`pstack_tasks.ui.drawing`) with its value shown as pcli shows values (:mod:`.display`).
+:mod:`pstack_tasks.ui.drawing`, :mod:`pstack_tasks.native.debug`) with its value shown as pcli shows
+values (:mod:`.display`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def draw(app: str | os.PathLike[str], rmap: Mapping[str, int] | str | None = Non
     return drawing.draw(app, rmap, path, regions=regions)
 
 
-LIVE_BUILTINS: dict[str, Callable[..., Any]] = {"inspect": inspect, "inject": inject, "flush": flush, "draw": draw}
+def debug(app: str | os.PathLike[str], rmap: Mapping[str, int] | str | None = None, level: int = 1) -> Any:
+    """A step-debugger session: s = debug("app.xml"); s.step(), s.until(lambda s: ...), s.cont(), s.result()."""
+    from pstack_tasks.native.debug import debug as start_session  # here: the debugger is built on first use
+    return start_session(app, rmap, level)
 
-__all__ = ["LIVE_BUILTINS", "inspect", "inject", "flush", "draw"]
+
+LIVE_BUILTINS: dict[str, Callable[..., Any]] = {"inspect": inspect, "inject": inject, "flush": flush, "draw": draw,
+                                                "debug": debug}
+
+__all__ = ["LIVE_BUILTINS", "inspect", "inject", "flush", "draw", "debug"]

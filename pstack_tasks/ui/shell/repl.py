@@ -114,8 +114,12 @@ def _configure(color: bool, fns: Mapping[str, Callable[..., Any]]) -> Callable[[
 
 
 def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), slots: int | None = None,
-          history: Path | None = None, write: Callable[[str], None] = print) -> None:
-    """Run a pcli session until the user exits; tears down the embedded stack if it started one."""
+          history: Path | None = None, write: Callable[[str], None] = print,
+          bind: Mapping[str, Any] | None = None, fleet: bool = True) -> None:
+    """Run a pcli session until the user exits; tears down the embedded stack if it started one.
+
+    ``bind``: more names for the session (``pstack debug`` binds ``s``); ``fleet=False``: a
+    session that needs no fleet (the debugger's), so none is contacted or started."""
     from ptpython.repl import embed
 
     from pstack_tasks.fleet.client import engines as fleet_engines
@@ -125,7 +129,9 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
     history.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         url = settings().redis_url
-        if url:
+        if not fleet:
+            where = "none (this session needs no fleet)"
+        elif url:
             from pstack_tasks.fleet.store import ping
             ping()  # an unreachable fleet fails here, with the URL, not at the first command
             where = f"{masked(url)} (key prefix {settings().key_prefix})"
@@ -140,13 +146,14 @@ def start(quiet: bool = False, color: bool = True, engines: Sequence[str] = (), 
             where = (f"embedded on this machine (private redis-server, {', '.join(kinds)} x {n} slots); "
                      "it stops when pcli exits")
         if not quiet:
-            show_banner(banner(where, fleet_engines()), color, write)
+            show_banner(banner(where, fleet_engines() if fleet else []), color, write)
         ns = namespace()
         kept = comfort.variables_path(history_environ(history))
         restored = comfort.load_variables(ns, kept)
         if restored and not quiet:
             write(f"variables kept from the last session: {', '.join(restored)}")
         fns = {k: ns[k] for k in builtin_functions()}
+        ns.update(bind or {})
         try:
             embed(globals=ns, history_filename=str(history), configure=_configure(color, fns), title="pcli")
         finally:
