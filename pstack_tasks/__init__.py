@@ -1,7 +1,8 @@
 """pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
-on the worker fleet, ``inspect`` and ``inject`` look into and feed running ones, and ``draw``
+on the worker fleet, ``batch`` and ``batches`` with batches of them (``plot_batch`` draws one),
+``inspect`` and ``inject`` look into and feed running ones, and ``draw``
 pictures an application.  Both are imported on first use (module ``__getattr__``): the ``psim`` and
 ``pstack`` commands import this package first, and each imports only what its run needs
 (docs/psim.md, "Start-up").
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pstack_tasks.exceptions import (
+    BatchNotFound,
     BuildError,
     ConfigurationError,
     EngineError,
@@ -32,6 +34,8 @@ _SIMULATION_API = ("psim", "run_engine")
 _ENGINE_API = ("Engine",)
 _LIVE_API = ("inspect", "inject")
 _DRAW_API = ("draw",)
+_BATCH_API = ("batch", "batches", "Batch")
+_PLOT_API = ("plot_batch",)
 
 __all__ = [
     # simulation
@@ -39,12 +43,14 @@ __all__ = [
     # processes on the fleet
     *_PROCESS_API,
     *_ENGINE_API,
+    # batches of runs over a grid of overrides, and their plots
+    *_BATCH_API, *_PLOT_API,
     # looking into running processes, and pictures of applications
     *_LIVE_API, *_DRAW_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
-    "ProcessFailed", "PermissionDenied",
+    "ProcessFailed", "PermissionDenied", "BatchNotFound",
 ]
 
 
@@ -61,6 +67,12 @@ def __getattr__(name: str) -> Any:
     if name in _LIVE_API:
         from pstack_tasks.fleet import inspection
         return getattr(inspection, name)
+    if name in _BATCH_API:
+        from pstack_tasks.fleet import batches
+        return getattr(batches, name)
+    if name in _PLOT_API:
+        from pstack_tasks.ui import batch_plot
+        return getattr(batch_plot, name)
     if name in _DRAW_API:
         from pstack_tasks.ui import drawing
         return getattr(drawing, name)

@@ -50,7 +50,8 @@ class Future:
 
 def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
-           options: Mapping[str, Any] | None = None, regions: int | None = None) -> Future:
+           options: Mapping[str, Any] | None = None, regions: int | None = None,
+           overrides: Mapping[str, Any] | None = None) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
@@ -67,12 +68,16 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         regions: split into this many regions by METIS (balanced, fewest cut edges, cached per
             instance); the result's ``"partition"`` reports the cut and balance.  Refused with
             an rmap.
+        overrides: ``{key: value}`` patched into this run's instance, without re-parsing or
+            compiling: ``graph:NAME``, ``type:TYPE.NAME``, ``device:ID.NAME``,
+            ``state:TYPE.NAME`` (docs/batches.md).
 
     Raises:
-        GraphError: the file is malformed; nothing was queued.
+        GraphError: the file is malformed, or an override names nothing or does not fit; nothing
+            was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides))
     return Future(pid)
 
 
@@ -81,7 +86,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any]: ...
+        regions: int | None = ..., overrides: Mapping[str, Any] | None = ...) -> dict[str, Any]: ...
 
 
 @overload
@@ -89,7 +94,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> Future: ...
+        regions: int | None = ..., overrides: Mapping[str, Any] | None = ...) -> Future: ...
 
 
 @overload
@@ -97,14 +102,14 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any] | Future: ...
+        regions: int | None = ..., overrides: Mapping[str, Any] | None = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,
-        regions: int | None = None) -> dict[str, Any] | Future:
+        regions: int | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -122,7 +127,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides))
     if async_:
         return Future(pid)
     try:

@@ -24,7 +24,7 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
-from pstack_tasks.graph import loader
+from pstack_tasks.graph import loader, overrides
 from pstack_tasks.graph.partition import combine
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
@@ -44,6 +44,9 @@ class Request:
     engine: str | None = None
     options: Mapping[str, Any] | None = None
     regions: int | None = None
+    overrides: Mapping[str, Any] | None = None  # {key: value} patched into this run's instance
+    batch: str | None = None  # the batch this run belongs to (fleet/batches/), kept in the record
+    parsed: loader.Application | None = None  # ``xml`` already parsed by the caller (a batch parses once)
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -88,10 +91,13 @@ def create(req: Request) -> tuple[int, loader.Application]:
     engine_registry.load(engine)  # unknown engine types fail here, not on a worker
     text, file = read_app(req.xml)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    app = parsed(text, file, digest)
+    app = req.parsed or parsed(text, file, digest)
     rmap = combine(req.rmap, req.regions)
     arr, regions, split = resolve(app, rmap)
     options = dict(req.options or {})
+    if req.overrides:  # checked here: a bad key or value fails before anything is queued
+        overrides.check(app, req.overrides)
+        options["overrides"] = dict(req.overrides)
     if split is not None:  # each engine computes the split again (cached): it must get this one
         options["split_digest"] = split_digest(arr)
     pins = {str(k): v for k, v in (req.rcon or {}).items()}
@@ -115,10 +121,24 @@ def create(req: Request) -> tuple[int, loader.Application]:
         }
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
+        record.update(_run_tags(req))
         for region, server in served.items():  # before the process can start: it holds a share
             server.attach(pid, app, arr, region, regions)
         _queue(pid, engine, record, regions)
     return pid, app
+
+
+def _run_tags(req: Request) -> dict[str, str]:
+    """The record's fields for a run's overrides, its seed and its batch (only those it has)."""
+    tags = {}
+    if req.overrides:
+        tags["overrides"] = json.dumps(dict(req.overrides))
+        seed = req.overrides.get(f"graph:{overrides.SEED_PROPERTY}")
+        if seed is not None:
+            tags["seed"] = json.dumps(seed)
+    if req.batch is not None:
+        tags["batch"] = req.batch
+    return tags
 
 
 def _rmap_text(rmap: RegionMap) -> str:

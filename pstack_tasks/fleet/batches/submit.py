@@ -1,0 +1,85 @@
+"""Starting a batch: the application parsed once, every run's overrides checked before anything
+is queued, the batch record written, then each run submitted as a process through the ordinary
+submission path (gang-scheduled as any process), tagged with the batch id.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pstack_tasks import engine as engine_registry
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import PstackError
+from pstack_tasks.fleet import store
+from pstack_tasks.fleet.batches import record
+from pstack_tasks.fleet.batches.grid import Grid, RunSpec, expand
+from pstack_tasks.fleet.submission import Application, Request, create, read_app
+from pstack_tasks.fleet.users import current_user
+from pstack_tasks.graph import loader
+from pstack_tasks.graph.overrides import check, seed_key
+from pstack_tasks.native.split_cache import RegionMap
+
+logger = logging.getLogger(__name__)
+
+
+def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequence[Any] | None = None,
+          rmap: RegionMap = None, engine: str | None = None, group: str | None = None,
+          options: Mapping[str, Any] | None = None, regions: int | None = None) -> int:
+    """Submit a batch; its id once every run is queued (docs/batches.md).
+
+    Raises:
+        GraphError: the file is malformed, a grid key names nothing, a value does not fit, or
+            seeds were asked of a graph type without a ``seed`` graph property; nothing was queued.
+        ConfigurationError: bad runs or seeds, an unknown engine type.
+        ProcessRefused: the fleet can never run the runs (nothing else was queued).
+    """
+    engine = engine or settings().engine
+    engine_registry.load(engine)
+    text, file = read_app(xml)
+    app = loader.load(file if file is not None else text.encode())
+    specs = expand(grid, runs, seeds)
+    key = seed_key(app.graph_type, app.file) if seeds else None
+    _check_values(app, grid or {}, key, seeds or [])
+    fields = {"user": current_user(), "group": group or "", "app": file or "app.xml", "graph_type": app.graph_type.id,
+              "devices": app.instance.device_count, "grid": {k: list(v) for k, v in (grid or {}).items()},
+              "runs": runs, "seeds": list(seeds or []), "engine": engine, "rmap": rmap if isinstance(rmap, str)
+              else dict(rmap or {}), "total": len(specs)}
+    with store.reporting():
+        batch_id = record.create(fields)
+        _submit_runs(batch_id, specs, key, Request(text if file is None else file, rmap=rmap, engine=engine,
+                                                  options=options, regions=regions), app, group)
+    logger.info("batch %s: %d runs submitted", batch_id, len(specs))
+    return batch_id
+
+
+def _check_values(app: loader.Application, grid: Grid, key: str | None, seeds: Sequence[Any]) -> None:
+    """Every value of every key (and every seed) checked against the application, each alone:
+    a bad one is refused, naming its key, before the batch exists."""
+    for k, values in grid.items():
+        for v in values:
+            check(app, {k: v})
+    for s in seeds:
+        check(app, {str(key): s})
+
+
+def _submit_runs(batch_id: int, specs: list[RunSpec], key: str | None, base: Request, app: loader.Application,
+                 group: str | None) -> None:
+    """Each run as a process; stops early when the batch is killed meanwhile, or a run is refused."""
+    extra: dict[str, Any] = {"group": group} if group is not None else {}
+    for spec in specs:
+        if record.killed(batch_id):
+            logger.info("batch %s was killed while it was submitted: %d runs not submitted", batch_id,
+                        len(specs) - spec.index)
+            return
+        req = Request(base.xml, base.rmap, None, base.level, False, base.engine, base.options, base.regions,
+                      overrides=spec.overrides(key), batch=str(batch_id), parsed=app, **extra)
+        try:
+            pid, _ = create(req)
+        except PstackError as e:
+            record.note(batch_id, error=f"run {spec.index}: {e}")
+            raise
+        record.add_run(batch_id, spec, pid)
+
+
+__all__ = ["start"]
