@@ -57,7 +57,8 @@ class Write:
 
 @dataclass(frozen=True)
 class Patch:
-    """What a run's overrides write into its instance file, in the order given."""
+    """What a run's overrides write into its instance file: every device of a type first, then
+    single devices (so ``device:`` beats ``type:`` for its device)."""
 
     writes: tuple[Write, ...]
     digest: str  # names the patched instance file in caches ("" for no overrides)
@@ -95,7 +96,9 @@ def resolve(app: Application, overrides: Mapping[str, Any] | None) -> Patch:
     """
     if not overrides:
         return NO_PATCH
-    writes = tuple(_write(app, str(key), value) for key, value in overrides.items())
+    # one device's value wins over its type's, whichever was given first
+    writes = tuple(sorted((_write(app, str(key), value) for key, value in overrides.items()),
+                          key=lambda w: w.device is not None))
     text = json.dumps([[k, v] for k, v in overrides.items()], sort_keys=True, default=str)
     return Patch(writes, hashlib.sha256(text.encode()).hexdigest()[:16])
 
