@@ -99,3 +99,19 @@ def test_psim_set_overrides_and_refuses_a_bad_key() -> None:
     bad = subprocess.run([*psim, "-q", "--set", "state:node.nope=1", str(SEEDED)], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 3 and "override 'state:node.nope'" in bad.stderr and "state members: counter" in bad.stderr
+
+
+def test_pcli_batch_builtins_show_runs_as_tables_whose_values_are_rows(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    from pstack_tasks.ui.shell.batch_builtins import batch, batch_kill, batch_plot, batch_show, batches
+    runs = batch(SEEDED, grid={"type:node.limit": [1, 3]}, runs=2, progress=False)
+    assert [r["Delivered messages"] for r in runs] == [5, 5, 15, 15]
+    text = str(runs)
+    assert text.splitlines()[0].startswith("batch ") and "Done" in text and "type:node.limit" in text
+    frame = pd.DataFrame(runs)
+    assert list(frame.columns[:5]) == ["type:node.limit", "run", "seed", "pid", "state"]
+    batch_id = int(text.split()[1])
+    assert [r["pid"] for r in batch_show(batch_id)] == list(frame["pid"])
+    assert batch_id in [b["id"] for b in batches()]
+    png = batch_plot(batch_id, "type:node.limit", out=str(tmp_path / "p.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Done" in batch_kill(batch_id)  # an ended batch stays as it ended

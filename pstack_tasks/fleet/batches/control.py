@@ -59,7 +59,11 @@ def kill(batch_id: int, wait_seconds: float = 30.0) -> BatchView:
         if who != owner and not is_admin(who):
             raise PermissionDenied(f"batch {batch_id} belongs to {owner or 'nobody'}; only {owner or 'its owner'} "
                                    f"or an admin (PSTACK_ADMINS) can kill it, and you are {who}")
-        if not rec.get("killed_by"):
+    first = outcomes.view(batch_id)
+    if first.ended:
+        return first  # an ended batch stays as it ended
+    if not rec.get("killed_by"):
+        with store.reporting():
             record.note(batch_id, killed_by=who)
     asked: set[int] = set()
     deadline = time.monotonic() + wait_seconds
