@@ -14,6 +14,7 @@ from pstack_tasks.exceptions import PermissionDenied, ProcessNotFound
 from pstack_tasks.fleet import client, store
 from pstack_tasks.fleet.batches import outcomes, record
 from pstack_tasks.fleet.batches.outcomes import BatchView
+from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.users import current_user, is_admin
 
 Watcher = Callable[[BatchView], None]
@@ -41,7 +42,19 @@ def wait(batch_id: int, timeout: float | None = None, progress: Watcher | None =
             done = sum(1 for run in current.runs if run.state in outcomes.OVER)
             raise TimeoutError(f"batch {batch_id} is still {current.state} after {timeout:g} s "
                                f"({done} of {current.total} runs over)")
-        time.sleep(POLL_SECONDS)
+        _until_next_end(current)
+
+
+def _until_next_end(current: BatchView) -> None:
+    """Sleep until the last run still going ends, or :data:`POLL_SECONDS` (a process's end pushes
+    to its wake list, which waiters watch without taking)."""
+    going = [run.pid for run in current.runs if run.pid is not None and run.state not in outcomes.OVER]
+    if not going:
+        time.sleep(POLL_SECONDS)  # runs not yet submitted: nothing to watch
+        return
+    r, keys = store.client(), Keys.current()
+    wake = keys.wake(going[-1])
+    r.blmove(wake, wake, POLL_SECONDS, "LEFT", "LEFT")  # type: ignore[arg-type]  # Redis takes fractions
 
 
 def kill(batch_id: int, wait_seconds: float = 30.0) -> BatchView:

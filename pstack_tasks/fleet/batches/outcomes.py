@@ -19,7 +19,8 @@ from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.batches import record
 from pstack_tasks.fleet.keys import Keys
-from pstack_tasks.fleet.records import ENDED, describe, read_result
+from pstack_tasks.fleet.records import ENDED, describe
+from pstack_tasks.native.results import merge_results
 
 #: the states a run can be in, in the order they are shown; Expired: its record is gone unread
 STATES = ("Submitted", "Waiting", "Running", "Done", "Failed", "Killed", "Expired")
@@ -89,26 +90,26 @@ class BatchView:
 
 
 def view(batch_id: int) -> BatchView:
-    """The batch and every run as they stand now.
+    """The batch and every run as they stand now, in four round trips to Redis at most, however
+    many runs it has.
 
     Raises:
         BatchNotFound: no such batch.
     """
     r, keys = store.client(), Keys.current()
     with store.reporting():
-        rec = record.read(batch_id, r, keys)
-        submitted = record.runs(batch_id, r, keys)
-        kept = {int(i): json.loads(t) for i, t in store.text_hash(r.hgetall(keys.batch_ended(batch_id))).items()}
-        live = [i for i in submitted if i not in kept]
         pipe = r.pipeline(transaction=False)
-        for i in live:
-            pipe.hgetall(keys.proc(submitted[i]["pid"]))
-            pipe.hgetall(keys.progress(submitted[i]["pid"]))
-        replies = pipe.execute()
-        for i, rec_raw, progress in zip(live, replies[::2], replies[1::2]):
-            kept[i] = _outcome(r, keys, submitted[i]["pid"], rec_raw, progress)
-            if kept[i]["state"] in OVER:
-                _keep(r, keys, batch_id, i, kept[i])
+        for key in (keys.batch(batch_id), keys.batch_runs(batch_id), keys.batch_ended(batch_id)):
+            pipe.hgetall(key)
+        raw_rec, raw_runs, raw_kept = (store.text_hash(x) for x in pipe.execute())
+        if not raw_rec:
+            raise record.not_found(batch_id)
+        rec = record.decode(raw_rec)
+        submitted = {int(i): json.loads(t) for i, t in sorted(raw_runs.items(), key=lambda kv: int(kv[0]))}
+        kept = {int(i): json.loads(t) for i, t in raw_kept.items()}
+        fresh = _read_live(r, keys, {i: int(submitted[i]["pid"]) for i in submitted if i not in kept})
+        _keep(r, keys, batch_id, {i: o for i, o in fresh.items() if o["state"] in OVER})
+        kept.update(fresh)
     out = BatchView(rec, [_run_view(i, submitted[i], kept[i]) for i in submitted])
     if out.ended and not rec.get("ended"):
         last = max((float(kept[i].get("ended") or 0) for i in submitted), default=0.0)
@@ -124,25 +125,41 @@ def _note_ended(batch_id: int, when: float) -> None:
         pass
 
 
-def _outcome(r: redis.Redis, keys: Keys, pid: int, rec: Mapping[str, str], progress: Mapping[str, str]
-             ) -> dict[str, Any]:
-    """A run's state, metrics, seconds and reason from its process record (and result, if Done)."""
-    if not rec:
-        return {"state": "Expired", "metrics": {}, "elapsed": None, "reason": "its process record has expired"}
-    d = describe(store.text_hash(rec), store.text_hash(progress))
-    metrics: dict[str, Any] = {}
-    if d["state"] == "Done":
-        result = read_result(pid, r, keys)
-        metrics = dict(result["metrics"]) if result else {}
-    delivered = int(metrics.get("Delivered messages", d["delivered"]))
-    return {"state": d["state"], "metrics": metrics, "elapsed": d["elapsed"], "reason": d["reason"] or "",
-            "delivered": delivered, "ended": d["ended"]}
+def _read_live(r: redis.Redis, keys: Keys, pids: Mapping[int, int]) -> dict[int, dict[str, Any]]:
+    """Each run's outcome ``{state, metrics, elapsed, reason, delivered, ended}`` from its process
+    record and live counters, and, for the Done ones, the metrics of its result."""
+    pipe = r.pipeline(transaction=False)
+    for pid in pids.values():
+        pipe.hgetall(keys.proc(pid))
+        pipe.hgetall(keys.progress(pid))
+    replies = pipe.execute()
+    out: dict[int, dict[str, Any]] = {}
+    for i, raw, progress in zip(pids, replies[::2], replies[1::2]):
+        if not raw:
+            out[i] = {"state": "Expired", "metrics": {}, "elapsed": None, "reason": "its process record has expired"}
+            continue
+        d = describe(store.text_hash(raw), store.text_hash(progress))
+        out[i] = {"state": d["state"], "metrics": {}, "elapsed": d["elapsed"], "reason": d["reason"] or "",
+                  "delivered": d["delivered"], "ended": d["ended"]}
+    done = [i for i in out if out[i]["state"] == "Done"]
+    pipe = r.pipeline(transaction=False)
+    for i in done:
+        pipe.hgetall(keys.result(pids[i]))
+    for i, parts in zip(done, pipe.execute()):
+        if parts:  # merged as records.read_result merges them; the states are not kept
+            merged = merge_results({int(k): json.loads(v) for k, v in store.text_hash(parts).items()})
+            out[i]["metrics"] = dict(merged["metrics"])
+            out[i]["delivered"] = int(merged["metrics"].get("Delivered messages", out[i]["delivered"]))
+    return out
 
 
-def _keep(r: redis.Redis, keys: Keys, batch_id: int, index: int, outcome: Mapping[str, Any]) -> None:
+def _keep(r: redis.Redis, keys: Keys, batch_id: int, outcomes: Mapping[int, Mapping[str, Any]]) -> None:
+    """Copy ended runs' outcomes into the batch (one round trip), so they outlive their processes."""
+    if not outcomes:
+        return
     try:
         pipe = r.pipeline(transaction=False)
-        pipe.hset(keys.batch_ended(batch_id), str(index), json.dumps(outcome))
+        pipe.hset(keys.batch_ended(batch_id), mapping={str(i): json.dumps(o) for i, o in outcomes.items()})
         pipe.expire(keys.batch_ended(batch_id), settings().result_expires)
         pipe.execute()
     except redis.exceptions.NoPermissionError:

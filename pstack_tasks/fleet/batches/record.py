@@ -39,8 +39,9 @@ def create(fields: Mapping[str, Any]) -> int:
     return batch_id
 
 
-def add_run(batch_id: int, spec: RunSpec, pid: int) -> None:
-    """Note that run ``spec`` of the batch is process ``pid``."""
+def add_run(batch_id: int, spec: RunSpec, pid: int) -> bool:
+    """Note that run ``spec`` of the batch is process ``pid``; whether the batch has been killed
+    meanwhile (in the same round trip: its submitter then stops)."""
     r, keys = store.client(), Keys.current()
     expires = settings().result_expires
     pipe = r.pipeline(transaction=True)
@@ -48,18 +49,14 @@ def add_run(batch_id: int, spec: RunSpec, pid: int) -> None:
     pipe.hincrby(keys.batch(batch_id), "submitted_runs", 1)
     for key in (keys.batch(batch_id), keys.batch_runs(batch_id)):
         pipe.expire(key, expires)
-    pipe.execute()
+    pipe.hget(keys.batch(batch_id), "killed_by")
+    return bool(pipe.execute()[-1])
 
 
 def note(batch_id: int, **fields: Any) -> None:
     """Set fields of the batch record (``killed_by``, ``error``, ``ended``)."""
     r, keys = store.client(), Keys.current()
     r.hset(keys.batch(batch_id), mapping={k: str(v) for k, v in fields.items()})
-
-
-def killed(batch_id: int) -> bool:
-    """Whether the batch has been killed (its submission stops)."""
-    return bool(store.client().hget(Keys.current().batch(batch_id), "killed_by"))
 
 
 def read(batch_id: int, r: redis.Redis | None = None, keys: Keys | None = None) -> dict[str, Any]:
@@ -89,16 +86,10 @@ def decode(raw: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def runs(batch_id: int, r: redis.Redis, keys: Keys) -> dict[int, dict[str, Any]]:
-    """Each submitted run by index: ``{"params", "run", "seed", "pid"}``."""
-    raw = store.text_hash(r.hgetall(keys.batch_runs(batch_id)))
-    return {int(i): json.loads(text) for i, text in sorted(raw.items(), key=lambda kv: int(kv[0]))}
-
-
 def ids(limit: int = 100) -> list[int]:
     """The newest batch ids, newest first."""
     r, keys = store.client(), Keys.current()
     return [int(b) for b in cast("list[str]", r.zrevrange(keys.batches, 0, limit - 1))]
 
 
-__all__ = ["BatchNotFound", "not_found", "create", "add_run", "note", "killed", "read", "decode", "runs", "ids"]
+__all__ = ["BatchNotFound", "not_found", "create", "add_run", "note", "read", "decode", "ids"]

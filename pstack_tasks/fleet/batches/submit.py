@@ -68,10 +68,6 @@ def _submit_runs(batch_id: int, specs: list[RunSpec], key: str | None, base: Req
     """Each run as a process; stops early when the batch is killed meanwhile, or a run is refused."""
     extra: dict[str, Any] = {"group": group} if group is not None else {}
     for spec in specs:
-        if record.killed(batch_id):
-            logger.info("batch %s was killed while it was submitted: %d runs not submitted", batch_id,
-                        len(specs) - spec.index)
-            return
         req = Request(base.xml, base.rmap, None, base.level, False, base.engine, base.options, base.regions,
                       overrides=spec.overrides(key), batch=str(batch_id), parsed=app, **extra)
         try:
@@ -79,7 +75,10 @@ def _submit_runs(batch_id: int, specs: list[RunSpec], key: str | None, base: Req
         except PstackError as e:
             record.note(batch_id, error=f"run {spec.index}: {e}")
             raise
-        record.add_run(batch_id, spec, pid)
+        if record.add_run(batch_id, spec, pid):
+            logger.info("batch %s was killed while it was submitted: %d runs not submitted", batch_id,
+                        len(specs) - spec.index - 1)
+            return
 
 
 __all__ = ["start"]
