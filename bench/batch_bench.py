@@ -20,6 +20,8 @@ shared machine's speed drifts over a minute.  Figures go to bench/out/batch_benc
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.values, args.runs, args.rounds = 4, 5, 1
+    # an engine cache of its own (the workers inherit it): "no engine compiled" is then this run's fact,
+    # not disturbed by anyone else compiling into the shared cache meanwhile
+    os.environ["PSTACK_CACHE_DIR"] = tempfile.mkdtemp(prefix="batch-bench-cache-")
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir, use_stack(server.url, "bench:"):
         fleet = Fleet(server.url, "bench:")
         try:
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             rates, checked = measure(args, Path(tmpdir))
         finally:
             fleet.close()
+            shutil.rmtree(os.environ["PSTACK_CACHE_DIR"], ignore_errors=True)
     share = rates["batch"] / rates["processes"]
     print()
     print(f"sweep: {args.values} limits x {args.runs} runs of a {args.devices}-device ring, 4 psim slots, "
