@@ -137,3 +137,9 @@ def test_another_user_may_not_kill_a_batch(tmp_path: Path, on_fleet: WorkerFleet
     monkeypatch.setenv("PSTACK_USER", "mallory-not-the-owner")
     with pytest.raises(PermissionDenied, match=rf"batch {handle.id} belongs to"):
         handle.kill()
+
+
+def test_seeds_given_twice_are_refused_before_redis_is_asked() -> None:
+    from pstack_tasks.exceptions import ConfigurationError
+    with pytest.raises(ConfigurationError, match="give the seeds either as seeds or as the grid key 'graph:seed'"):
+        batch(SEEDED, grid={"graph:seed": [1, 2]}, seeds=[3], wait=False)

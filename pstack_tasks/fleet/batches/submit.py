@@ -4,13 +4,14 @@ submission path (gang-scheduled as any process), tagged with the batch id.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
-from pstack_tasks.exceptions import PstackError
+from pstack_tasks.exceptions import ConfigurationError, PstackError
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.batches import record
 from pstack_tasks.fleet.batches.grid import Grid, RunSpec, expand
@@ -31,7 +32,8 @@ def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequ
     Raises:
         GraphError: the file is malformed, a grid key names nothing, a value does not fit, or
             seeds were asked of a graph type without a ``seed`` graph property; nothing was queued.
-        ConfigurationError: bad runs or seeds, an unknown engine type.
+        ConfigurationError: bad runs or seeds, an unknown engine type, a group where the stack has
+            no worker groups.
         ProcessRefused: the fleet can never run the runs (nothing else was queued).
     """
     engine = engine or settings().engine
@@ -40,6 +42,10 @@ def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequ
     app = loader.load(file if file is not None else text.encode())
     specs = expand(grid, runs, seeds)
     key = seed_key(app.graph_type, app.file) if seeds else None
+    if key is not None and key in (grid or {}):
+        raise ConfigurationError(f"give the seeds either as seeds or as the grid key {key!r}, not both")
+    if group is not None and "group" not in {f.name for f in dataclasses.fields(Request)}:
+        raise ConfigurationError("--group needs worker groups, which this version of the stack does not have")
     _check_values(app, grid or {}, key, seeds or [])
     fields = {"user": current_user(), "group": group or "", "app": file or "app.xml", "graph_type": app.graph_type.id,
               "devices": app.instance.device_count, "grid": {k: list(v) for k, v in (grid or {}).items()},
