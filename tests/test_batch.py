@@ -143,3 +143,13 @@ def test_seeds_given_twice_are_refused_before_redis_is_asked() -> None:
     from pstack_tasks.exceptions import ConfigurationError
     with pytest.raises(ConfigurationError, match="give the seeds either as seeds or as the grid key 'graph:seed'"):
         batch(SEEDED, grid={"graph:seed": [1, 2]}, seeds=[3], wait=False)
+
+
+def test_the_batch_api_is_imported_only_when_used() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, pstack_tasks; assert 'pstack_tasks.fleet.batches' not in sys.modules; "
+            "from pstack_tasks import batch, batches, Batch, plot_batch, BatchNotFound; "
+            "assert batch.__module__ == 'pstack_tasks.fleet.batches' and 'matplotlib' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

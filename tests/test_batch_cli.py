@@ -77,6 +77,9 @@ def test_bad_set_is_refused_naming_the_key_before_any_batch(tmp_path: Path, on_f
     no_seed.write_text(token_ring(3, 2))
     refused = pstack("batch", str(no_seed), "--seeds", "1..3", env=env)
     assert refused.returncode == 3 and "graph type 'tokens' has none" in refused.stderr
+    wrong_out = pstack("batch", str(SEEDED), "--set", "type:node.limit=2", "--out", "r.txt", env=env)
+    assert wrong_out.returncode == 5 and "unknown extension '.txt'" in wrong_out.stderr
+    assert "pstack: batch" not in wrong_out.stderr, "refused before the batch started"
     unknown = pstack("batch", "show", "99999", env=env)
     assert unknown.returncode == 1 and "no batch 99999" in unknown.stderr
 

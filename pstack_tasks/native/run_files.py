@@ -47,12 +47,14 @@ def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: 
     """The binary instance file for this split: cached beside the application when it has an
     ``app_id`` (a worker runs the same small split again and again), else written for this run.
     An instance the native loader packed runs in one region from the loader's own file (no copy).
-    The run's overrides (``opts.overrides``) are patched into it: a cached file is kept per patch."""
+    The run's overrides (``opts.overrides``) are patched into it: a small instance's cached file is
+    kept per patch, a big one's is written for the run."""
     patch = run_patch(prep, opts)
     packed = prep.app.instance.packed
     if packed is not None and not opts.tmpdir and not patch and packed_in_place(packed, regions, prep.type_hash):
         return Path(packed.path)
-    if opts.app_id and not opts.tmpdir:
+    # a patched instance is cached only when small: a sweep of a big one would fill the disk with copies
+    if opts.app_id and not opts.tmpdir and (not patch or prep.app.worth_keeping()):
         split = hashlib.sha256(regions.tobytes()).hexdigest()[:24]
         patched = f"-{patch.digest}" if patch else ""
         path = build.app_dir(opts.app_id) / f"{prep.type_hash[:16]}-{split}{patched}.inst"

@@ -53,10 +53,7 @@ def write(batch: BatchView, path: str | Path) -> Path:
         ConfigurationError: another extension (the message names the ones known).
     """
     path = Path(path)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ConfigurationError(f"--out {path}: unknown extension {path.suffix!r}; use "
-                                 + ", ".join(FORMATS))
+    kind = file_format(path)
     table = rows(batch)
     with open(path, "w", newline="") as f:
         if kind == "csv":
@@ -70,6 +67,19 @@ def write(batch: BatchView, path: str | Path) -> Path:
     return path
 
 
+def file_format(path: str | Path) -> str:
+    """``"csv"`` or ``"jsonl"``, by the file's extension (checked before a batch starts).
+
+    Raises:
+        ConfigurationError: another extension (the message names the ones known).
+    """
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigurationError(f"--out {path}: unknown extension {path.suffix!r}; use " + ", ".join(FORMATS))
+    return kind
+
+
 def _cell(value: Any) -> Any:
     """A CSV cell: lists and objects (array members) as JSON, None as empty."""
     if isinstance(value, (list, dict)):
@@ -77,4 +87,4 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-__all__ = ["RUN_COLUMNS", "TAIL_COLUMNS", "FORMATS", "columns", "rows", "write"]
+__all__ = ["RUN_COLUMNS", "TAIL_COLUMNS", "FORMATS", "columns", "rows", "write", "file_format"]

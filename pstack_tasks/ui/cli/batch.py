@@ -75,7 +75,10 @@ def start(app: str, sets: tuple[str, ...], runs: int, seeds: str | None, rmap: s
           metrics: tuple[str, ...], slots: int | None, show_progress: bool | None, debug: bool) -> None:
     """Run APP once per combination of the --set values, per seed, --runs times; each run a process."""
     from pstack_tasks.fleet.batches.grid import grid_from_sets, parse_seeds
+    from pstack_tasks.fleet.batches.table import file_format
     configure_logging(debug)
+    if out:
+        file_format(out)  # a wrong extension is refused before anything runs
     grid = grid_from_sets(sets)
     seed_list = parse_seeds(seeds) if seeds else None
     kwargs: dict[str, Any] = dict(grid=grid, runs=runs, seeds=seed_list, rmap=parse_rmap(rmap) or None,
@@ -160,6 +163,9 @@ def show(batch_id: int, metrics: tuple[str, ...], out: str | None, as_json: bool
 def wait(batch_id: int, out: str | None, metrics: tuple[str, ...], timeout: float | None,
          show_progress: bool | None, debug: bool) -> None:
     """Wait for a batch to end, with a progress bar; then its runs as ``show`` prints them."""
+    from pstack_tasks.fleet.batches.table import file_format
+    if out:
+        file_format(out)
     try:
         _finish(batch_id, out, metrics, show_progress, timeout)
     except TimeoutError as e:
