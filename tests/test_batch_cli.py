@@ -118,3 +118,13 @@ def test_pcli_batch_builtins_show_runs_as_tables_whose_values_are_rows(tmp_path:
     png = batch_plot(batch_id, "type:node.limit", out=str(tmp_path / "p.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Done" in batch_kill(batch_id)  # an ended batch stays as it ended
+
+
+def test_a_batch_without_a_fleet_runs_on_an_embedded_stack(tmp_path: Path) -> None:
+    from support.commands import bare_env
+    out = tmp_path / "r.csv"
+    done = pstack("batch", str(SEEDED), "--set", "type:node.limit=1,2", "--slots", "2", "--out", str(out),
+                  "--no-progress", env=bare_env(), timeout=240)
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(out)
+    assert list(frame["Delivered messages"]) == [5, 10] and list(frame["state"]) == ["Done", "Done"]

@@ -77,7 +77,7 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
             was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides=overrides))
     return Future(pid)
 
 
@@ -127,7 +127,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, overrides=overrides))
     if async_:
         return Future(pid)
     try:
