@@ -162,3 +162,11 @@ def test_the_grid_expands_to_its_cartesian_product_times_seeds_times_runs() -> N
         expand({"type:a.x": []})
     with pytest.raises(ConfigurationError, match="more than the 100000"):
         expand({"type:a.x": list(range(1000))}, runs=1000)
+
+
+def test_overrides_with_a_region_a_python_engine_serves_are_refused_not_ignored(ring_file: Path) -> None:
+    from pstack_tasks.exceptions import ConfigurationError
+    from pstack_tasks.fleet.client import submit
+    from pstack_tasks.fleet.pyengine.engine import Engine
+    with pytest.raises(ConfigurationError, match=r"not to regions a Python engine serves \(rcon regions \[1\]\)"):
+        submit(ring_file, rmap={"n1": 1}, rcon={1: Engine()}, overrides={"type:node.limit": 3})

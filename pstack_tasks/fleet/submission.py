@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,12 +95,7 @@ def create(req: Request) -> tuple[int, loader.Application]:
     app = req.parsed or parsed(text, file, digest)
     rmap = combine(req.rmap, req.regions)
     arr, regions, split = resolve(app, rmap)
-    options = dict(req.options or {})
-    if req.overrides:  # checked here: a bad key or value fails before anything is queued
-        overrides.check(app, req.overrides)
-        options["overrides"] = dict(req.overrides)
-    if split is not None:  # each engine computes the split again (cached): it must get this one
-        options["split_digest"] = split_digest(arr)
+    options = _engine_options(req, app, arr, split is not None)
     pins = {str(k): v for k, v in (req.rcon or {}).items()}
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
@@ -107,6 +103,9 @@ def create(req: Request) -> tuple[int, loader.Application]:
     served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
     pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
     fleet_regions = [x for x in regions if x not in served]
+    if served and req.overrides:  # a Python engine serves the instance as parsed: refused, not ignored
+        raise ConfigurationError("overrides apply to engines on the fleet, not to regions a Python engine serves "
+                                 f"(rcon regions {sorted(served)})")
     check_served(app, arr, served, fleet_regions)
     with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
         pid = _new_pid(text, digest)
@@ -126,6 +125,18 @@ def create(req: Request) -> tuple[int, loader.Application]:
             server.attach(pid, app, arr, region, regions)
         _queue(pid, engine, record, regions)
     return pid, app
+
+
+def _engine_options(req: Request, app: loader.Application, arr: array[int], split: bool) -> dict[str, Any]:
+    """The options every engine of the process gets: the caller's, the run's overrides (checked
+    here: a bad key or value fails before anything is queued) and an automatic split's digest."""
+    options = dict(req.options or {})
+    if req.overrides:
+        overrides.check(app, req.overrides)
+        options["overrides"] = dict(req.overrides)
+    if split:  # each engine computes the split again (cached): it must get this one
+        options["split_digest"] = split_digest(arr)
+    return options
 
 
 def _run_tags(req: Request) -> dict[str, str]:
