@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -39,14 +39,15 @@ def create(fields: Mapping[str, Any]) -> int:
     return batch_id
 
 
-def add_run(batch_id: int, spec: RunSpec, pid: int) -> bool:
-    """Note that run ``spec`` of the batch is process ``pid``; whether the batch has been killed
-    meanwhile (in the same round trip: its submitter then stops)."""
+def add_runs(batch_id: int, runs: Sequence[tuple[RunSpec, int]]) -> bool:
+    """Note that each run ``spec`` of the batch is process ``pid``, in one round trip; whether the
+    batch has been killed meanwhile (its submitter then stops)."""
     r, keys = store.client(), Keys.current()
     expires = settings().result_expires
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.batch_runs(batch_id), str(spec.index), json.dumps(dict(spec.as_dict(), pid=pid)))
-    pipe.hincrby(keys.batch(batch_id), "submitted_runs", 1)
+    pipe.hset(keys.batch_runs(batch_id),
+              mapping={str(spec.index): json.dumps(dict(spec.as_dict(), pid=pid)) for spec, pid in runs})
+    pipe.hincrby(keys.batch(batch_id), "submitted_runs", len(runs))
     for key in (keys.batch(batch_id), keys.batch_runs(batch_id)):
         pipe.expire(key, expires)
     pipe.hget(keys.batch(batch_id), "killed_by")
@@ -92,4 +93,4 @@ def ids(limit: int = 100) -> list[int]:
     return [int(b) for b in cast("list[str]", r.zrevrange(keys.batches, 0, limit - 1))]
 
 
-__all__ = ["BatchNotFound", "not_found", "create", "add_run", "note", "read", "decode", "ids"]
+__all__ = ["BatchNotFound", "not_found", "create", "add_runs", "note", "read", "decode", "ids"]

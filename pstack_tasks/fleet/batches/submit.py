@@ -12,7 +12,7 @@ from typing import Any
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError, PstackError
-from pstack_tasks.fleet import store
+from pstack_tasks.fleet import client, store
 from pstack_tasks.fleet.batches import record
 from pstack_tasks.fleet.batches.grid import Grid, RunSpec, expand
 from pstack_tasks.fleet.submission import Application, Request, create, read_app
@@ -22,6 +22,8 @@ from pstack_tasks.graph.overrides import check, seed_key
 from pstack_tasks.native.split_cache import RegionMap
 
 logger = logging.getLogger(__name__)
+#: runs submitted between two notes in the batch record (each note is one round trip to Redis)
+NOTE_EVERY = 8
 
 
 def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequence[Any] | None = None,
@@ -71,20 +73,30 @@ def _check_values(app: loader.Application, grid: Grid, key: str | None, seeds: S
 
 def _submit_runs(batch_id: int, specs: list[RunSpec], key: str | None, base: Request, app: loader.Application,
                  group: str | None) -> None:
-    """Each run as a process; stops early when the batch is killed meanwhile, or a run is refused."""
+    """Each run as a process, noted in the batch :data:`NOTE_EVERY` at a time; stops early when the
+    batch is killed meanwhile (killing what it submitted since it last looked), or a run is refused."""
     extra: dict[str, Any] = {"group": group} if group is not None else {}
+    unnoted: list[tuple[RunSpec, int]] = []
     for spec in specs:
         req = Request(base.xml, base.rmap, None, base.level, False, base.engine, base.options, base.regions,
                       overrides=spec.overrides(key), batch=str(batch_id), parsed=app, **extra)
         try:
             pid, _ = create(req)
         except PstackError as e:
+            if unnoted:
+                record.add_runs(batch_id, unnoted)
             record.note(batch_id, error=f"run {spec.index}: {e}")
             raise
-        if record.add_run(batch_id, spec, pid):
+        unnoted.append((spec, pid))
+        if len(unnoted) < NOTE_EVERY and spec is not specs[-1]:
+            continue
+        if record.add_runs(batch_id, unnoted):
+            for _, late in unnoted:  # its killer may have looked before these were noted
+                client.kill(late, wait=0)
             logger.info("batch %s was killed while it was submitted: %d runs not submitted", batch_id,
                         len(specs) - spec.index - 1)
             return
+        unnoted = []
 
 
 __all__ = ["start"]
