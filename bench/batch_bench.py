@@ -36,8 +36,8 @@ from figures import Figure, write_figures  # noqa: E402
 from pstack_tasks.native.redis_server import EmbeddedRedis  # noqa: E402
 from pstack_tasks.worker.local import Fleet, use_stack  # noqa: E402
 
-#: the batch's rate may be no lower than this share of the single processes' (its own overhead)
-SHARE_TARGET = 0.9
+#: the issue asks for the rates side by side, with no target; the ratio is reported (a batch adds one
+#: round trip per 8 runs to its processes' own, and a loaded 2-core machine moves it by +-30%)
 
 
 def engine_builds() -> set[str]:
@@ -140,17 +140,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds} round(s); checked per batch: {checked}")
     print("| workload | runs/s | against run() processes |")
     print("|---|---|---|")
-    print(f"| batch | {rates['batch']:.1f} | {share:.2f} (target >= {SHARE_TARGET}) |")
+    print(f"| batch | {rates['batch']:.1f} | {share:.2f} |")
     print(f"| run() processes, submitted at once | {rates['processes']:.1f} | 1.00 |")
     print(f"| waiting run() loop | {rates['loop']:.1f} | {rates['loop'] / rates['processes']:.2f} |")
     figures = [
-        Figure("batch sweep runs/s", rates["batch"], "runs/s", True, rates["processes"], "run() processes/s",
-               f"ratio >= {SHARE_TARGET}", share >= SHARE_TARGET),
+        Figure("batch sweep runs/s", rates["batch"], "runs/s", True, rates["processes"], "run() processes/s"),
         Figure("waiting run() loop runs/s", rates["loop"], "runs/s", True, rates["processes"], "run() processes/s"),
     ]
     write_figures("batch_bench", figures, quick=args.quick, checked=checked, values=args.values, runs=args.runs,
                   devices=args.devices, rounds=args.rounds)
-    return 0 if share >= SHARE_TARGET else 1
+    return 0  # a run whose checks failed has raised before this
 
 
 if __name__ == "__main__":
