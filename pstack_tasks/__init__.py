@@ -1,9 +1,9 @@
 """pstack-celery: simulate POETS graph applications, alone or split over a fleet of workers.
 
 ``psim`` runs on this machine; ``submit, run, block, ps, kill, status, engines`` work with processes
-on the worker fleet, ``inspect`` and ``inject`` look into and feed running ones, and ``draw``
-pictures an application, ``debug`` steps one through its handlers.
-They are imported on first use (module ``__getattr__``): the ``psim`` and
+on the worker fleet, ``batch`` and ``batches`` with batches of them (``plot_batch`` draws one),
+``inspect`` and ``inject`` look into and feed running ones, ``draw`` pictures an application, and
+``debug`` steps one through its handlers.  They are imported on first use (module ``__getattr__``): the ``psim`` and
 ``pstack`` commands import this package first, and each imports only what its run needs
 (docs/psim.md, "Start-up").
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pstack_tasks.exceptions import (
+    BatchNotFound,
     BuildError,
     ConfigurationError,
     DebugError,
@@ -35,6 +36,8 @@ _ENGINE_API = ("Engine",)
 _LIVE_API = ("inspect", "inject")
 _DRAW_API = ("draw",)
 _DEBUG_API = ("debug",)
+_BATCH_API = ("batch", "batches", "Batch")
+_PLOT_API = ("plot_batch",)
 
 __all__ = [
     # simulation
@@ -42,6 +45,8 @@ __all__ = [
     # processes on the fleet
     *_PROCESS_API,
     *_ENGINE_API,
+    # batches of runs over a grid of overrides, and their plots
+    *_BATCH_API, *_PLOT_API,
     # looking into running processes, and pictures of applications
     *_LIVE_API, *_DRAW_API,
     # the step debugger
@@ -49,7 +54,7 @@ __all__ = [
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
-    "ProcessFailed", "PermissionDenied", "DebugError",
+    "ProcessFailed", "PermissionDenied", "BatchNotFound", "DebugError",
 ]
 
 
@@ -69,6 +74,12 @@ def __getattr__(name: str) -> Any:
     if name in _DEBUG_API:
         from pstack_tasks.native import debug as debugger
         return debugger.debug
+    if name in _BATCH_API:
+        from pstack_tasks.fleet import batches
+        return getattr(batches, name)
+    if name in _PLOT_API:
+        from pstack_tasks.ui import batch_plot
+        return getattr(batch_plot, name)
     if name in _DRAW_API:
         from pstack_tasks.ui import drawing
         return getattr(drawing, name)

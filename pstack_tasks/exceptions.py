@@ -18,6 +18,7 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
     └── ProcessError            a process (a run on the fleet) did not end Done
         ├── ProcessRefused      it can never run on this fleet (too few slots, unknown host)
         ├── ProcessNotFound     no process has that pid (never existed, or its record was flushed)
+        │   └── BatchNotFound   no batch has that id (docs/batches.md)
         ├── ProcessFailed       it ended Failed or Killed; ``state``, ``reason`` and ``error`` say why
         └── PermissionDenied    the caller may not do that to this process (another user's)
 
@@ -106,6 +107,10 @@ class ProcessNotFound(ProcessError):
     """No process has this pid."""
 
 
+class BatchNotFound(ProcessNotFound):
+    """No batch has that id (never existed, or its record has expired)."""
+
+
 class ProcessFailed(ProcessError):
     """The process ended Failed or Killed.
 
@@ -147,5 +152,5 @@ def error_class(name: str) -> type[PstackError] | None:
 __all__ = [
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "ServiceUnavailable", "RedisUnavailable",
     "EngineError", "SimulationFailed", "RegionStopped", "DebugError", "ProcessError", "ProcessRefused",
-    "ProcessNotFound", "ProcessFailed", "PermissionDenied", "error_class",
+    "ProcessNotFound", "BatchNotFound", "ProcessFailed", "PermissionDenied", "error_class",
 ]

@@ -11,8 +11,10 @@ from typing import Any
 
 from pstack_tasks.exceptions import ConfigurationError, RegionStopped
 
+#: options it accepts; it reads only "seconds" ("overrides" too is accepted and ignored: a batch's runs
+#: on the dummy engine exercise scheduling, not the application)
 KNOWN = {"seconds", "region", "pid", "prefix", "redis_url", "log", "should_stop", "level", "quiet", "states", "app_id",
-         "progress"}
+         "progress", "overrides"}
 
 
 def run_engine(xml: str, rmap: Mapping[str, int] | None = None,

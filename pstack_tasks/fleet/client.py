@@ -50,7 +50,8 @@ class Future:
 
 def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
-           options: Mapping[str, Any] | None = None, regions: int | None = None, group: str | None = None) -> Future:
+           options: Mapping[str, Any] | None = None, regions: int | None = None, group: str | None = None,
+           overrides: Mapping[str, Any] | None = None) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
@@ -69,12 +70,17 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
             an rmap.
         group: the process's group (default ``PSTACK_GROUP``): workers started with ``--group``
             serve only their groups' processes (docs/fleet.md, "Worker groups").
+        overrides: ``{key: value}`` patched into this run's instance, without re-parsing or
+            compiling: ``graph:NAME``, ``type:TYPE.NAME``, ``device:ID.NAME``,
+            ``state:TYPE.NAME`` (docs/batches.md).
 
     Raises:
-        GraphError: the file is malformed; nothing was queued.
+        GraphError: the file is malformed, or an override names nothing or does not fit; nothing
+            was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group,
+                                    overrides=overrides))
     return Future(pid)
 
 
@@ -83,7 +89,8 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ..., group: str | None = ...) -> dict[str, Any]: ...
+        regions: int | None = ..., group: str | None = ...,
+        overrides: Mapping[str, Any] | None = ...) -> dict[str, Any]: ...
 
 
 @overload
@@ -91,7 +98,8 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ..., group: str | None = ...) -> Future: ...
+        regions: int | None = ..., group: str | None = ...,
+        overrides: Mapping[str, Any] | None = ...) -> Future: ...
 
 
 @overload
@@ -99,14 +107,16 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ..., group: str | None = ...) -> dict[str, Any] | Future: ...
+        regions: int | None = ..., group: str | None = ...,
+        overrides: Mapping[str, Any] | None = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,
-        regions: int | None = None, group: str | None = None) -> dict[str, Any] | Future:
+        regions: int | None = None, group: str | None = None,
+        overrides: Mapping[str, Any] | None = None) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -124,7 +134,8 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group,
+                                      overrides=overrides))
     if async_:
         return Future(pid)
     try:

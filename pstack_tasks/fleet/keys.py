@@ -130,6 +130,30 @@ class Keys:
         when a process is admitted and delete them when it ends."""
         return QueueKeys(self.queue_prefix, pid)
 
+    # batches (fleet/batches/)
+    @property
+    def next_batch(self) -> str:
+        """Counter: the last batch id handed out."""
+        return f"{self.prefix}next_batch"
+
+    @property
+    def batches(self) -> str:
+        """Sorted set of every known batch id (score: id)."""
+        return f"{self.prefix}batches"
+
+    def batch(self, batch_id: int | str) -> str:
+        """Hash: the batch record (owner, group, app, grid, runs, times, killed_by)."""
+        return f"{self.prefix}batch:{batch_id}"
+
+    def batch_runs(self, batch_id: int | str) -> str:
+        """Hash run index -> JSON ``{"params", "run", "seed", "pid"}``: each run as submitted."""
+        return f"{self.prefix}batch-runs:{batch_id}"
+
+    def batch_ended(self, batch_id: int | str) -> str:
+        """Hash run index -> JSON ``{"state", "metrics", "elapsed", "reason"}``: each ended run's
+        outcome, kept by whoever read it first (it outlives the process's own record)."""
+        return f"{self.prefix}batch-ended:{batch_id}"
+
     # the fleet
     @property
     def engine_types(self) -> str:

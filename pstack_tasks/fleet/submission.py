@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.matching import process_group
 from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
-from pstack_tasks.graph import loader
+from pstack_tasks.graph import loader, overrides
 from pstack_tasks.graph.partition import combine
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
@@ -47,6 +48,9 @@ class Request:
     regions: int | None = None
     #: the process's group (None: ``PSTACK_GROUP``); workers started with ``--group`` serve only theirs
     group: str | None = None
+    overrides: Mapping[str, Any] | None = None  # {key: value} patched into this run's instance
+    batch: str | None = None  # the batch this run belongs to (fleet/batches/), kept in the record
+    parsed: loader.Application | None = None  # ``xml`` already parsed by the caller (a batch parses once)
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -93,12 +97,10 @@ def create(req: Request) -> tuple[int, loader.Application]:
     engine_registry.load(engine)  # unknown engine types fail here, not on a worker
     text, file = read_app(req.xml)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    app = parsed(text, file, digest)
+    app = req.parsed or parsed(text, file, digest)
     rmap = combine(req.rmap, req.regions)
     arr, regions, split = resolve(app, rmap)
-    options = dict(req.options or {})
-    if split is not None:  # each engine computes the split again (cached): it must get this one
-        options["split_digest"] = split_digest(arr)
+    options = _engine_options(req, app, arr, split is not None)
     pins = {str(k): v for k, v in (req.rcon or {}).items()}
     for k in pins:
         if not k.isdigit() or int(k) not in regions:
@@ -106,6 +108,9 @@ def create(req: Request) -> tuple[int, loader.Application]:
     served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
     pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
     fleet_regions = [x for x in regions if x not in served]
+    if served and req.overrides:  # a Python engine serves the instance as parsed: refused, not ignored
+        raise ConfigurationError("overrides apply to engines on the fleet, not to regions a Python engine serves "
+                                 f"(rcon regions {sorted(served)})")
     check_served(app, arr, served, fleet_regions)
     with store.reporting():  # a wrong password or a read-only Redis user: say so, no traceback
         pid = _new_pid(text, digest)
@@ -122,10 +127,36 @@ def create(req: Request) -> tuple[int, loader.Application]:
             record["group"] = group
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
+        record.update(_run_tags(req))
         for region, server in served.items():  # before the process can start: it holds a share
             server.attach(pid, app, arr, region, regions)
         _queue(pid, engine, record, regions)
     return pid, app
+
+
+def _engine_options(req: Request, app: loader.Application, arr: array[int], split: bool) -> dict[str, Any]:
+    """The options every engine of the process gets: the caller's, the run's overrides (checked
+    here: a bad key or value fails before anything is queued) and an automatic split's digest."""
+    options = dict(req.options or {})
+    if req.overrides:
+        overrides.check(app, req.overrides)
+        options["overrides"] = dict(req.overrides)
+    if split:  # each engine computes the split again (cached): it must get this one
+        options["split_digest"] = split_digest(arr)
+    return options
+
+
+def _run_tags(req: Request) -> dict[str, str]:
+    """The record's fields for a run's overrides, its seed and its batch (only those it has)."""
+    tags = {}
+    if req.overrides:
+        tags["overrides"] = json.dumps(dict(req.overrides))
+        seed = req.overrides.get(f"graph:{overrides.SEED_PROPERTY}")
+        if seed is not None:
+            tags["seed"] = json.dumps(seed)
+    if req.batch is not None:
+        tags["batch"] = req.batch
+    return tags
 
 
 def _rmap_text(rmap: RegionMap) -> str:

@@ -11,7 +11,9 @@ import struct
 from array import array
 from typing import IO
 
-from pstack_tasks.graph.application import TYPE_HASH_AT, Application, PackedBody
+from pstack_tasks.graph.application import HEADER_BYTES, TYPE_HASH_AT, Application, PackedBody
+from pstack_tasks.graph.model import GraphType
+from pstack_tasks.graph.overrides import Patch
 
 INSTANCE_MAGIC = b"PSTI"
 INSTANCE_VERSION = 2
@@ -76,3 +78,56 @@ def packed_in_place(body: PackedBody, regions: array[int], type_hash: str) -> bo
             f.seek(TYPE_HASH_AT)
             f.write(want)
     return True
+
+
+def patch_instance(f: IO[bytes], gt: GraphType, patch: Patch) -> None:
+    """Apply a run's overrides (:mod:`pstack_tasks.graph.overrides`) to an instance file written
+    by :func:`write_instance`, in place: ``f`` is open for reading and writing, at any position.
+
+    Every section's place is read from the file itself (counts and the names' length), so this
+    serves the Python loader's files and the native loader's alike.
+    """
+    if not patch:
+        return
+    f.seek(HEADER_BYTES - 16)
+    devices, _edges, ntypes, gpsize = struct.unpack("<IIII", f.read(16))
+    for w in patch.writes:
+        if w.section == "graph":
+            f.seek(HEADER_BYTES + w.offset)
+            f.write(w.data)
+            continue
+        start, count, psize, ssize = _type_section(f, gt, devices, gpsize, w.type_index)
+        at = start + (0 if w.section == "props" else count * psize)
+        size = psize if w.section == "props" else ssize
+        if w.device is not None:
+            f.seek(at + _position_in_type(f, gpsize, w.device, w.type_index) * size + w.offset)
+            f.write(w.data)
+            continue
+        f.seek(at)
+        block = bytearray(f.read(count * size))
+        for k, byte in enumerate(w.data):  # one strided store per byte of the member: every record at once
+            block[w.offset + k::size] = bytes([byte]) * count
+        f.seek(at)
+        f.write(block)
+
+
+def _type_section(f: IO[bytes], gt: GraphType, devices: int, gpsize: int, t: int) -> tuple[int, int, int, int]:
+    """(where its properties start, its device count, property size, state size) of device type ``t``."""
+    f.seek(HEADER_BYTES + gpsize + 8 * devices)
+    at = HEADER_BYTES + gpsize + 8 * devices + 4 + struct.unpack("<I", f.read(4))[0]
+    for i, d in enumerate(gt.device_types):
+        f.seek(at)
+        count = struct.unpack("<I", f.read(4))[0]
+        psize, ssize = d.properties.size, d.state.size
+        if i == t:
+            return at + 4, count, psize, ssize
+        at += 4 + count * (psize + ssize)
+    raise IndexError(t)
+
+
+def _position_in_type(f: IO[bytes], gpsize: int, device: int, t: int) -> int:
+    """Device number ``device``'s place among the devices of its type (the records' order)."""
+    f.seek(HEADER_BYTES + gpsize)
+    types = array("I")
+    types.frombytes(f.read(4 * device))
+    return types.tolist().count(t)

@@ -24,7 +24,7 @@ from pstack_tasks.native.redis_server import EmbeddedRedis
 from pstack_tasks.native.region_run import run_single
 from pstack_tasks.native.relay import RedisTarget, Relay
 from pstack_tasks.native.results import merge_results
-from pstack_tasks.native.run_files import RunDir, write_instance_file
+from pstack_tasks.native.run_files import RunDir, run_patch, write_instance_file
 from pstack_tasks.native.split_cache import RegionMap, resolve
 from pstack_tasks.native.watch import Engine, wait_engines
 from pstack_tasks.protocol import PID_COUNTER, QueueKeys
@@ -47,7 +47,7 @@ def _run_split(prep: Prepared, regions_arr: array[int], regions: list[int], opts
         work = RunDir.make(opts, stack)
         target = _redis_target(opts, stack)
         pid = _own_keys(target, opts, regions, stack)
-        inst = write_instance_file(prep, regions_arr, work.path)
+        inst = write_instance_file(prep, regions_arr, work.path, run_patch(prep, opts))
         sink = opts.log_sink()
         running: list[tuple[Engine, Relay]] = []
         stack.callback(_stop_all, running)

@@ -17,8 +17,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from pstack_tasks.graph.overrides import NO_PATCH, Patch, resolve
 from pstack_tasks.native import build
-from pstack_tasks.native.instance_file import packed_in_place, write_instance
+from pstack_tasks.native.instance_file import packed_in_place, patch_instance, write_instance
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import Prepared
 
@@ -45,24 +46,37 @@ class RunDir:
 def instance_file(prep: Prepared, regions: array[int], opts: RunOptions, stack: ExitStack) -> Path:
     """The binary instance file for this split: cached beside the application when it has an
     ``app_id`` (a worker runs the same small split again and again), else written for this run.
-    An instance the native loader packed runs in one region from the loader's own file (no copy)."""
+    An instance the native loader packed runs in one region from the loader's own file (no copy).
+    The run's overrides (``opts.overrides``) are patched into it: a small instance's cached file is
+    kept per patch, a big one's is written for the run."""
+    patch = run_patch(prep, opts)
     packed = prep.app.instance.packed
-    if packed is not None and not opts.tmpdir and packed_in_place(packed, regions, prep.type_hash):
+    if packed is not None and not opts.tmpdir and not patch and packed_in_place(packed, regions, prep.type_hash):
         return Path(packed.path)
-    if opts.app_id and not opts.tmpdir:
+    # a patched instance is cached only when small: a sweep of a big one would fill the disk with copies
+    if opts.app_id and not opts.tmpdir and (not patch or prep.app.worth_keeping()):
         split = hashlib.sha256(regions.tobytes()).hexdigest()[:24]
-        path = build.app_dir(opts.app_id) / f"{prep.type_hash[:16]}-{split}.inst"
+        patched = f"-{patch.digest}" if patch else ""
+        path = build.app_dir(opts.app_id) / f"{prep.type_hash[:16]}-{split}{patched}.inst"
         if not path.is_file():
             buf = io.BytesIO()
             write_instance(prep.app, buf, regions, prep.type_hash)
+            patch_instance(buf, prep.app.graph_type, patch)
             build.write_atomically(path, buf.getvalue())
         return path
-    return write_instance_file(prep, regions, RunDir.make(opts, stack).path)
+    return write_instance_file(prep, regions, RunDir.make(opts, stack).path, patch)
 
 
-def write_instance_file(prep: Prepared, regions: array[int], where: Path) -> Path:
-    """Write the instance file into ``where`` under a name no other thread or process uses."""
+def run_patch(prep: Prepared, opts: RunOptions) -> Patch:
+    """The run's overrides as a patch of its instance file (GraphError naming a bad key)."""
+    return resolve(prep.app, opts.overrides) if opts.overrides else NO_PATCH
+
+
+def write_instance_file(prep: Prepared, regions: array[int], where: Path, patch: Patch = NO_PATCH) -> Path:
+    """Write the instance file (with ``patch`` applied) into ``where`` under a name no other thread
+    or process uses."""
     path = where / f"{prep.app.graph_type.id}.{os.getpid()}.{threading.get_ident()}.inst"
-    with open(path, "wb") as f:
+    with open(path, "w+b") as f:
         write_instance(prep.app, f, regions, prep.type_hash)
+        patch_instance(f, prep.app.graph_type, patch)
     return path

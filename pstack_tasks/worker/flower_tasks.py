@@ -15,7 +15,11 @@ no process would ever end).  So:
   waiters never hold a slot.  The blocking happens in the client: Flower's
   ``GET /api/task/result/<id>?timeout=T`` waits for the task's final state in Flower itself.
 
-docs/flower.md shows the curl commands.
+``pstack.batch`` starts a batch the same way (:func:`pstack_tasks.fleet.batches.batch`, not
+waiting) and returns its id; ``pstack.batch_summary`` answers with the batch's summary and rows,
+waiting as ``pstack.result`` does.
+
+docs/flower.md and docs/batches.md show the curl commands.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from celery import Task
 
 from pstack_tasks.celery_app import app
 from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.fleet.batches import batch as start_batch
+from pstack_tasks.fleet.batches import outcomes, table
 from pstack_tasks.fleet.client import submit as submit_process
 from pstack_tasks.fleet.records import ENDED, read_result, status
 
@@ -105,3 +111,43 @@ def result(self: Any, pid: int, wait: float = 0.0) -> dict[str, Any]:
     record["result"] = read_result(int(pid)) if record["state"] == "Done" else None
     return record
 
+
+
+@app.task(name="pstack.batch", base=SubmitTask)  # type: ignore[untyped-decorator]
+def batch(application: str, grid: Mapping[str, Sequence[Any]] | None = None, runs: int = 1,
+          seeds: Sequence[Any] | None = None, rmap: Mapping[str, int] | None = None, engine: str | None = None,
+          group: str | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Start a batch; ``{"batch", "total", "state"}`` once every run is queued.
+
+    Args:
+        application: the XML text, or a path on the control worker's host (as ``pstack.submit``).
+        grid, runs, seeds, rmap, engine, group, options: as for :func:`pstack_tasks.batch`.
+
+    Raises:
+        GraphError: the application is malformed, or a grid key or value does not apply; nothing
+            was queued.
+    """
+    if not isinstance(application, str) or not application.strip():
+        raise ConfigurationError("pstack.batch needs the application: its XML text, or the path of its file "
+                                 "on the control worker's host, as the first argument")
+    handle = start_batch(application, grid=grid, runs=int(runs), seeds=seeds, rmap=rmap, engine=engine, group=group,
+                         options=options, wait=False)
+    summary = handle.summary()
+    logger.info("batch %s submitted through the API: %s runs", handle.id, summary["total"])
+    return {"batch": handle.id, "total": summary["total"], "state": summary["state"]}
+
+
+@app.task(name="pstack.batch_summary", bind=True, max_retries=None)  # type: ignore[untyped-decorator]
+def batch_summary(self: Any, batch_id: int, wait: float = 0.0) -> dict[str, Any]:
+    """A batch's summary (record, ``counts`` per state, ``state``) and ``rows``, one per run (the
+    CSV's columns).  ``wait``: if it has not ended, look again every second for up to this many
+    seconds first (without holding a worker thread, as ``pstack.result``).
+
+    Raises:
+        BatchNotFound: no such batch.
+    """
+    view = outcomes.view(int(batch_id))
+    polls = math.ceil(min(float(wait or 0), MAX_WAIT) / POLL_SECONDS)
+    if not view.ended and self.request.retries < polls:
+        raise self.retry(countdown=POLL_SECONDS, max_retries=None)
+    return dict(view.summary(), rows=table.rows(view))

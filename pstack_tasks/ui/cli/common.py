@@ -9,7 +9,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,3 +76,13 @@ def parse_rmap(value: str | None) -> dict[str, int]:
     if not isinstance(rmap, dict):
         raise ConfigurationError('--rmap must be a JSON object such as {"n1": 1}')
     return rmap
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=V`` options as overrides ``{key: value}`` (each value JSON, else text)."""
+    from pstack_tasks.graph.overrides import parse_assignment, parse_value
+    out: dict[str, Any] = {}
+    for item in items:
+        key, raw = parse_assignment(item)
+        out[key] = parse_value(raw)
+    return out

@@ -16,12 +16,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pstack_tasks.graph.overrides import check
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.options import RunOptions
 from pstack_tasks.native.prepare import prepare
 from pstack_tasks.native.region_run import print_single, print_single_json
 from pstack_tasks.native.results import format_text
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap, parse_sets
 from pstack_tasks.ui.cli.exit_status import USAGE
 
 
@@ -74,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_at_least_zero(int), default=0, help="Stop after N sends (0: no limit).")
     p.add_argument("--time-limit", type=_at_least_zero(float), default=0.0,
                    help="Stop after S seconds (0: no limit).")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V",
+                   help="Override a value without recompiling: graph:NAME=V, type:TYPE.NAME=V, device:ID.NAME=V, "
+                   "state:TYPE.NAME=V (repeatable; docs/batches.md).")
     return p
 
 
@@ -89,14 +93,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 @friendly_errors("psim")
 def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, debug: bool, rmap: str | None,
-             regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float) -> None:
+             regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float,
+             sets: Sequence[str] = ()) -> None:
     """Simulate APP and print its metrics and final device states."""
     configure_logging(debug)
     signal.signal(signal.SIGTERM, _terminated)
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
-                      max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir)
+                      max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir, overrides=parse_sets(sets) or None)
     split = combine(parse_rmap(rmap), regions)
     prep = prepare(app)
+    if opts.overrides:  # a bad key or value: one line before any engine starts
+        check(prep.app, opts.overrides)
     if split:
         from pstack_tasks.native.local_run import run_regions  # here: Redis and relays only for a split
         result = run_regions(prep, split, opts)

@@ -19,8 +19,8 @@ from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
-from pstack_tasks.ui.cli import apptest, debugger, deploy, doctor, live, loadtest
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
+from pstack_tasks.ui.cli import apptest, batch, debugger, deploy, doctor, live, loadtest
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, parse_sets, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -71,13 +71,17 @@ def main() -> None:
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
 @click.option("--option", "extra", multiple=True, metavar="KEY=JSON", help="Another engine option, e.g. seconds=2.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=V",
+              help="Override a value without recompiling: graph:NAME=V, type:TYPE.NAME=V, device:ID.NAME=V, "
+              "state:TYPE.NAME=V (docs/batches.md).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
 def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None,
         group: str | None, level: int, verbose: bool, as_json: bool, async_: bool, slots: int | None,
-        max_steps: int, time_limit: float, extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
+        max_steps: int, time_limit: float, extra: tuple[str, ...], sets: tuple[str, ...],
+        show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
     regions = parse_rmap(rmap)
@@ -97,7 +101,8 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
             options[key] = raw
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
-                                  engine=engine, options=options, regions=nregions, group=group)
+                                  engine=engine, options=options, regions=nregions, group=group,
+                                  overrides=parse_sets(sets) or None)
     with ExitStack() as stack:
         if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
@@ -265,6 +270,8 @@ def _check_name_free(engine: str, host: str) -> None:
                                  f"pid {held.get('os_pid', '?')}): give this one another --name")
 
 
+main.add_command(batch.batch)
+main.add_command(batch.batches)
 main.add_command(deploy.deploy)
 main.add_command(doctor.doctor)
 main.add_command(loadtest.loadtest)

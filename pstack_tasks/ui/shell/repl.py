@@ -19,6 +19,7 @@ from typing import Any
 import pstack_tasks.ui.shell.comfort as comfort
 from pstack_tasks.config import settings
 from pstack_tasks.ui.shell.apps import devices, instance, messages, pp, read, unit
+from pstack_tasks.ui.shell.batch_builtins import BATCH_BUILTINS
 from pstack_tasks.ui.shell.builtins import PROCESS_BUILTINS, make_help
 from pstack_tasks.ui.shell.live import LIVE_BUILTINS
 
@@ -46,6 +47,7 @@ def history_path(environ: Mapping[str, str] | None = None) -> Path:
 def builtin_functions() -> dict[str, Callable[..., Any]]:
     """Every built-in by name, in the order ``help()`` lists them (help itself included)."""
     fns: dict[str, Callable[..., Any]] = dict(PROCESS_BUILTINS)
+    fns.update(BATCH_BUILTINS)
     fns.update(LIVE_BUILTINS)
     fns.update({"pp": pp, "read": read, "devices": devices, "messages": messages, "instance": instance,
                 "unit": unit})
