@@ -120,7 +120,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="corpus workloads only, one round (seconds)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 2, quick: 1)")
     ap.add_argument("--time-limit", type=float, default=30.0,
-                    help="stop a run after S seconds (round-robin on the big grid takes minutes: its figure is then a lower bound)")
+                    help="stop a run after S seconds (round-robin on the big grid takes minutes: "
+                         "its figure is then a lower bound)")
     ap.add_argument("--only", default="", help="only workloads whose name contains this")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 2)
