@@ -153,3 +153,14 @@ def test_the_batch_api_is_imported_only_when_used() -> None:
             "assert batch.__module__ == 'pstack_tasks.fleet.batches' and 'matplotlib' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_batch_takes_its_group_from_pstack_group_and_every_run_carries_it(
+        tmp_path: Path, on_fleet: WorkerFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pstack_tasks.fleet.client import status
+    monkeypatch.setenv("PSTACK_GROUP", "lab")  # workers that name no group serve every group
+    handle = batch(ring_app(tmp_path), grid={"type:node.limit": [2, 3]}, timeout=120)
+    view = handle.view()
+    assert view.record["group"] == "lab"
+    assert view.counts["Done"] == 2
+    assert {status(r.pid)["group"] for r in view.runs} == {"lab"}

@@ -4,7 +4,6 @@ submission path (gang-scheduled as any process), tagged with the batch id.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from pstack_tasks.exceptions import ConfigurationError, PstackError
 from pstack_tasks.fleet import client, store
 from pstack_tasks.fleet.batches import record
 from pstack_tasks.fleet.batches.grid import Grid, RunSpec, expand
+from pstack_tasks.fleet.matching import process_group
 from pstack_tasks.fleet.submission import Application, Request, create, read_app
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader
@@ -34,8 +34,7 @@ def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequ
     Raises:
         GraphError: the file is malformed, a grid key names nothing, a value does not fit, or
             seeds were asked of a graph type without a ``seed`` graph property; nothing was queued.
-        ConfigurationError: bad runs or seeds, an unknown engine type, a group where the stack has
-            no worker groups.
+        ConfigurationError: bad runs or seeds, an unknown engine type, a malformed group.
         ProcessRefused: the fleet can never run the runs (nothing else was queued).
     """
     engine = engine or settings().engine
@@ -46,8 +45,7 @@ def start(xml: Application, grid: Grid | None = None, runs: int = 1, seeds: Sequ
     key = seed_key(app.graph_type, app.file) if seeds else None
     if key is not None and key in (grid or {}):
         raise ConfigurationError(f"give the seeds either as seeds or as the grid key {key!r}, not both")
-    if group is not None and "group" not in {f.name for f in dataclasses.fields(Request)}:
-        raise ConfigurationError("--group needs worker groups, which this version of the stack does not have")
+    group = process_group(group)  # PSTACK_GROUP when not given: the batch's record names it too
     _check_values(app, grid or {}, key, seeds or [])
     fields = {"user": current_user(), "group": group or "", "app": file or "app.xml", "graph_type": app.graph_type.id,
               "devices": app.instance.device_count, "grid": {k: list(v) for k, v in (grid or {}).items()},
@@ -75,11 +73,10 @@ def _submit_runs(batch_id: int, specs: list[RunSpec], key: str | None, base: Req
                  group: str | None) -> None:
     """Each run as a process, noted in the batch :data:`NOTE_EVERY` at a time; stops early when the
     batch is killed meanwhile (killing what it submitted since it last looked), or a run is refused."""
-    extra: dict[str, Any] = {"group": group} if group is not None else {}
     unnoted: list[tuple[RunSpec, int]] = []
     for spec in specs:
         req = Request(base.xml, base.rmap, None, base.level, False, base.engine, base.options, base.regions,
-                      overrides=spec.overrides(key), batch=str(batch_id), parsed=app, **extra)
+                      overrides=spec.overrides(key), batch=str(batch_id), parsed=app, group=group)
         try:
             pid, _ = create(req)
         except PstackError as e:
