@@ -110,6 +110,8 @@ static void check_idle_call_ran() {
 // messages per second without them; long bursts still poll at every other interval at least.
 static bool pstack_woke_since_poll = false;
 
+static bool snapshot_pause_if_requested();  // pstack_snapshot.hpp
+
 static double wire_clock() {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -132,6 +134,7 @@ static void net_poll_active() {
     }
     wire_flush();
     while (pstack.pend_head != pstack.pend_tail && replies_ready()) read_reply();
+    snapshot_pause_if_requested();  // snapshot hook (pstack_snapshot.hpp)
 }
 
 // One blocking pop of this region's queue (up to POP_COUNT elements, waiting at most 5 s), sent;
