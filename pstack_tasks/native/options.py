@@ -33,6 +33,7 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # receives (delivered, steps) a few times a second
     regions: int | None = None  # split into this many regions by METIS (rmap "auto:K"); an rmap refuses it
     split_digest: str | None = None  # the automatic split the client computed (split_cache.split_digest)
+    resume: str | None = None   # a checkpoint's resume file to start from (docs/persistence.md)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> RunOptions:
