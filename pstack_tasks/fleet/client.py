@@ -50,7 +50,8 @@ class Future:
 
 def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
-           options: Mapping[str, Any] | None = None, regions: int | None = None) -> Future:
+           options: Mapping[str, Any] | None = None, regions: int | None = None,
+           checkpoint_every: float = 0) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
@@ -67,12 +68,15 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         regions: split into this many regions by METIS (balanced, fewest cut edges, cached per
             instance); the result's ``"partition"`` reports the cut and balance.  Refused with
             an rmap.
+        checkpoint_every: take a checkpoint every this many seconds while it runs (0: none); a
+            process with checkpoints resumes from its last one when it loses a worker
+            (docs/persistence.md).
 
     Raises:
         GraphError: the file is malformed; nothing was queued.
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
-    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, checkpoint_every))
     return Future(pid)
 
 
@@ -81,7 +85,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: Literal[False] = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any]: ...
+        regions: int | None = ..., checkpoint_every: float = ...) -> dict[str, Any]: ...
 
 
 @overload
@@ -89,7 +93,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., *, async_: Literal[True], engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> Future: ...
+        regions: int | None = ..., checkpoint_every: float = ...) -> Future: ...
 
 
 @overload
@@ -97,14 +101,14 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         level: int = ..., verbose: bool = ..., async_: bool = ..., engine: str | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
-        regions: int | None = ...) -> dict[str, Any] | Future: ...
+        regions: int | None = ..., checkpoint_every: float = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         level: int = 1, verbose: bool = False, async_: bool = False, engine: str | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,
-        regions: int | None = None) -> dict[str, Any] | Future:
+        regions: int | None = None, checkpoint_every: float = 0) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -122,7 +126,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         GraphError, ProcessRefused: as :func:`submit`.
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
-    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions))
+    pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, checkpoint_every))
     if async_:
         return Future(pid)
     try:

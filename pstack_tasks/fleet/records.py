@@ -29,13 +29,18 @@ def not_found(pid: int) -> ProcessNotFound:
 
 def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A process record as the API shows it; ``progress`` is the regions' live counters."""
+    state = rec.get("state")
+    if rec.get("recovering") and state in ("Submitted", "Waiting"):  # queued again after losing a worker
+        state = "Recovering"
     out: dict[str, Any] = {
-        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"),
+        "pid": int(rec["pid"]), "state": state, "user": rec.get("user"),
         "graph_type": rec.get("graph_type"), "engine": rec.get("engine"),
         "devices": int(rec.get("devices", 0)), "edges": int(rec.get("edges", 0)),
         "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),
         "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
         "reason": rec.get("reason", ""), "file": rec.get("file"),
+        "recoveries": int(rec.get("recoveries") or 0), "restarts": int(rec.get("restarts") or 0),
+        "last_checkpoint": float(rec["last_checkpoint"]) if rec.get("last_checkpoint") else None,
     }
     for t in ("submitted", "started", "ended"):
         out[t] = float(rec[t]) if rec.get(t) else None

@@ -44,6 +44,7 @@ class Request:
     engine: str | None = None
     options: Mapping[str, Any] | None = None
     regions: int | None = None
+    checkpoint_every: float = 0  #: seconds between checkpoints while it runs (0: none; docs/persistence.md)
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -99,6 +100,10 @@ def create(req: Request) -> tuple[int, loader.Application]:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
     served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
+    if req.checkpoint_every < 0 or req.checkpoint_every and (served or len(regions) < 2):
+        raise ConfigurationError("checkpoint_every needs a split process whose regions all run on the fleet "
+                                 "(two or more regions, no Python engine)" if req.checkpoint_every > 0
+                                 else "checkpoint_every must be 0 (none) or a number of seconds")
     pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
     fleet_regions = [x for x in regions if x not in served]
     check_served(app, arr, served, fleet_regions)
@@ -113,6 +118,8 @@ def create(req: Request) -> tuple[int, loader.Application]:
             "verbose": int(bool(req.verbose)), "options": json.dumps(options),
             "submitted": f"{time.time():.3f}", "state": "Submitted",
         }
+        if req.checkpoint_every:
+            record["checkpoint_every"] = float(req.checkpoint_every)
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
         for region, server in served.items():  # before the process can start: it holds a share

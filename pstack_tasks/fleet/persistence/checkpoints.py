@@ -63,8 +63,9 @@ def store_checkpoint(pid: int, data: bytes, meta: dict[str, Any]) -> dict[str, A
 def _write_file(pid: int, cid: int, data: bytes) -> Path:
     root = settings().checkpoint_dir
     if not root:
+        limit = settings().checkpoint_redis_max
         raise ConfigurationError(f"checkpoint of process {pid} is {len(data)} bytes, over PSTACK_CHECKPOINT_REDIS_MAX="
-                                 f"{settings().checkpoint_redis_max}: set PSTACK_CHECKPOINT_DIR (shared storage) for it")
+                                 f"{limit}: set PSTACK_CHECKPOINT_DIR (shared storage) for it")
     path = Path(root) / str(pid) / f"{cid}.ckpt"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -98,7 +99,8 @@ def find(pid: int, checkpoint_id: int | None = None) -> dict[str, Any]:
     for e in entries:
         if int(e["id"]) == int(checkpoint_id):
             return e
-    raise ProcessError(f"process {pid} has no checkpoint {checkpoint_id} (it has {', '.join(str(e['id']) for e in entries)})")
+    have = ", ".join(str(e["id"]) for e in entries)
+    raise ProcessError(f"process {pid} has no checkpoint {checkpoint_id} (it has {have})")
 
 
 def load(pid: int, entry: dict[str, Any]) -> bytes:

@@ -14,7 +14,6 @@ from typing import Any
 
 from pstack_tasks.exceptions import ProcessError
 from pstack_tasks.fleet import store
-from pstack_tasks.fleet.client import Future
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.checkpoints import find
 from pstack_tasks.fleet.records import ENDED, not_found
@@ -26,7 +25,7 @@ from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
 _STALE_FIELDS = ("ended", "started", "reason", "killed_by", "error", "partition")
 
 
-def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rcon: Rcon | None = None) -> Future:
+def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rcon: Rcon | None = None) -> int:
     """Queue ended process ``pid`` again, resuming from checkpoint ``checkpoint`` (None: its last),
     on region map ``rmap`` (None: the one it ran with) with regions pinned by ``rcon``.
 
@@ -35,6 +34,8 @@ def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rco
         ProcessError: it still runs or waits, it has no such checkpoint, or ``rcon`` names a
             Python engine (client-served regions cannot resume).
         ProcessRefused: the fleet can never run it now.
+
+    Returns its pid (``pstack_tasks.restart`` returns a Future of it).
     """
     with store.reporting():
         r, keys = store.client(), Keys.current()
@@ -45,9 +46,9 @@ def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rco
             raise ProcessError(f"process {pid} is {rec.get('state')}: only an ended process can be restarted "
                                "(kill it first)")
         entry = find(pid, checkpoint)
-        record, regions = _new_record(r, keys, pid, rec, entry, rmap, rcon)
+        record, regions = new_record(r, keys, pid, rec, entry, rmap, rcon)
         requeue(r, keys, pid, rec, record, regions)
-    return Future(pid)
+    return pid
 
 
 def requeue(r: Any, keys: Keys, pid: int, rec: dict[str, str], record: dict[str, object], regions: list[int]) -> None:
@@ -63,7 +64,7 @@ def requeue(r: Any, keys: Keys, pid: int, rec: dict[str, str], record: dict[str,
     _queue(pid, rec["engine"], record, regions)
 
 
-def _new_record(r: Any, keys: Keys, pid: int, rec: dict[str, str], entry: dict[str, Any], rmap: RegionMap,
+def new_record(r: Any, keys: Keys, pid: int, rec: dict[str, str], entry: dict[str, Any], rmap: RegionMap,
                 rcon: Rcon | None) -> tuple[dict[str, object], list[int]]:
     text = store.text(r.get(keys.app(rec["app"])))
     if text is None:
@@ -94,4 +95,4 @@ def _new_record(r: Any, keys: Keys, pid: int, rec: dict[str, str], entry: dict[s
     return record, regions
 
 
-__all__ = ["restart", "requeue"]
+__all__ = ["restart", "requeue", "new_record"]

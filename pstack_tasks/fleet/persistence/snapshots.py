@@ -41,9 +41,9 @@ def view(cut: Cut) -> dict[str, Any]:
     regions: dict[str, Any] = {}
     flying: list[tuple[int, str]] = []
     for x, d in sorted(cut.dumps.items()):
-        items = items_of(d.held) + items_of(cut.queued.get(x, []))
-        flying += [(x, item) for item in items]
-        regions[str(x)] = dict(d.counters, ready=d.ready, held=len(items_of(d.held)), queued=len(items) - len(items_of(d.held)))
+        held, queued = items_of(d.held), items_of(cut.queued.get(x, []))
+        flying += [(x, item) for item in held + queued]
+        regions[str(x)] = dict(d.counters, ready=d.ready, held=len(held), queued=len(queued))
     return {"pid": cut.pid, "time": cut.taken, "pause_seconds": cut.pause_seconds, "states": merged["states"],
             "metrics": merged["metrics"], "regions": regions, "in_flight": len(flying),
             "in_flight_items": _decoded(cut, flying[:ITEMS_SHOWN])}
