@@ -32,6 +32,7 @@ _SIMULATION_API = ("psim", "run_engine")
 _ENGINE_API = ("Engine",)
 _LIVE_API = ("inspect", "inject")
 _DRAW_API = ("draw",)
+_PERSIST_API = ("snapshot", "checkpoint", "checkpoints", "restart", "recoveries")
 
 __all__ = [
     # simulation
@@ -41,6 +42,8 @@ __all__ = [
     *_ENGINE_API,
     # looking into running processes, and pictures of applications
     *_LIVE_API, *_DRAW_API,
+    # persistent processes (docs/persistence.md)
+    *_PERSIST_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
@@ -61,6 +64,9 @@ def __getattr__(name: str) -> Any:
     if name in _LIVE_API:
         from pstack_tasks.fleet import inspection
         return getattr(inspection, name)
+    if name in _PERSIST_API:
+        from pstack_tasks.fleet.persistence import api
+        return getattr(api, name)
     if name in _DRAW_API:
         from pstack_tasks.ui import drawing
         return getattr(drawing, name)

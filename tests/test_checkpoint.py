@@ -3,6 +3,9 @@ then restarted from that checkpoint as the same pid on another region map gives 
 of an uninterrupted run; checkpoints are listed, kept to the last K, and refused when they cannot be."""
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from pstack_tasks.fleet.persistence.checkpoints import checkpoint, checkpoints
 from pstack_tasks.fleet.persistence.restart import restart
 from pstack_tasks.native.simulate import psim
 from support.apps import split, token_ring
+from support.commands import pstack
 from support.faults import wait_for
 from support.fleet import WorkerFleet
 
@@ -53,3 +57,31 @@ def test_a_running_process_cannot_be_restarted_and_an_ended_one_needs_a_checkpoi
     block(f, timeout=60)
     with pytest.raises(ProcessError, match=f"process {f.pid} has no checkpoint$"):
         restart(f.pid)
+
+
+def test_the_commands_snapshot_checkpoint_list_and_restart_a_process(tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    app = tmp_path / "ring.xml"
+    app.write_text(token_ring(DEVICES, 2 * LIMIT))
+    f = run(app, rmap=split(NAMES, 2), async_=True)
+    env = dict(os.environ)
+    wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the ring running")
+    out = tmp_path / "snap.json"
+    p = pstack("snapshot", str(f.pid), "--out", str(out), env=env)
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(rf"process {f.pid}: {DEVICES} device states, \d+ messages in flight, \d+ delivered; "
+                        rf"paused \d+\.\d{{3}} s -> {re.escape(str(out))}\n", p.stdout)
+    assert len(json.loads(out.read_text())["states"]) == DEVICES
+    p = pstack("checkpoint", str(f.pid), env=env)
+    assert p.returncode == 0 and re.fullmatch(rf"process {f.pid}: checkpoint 1, \d+ bytes in redis, paused "
+                                              r"\d+\.\d{3} s\n", p.stdout), p.stderr
+    p = pstack("checkpoints", str(f.pid), env=env)
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and lines[0].split() == ["ID", "TIME", "SIZE", "DELIVERED", "PAUSE", "WHERE"]
+    assert len(lines) == 2 and lines[1].split()[0] == "1" and lines[1].split()[-1] == "redis"
+    kill(f.pid)
+    p = pstack("restart", str(f.pid), "--rmap", json.dumps(split(NAMES, 3)), env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"Metric [Delivered messages]: {DEVICES * 2 * LIMIT}" in p.stdout.splitlines()
+    p = pstack("snapshot", str(f.pid), env=env)
+    assert p.returncode != 0 and p.stderr.strip() == (f"pstack: error: process {f.pid} is Done: only a running "
+                                                      "process can be snapshot")

@@ -19,7 +19,7 @@ from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
-from pstack_tasks.ui.cli import apptest, deploy, doctor, live, loadtest
+from pstack_tasks.ui.cli import apptest, deploy, doctor, live, loadtest, persist
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -69,13 +69,15 @@ def main() -> None:
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Stop after N sends (0: no limit).")
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop after S seconds (0: no limit).")
 @click.option("--option", "extra", multiple=True, metavar="KEY=JSON", help="Another engine option, e.g. seconds=2.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=0.0, metavar="S",
+              help="Checkpoint every S seconds; it then survives losing a worker (docs/persistence.md).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
 def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None, level: int,
         verbose: bool, as_json: bool, async_: bool, slots: int | None, max_steps: int, time_limit: float,
-        extra: tuple[str, ...], show_progress: bool | None, debug: bool) -> None:
+        extra: tuple[str, ...], checkpoint_every: float, show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
     regions = parse_rmap(rmap)
@@ -95,7 +97,7 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
             options[key] = raw
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
-                                  engine=engine, options=options, regions=nregions)
+                                  engine=engine, options=options, regions=nregions, checkpoint_every=checkpoint_every)
     with ExitStack() as stack:
         if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
@@ -258,6 +260,8 @@ main.add_command(apptest.test)
 main.add_command(live.inspect)
 main.add_command(live.inject)
 main.add_command(live.draw)
+for command in persist.COMMANDS:
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

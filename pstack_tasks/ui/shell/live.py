@@ -13,6 +13,7 @@ from pstack_tasks.fleet import housekeeping, inspection
 from pstack_tasks.ui import drawing
 from pstack_tasks.ui.inspect_view import inspect_view
 from pstack_tasks.ui.shell.display import Record
+from pstack_tasks.ui.shell.persist import PERSIST_BUILTINS
 
 
 def inspect(pid: int, items: int = 5) -> Record:
@@ -37,6 +38,7 @@ def draw(app: str | os.PathLike[str], rmap: Mapping[str, int] | str | None = Non
     return drawing.draw(app, rmap, path, regions=regions)
 
 
-LIVE_BUILTINS: dict[str, Callable[..., Any]] = {"inspect": inspect, "inject": inject, "flush": flush, "draw": draw}
+LIVE_BUILTINS: dict[str, Callable[..., Any]] = {"inspect": inspect, "inject": inject, "flush": flush, "draw": draw,
+                                                **PERSIST_BUILTINS}
 
 __all__ = ["LIVE_BUILTINS", "inspect", "inject", "flush", "draw"]
