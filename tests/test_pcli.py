@@ -23,7 +23,7 @@ from support.terminal import Terminal, tmux_servers
 PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top", "inspect", "inject", "flush", "draw",
-            "pp", "read", "devices", "messages",
+            "snapshot", "checkpoint", "checkpoints", "restart", "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
 COLOUR = r"\x1b\[(3[0-7]|38;|9[0-7])[;m]"  # a foreground colour escape sequence
 
