@@ -37,7 +37,8 @@ def test_restart_from_a_named_checkpoint_on_another_region_map_gives_the_uninter
     assert [c["id"] for c in checkpoints(f.pid)] == [taken[1]["id"], taken[2]["id"]]  # the last K
     chosen = taken[1]
     assert 0 < chosen["delivered"] < DEVICES * LIMIT and chosen["where"] == "redis" and chosen["size"] > 0
-    assert status(f.pid)["state"] == "Running"
+    running = status(f.pid)
+    assert running["state"] == "Running" and running["last_checkpoint"] == taken[2]["time"]
     kill(f.pid)
     with pytest.raises(ProcessError, match=f"process {f.pid} has no checkpoint {first['id']}"):
         restart(f.pid, checkpoint=first["id"])

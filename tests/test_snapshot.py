@@ -14,7 +14,7 @@ from support.apps import split, token_ring
 from support.faults import wait_for
 from support.fleet import WorkerFleet
 
-DEVICES, LIMIT = 30, 60_000
+DEVICES, LIMIT = 30, 100_000
 
 
 def _ring(tmp_path: Path) -> Path:
@@ -28,6 +28,12 @@ def test_a_snapshot_mid_run_of_a_3_region_ring_is_consistent_and_leaves_the_resu
     names = [f"n{i}" for i in range(DEVICES)]
     f = run(_ring(tmp_path), rmap=split(names, 3), async_=True)
     wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the ring running")
+    # status per region while it runs: counters, its engine's memory and CPU, its queue
+    wait_for(lambda: all("memory_mb" in p for p in status(f.pid)["progress"].values()), 30, "engine usage")
+    live = status(f.pid)
+    assert live["state"] == "Running" and sorted(live["progress"]) == [0, 1, 2]
+    for p in live["progress"].values():
+        assert p["memory_mb"] > 0 and p["cpu_seconds"] >= 0 and p["queue"] >= 0 and p["delivered"] >= 0
     snap = snapshot(f.pid)
     total = DEVICES * LIMIT
     delivered = snap["metrics"]["Delivered messages"]

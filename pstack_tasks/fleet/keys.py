@@ -99,6 +99,11 @@ class Keys:
         """Set of the regions that are over (slot given back)."""
         return f"{self.prefix}ended:{pid}"
 
+    def usage(self, pid: int | str) -> str:
+        """Hash region -> ``"<resident bytes> <CPU seconds>"`` of each running region's engine
+        (worker/usage.py), refreshed by its guard about once a second."""
+        return f"{self.prefix}usage:{pid}"
+
     def checkpoints(self, pid: int | str) -> str:
         """List of JSON ``{"id", "time", "size", "where", ...}``: a process's checkpoints, oldest first
         (fleet/persistence/checkpoints.py); kept after the process ends, for restart."""

@@ -82,6 +82,14 @@ def _drop(r: Any, keys: Keys, pid: int, entry: dict[str, Any]) -> None:
         Path(entry["where"]).unlink(missing_ok=True)
 
 
+def forget_checkpoints(pid: int) -> None:
+    """Every checkpoint of ``pid`` deleted, in Redis and in PSTACK_CHECKPOINT_DIR (``flush``)."""
+    r, keys = store.client(), Keys.current()
+    for entry in checkpoints(pid):
+        _drop(r, keys, pid, entry)
+    r.delete(keys.checkpoints(pid))
+
+
 def checkpoints(pid: int) -> list[dict[str, Any]]:
     """A process's checkpoints, oldest first: ``{"id", "time", "size", "where", "delivered",
     "pause_seconds", "regions", "rmap"}`` each."""
@@ -123,4 +131,4 @@ def age(entry: dict[str, Any]) -> float:
     return max(0.0, time.time() - float(entry["time"]))
 
 
-__all__ = ["checkpoint", "checkpoints", "find", "load", "store_checkpoint", "age"]
+__all__ = ["checkpoint", "checkpoints", "find", "load", "store_checkpoint", "forget_checkpoints", "age"]
