@@ -158,6 +158,7 @@ static void net_wait_idle() {
     if (pstack.lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
         wire_flush();
         while (pstack.lpop_outstanding) read_reply();
+        if (snapshot_pause_if_requested()) return;  // snapshot hook: never idle with held items
         if (pstack.stop || pstack.rq_head != pstack.rq_tail) return;
     }
     send_idle_script();

@@ -25,6 +25,7 @@ from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.binary import binary_client
 from pstack_tasks.fleet.persistence.dumps import Dump, read_dump
 from pstack_tasks.fleet.records import not_found
+from pstack_tasks.fleet.submission import parsed
 from pstack_tasks.protocol import ItemKind, QueueKeys
 
 #: what the engines put in their JSON part: scalar states, every state member, or none (a checkpoint)
@@ -58,6 +59,10 @@ def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
     if len(json.loads(rec.get("regions") or "[]")) < 2:
         raise ProcessError(f"process {pid} runs in one region, whose engine talks to no Redis: snapshots "
                            "need a split process (two or more regions)")
+    text = store.text(r.get(keys.app(rec["app"])))
+    if text is not None and parsed(text, None, rec["app"]).graph_type.supervisor is not None:
+        raise ProcessError(f"process {pid}: graph type {rec.get('graph_type')!r} has a v4 supervisor, whose state "
+                           "snapshots do not hold yet")
     return rec
 
 
