@@ -19,6 +19,7 @@ from support.apps import split, token_ring
 from support.commands import pstack
 from support.faults import wait_for
 from support.fleet import WorkerFleet
+from support.paths import CORPUS
 
 DEVICES, LIMIT = 30, 60_000
 NAMES = [f"n{i}" for i in range(DEVICES)]
@@ -86,3 +87,24 @@ def test_the_commands_snapshot_checkpoint_list_and_restart_a_process(tmp_path: P
     p = pstack("snapshot", str(f.pid), env=env)
     assert p.returncode != 0 and p.stderr.strip() == (f"pstack: error: process {f.pid} is Done: only a running "
                                                       "process can be snapshot")
+
+
+def test_clock_tree_restarted_from_a_checkpoint_on_another_split_ends_as_an_uninterrupted_run(
+        tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    """The v3 corpus's clock_tree (its reference is stable), made to tick 3000 times: a checkpoint
+    mid-run on 3 regions, killed, restarted on 2 by METIS: handler_exit at the last tick, every
+    state as one region's run leaves it."""
+    text = (CORPUS / "clock_tree_4_4.xml").read_text()
+    assert '"max_ticks": 100' in text
+    app = tmp_path / "clock_tree.xml"
+    app.write_text(text.replace('"max_ticks": 100', '"max_ticks": 3000'))
+    reference = psim(str(app), options={"quiet": True})
+    f = run(app, regions=3, async_=True)
+    wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the clock ticking")
+    taken = checkpoint(f.pid)
+    kill(f.pid)
+    assert 0 < taken["delivered"] < reference["metrics"]["Delivered messages"], "the run ended first: tick longer"
+    result = block(restart(f.pid, rmap="auto:2"), timeout=120)
+    assert result["metrics"]["Exit reason"] == "handler_exit" and len(result["regions"]) == 2
+    assert result["states"] == reference["states"]
+    assert result["metrics"]["Delivered messages"] == reference["metrics"]["Delivered messages"]
