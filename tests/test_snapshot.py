@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.exceptions import ProcessError
-from pstack_tasks.fleet.client import block, run, status
+from pstack_tasks.fleet.client import block, kill, run, status
 from pstack_tasks.fleet.persistence.snapshots import snapshot
 from support.apps import split, token_ring
 from support.faults import wait_for
@@ -60,3 +60,19 @@ def test_a_process_that_is_not_running_cannot_be_snapshot(tmp_path: Path, on_fle
     block(f, timeout=60)
     with pytest.raises(ProcessError, match=rf"process {f.pid} is Done: only a running process can be snapshot"):
         snapshot(f.pid)
+
+
+def test_a_region_that_cannot_pause_fails_the_snapshot_in_one_line_and_the_others_carry_on(
+        tmp_path: Path, on_fleet: WorkerFleet) -> None:
+    """n2's handler never returns: region 1 never reaches a poll, so the snapshot fails after its
+    timeout naming region 1; region 0, which paused, is let go (the kill then ends both)."""
+    app = tmp_path / "stuck.xml"
+    stuck = "if (deviceProperties->id == 2) { while (1) usleep(1000); }"
+    app.write_text(token_ring(4, 1_000_000, on_receive_extra=stuck))
+    f = run(app, rmap={"n0": 0, "n1": 0, "n2": 1, "n3": 1}, async_=True)
+    wait_for(lambda: status(f.pid)["state"] == "Running" and status(f.pid)["delivered"] > 0, 60, "the ring running")
+    with pytest.raises(ProcessError) as failed:
+        snapshot(f.pid, timeout=1)
+    assert str(failed.value) == (f"snapshot of process {f.pid}: region(s) 1 did not pause within 1 s; "
+                                 "every region carried on")
+    assert kill(f.pid) == "Killed"
