@@ -4,7 +4,8 @@ and what taking them every few seconds costs a run (docs/persistence.md; issue 1
 
 * Pause and size: a multi-token ring of 1,000,000 devices (bench/ring.py; 100,000 with ``--quick``)
   split in two halves runs on two psim workers; three checkpoints are taken while it runs; the figures
-  are the median pause (request to every region let go) and the checkpoint's size.
+  are the median pause (request to every region let go) and the checkpoint's size (one over 16 MiB
+  goes to a file in PSTACK_CHECKPOINT_DIR, here a temporary directory).
 * Cost: the 2-region multi-token ring of 1,000 devices run to its end without checkpoints and with
   one every 10 s (every 1 s with ``--quick``, on a shorter run), alternating, 2 runs of each; the
   figure is the median wall time with checkpoints against the median without it.  Target: under
@@ -18,6 +19,7 @@ bench/out/checkpoint_bench.json (bench/figures.py) for bench/suite.py.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ring  # noqa: E402
 from figures import Figure, write_figures  # noqa: E402
 
+from pstack_tasks.exceptions import ProcessError  # noqa: E402
 from pstack_tasks.fleet.client import kill, run, status  # noqa: E402
 from pstack_tasks.fleet.persistence.checkpoints import checkpoint  # noqa: E402
 from pstack_tasks.native.redis_server import EmbeddedRedis  # noqa: E402
@@ -52,7 +55,11 @@ def pause_and_size(tmp: Path, devices: int) -> tuple[float, int]:
             if time.monotonic() > deadline or status(f.pid)["state"] not in ("Submitted", "Waiting", "Running"):
                 raise SystemExit(f"the {devices}-device ring did not start: {status(f.pid)['reason']}")
             time.sleep(0.2)
-        taken = [checkpoint(f.pid, timeout=120) for _ in range(3)]
+        try:
+            taken = [checkpoint(f.pid, timeout=120) for _ in range(3)]
+        except ProcessError as e:
+            s = status(f.pid)
+            raise SystemExit(f"no checkpoint of the {devices}-device ring: {e} ({s['state']}: {s['reason']})") from None
     finally:
         kill(f.pid)
     for t in taken:
@@ -93,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             fleet.start(None, "ck", 2, control=True)
             fleet.wait_registered([("psim", "ck1"), ("psim", "ck2")])
             tmp = Path(tmpdir)
+            os.environ["PSTACK_CHECKPOINT_DIR"] = str(tmp / "checkpoints")  # a big one goes to a file
             print(f"== checkpoints of a running {big}-device ring", flush=True)
             pause, size = pause_and_size(tmp, big)
             print(f"== the {n}-device ring, limit {m}, with and without checkpoints", flush=True)

@@ -41,12 +41,18 @@ def recover(pid: int, reason: str) -> bool:
         return False
     r, keys = store.client(), Keys.current()
     rec = store.text_hash(r.hgetall(keys.proc(pid)))
-    if not rec or rec.get("state") != "Running" or rec.get("killed_by"):
+    if not rec or rec.get("killed_by"):
+        return False
+    if rec.get("state") == "Recovering" or rec.get("recovering") and rec.get("state") in ("Submitted", "Waiting"):
+        return True  # another reaper got there first
+    if rec.get("state") != "Running":
         return False
     entries = checkpoints(pid)
     done = int(r.llen(keys.recoveries(pid)))
     if not entries or done >= settings().max_recoveries:
         return False
+    if not r.hsetnx(keys.proc(pid), f"recovery:{done + 1}", reason):
+        return True  # claimed by another reaper (the control worker and a blocking client both reap)
     entry = entries[-1]
     try:
         record, regions = new_record(r, keys, pid, rec, entry, json.loads(rec.get("rmap") or "{}") or None,
