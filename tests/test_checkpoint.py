@@ -12,8 +12,8 @@ import pytest
 
 from pstack_tasks.exceptions import ProcessError
 from pstack_tasks.fleet.client import block, kill, run, status
+from pstack_tasks.fleet.persistence.api import restart
 from pstack_tasks.fleet.persistence.checkpoints import checkpoint, checkpoints
-from pstack_tasks.fleet.persistence.restart import restart
 from pstack_tasks.native.simulate import psim
 from support.apps import split, token_ring
 from support.commands import pstack
