@@ -38,6 +38,7 @@ _DRAW_API = ("draw",)
 _DEBUG_API = ("debug",)
 _BATCH_API = ("batch", "batches", "Batch")
 _PLOT_API = ("plot_batch",)
+_PERSIST_API = ("snapshot", "checkpoint", "checkpoints", "restart", "recoveries")
 
 __all__ = [
     # simulation
@@ -51,6 +52,8 @@ __all__ = [
     *_LIVE_API, *_DRAW_API,
     # the step debugger
     *_DEBUG_API,
+    # persistent processes (docs/persistence.md)
+    *_PERSIST_API,
     # errors
     "PstackError", "ConfigurationError", "GraphError", "BuildError", "EngineError", "SimulationFailed",
     "ServiceUnavailable", "RedisUnavailable", "RegionStopped", "ProcessError", "ProcessRefused", "ProcessNotFound",
@@ -80,6 +83,9 @@ def __getattr__(name: str) -> Any:
     if name in _PLOT_API:
         from pstack_tasks.ui import batch_plot
         return getattr(batch_plot, name)
+    if name in _PERSIST_API:
+        from pstack_tasks.fleet.persistence import api
+        return getattr(api, name)
     if name in _DRAW_API:
         from pstack_tasks.ui import drawing
         return getattr(drawing, name)

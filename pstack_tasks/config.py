@@ -73,6 +73,17 @@ class Settings:
     #: 1: large instances are packed by the native loader (pstack_tasks/native/instance_loader.py)
     #: and kept parsed by content hash; 0: every instance is read by the Python loader
     native_loader: int = 1
+    #: a directory (shared storage on a fleet) for checkpoints larger than checkpoint_redis_max;
+    #: unset: every checkpoint is kept in Redis (docs/persistence.md)
+    checkpoint_dir: str = ""
+    #: bytes up to which a checkpoint is kept in Redis rather than in checkpoint_dir
+    checkpoint_redis_max: int = 16 * 1024 * 1024
+    #: checkpoints kept per process (the oldest is dropped when a new one is taken)
+    checkpoints_kept: int = 3
+    #: times a process with checkpoints is resumed after losing a worker before it fails
+    max_recoveries: int = 3
+    #: seconds every region has to pause for a snapshot before it fails (and the regions resume)
+    snapshot_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,7 +119,7 @@ def mask_url(url: str) -> str:
 
 
 #: settings whose default is not 0, but for which 0 is meaningful (it turns the feature off)
-_ZERO_MEANS_OFF = {"relay_idle", "native_loader"}
+_ZERO_MEANS_OFF = {"relay_idle", "native_loader", "max_recoveries"}
 
 
 def _convert(name: str, raw: str, default: object, zero_ok: bool = False) -> object:

@@ -39,6 +39,14 @@ class QueueKeys:
         """The number of the last IDLE script call that ran (its replies are skipped)."""
         return f"{self.prefix}{self.pid}.calls"
 
+    def snapshot(self, token: str, region: int | str) -> str:
+        """A region's dump for snapshot ``token`` (written by its engine while it pauses)."""
+        return f"{self.prefix}{self.pid}.snap.{token}.{region}"
+
+    def resume(self, token: str, region: int | str) -> str:
+        """The list a region paused for snapshot ``token`` waits on (BLPOP) before it carries on."""
+        return f"{self.prefix}{self.pid}.resume.{token}.{region}"
+
     def all(self, regions: list[int]) -> list[str]:
         """Every key of the process, for resetting before a run and deleting after it."""
         return [self.queue(r) for r in regions] + [self.active, self.idle, self.calls]
@@ -67,6 +75,7 @@ class ItemKind:
     SUPERVISOR_BROADCAST: Final = "6"  #: ``6 <nfields> ...``: the supervisor's broadcast, to every local device
     SUPERVISOR_IDLE: Final = "7"       #: quiescent, and the supervisor has OnSupervisorIdle: run it
     SUPERVISOR_DONE: Final = "8"       #: the supervisor handled a message of this region's: carry on
+    SNAPSHOT: Final = "9"         #: ``9 <token> <mode> <timeout>``: pause for a snapshot (docs/persistence.md)
 
 
 class ExitReason:

@@ -24,7 +24,7 @@ PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top",
             "batch", "batches", "batch_show", "batch_kill", "plot_batch", "inspect", "inject", "flush", "draw", "debug",
-            "pp", "read", "devices", "messages",
+            "snapshot", "checkpoint", "checkpoints", "restart", "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
 COLOUR = r"\x1b\[(3[0-7]|38;|9[0-7])[;m]"  # a foreground colour escape sequence
 

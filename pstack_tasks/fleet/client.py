@@ -51,7 +51,7 @@ class Future:
 def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
            level: int = 1, verbose: bool = False, engine: str | None = None,
            options: Mapping[str, Any] | None = None, regions: int | None = None, group: str | None = None,
-           overrides: Mapping[str, Any] | None = None) -> Future:
+           overrides: Mapping[str, Any] | None = None, checkpoint_every: float = 0) -> Future:
     """Start an application on the fleet as a new process; its :class:`Future` at once.
 
     Args:
@@ -73,6 +73,9 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         overrides: ``{key: value}`` patched into this run's instance, without re-parsing or
             compiling: ``graph:NAME``, ``type:TYPE.NAME``, ``device:ID.NAME``,
             ``state:TYPE.NAME`` (docs/batches.md).
+        checkpoint_every: take a checkpoint every this many seconds while it runs (0: none); a
+            process with checkpoints resumes from its last one when it loses a worker
+            (docs/persistence.md).
 
     Raises:
         GraphError: the file is malformed, or an override names nothing or does not fit; nothing
@@ -80,7 +83,7 @@ def submit(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         ProcessRefused: the fleet can never run it (the message gives needed/available).
     """
     pid, _ = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group,
-                                    overrides=overrides))
+                                    overrides=overrides, checkpoint_every=checkpoint_every))
     return Future(pid)
 
 
@@ -90,7 +93,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
         regions: int | None = ..., group: str | None = ...,
-        overrides: Mapping[str, Any] | None = ...) -> dict[str, Any]: ...
+        overrides: Mapping[str, Any] | None = ..., checkpoint_every: float = ...) -> dict[str, Any]: ...
 
 
 @overload
@@ -99,7 +102,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
         regions: int | None = ..., group: str | None = ...,
-        overrides: Mapping[str, Any] | None = ...) -> Future: ...
+        overrides: Mapping[str, Any] | None = ..., checkpoint_every: float = ...) -> Future: ...
 
 
 @overload
@@ -108,7 +111,7 @@ def run(xml: Application, rmap: RegionMap = ..., rcon: Rcon | None = ...,
         options: Mapping[str, Any] | None = ..., timeout: float | None = ...,
         progress: Progress | None = ..., kill_on_interrupt: bool = ...,
         regions: int | None = ..., group: str | None = ...,
-        overrides: Mapping[str, Any] | None = ...) -> dict[str, Any] | Future: ...
+        overrides: Mapping[str, Any] | None = ..., checkpoint_every: float = ...) -> dict[str, Any] | Future: ...
 
 
 def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
@@ -116,7 +119,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         options: Mapping[str, Any] | None = None, timeout: float | None = None,
         progress: Progress | None = None, kill_on_interrupt: bool = False,
         regions: int | None = None, group: str | None = None,
-        overrides: Mapping[str, Any] | None = None) -> dict[str, Any] | Future:
+        overrides: Mapping[str, Any] | None = None, checkpoint_every: float = 0) -> dict[str, Any] | Future:
     """Run an application on the fleet as a new process and wait for it (pstack's ``run``).
 
     Arguments as :func:`submit`, and:
@@ -135,7 +138,7 @@ def run(xml: Application, rmap: RegionMap = None, rcon: Rcon | None = None,
         ProcessFailed: it ended Failed or Killed (``.reason`` names the first cause).
     """
     pid, app = create(Request(xml, rmap, rcon, level, verbose, engine, options, regions, group=group,
-                                      overrides=overrides))
+                                      overrides=overrides, checkpoint_every=checkpoint_every))
     if async_:
         return Future(pid)
     try:

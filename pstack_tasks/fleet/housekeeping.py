@@ -10,6 +10,7 @@ from typing import cast
 
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.persistence.checkpoints import forget_checkpoints
 from pstack_tasks.fleet.records import ENDED
 from pstack_tasks.fleet.users import current_user, is_admin
 
@@ -17,7 +18,7 @@ from pstack_tasks.fleet.users import current_user, is_admin
 def _keys_of(keys: Keys, pid: int) -> list[str]:
     """Every key an ended process leaves behind until it expires (docs/fleet.md)."""
     return [keys.proc(pid), keys.result(pid), keys.wake(pid), keys.log(pid), keys.progress(pid), keys.abort(pid),
-            keys.lease(pid), keys.started(pid), keys.ended(pid)]
+            keys.lease(pid), keys.started(pid), keys.ended(pid), keys.usage(pid), keys.recoveries(pid)]
 
 
 def flush(user: str | None = None) -> list[int]:
@@ -42,6 +43,8 @@ def flush(user: str | None = None) -> list[int]:
             pipe.hmget(keys.proc(pid), "state", "user")
         gone = [pid for pid, (state, by) in zip(pids, pipe.execute())
                 if state in ENDED and (owner is None or by == owner)]
+        for pid in gone:  # checkpoints first: the list says where each is kept
+            forget_checkpoints(pid)
         for start in range(0, len(gone), 500):
             chunk = gone[start:start + 500]
             pipe = r.pipeline(transaction=False)

@@ -99,6 +99,24 @@ class Keys:
         """Set of the regions that are over (slot given back)."""
         return f"{self.prefix}ended:{pid}"
 
+    def usage(self, pid: int | str) -> str:
+        """Hash region -> ``"<resident bytes> <CPU seconds>"`` of each running region's engine
+        (worker/usage.py), refreshed by its guard about once a second."""
+        return f"{self.prefix}usage:{pid}"
+
+    def checkpoints(self, pid: int | str) -> str:
+        """List of JSON ``{"id", "time", "size", "where", ...}``: a process's checkpoints, oldest first
+        (fleet/persistence/checkpoints.py); kept after the process ends, for restart."""
+        return f"{self.prefix}checkpoints:{pid}"
+
+    def checkpoint(self, pid: int | str, checkpoint: int | str) -> str:
+        """One checkpoint's resume file, when it is small enough to be kept in Redis."""
+        return f"{self.prefix}checkpoint:{pid}:{checkpoint}"
+
+    def recoveries(self, pid: int | str) -> str:
+        """List of JSON ``{"time", "reason", "checkpoint"}``: each automatic recovery of a process."""
+        return f"{self.prefix}recoveries:{pid}"
+
     def beat(self, pid: int | str, region: int | str) -> str:
         """A region's heartbeat: expires when the region stops refreshing it."""
         return f"{self.prefix}beat:{pid}:{region}"

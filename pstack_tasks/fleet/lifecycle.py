@@ -21,6 +21,7 @@ from pstack_tasks.fleet import store
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Admitted
+from pstack_tasks.fleet.persistence.recovery import recover
 from pstack_tasks.native.results import merge_results
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 def end_process(pid: int, state: str | None, reason: str) -> bool:
     """End a process (the first ending wins; ``state`` None: Killed if someone killed it, else
     Failed), free its slots and engines' keys, start what fits now.  True if this call ended it."""
+    if state is None and recover(pid, reason):  # a lost worker and a checkpoint: resume (docs/persistence.md)
+        return True
     ending = ledger().end(pid, state, reason)
     if ending is None:
         return False

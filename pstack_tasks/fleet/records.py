@@ -27,24 +27,37 @@ def not_found(pid: int) -> ProcessNotFound:
     return ProcessNotFound(f"no process {pid} (unknown, or its record has expired)")
 
 
-def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A process record as the API shows it; ``progress`` is the regions' live counters."""
+def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None,
+             usage: Mapping[str, str] | None = None, queues: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """A process record as the API shows it; ``progress`` is the regions' live counters, ``usage``
+    their engines' memory and CPU seconds, ``queues`` their queue lengths (``status`` reads them)."""
+    state = rec.get("state")
+    if rec.get("recovering") and state in ("Submitted", "Waiting"):  # queued again after losing a worker
+        state = "Recovering"
     out: dict[str, Any] = {
-        "pid": int(rec["pid"]), "state": rec.get("state"), "user": rec.get("user"), "group": rec.get("group"),
+        "pid": int(rec["pid"]), "state": state, "user": rec.get("user"), "group": rec.get("group"),
         "graph_type": rec.get("graph_type"), "engine": rec.get("engine"),
         "devices": int(rec.get("devices", 0)), "edges": int(rec.get("edges", 0)),
         "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),
         "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
         "reason": rec.get("reason", ""), "file": rec.get("file"),
+        "recoveries": int(rec.get("recoveries") or 0), "restarts": int(rec.get("restarts") or 0),
+        "last_checkpoint": float(rec["last_checkpoint"]) if rec.get("last_checkpoint") else None,
     }
     for t in ("submitted", "started", "ended"):
         out[t] = float(rec[t]) if rec.get(t) else None
     start = out["started"] or out["submitted"]
     out["elapsed"] = round((out["ended"] or time.time()) - start, 3) if start else None
-    per_region = {}
+    per_region: dict[int, dict[str, Any]] = {}
     for region, counts in (progress or {}).items():
         delivered, _, steps = counts.partition(" ")
         per_region[int(region)] = {"delivered": int(delivered), "steps": int(steps or 0)}
+    for region, text in (usage or {}).items():
+        rss, _, cpu = text.partition(" ")
+        per_region.setdefault(int(region), {"delivered": 0, "steps": 0}).update(
+            memory_mb=round(int(rss) / 2**20, 1), cpu_seconds=float(cpu or 0))
+    for x, length in (queues or {}).items():
+        per_region.setdefault(x, {"delivered": 0, "steps": 0})["queue"] = length
     out["progress"] = dict(sorted(per_region.items()))
     out["delivered"] = sum(p["delivered"] for p in per_region.values())
     out["steps"] = sum(p["steps"] for p in per_region.values())
@@ -61,10 +74,19 @@ def status(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> 
     pipe = r.pipeline(transaction=False)
     pipe.hgetall(keys.proc(pid))
     pipe.hgetall(keys.progress(pid))
-    rec, progress = pipe.execute()
+    pipe.hgetall(keys.usage(pid))
+    rec, progress, usage = pipe.execute()
     if not rec:
         raise not_found(pid)
-    return describe(rec, progress)
+    queues = None
+    if rec.get("state") == "Running":  # per region: messages waiting in its queue now
+        regions = [int(x) for x in json.loads(rec.get("regions") or "[]")]
+        q = keys.queues(pid)
+        pipe = r.pipeline(transaction=False)
+        for x in regions:
+            pipe.llen(q.queue(x))
+        queues = dict(zip(regions, (int(n) for n in pipe.execute())))
+    return describe(rec, progress, usage, queues)
 
 
 def part_text(part: Mapping[str, Any]) -> str:

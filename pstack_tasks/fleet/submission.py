@@ -51,6 +51,7 @@ class Request:
     overrides: Mapping[str, Any] | None = None  # {key: value} patched into this run's instance
     batch: str | None = None  # the batch this run belongs to (fleet/batches/), kept in the record
     parsed: loader.Application | None = None  # ``xml`` already parsed by the caller (a batch parses once)
+    checkpoint_every: float = 0  #: seconds between checkpoints while it runs (0: none; docs/persistence.md)
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
@@ -106,6 +107,10 @@ def create(req: Request) -> tuple[int, loader.Application]:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
     served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
+    if req.checkpoint_every < 0 or req.checkpoint_every and (served or len(regions) < 2):
+        raise ConfigurationError("checkpoint_every needs a split process whose regions all run on the fleet "
+                                 "(two or more regions, no Python engine)" if req.checkpoint_every > 0
+                                 else "checkpoint_every must be 0 (none) or a number of seconds")
     pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
     fleet_regions = [x for x in regions if x not in served]
     if served and req.overrides:  # a Python engine serves the instance as parsed: refused, not ignored
@@ -125,6 +130,8 @@ def create(req: Request) -> tuple[int, loader.Application]:
         }
         if group is not None:
             record["group"] = group
+        if req.checkpoint_every:
+            record["checkpoint_every"] = float(req.checkpoint_every)
         if split is not None:
             record["partition"] = json.dumps(split.as_dict())
         record.update(_run_tags(req))

@@ -49,6 +49,8 @@ def engine_command(engine: Path, instance: Path, opts: RunOptions, split: Split 
     if split is not None and len(split.regions) > 1:
         cmd += ["--pid", str(split.pid), "--prefix", opts.prefix, "--region", str(split.region),
                 "--regions", ",".join(map(str, split.regions)), "--skip-replies", str(skip)]
+    if opts.resume:
+        cmd += ["--resume", opts.resume]
     return cmd + limit_args()
 
 

@@ -34,6 +34,7 @@ class RunOptions:
     regions: int | None = None  # split into this many regions by METIS (rmap "auto:K"); an rmap refuses it
     split_digest: str | None = None  # the automatic split the client computed (split_cache.split_digest)
     overrides: Mapping[str, Any] | None = None  # {key: value} patched into the instance (graph/overrides.py)
+    resume: str | None = None   # a checkpoint's resume file to start from (docs/persistence.md)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> RunOptions:

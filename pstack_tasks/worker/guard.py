@@ -25,6 +25,7 @@ from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.lifecycle import lost_regions
 from pstack_tasks.worker.interruptions import RedisIdentity, TimeLimit
+from pstack_tasks.worker.usage import engine_usage
 
 logger = logging.getLogger(__name__)
 BEAT_INTERVAL = 0.25
@@ -149,6 +150,7 @@ class Guard:
             self.fail(self.limit.reason(self.region, self.host))
         if time.monotonic() >= self._next_peer_check and not self._reason:
             self._next_peer_check = time.monotonic() + PEER_INTERVAL
+            self._publish_usage()
             restart = self.redis_id.restart(self.r, self.keys) if self.redis_id else None
             if restart:
                 self.stop_for(restart)
@@ -240,6 +242,16 @@ class Guard:
             key = self.keys.progress(self.pid)
             pipe.hset(key, str(self.region), f"{counts[0]} {counts[1]}")
             pipe.expire(key, self.cfg.result_expires)
+
+    def _publish_usage(self) -> None:
+        """The engine's memory and CPU seconds for ``status`` (once a second, with the peer check)."""
+        usage = engine_usage()
+        if usage is not None:
+            key = self.keys.usage(self.pid)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(key, str(self.region), f"{usage[0]} {usage[1]}")
+            pipe.expire(key, self.cfg.result_expires)
+            pipe.execute()
 
     def _report(self, counts: tuple[int, int] | None) -> None:
         if counts is not None and self.on_progress is not None:

@@ -24,7 +24,9 @@ from pstack_tasks.fleet.lifecycle import after_region
 from pstack_tasks.fleet.records import part_text
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
+from pstack_tasks.worker.checkpointer import checkpoints_while
 from pstack_tasks.worker.guard import Guard
+from pstack_tasks.worker.resume import resume_file
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,10 @@ def _run_engine(guard: Guard, rec: dict[str, str]) -> dict[str, Any]:
         options["log"] = guard.log
     else:
         options["quiet"] = True
-    return run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
+    with resume_file(pid, rec) as resume, checkpoints_while(pid, guard.region, rec):  # docs/persistence.md
+        if resume is not None:
+            options["resume"] = str(resume)
+        return run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
 
 
 def _cause(guard: Guard, e: BaseException) -> str:

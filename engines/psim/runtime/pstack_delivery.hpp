@@ -197,6 +197,8 @@ static void take_indexed_item(const char* p, const char* item) {
 }
 #endif
 
+static void snapshot_request(const char* p);  // pstack_snapshot.hpp
+
 // Items by kind: a message, stop (with an exit code), quiescence, an indexed send, an idle round,
 // the supervisor's (pstack_supervisor_run.hpp).
 static void handle_item(const char* s) {
@@ -212,6 +214,8 @@ static void handle_item(const char* s) {
         stop_run(PSTACK_IDLE_EXIT_CODE, PSTACK_EXIT_REASON_QUIESCENCE);
     } else if (*p == PSTACK_ITEM_HARDWARE_IDLE) {
         if (hardware_idle_round()) pstack.idle_woke = true;
+    } else if (*p == PSTACK_ITEM_SNAPSHOT) {  // snapshot hook: pause at the next safe point
+        snapshot_request(p + 1);
 #if PSTACK_HAS_INDEXED
     } else if (*p == PSTACK_ITEM_INDEXED_MESSAGE) {
         take_indexed_item(p + 1, s);

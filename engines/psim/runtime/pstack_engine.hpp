@@ -16,6 +16,7 @@
 #include "pstack_sweep.hpp"        // a split region's ready set, swept in device order
 #include "pstack_delivery.hpp"     // messages into devices, items from other regions, idle rounds
 #include "pstack_termination.hpp"  // polling and waiting for items, the IDLE script, the end of a split
+#include "pstack_snapshot.hpp"     // live snapshots, resuming from a checkpoint
 #include "pstack_loop.hpp"         // start-up and the event loop
 
 // ---- the command line ---------------------------------------------------------------------------
@@ -28,13 +29,14 @@ struct EngineOptions {
     const char* region_list = nullptr;
     long parent = 0;
     int progress_fd = -1;
+    const char* resume = nullptr;  // --resume: a checkpoint to start from (pstack_snapshot.hpp)
 };
 
 static void usage() {
     pstack_fatal(PSTACK_STATUS_USAGE,
         "usage: engine INSTANCE [--no-states] [--full-state] [--level L] [--max-steps N] "
         "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N] "
-        "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB]");
+        "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB] [--resume FILE]");
 }
 
 static EngineOptions parse_options(int argc, char** argv) {
@@ -63,6 +65,7 @@ static EngineOptions parse_options(int argc, char** argv) {
         else if (!strcmp(a, "--cpu-limit") && more) pstack.cpu_limit = atol(argv[++i]);
         else if (!strcmp(a, "--memory-limit") && more) pstack.memory_limit_mib = atol(argv[++i]);
         else if (!strcmp(a, "--file-limit") && more) pstack.file_limit_mib = atol(argv[++i]);
+        else if (!strcmp(a, "--resume") && more) o.resume = argv[++i];
         else if (a[0] != '-' && !o.instance) o.instance = a;
         else usage();
     }
@@ -94,9 +97,12 @@ int main(int argc, char** argv) {
         await_idle_script();
         sweep_init();
     }
-    start_devices();
+    char* resumed = nullptr;
+    if (o.resume) resume_from(o.resume, &resumed);
+    else start_devices();
     if (!pstack.stop) run_loop();
     else if (split && stopped_here()) broadcast_exit();
+    free(resumed);
     if (split) drain_replies();
     double t2 = now_seconds();
     publish_progress();

@@ -169,6 +169,7 @@ static void run_loop() {
         supervisor_report_wake();
 #endif
         net_wait_idle();
+        snapshot_pause_if_requested();  // snapshot hook (pstack_snapshot.hpp): no step before a requested pause
     }
     if (pstack.nregions > 1 && stopped_here()) broadcast_exit();
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): OnStop when the run ends

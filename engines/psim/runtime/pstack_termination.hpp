@@ -110,6 +110,8 @@ static void check_idle_call_ran() {
 // messages per second without them; long bursts still poll at every other interval at least.
 static bool pstack_woke_since_poll = false;
 
+static bool snapshot_pause_if_requested();  // pstack_snapshot.hpp
+
 static double wire_clock() {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -143,6 +145,7 @@ static void net_poll_active(double now) {
     }
     wire_flush();
     while (pstack.pend_head != pstack.pend_tail && replies_ready()) read_reply();
+    snapshot_pause_if_requested();  // snapshot hook (pstack_snapshot.hpp)
 }
 
 // One blocking pop of this region's queue (up to POP_COUNT elements, waiting at most 5 s), sent;
@@ -166,6 +169,7 @@ static void net_wait_idle() {
     if (pstack.lpop_outstanding) {  // it may bring work: wait for it before saying this region is idle
         wire_flush();
         while (pstack.lpop_outstanding) read_reply();
+        if (snapshot_pause_if_requested()) return;  // snapshot hook: never idle with held items
         if (pstack.stop || pstack.rq_head != pstack.rq_tail) return;
     }
     send_idle_script();

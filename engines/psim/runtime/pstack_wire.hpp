@@ -207,12 +207,14 @@ static bool replies_ready() {
 }
 
 static void handle_item(const char* s);  // pstack_delivery.hpp: an item from another region
+static bool pstack_snap_hold(const char* s, size_t n);  // pstack_snapshot.hpp: held during a snapshot
 
 // An element taken from this region's queue (`n` bytes at s, NUL-terminated): it joins the
 // region's share of <pid>.active, and each of its newline-separated items is handled.
 static void take_element(char* s, size_t n) {
     ++pstack.share;
     pstack_wire_stats.elements_in++;
+    if (pstack_snap_hold(s, n)) return;  // snapshot hook: after a request, handled after the pause
     char* end = s + n;
     for (;;) {
         char* nl = (char*)memchr(s, '\n', (size_t)(end - s));

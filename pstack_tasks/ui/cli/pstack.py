@@ -19,7 +19,7 @@ from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
-from pstack_tasks.ui.cli import apptest, batch, debugger, deploy, doctor, live, loadtest
+from pstack_tasks.ui.cli import apptest, batch, debugger, deploy, doctor, live, loadtest, persist
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, parse_sets, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -74,13 +74,15 @@ def main() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=V",
               help="Override a value without recompiling: graph:NAME=V, type:TYPE.NAME=V, device:ID.NAME=V, "
               "state:TYPE.NAME=V (docs/batches.md).")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=0.0, metavar="S",
+              help="Checkpoint every S seconds; it then survives losing a worker (docs/persistence.md).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="A live line on stderr: state, messages delivered, elapsed (default: when stderr is a terminal).")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
 def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engine: str | None,
         group: str | None, level: int, verbose: bool, as_json: bool, async_: bool, slots: int | None,
-        max_steps: int, time_limit: float, extra: tuple[str, ...], sets: tuple[str, ...],
+        max_steps: int, time_limit: float, extra: tuple[str, ...], sets: tuple[str, ...], checkpoint_every: float,
         show_progress: bool | None, debug: bool) -> None:
     """Run APP as a process and print its result (pstack's output, or JSON with -r)."""
     configure_logging(debug)
@@ -102,7 +104,7 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
                                   engine=engine, options=options, regions=nregions, group=group,
-                                  overrides=parse_sets(sets) or None)
+                                  overrides=parse_sets(sets) or None, checkpoint_every=checkpoint_every)
     with ExitStack() as stack:
         if not async_ and _wants_progress(show_progress, verbose):
             from pstack_tasks.ui.progress import ProgressLine
@@ -280,6 +282,8 @@ main.add_command(live.inspect)
 main.add_command(live.inject)
 main.add_command(live.draw)
 main.add_command(debugger.debug)
+for command in persist.COMMANDS:
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from pstack_tasks.fleet import housekeeping, inspection
 from pstack_tasks.ui import drawing
 from pstack_tasks.ui.inspect_view import inspect_view
 from pstack_tasks.ui.shell.display import Record
+from pstack_tasks.ui.shell.persist import PERSIST_BUILTINS
 
 
 def inspect(pid: int, items: int = 5) -> Record:
@@ -45,6 +46,6 @@ def debug(app: str | os.PathLike[str], rmap: Mapping[str, int] | str | None = No
 
 
 LIVE_BUILTINS: dict[str, Callable[..., Any]] = {"inspect": inspect, "inject": inject, "flush": flush, "draw": draw,
-                                                "debug": debug}
+                                                "debug": debug, **PERSIST_BUILTINS}
 
 __all__ = ["LIVE_BUILTINS", "inspect", "inject", "flush", "draw", "debug"]

@@ -1,0 +1,1 @@
+"""Persistent processes: live snapshots, checkpoints, restart (docs/persistence.md)."""

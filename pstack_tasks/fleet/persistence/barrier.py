@@ -1,0 +1,157 @@
+"""Pausing every region of a running process at one consistent cut, reading it, and letting them go.
+
+The request is one item, ``9 <token> <mode> <timeout>``, pushed to every region's queue in one
+script (``fleet/lua/inject.lua``: counted into ``<pid>.active`` as a sending engine counts, so the
+process cannot end under it).  Each engine pauses at its next safe point, writes its dump and
+waits (engines/psim/runtime/pstack_snapshot.hpp says why the cut is consistent).  Once every dump
+is there, one transaction reads them with what is still queued for each region (``LRANGE``) and
+the OnHardwareIdle count, and lets every region carry on.  A region that has not paused within
+the timeout fails the snapshot: the others are let go at once, and the late one carries on as
+soon as it pauses (its word to resume is already waiting).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import ProcessError
+from pstack_tasks.fleet import scripts, store
+from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.persistence.binary import binary_client
+from pstack_tasks.fleet.persistence.dumps import Dump, read_dump
+from pstack_tasks.fleet.records import not_found
+from pstack_tasks.fleet.submission import parsed
+from pstack_tasks.protocol import ItemKind, QueueKeys
+
+#: what the engines put in their JSON part: scalar states, every state member, or none (a checkpoint)
+MODE_STATES, MODE_FULL_STATES, MODE_NO_STATES = 0, 1, 2
+#: seconds between looks for the regions' dumps
+_POLL = 0.01
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Every region of a process, paused at one consistent cut."""
+
+    pid: int
+    record: dict[str, str]
+    dumps: dict[int, Dump]            #: by region
+    queued: dict[int, list[bytes]]    #: each region's queue elements, head first
+    idle_count: int                   #: ``<pid>.idle``: OnHardwareIdle rounds in a row that woke nothing
+    pause_seconds: float              #: from the request until every region was let go
+    taken: float                      #: wall-clock time of the cut
+
+
+def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
+    """The record of a process that can be paused: Running, every region an engine on the fleet."""
+    rec = store.text_hash(r.hgetall(keys.proc(pid)))
+    if not rec:
+        raise not_found(pid)
+    if rec.get("state") != "Running":
+        raise ProcessError(f"process {pid} is {rec.get('state')}: only a running process can be snapshot")
+    if json.loads(rec.get("client_regions") or "[]"):
+        raise ProcessError(f"process {pid} has regions served by a client's Python engine: they cannot be snapshot")
+    if len(json.loads(rec.get("regions") or "[]")) < 2:
+        raise ProcessError(f"process {pid} runs in one region, whose engine talks to no Redis: snapshots "
+                           "need a split process (two or more regions)")
+    text = store.text(r.get(keys.app(rec["app"])))
+    if text is not None and parsed(text, None, rec["app"]).graph_type.supervisor is not None:
+        raise ProcessError(f"process {pid}: graph type {rec.get('graph_type')!r} has a v4 supervisor, whose state "
+                           "snapshots do not hold yet")
+    return rec
+
+
+def pause_all(pid: int, mode: int = MODE_STATES, timeout: float | None = None) -> Cut:
+    """Pause every region of running process ``pid``, read the cut, and let them carry on.
+
+    Raises:
+        ProcessNotFound: no such process.
+        ProcessError: it is not running, cannot be snapshot, ended meanwhile, or a region did not
+            pause within ``timeout`` seconds (PSTACK_SNAPSHOT_TIMEOUT); the regions carried on.
+    """
+    timeout = settings().snapshot_timeout if timeout is None else timeout
+    with store.reporting():
+        r, keys = store.client(), Keys.current()
+        rec = running_record(r, keys, pid)
+        regions = [int(x) for x in json.loads(rec["regions"])]
+        q = keys.queues(pid)
+        token = secrets.token_hex(8)
+        t0 = time.monotonic()
+        item = f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}"
+        call = scripts.Call().key(keys.proc(pid), q.active).key(*[q.queue(x) for x in regions]).arg(item)
+        if not r.eval(scripts.source("inject"), len(call.keys), *call.keys, *call.args):
+            raise ProcessError(f"process {pid} is ending: no snapshot was taken")
+        try:
+            _wait_paused(r, keys, pid, q, token, regions, t0 + timeout, timeout)
+        except BaseException:
+            _let_go(r, q, token, regions, timeout)
+            raise
+        raws, queued, idle = _read_and_let_go(q, token, regions, timeout)
+        pause = time.monotonic() - t0
+    dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
+    return Cut(pid=pid, record=rec, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
+               pause_seconds=round(pause, 4), taken=time.time())
+
+
+def _wait_paused(r: redis.Redis, keys: Keys, pid: int, q: QueueKeys, token: str, regions: list[int],
+                 deadline: float, timeout: float) -> None:
+    names = [q.snapshot(token, x) for x in regions]
+    while True:
+        pipe = r.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(name)
+        pipe.hget(keys.proc(pid), "state")
+        *there, state = pipe.execute()
+        if all(there):
+            return
+        if store.text(state) != "Running":
+            raise ProcessError(f"process {pid} ended ({store.text(state)}) before every region paused: no snapshot")
+        if time.monotonic() > deadline:
+            late = [x for x, ok in zip(regions, there) if not ok]
+            raise ProcessError(f"snapshot of process {pid}: region(s) {', '.join(map(str, late))} did not pause "
+                               f"within {timeout:g} s; every region carried on")
+        time.sleep(_POLL)
+
+
+def _read_and_let_go(q: QueueKeys, token: str, regions: list[int],
+                     timeout: float) -> tuple[list[bytes], list[list[bytes]], int]:
+    """The dumps, the queues and ``<pid>.idle``, read while every region is paused; then the
+    regions' word to carry on, in the same transaction."""
+    pipe = binary_client().pipeline(transaction=True)
+    for x in regions:
+        pipe.get(q.snapshot(token, x))
+    for x in regions:
+        pipe.lrange(q.queue(x), 0, -1)
+    pipe.get(q.idle)
+    _resume(pipe, q, token, regions, timeout)
+    out = pipe.execute()
+    n = len(regions)
+    dumps = [_bytes(v) for v in out[:n]]
+    queued = [[_bytes(e) for e in v] for v in out[n:2 * n]]
+    idle = int(out[2 * n] or 0)
+    return dumps, queued, idle
+
+
+def _bytes(v: object) -> bytes:
+    return v if isinstance(v, bytes) else b""
+
+
+def _resume(pipe: redis.client.Pipeline, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
+    for x in regions:
+        pipe.rpush(q.resume(token, x), "go")
+        pipe.expire(q.resume(token, x), int(timeout) + 60)
+        pipe.delete(q.snapshot(token, x))
+
+
+def _let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
+    pipe = r.pipeline(transaction=False)
+    _resume(pipe, q, token, regions, timeout)
+    pipe.execute()
+
+
+__all__ = ["Cut", "pause_all", "running_record", "MODE_STATES", "MODE_FULL_STATES", "MODE_NO_STATES"]
