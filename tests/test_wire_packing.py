@@ -63,3 +63,20 @@ def test_items_cross_regions_packed_and_exactly_once(tmp_path: Path, monkeypatch
     assert largest < (32 << 10) + 100
     if nodes == 3000:
         assert largest >= 32 << 10
+
+
+def test_a_region_writing_while_its_replies_pile_up_does_not_deadlock(redis_url: str, tmp_path: Path,
+                                                                      no_leftovers: None) -> None:
+    # Given 30,000 tokens in flight, every hop crossing regions: an engine writes big batches
+    # while big LPOP replies come back through the same socat (which, blocked writing a reply to
+    # an engine that was itself blocked writing, used to stop both for good after ~1 M messages),
+    nodes, limit = 30_000, 100
+    app = tmp_path / "tokens.xml"
+    app.write_text(token_ring(nodes, limit))
+    rmap = {f"n{i}": i % 2 for i in range(nodes)}
+    # when it runs split (a time limit turns a stall into a failure, not a hung test),
+    result = psim(app, rmap=rmap, options={"quiet": True, "states": False, "time_limit": 120,
+                                           "redis_url": redis_url, "prefix": KEY_PREFIX})
+    # then it ends by quiescence with every token delivered.
+    assert result["metrics"]["Exit reason"] == "quiescence"
+    assert result["metrics"]["Delivered messages"] == nodes * limit

@@ -191,6 +191,7 @@ static void net_wait_idle() {
 static void drain_replies() {
     wire_flush();
     read_pending_replies();
+    close_wire();
     const char* stats_file = getenv("PSTACK_WIRE_STATS");  // a file to append this region's line to
     FILE* f = stats_file && *stats_file ? fopen(stats_file, "a") : nullptr;
     if (f) {

@@ -14,6 +14,7 @@
 #define PSTACK_WIRE_HPP
 
 #include <cerrno>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -52,15 +53,37 @@ static void command(int argc, const char* const* argv) {
     for (int i = 0; i < argc; ++i) pstack.wire.bulk(argv[i]);
 }
 
+// Replies read while a write waited (wire_flush), not yet moved into rbuf: they go there first
+// (fill_some).  A buffer of their own, because rbuf may hold an element being handled.
+static PstackOutBuf pstack_spill;
+static size_t pstack_spill_pos = 0;
+
+// Whatever socat has for us now, into the spill buffer (fd 0 is readable: read does not block).
+static void absorb_replies() {
+    pstack_spill.reserve(1 << 16);
+    ssize_t r;
+    do { r = read(0, pstack_spill.data + pstack_spill.len, pstack_spill.cap - pstack_spill.len); } while (r < 0 && errno == EINTR);
+    if (r == 0) pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (socat closed stdin)");
+    if (r < 0) pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (reading stdin: %s)", strerror(errno));
+    pstack_spill.len += (size_t)r;
+}
+
+// Write the pipelined commands.  The command pipe is non-blocking (open_wire): socat writes
+// replies and reads commands in one loop, so an engine blocked writing a big batch while socat
+// is blocked writing it a big reply (an LPOP of many elements) would wait for ever, both of them.
+// While the pipe is full, the replies that arrive are read into the spill buffer instead.
 static void wire_flush() {
     size_t off = 0;
     while (off < pstack.wire.len) {
         ssize_t w = write(pstack.out_fd, pstack.wire.data + off, pstack.wire.len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
+        if (w >= 0) { off += (size_t)w; continue; }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
             pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (writing fd %d: %s)", pstack.out_fd, strerror(errno));
-        }
-        off += (size_t)w;
+        struct pollfd p[2] = {{pstack.out_fd, POLLOUT, 0}, {0, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (poll: %s)", strerror(errno));
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) absorb_replies();
     }
     pstack.wire.len = 0;
 }
@@ -162,6 +185,15 @@ static void fill_some() {
             if (!pstack.rbuf) pstack_fatal(PSTACK_STATUS_IO, "out of memory reading Redis replies");
         }
     }
+    if (pstack_spill_pos < pstack_spill.len) {  // replies read while a write waited come first
+        size_t k = pstack_spill.len - pstack_spill_pos;
+        if (k > pstack.rcap - pstack.rlen) k = pstack.rcap - pstack.rlen;
+        memcpy(pstack.rbuf + pstack.rlen, pstack_spill.data + pstack_spill_pos, k);
+        pstack.rlen += k;
+        pstack_spill_pos += k;
+        if (pstack_spill_pos == pstack_spill.len) pstack_spill_pos = pstack_spill.len = 0;
+        return;
+    }
     ssize_t r;
     do { r = read(0, pstack.rbuf + pstack.rlen, pstack.rcap - pstack.rlen); } while (r < 0 && errno == EINTR);
     if (r == 0) pstack_fatal(PSTACK_STATUS_IO, "lost the connection to Redis (socat closed stdin)");
@@ -201,7 +233,7 @@ static long read_bulk_header() {
 }
 
 static bool replies_ready() {
-    if (pstack.rpos < pstack.rlen) return true;
+    if (pstack.rpos < pstack.rlen || pstack_spill_pos < pstack_spill.len) return true;
     struct pollfd p = {0, POLLIN, 0};
     return poll(&p, 1, 0) > 0;
 }
@@ -282,6 +314,13 @@ static void read_pending_replies() {
 }
 
 // ---- the connection ----------------------------------------------------------------------------
+static int pstack_out_fd_flags = -1;
+
+// The command pipe as the worker gave it to us: it hands the same relay to its next engine.
+static void close_wire() {
+    if (pstack_out_fd_flags >= 0) fcntl(pstack.out_fd, F_SETFL, pstack_out_fd_flags);
+}
+
 // A split run's keys and buffers; the first `skip_replies` replies on stdin belong to commands the
 // worker sent on this connection before starting us.
 static void open_wire(int skip_replies) {
@@ -294,6 +333,9 @@ static void open_wire(int skip_replies) {
     struct stat st;
     if (fstat(pstack.out_fd, &st) != 0)
         pstack_fatal(PSTACK_STATUS_USAGE, "a multi-region run needs fd %d connected to Redis (through socat)", pstack.out_fd);
+    pstack_out_fd_flags = fcntl(pstack.out_fd, F_GETFL);  // non-blocking while we run (wire_flush); close_wire restores
+    if (pstack_out_fd_flags < 0 || fcntl(pstack.out_fd, F_SETFL, pstack_out_fd_flags | O_NONBLOCK) < 0)
+        pstack_fatal(PSTACK_STATUS_IO, "cannot make fd %d non-blocking: %s", pstack.out_fd, strerror(errno));
     for (int i = 0; i < skip_replies; ++i) { expect(P_INT); read_reply(); }
 }
 
