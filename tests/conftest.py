@@ -12,6 +12,7 @@ import pytest
 
 from pstack_tasks.native.redis_server import EmbeddedRedis
 from support.fleet import SESSION_PIDS, WorkerFleet, fleet_env, our_processes
+from support.ledger import ledger  # noqa: F401 (a fixture for the ledger tests)
 from support.paths import KEY_PREFIX, TEST_DB
 
 # Fixtures that mean "this test needs a real Redis (and maybe workers)": such tests are marked

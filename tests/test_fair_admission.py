@@ -4,28 +4,9 @@ over for ever (docs/fleet.md, "Admission")."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
-import redis
-
-from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
-from support.paths import KEY_PREFIX
-
-ENGINE = "t"
-
-
-@pytest.fixture
-def ledger(redis_url: str, redis_client: Any) -> Iterator[Ledger]:
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield Ledger(r, Keys(KEY_PREFIX))
-    r.close()
-
-
-def _join(ledger: Ledger, host: str, slots: int) -> None:
-    ledger.register(ENGINE, host, slots, f"epoch-{host}", 30.0, {"node": f"{ENGINE}@{host}"})
+from support.ledger import ENGINE, join
 
 
 def _submit(ledger: Ledger, pid: int, user: str, regions: int = 1) -> list[int]:
@@ -55,7 +36,7 @@ def _drain(ledger: Ledger, running: list[int]) -> list[int]:
 
 
 def test_a_single_run_of_another_user_is_admitted_next_not_behind_a_batch(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     assert _submit(ledger, 1, "alice") == [1]  # holds the only slot
     for pid in range(2, 52):  # alice's batch of 50 waits
         assert _submit(ledger, pid, "alice") == []
@@ -66,7 +47,7 @@ def test_a_single_run_of_another_user_is_admitted_next_not_behind_a_batch(ledger
 
 
 def test_three_users_are_taken_round_robin_each_in_submission_order(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     assert _submit(ledger, 1, "alice") == [1]
     waiting = {"alice": [11, 12, 13, 14], "bob": [21, 22, 23], "carol": [31, 32]}
     for user, pids in waiting.items():  # each user's whole batch at once, one user after another
@@ -83,7 +64,7 @@ def test_three_users_are_taken_round_robin_each_in_submission_order(ledger: Ledg
 
 
 def test_a_user_whose_waiting_runs_were_all_killed_is_not_sent_to_the_back(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     assert _submit(ledger, 1, "bob") == [1]
     for pid in range(2, 12):
         assert _submit(ledger, pid, "alice") == []
@@ -99,7 +80,7 @@ def test_a_user_whose_waiting_runs_were_all_killed_is_not_sent_to_the_back(ledge
 
 def test_a_big_gang_is_admitted_while_another_user_keeps_submitting_single_runs(ledger: Ledger) -> None:
     # Given two slots kept busy by alice's single runs, and bob's gang of two waiting among them
-    _join(ledger, "a", 2)
+    join(ledger, "a", 2)
     running = [p for pid in (1, 2) for p in _submit(ledger, pid, "alice")]
     assert running == [1, 2]
     for pid in range(3, 13):
@@ -124,7 +105,7 @@ def test_a_big_gang_is_admitted_while_another_user_keeps_submitting_single_runs(
 
 
 def test_a_waiting_list_left_by_an_older_version_is_served_in_its_order(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     assert _submit(ledger, 1, "alice") == [1]
     keys = ledger.keys
     for pid in (5, 3, 4):  # an older version's first come, first served list

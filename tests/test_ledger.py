@@ -8,29 +8,13 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 import redis
 
-from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.scripts import CANDIDATES
+from support.ledger import ENGINE, join
 from support.paths import KEY_PREFIX
-
-ENGINE = "t"
-
-
-@pytest.fixture
-def ledger(redis_url: str, redis_client: Any) -> Iterator[Ledger]:
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield Ledger(r, Keys(KEY_PREFIX))
-    r.close()
-
-
-def _join(ledger: Ledger, host: str, slots: int) -> None:
-    ledger.register(ENGINE, host, slots, f"epoch-{host}", 30.0, {"node": f"{ENGINE}@{host}"})
 
 
 def _submit(ledger: Ledger, pid: int, regions: list[int],
@@ -43,8 +27,8 @@ def _submit(ledger: Ledger, pid: int, regions: list[int],
 
 
 def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(ledger: Ledger) -> None:
-    _join(ledger, "a", 2)
-    _join(ledger, "b", 1)
+    join(ledger, "a", 2)
+    join(ledger, "b", 1)
     assert _submit(ledger, 1, [0, 1]) == (None, [1])
     assert _submit(ledger, 2, [0, 1]) == (None, [])  # one slot free, two needed
     assert ledger.r.hget(ledger.keys.proc(2), "state") == "Waiting"
@@ -58,7 +42,7 @@ def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(
 def test_a_region_ending_after_its_process_stores_no_part_and_deletes_its_engine_keys(ledger: Ledger) -> None:
     # the leak pstack loadtest found: a killed process's region ended after the process, wrote its
     # part and left its engine's recreated keys without an expiry
-    _join(ledger, "a", 2)
+    join(ledger, "a", 2)
     assert _submit(ledger, 1, [0, 1]) == (None, [1])
     keys, q = ledger.keys, ledger.keys.queues(1)
     view = ledger.view(ENGINE)
@@ -77,19 +61,19 @@ def test_a_region_ending_after_its_process_stores_no_part_and_deletes_its_engine
 
 
 def test_every_waiting_process_that_fits_is_admitted_even_beyond_the_candidates(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     assert _submit(ledger, 1, [0]) == (None, [1])  # holds the only slot
     n = CANDIDATES + 5
     for pid in range(2, n + 2):
         assert _submit(ledger, pid, [0]) == (None, [])
-    _join(ledger, "big", n)
+    join(ledger, "big", n)
     assert [a.pid for a in ledger.admit(ENGINE)] == list(range(2, n + 2))
 
 
 def test_a_submission_that_saw_an_older_fleet_changes_nothing_and_is_retried(ledger: Ledger) -> None:
-    _join(ledger, "a", 1)
+    join(ledger, "a", 1)
     stale = ledger.view(ENGINE)
-    _join(ledger, "b", 2)  # registered after the caller looked
+    join(ledger, "b", 2)  # registered after the caller looked
     keys = ledger.keys
     ledger.r.hset(keys.proc(1), mapping={"pid": 1, "nregions": 2, "rcon": "{}", "state": "Submitted"})
     ok, _ = ledger._run("submit", ledger._submit_call(ENGINE, 1, stale))
@@ -114,7 +98,7 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     ready.wait(5)
-    _join(ledger, "a", 2)
+    join(ledger, "a", 2)
     _submit(ledger, 1, [0, 1])
     _submit(ledger, 2, [0], rcon={"0": "a"})
     _submit(ledger, 3, [0, 1])

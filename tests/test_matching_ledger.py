@@ -4,30 +4,11 @@ what it needs, and a process waiting for its busy hosts does not hold up hosts i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
-import redis
-
-from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.matching import EVERYONE, Serving
+from pstack_tasks.fleet.matching import Serving
 from pstack_tasks.fleet.scripts import CANDIDATES
-from support.paths import KEY_PREFIX
-
-ENGINE = "t"
-
-
-@pytest.fixture
-def ledger(redis_url: str, redis_client: Any) -> Iterator[Ledger]:
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield Ledger(r, Keys(KEY_PREFIX))
-    r.close()
-
-
-def _join(ledger: Ledger, host: str, slots: int, serving: Serving = EVERYONE) -> None:
-    ledger.register(ENGINE, host, slots, f"epoch-{host}", 30.0, {"node": f"{ENGINE}@{host}"}, serving)
+from support.ledger import ENGINE, join
 
 
 def _submit(ledger: Ledger, pid: int, user: str, group: str | None = None, regions: int = 1,
@@ -46,9 +27,9 @@ def _hosts(ledger: Ledger, pid: int) -> list[str]:
 
 
 def test_regions_go_only_to_workers_that_serve_their_group_or_user(ledger: Ledger) -> None:
-    _join(ledger, "lab", 2, Serving(groups=("lab",)))
-    _join(ledger, "bobs", 1, Serving(users=("bob",)))
-    _join(ledger, "open", 2)
+    join(ledger, "lab", 2, Serving(groups=("lab",)))
+    join(ledger, "bobs", 1, Serving(users=("bob",)))
+    join(ledger, "open", 2)
     assert _submit(ledger, 1, "alice", "lab", regions=2) == (None, [1])
     assert _hosts(ledger, 1) == ["lab", "open"]  # where most slots are free, among those serving group lab
     assert _submit(ledger, 2, "bob", regions=2) == (None, [2])
@@ -62,8 +43,8 @@ def test_regions_go_only_to_workers_that_serve_their_group_or_user(ledger: Ledge
 
 
 def test_a_process_no_worker_serves_is_refused_naming_what_it_needs(ledger: Ledger) -> None:
-    _join(ledger, "lab", 2, Serving(groups=("lab",)))
-    _join(ledger, "bobs", 1, Serving(users=("bob",)))
+    join(ledger, "lab", 2, Serving(groups=("lab",)))
+    join(ledger, "bobs", 1, Serving(users=("bob",)))
     refusal, _ = _submit(ledger, 1, "carol", "physics")
     assert refusal == ("no t worker serves group physics or user carol: the 2 online serve other groups or users "
                        "(start one: pstack worker --engine t --group G or --user U)")
@@ -79,8 +60,8 @@ def test_a_process_no_worker_serves_is_refused_naming_what_it_needs(ledger: Ledg
 
 
 def test_a_process_waiting_for_its_busy_group_does_not_hold_up_another_groups_idle_worker(ledger: Ledger) -> None:
-    _join(ledger, "lab", 1, Serving(groups=("lab",)))
-    _join(ledger, "phys", 1, Serving(groups=("phys",)))
+    join(ledger, "lab", 1, Serving(groups=("lab",)))
+    join(ledger, "phys", 1, Serving(groups=("phys",)))
     assert _submit(ledger, 1, "alice", "lab") == (None, [1])
     n = CANDIDATES * 3  # more than one admission names: the later call looks further
     for pid in range(2, n + 2):
@@ -93,8 +74,8 @@ def test_a_process_waiting_for_its_busy_group_does_not_hold_up_another_groups_id
 
 
 def test_a_waiting_gang_claims_the_hosts_that_serve_it_so_it_is_not_passed_over(ledger: Ledger) -> None:
-    _join(ledger, "lab", 1, Serving(groups=("lab",)))
-    _join(ledger, "open", 1)
+    join(ledger, "lab", 1, Serving(groups=("lab",)))
+    join(ledger, "open", 1)
     assert _submit(ledger, 1, "carol") == (None, [1])  # on lab? no: lab serves group lab only
     assert _hosts(ledger, 1) == ["open"]
     assert _submit(ledger, 2, "alice", "lab", regions=2) == (None, [])  # needs lab and open
@@ -113,8 +94,8 @@ def test_the_process_table_shows_a_process_s_group_beside_its_user() -> None:
 
 
 def test_a_run_admitted_out_of_turn_does_not_send_newcomers_behind_the_runs_it_passed(ledger: Ledger) -> None:
-    _join(ledger, "lab", 1, Serving(groups=("lab",)))
-    _join(ledger, "phys", 1, Serving(groups=("phys",), users=("carol",)))
+    join(ledger, "lab", 1, Serving(groups=("lab",)))
+    join(ledger, "phys", 1, Serving(groups=("phys",), users=("carol",)))
     assert _submit(ledger, 1, "alice", "lab") == (None, [1])
     for pid in range(2, 7):  # alice's lab runs wait for the busy lab worker
         assert _submit(ledger, pid, "alice", "lab") == (None, [])

@@ -18,7 +18,7 @@ import click
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.ui import extras
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
+from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_options, parse_rmap
 from pstack_tasks.ui.cli.exit_status import FAILED
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -36,19 +36,6 @@ class BatchGroup(click.Group):
 @click.group(cls=BatchGroup, context_settings=CONTEXT)
 def batch() -> None:
     """Run APP over a grid of overrides: pstack batch APP --set type:cell.limit=10,20,40 [--runs N]."""
-
-
-def _options(extra: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in extra:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
-    return options
 
 
 @batch.command(context_settings=CONTEXT)
@@ -82,7 +69,7 @@ def start(app: str, sets: tuple[str, ...], runs: int, seeds: str | None, rmap: s
     grid = grid_from_sets(sets)
     seed_list = parse_seeds(seeds) if seeds else None
     kwargs: dict[str, Any] = dict(grid=grid, runs=runs, seeds=seed_list, rmap=parse_rmap(rmap) or None,
-                                  engine=engine or settings().engine, group=group, options=_options(extra),
+                                  engine=engine or settings().engine, group=group, options=parse_options(extra),
                                   regions=nregions)
     with ExitStack() as stack:
         if not settings().redis_url:

@@ -78,6 +78,20 @@ def parse_rmap(value: str | None) -> dict[str, int]:
     return rmap
 
 
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` options as engine options ``{key: value}`` (each value JSON, else text)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     """``--set KEY=V`` options as overrides ``{key: value}`` (each value JSON, else text)."""
     from pstack_tasks.graph.overrides import parse_assignment, parse_value

@@ -20,7 +20,14 @@ from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui import extras
 from pstack_tasks.ui.cli import apptest, batch, debugger, deploy, doctor, live, loadtest, persist
-from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap, parse_sets, version_option
+from pstack_tasks.ui.cli.common import (
+    configure_logging,
+    friendly_errors,
+    parse_options,
+    parse_rmap,
+    parse_sets,
+    version_option,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -93,14 +100,7 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
         options["max_steps"] = max_steps
     if time_limit:
         options["time_limit"] = time_limit
-    for item in extra:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
+    options.update(parse_options(extra))
     engine = engine or settings().engine
     kwargs: dict[str, Any] = dict(rmap=regions, rcon=_parse_rcon(rcon), level=level, verbose=verbose,
                                   engine=engine, options=options, regions=nregions, group=group,
