@@ -122,10 +122,9 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
         if (since_poll >= PSTACK_POLL_EVERY) {
             since_poll = 0;
             publish_progress();
-            double now = now_seconds();
-            if (pstack.time_limit > 0 && now - t0 > pstack.time_limit) { stop_run(1, PSTACK_EXIT_REASON_TIME_LIMIT); return; }
+            if (pstack.time_limit > 0 && now_seconds() - t0 > pstack.time_limit) { stop_run(1, PSTACK_EXIT_REASON_TIME_LIMIT); return; }
             if (Split) {
-                net_poll_active(now);
+                net_poll_active(now_seconds());
                 if (pstack.stop) return;
                 hot_load(h);
             }
