@@ -61,32 +61,23 @@ __all__ = [
 ]
 
 
+#: where each lazily imported name lives
+_LAZY_MODULES: dict[str, str] = {
+    **dict.fromkeys(_SIMULATION_API, "pstack_tasks.native.simulate"),
+    **dict.fromkeys(_PROCESS_API, "pstack_tasks.fleet.client"),
+    **dict.fromkeys(_ENGINE_API, "pstack_tasks.fleet.pyengine.engine"),
+    **dict.fromkeys(_LIVE_API, "pstack_tasks.fleet.inspection"),
+    **dict.fromkeys(_DEBUG_API, "pstack_tasks.native.debug"),
+    **dict.fromkeys(_BATCH_API, "pstack_tasks.fleet.batches"),
+    **dict.fromkeys(_PLOT_API, "pstack_tasks.ui.batch_plot"),
+    **dict.fromkeys(_PERSIST_API, "pstack_tasks.fleet.persistence.api"),
+    **dict.fromkeys(_DRAW_API, "pstack_tasks.ui.drawing"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name in _SIMULATION_API:
-        from pstack_tasks.native import simulate
-        return getattr(simulate, name)
-    if name in _PROCESS_API:
-        from pstack_tasks.fleet import client
-        return getattr(client, name)
-    if name in _ENGINE_API:
-        from pstack_tasks.fleet.pyengine import engine
-        return getattr(engine, name)
-    if name in _LIVE_API:
-        from pstack_tasks.fleet import inspection
-        return getattr(inspection, name)
-    if name in _DEBUG_API:
-        from pstack_tasks.native import debug as debugger
-        return debugger.debug
-    if name in _BATCH_API:
-        from pstack_tasks.fleet import batches
-        return getattr(batches, name)
-    if name in _PLOT_API:
-        from pstack_tasks.ui import batch_plot
-        return getattr(batch_plot, name)
-    if name in _PERSIST_API:
-        from pstack_tasks.fleet.persistence import api
-        return getattr(api, name)
-    if name in _DRAW_API:
-        from pstack_tasks.ui import drawing
-        return getattr(drawing, name)
-    raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")
+    module = _LAZY_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pstack_tasks' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(module), name)
