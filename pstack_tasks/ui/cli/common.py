@@ -80,15 +80,13 @@ def parse_rmap(value: str | None) -> dict[str, int]:
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
     """``--option KEY=VALUE`` options as engine options ``{key: value}`` (each value JSON, else text)."""
+    from pstack_tasks.graph.overrides import parse_value
     options: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigurationError(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
+        options[key] = parse_value(raw)
     return options
 
 

@@ -16,15 +16,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 def parse_fields(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``k=v`` words as message fields: each value read as JSON (numbers, lists), else kept as text."""
+    from pstack_tasks.graph.overrides import parse_value
     fields: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigurationError(f"field {pair!r}: expected NAME=VALUE, e.g. x=1.5")
-        try:
-            fields[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            fields[key] = raw
+        fields[key] = parse_value(raw)
     return fields
 
 
