@@ -9,7 +9,10 @@ and what taking them every few seconds costs a run (docs/persistence.md; issue 1
 * Cost: the 2-region multi-token ring of 1,000 devices run to its end without checkpoints and with
   one every 10 s (every 1 s with ``--quick``, on a shorter run), alternating, 2 runs of each; the
   figure is the median wall time with checkpoints against the median without it.  Target: under
-  5% more.
+  5% more.  Beside it, from the engines' wire counters (PSTACK_WIRE_STATS), the elements the
+  regions sent with checkpoints against without: 1.0 when the pauses left the regions exchanging
+  the same rounds (a pause that merged two rounds into one burst made the lockstep ring slower for
+  the rest of its run), a figure the machine's load does not move.
 
 Everything runs on a private redis-server and private workers.  Figures go to
 bench/out/checkpoint_bench.json (bench/figures.py) for bench/suite.py.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,8 +48,8 @@ COST_TARGET = 0.05
 def pause_and_size(tmp: Path, devices: int) -> tuple[float, int]:
     """Median pause (s) and size (bytes) of three checkpoints of a running ring of ``devices``."""
     app = tmp / f"ring-{devices}.xml"
-    with app.open("w") as f:
-        ring.write_ring(devices, 0xFFFFFFFF, f)  # never ends by itself: killed after the checkpoints
+    with app.open("w") as out:
+        ring.write_ring(devices, 0xFFFFFFFF, out)  # never ends by itself: killed after the checkpoints
     # two halves: only two edges cross regions (with every hop crossing, a million tokens in flight
     # stall the split ring on main too: see bench/README.md)
     f = run(app, rmap={f"n{i}": int(i >= devices // 2) for i in range(devices)}, async_=True)
@@ -67,24 +71,41 @@ def pause_and_size(tmp: Path, devices: int) -> tuple[float, int]:
     return statistics.median(t["pause_seconds"] for t in taken), int(statistics.median(t["size"] for t in taken))
 
 
-def run_seconds(app: Path, n: int, every: float) -> float:
+def wire_elements(stats: Path, since: int) -> tuple[int, int]:
+    """Elements every region sent in the runs whose PSTACK_WIRE_STATS lines start at byte ``since``
+    (docs/engine-protocol.md), and where the file ends now."""
+    text = stats.read_text() if stats.exists() else ""
+    sent = sum(int(line.split("elements out ")[1].split()[0]) for line in text[since:].splitlines()
+               if "elements out " in line)
+    return sent, len(text)
+
+
+def run_seconds(app: Path, n: int, every: float, stats: Path) -> tuple[float, int]:
+    """Wall seconds of one run of the ring, and the elements its regions sent."""
+    _, since = wire_elements(stats, 0)
     t0 = time.monotonic()
     result = run(app, rmap=ring.ring_rmap(n, 2), checkpoint_every=every)
     assert result["metrics"]["Delivered messages"] > 0
-    return time.monotonic() - t0
+    seconds = time.monotonic() - t0
+    return seconds, wire_elements(stats, since)[0]
 
 
-def cost(tmp: Path, n: int, m: int, every: float, rounds: int) -> tuple[float, float]:
-    """Median wall seconds of the ring without and with checkpoints every ``every`` s."""
+def cost(tmp: Path, n: int, m: int, every: float, rounds: int, stats: Path) -> tuple[float, float, float]:
+    """Median wall seconds of the ring without and with checkpoints every ``every`` s, and the
+    elements sent with checkpoints against without (1.0: the checkpoints did not change how the
+    regions exchange rounds; a machine's load cannot change that figure, as it changes seconds)."""
     app = tmp / "ring-cost.xml"
     app.write_text(ring.generate_ring(n, m))
-    run_seconds(app, n, 0)  # warm: engine built, instance cached
-    plain, with_ckpt = [], []
+    run_seconds(app, n, 0, stats)  # warm: engine built, instance cached
+    plain, with_ckpt, elements = [], [], []
     for _ in range(rounds):
-        plain.append(run_seconds(app, n, 0))
-        with_ckpt.append(run_seconds(app, n, every))
-        print(f"  without {plain[-1]:.2f} s, with checkpoints every {every:g} s {with_ckpt[-1]:.2f} s", flush=True)
-    return statistics.median(plain), statistics.median(with_ckpt)
+        (p, ep), (w, ew) = run_seconds(app, n, 0, stats), run_seconds(app, n, every, stats)
+        plain.append(p)
+        with_ckpt.append(w)
+        elements.append(ew / ep if ep else 0.0)
+        print(f"  without {p:.2f} s ({ep} elements), with checkpoints every {every:g} s {w:.2f} s ({ew} elements)",
+              flush=True)
+    return statistics.median(plain), statistics.median(with_ckpt), statistics.median(elements)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="100,000 devices; cost over ~6 s runs, checkpoint every 1 s")
     args = ap.parse_args(argv)
     big, n, m, every, rounds = (100_000, 1000, 20_000, 1.0, 2) if args.quick else (1_000_000, 1000, 150_000, 10.0, 2)
-    with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmpdir, use_stack(server.url, "bench:"):
+    tmpdir = tempfile.mkdtemp(prefix="checkpoint-bench-")
+    stats = Path(tmpdir) / "wire-stats.txt"
+    os.environ["PSTACK_WIRE_STATS"] = str(stats)  # the workers' engines append their wire counters
+    with EmbeddedRedis() as server, use_stack(server.url, "bench:"):
         fleet = Fleet(server.url, "bench:")
         try:
             fleet.start("psim", "ck1", 1)
@@ -104,19 +128,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== checkpoints of a running {big}-device ring", flush=True)
             pause, size = pause_and_size(tmp, big)
             print(f"== the {n}-device ring, limit {m}, with and without checkpoints", flush=True)
-            plain, with_ckpt = cost(tmp, n, m, every, rounds)
+            plain, with_ckpt, elements = cost(tmp, n, m, every, rounds, stats)
         finally:
             fleet.close()
+            shutil.rmtree(tmpdir, ignore_errors=True)
     share = with_ckpt / plain - 1
     figures = [
         Figure(f"checkpoint pause ({big} devices, 2 regions)", pause, "s", False),
         Figure(f"checkpoint size ({big} devices)", size / 2**20, "MiB", False),
         Figure(f"ring run with checkpoints every {every:g} s", with_ckpt, "s", False, plain, "no checkpoints",
                f"< {COST_TARGET:.0%} more", share < COST_TARGET),
+        Figure("wire elements sent, with checkpoints / without", elements, "x", False, 1.0, "the same rounds",
+               "within 1%", abs(elements - 1) <= 0.01),
     ]
     for fig in figures:
-        print(f"{fig.name}: {fig.value:.3f} {fig.unit}" + (f" (baseline {fig.baseline:.3f}, cost {share:+.1%})"
-                                                         if fig.baseline else ""), flush=True)
+        print(f"{fig.name}: {fig.value:.3f} {fig.unit}" + (f" (baseline {fig.baseline:.3f})" if fig.baseline else ""),
+              flush=True)
+    print(f"cost of checkpoints every {every:g} s: {share:+.1%} of run time", flush=True)
     write_figures("checkpoint_bench", figures, quick=args.quick)
     return 0
 

@@ -166,6 +166,7 @@ static bool snapshot_pause_if_requested() {
         wire_flush();
         read_pending_replies();   // a pop's elements are held too
         send_dump_and_wait();
+        pstack_single_pops_left = PSTACK_SINGLE_POPS_AFTER_PAUSE;  // the pause must not merge rounds
         pstack_snap.requested = false;
         PstackOutBuf held = pstack_snap.held;
         uint32_t nheld = pstack_snap.nheld;
