@@ -18,9 +18,15 @@ from pstack_tasks.worker.region import run_region
 from pstack_tasks.worker.task_progress import RegionProgress
 
 
-@app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0)  # type: ignore[untyped-decorator]
+@app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0,  # type: ignore[untyped-decorator]
+          track_started=False)
 def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
-    """Run region ``region_no`` of process ``pid`` on this worker; its region, host and metrics."""
+    """Run region ``region_no`` of process ``pid`` on this worker; its region, host and metrics.
+
+    No STARTED state in the result backend (``track_started`` is on for the other tasks): a
+    region's backend state is PROGRESS from its first report on, Flower learns that it started
+    from the worker's task-started event, and the write cost as much as a tenth of a small
+    region's Python (bench/README.md, "Issue 17, session 3")."""
     node = self.request.hostname or ""
     host = node.split("@", 1)[-1]
     progress = RegionProgress(self, pid, region_no)
