@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis
+from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
@@ -23,6 +24,7 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Admitted
 from pstack_tasks.fleet.persistence.recovery import recover
+from pstack_tasks.fleet.scripts import Call
 from pstack_tasks.native.results import merge_results
 from pstack_tasks.protocol import Metric
 
@@ -76,7 +78,23 @@ def finish_ended(pid: int, regions: Sequence[int], exits: Mapping[str, str], cli
     if any(str(x) not in exits for x in regions):  # a region ended without a result: not Done
         return
     metrics = merge_results({x: {"metrics": json.loads(exits[str(x)])} for x in regions})["metrics"]
-    end_process(pid, "Done", _done_reason(metrics))
+    _end_done(pid, regions, _done_reason(metrics))
+
+
+def _end_done(pid: int, regions: Sequence[int], reason: str) -> None:
+    """End a process Done whose regions have all ended, in one transaction: the ledger's ``finish``
+    and its engines' keys deleted (every engine is dead, so none writes them again).  Its slots are
+    back already, each given by its region's end with whatever that admitted, so there is nothing
+    for :func:`end_process` (record read, fleet view, ``end`` script) to release or admit."""
+    keys, led = Keys.current(), ledger()
+    call = Call().arg(pid, "Done", reason, f"{time.time():.3f}", settings().result_expires).finish(keys, pid)
+    engine_keys = keys.queues(pid).all(list(regions))
+
+    def steps(pipe: Pipeline) -> None:
+        led.call(pipe, "finish", call)
+        pipe.delete(*engine_keys)
+    if led.transaction(steps)[0]:
+        logger.info("process %s Done: %s", pid, reason)
 
 
 def _done_reason(metrics: Mapping[str, Any]) -> str:
