@@ -3,6 +3,7 @@
 * Floor: 500 chords of 2 no-op tasks + a no-op callback, on the same Redis and the same workers.
 * pstack: 500 small 2-region processes (pstack's ring oscillator on the psim engine, and the same
   on the dummy engine with 0 s of work: pure scheduling), all submitted at once, then awaited.
+  (A process's regions are two tasks, no chord: its last region to end ends it.)
   Throughput = processes / wall time; latency = end - submit from each process record.
 * The 2-region ring (bench/ring.py), every hop crossing regions, through run(): remote msgs/s.
 * The workloads take turns in rounds (``--rounds``, default 2: floor, dummy, psim, floor, dummy,
@@ -260,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | " + " | ".join(f"{ms[g]:.1f}" for g in groups) + f" | {total:.1f} |")
     print("(engine workers: the workers' Python, engines+relays excluded; engines+relays: the engines and "
           "socat processes they started)")
+    floor_cpu = sum(cpu[names["floor"]][g] for g in groups)
+    for w in workloads[1:]:
+        total = sum(cpu[names[w]][g] for g in groups)
+        print(f"{names[w]}: CPU share (floor's CPU per chord / its CPU per process) {floor_cpu / total:.2f}: the share "
+              "of the floor's rate it would reach if the machine were its alone")
     if rr is not None:
         ring_ok = rr["remote_per_s"] >= REMOTE_TARGET
         ok &= ring_ok

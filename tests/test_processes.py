@@ -188,6 +188,23 @@ def test_region_states_cross_redis_once_stored_by_each_region(on_fleet: WorkerFl
     assert regions and all(set(m["result"]) <= {"region", "host", "metrics", "stale", "stopped"} for m in regions)
 
 
+def test_the_last_region_to_end_ends_the_process_done_without_a_chord(on_fleet: WorkerFleet) -> None:
+    from pstack_tasks.fleet import store
+    from pstack_tasks.fleet.keys import Keys
+    result = run(PSTACK / RING, rmap={"n1": 1, "n2": 2}, timeout=30)
+    pid, metrics = result["pid"], result["metrics"]
+    r, keys = store.client(), Keys.current()
+    # the reason comes from every region's exit code and reason, as the readers merge them
+    assert status(pid)["reason"] == f"exit code {metrics['Exit code']} ({metrics['Exit reason']})"
+    exits = {int(x): json.loads(t) for x, t in r.hgetall(keys.exits(pid)).items()}
+    assert sorted(exits) == [0, 1, 2] and 0 < r.ttl(keys.exits(pid))
+    assert {e["Exit reason"] for e in exits.values()} == {m["Exit reason"] for m in result["regions"].values()}
+    # and Celery ran the region tasks only: no chord callback for this process
+    metas = [json.loads(r.get(k) or "{}") for k in r.scan_iter(f"{keys.prefix}celery-task-meta-*")]
+    ours = [m for m in metas if (m.get("args") or [None])[0] == pid]
+    assert sorted(m["name"] for m in ours) == ["pstack.region"] * 3
+
+
 def _engines(fleet: WorkerFleet) -> list[str]:
     return [x for x in fleet.leftovers() if "pstack-celery/engines/" in x]
 

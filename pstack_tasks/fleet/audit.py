@@ -26,7 +26,7 @@ from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.records import ENDED, read_result
 
 #: keys of a pid that stay after it ends (each must expire); ``result`` only for a Done process
-KEPT = {"proc", "result", "wake", "progress", "log", "abort", "started", "ended", "beat"}
+KEPT = {"proc", "result", "wake", "progress", "log", "abort", "started", "ended", "exits", "beat"}
 #: how long the audit lets slots and engines settle after the last process ended
 SETTLE_SECONDS = 10.0
 _PID_KEY = re.compile(r"^([a-z_]+):(\d+)(?:$|[:.])")

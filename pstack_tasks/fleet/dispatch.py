@@ -1,5 +1,5 @@
 """Starting admitted processes: one ``pstack.region`` task per region, sent to the queue of the
-worker holding its slot, with the ``pstack.merge`` chord callback (it ends the process Done) on the control queue.
+worker holding its slot (the last region to end ends the process: fleet/lifecycle.py).
 
 The ledger admits (:mod:`ledger`); whoever made it admit something (a submitter, a region
 ending, a worker joining) calls :func:`start` with what it admitted.  Tasks are sent by name:
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from pstack_tasks.fleet import store
-from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, host_queue
+from pstack_tasks.fleet.keys import Keys, host_queue
 from pstack_tasks.fleet.ledger import Admitted, Ledger
 
 logger = logging.getLogger(__name__)
@@ -43,23 +45,29 @@ def start(engine: str, admitted: Iterable[Admitted]) -> None:
 
 
 def dispatch(engine: str, process: Admitted) -> None:
-    """Send the regions of an admitted process to their workers, the callback to the control queue.
+    """Send the regions of an admitted process to the workers holding their slots, in one write
+    to the broker.
 
+    No chord: the ledger knows when every region has ended, and the last region to end ends the
+    process (worker/region.py), so Celery's chord counter, callback task and its bookkeeping would
+    only repeat it.  The tasks are not children of the task that sends them (a region ending
+    admits the next process): each process's regions stand on their own in Flower.
     The ledger has already emptied its engines' keys and set ``<pid>.active`` when it admitted it.
     """
-    # celery.canvas, not the lazy ``celery`` package attribute: resolving ``celery.chord`` from
-    # several client threads at once could fail with "cannot import name 'chord'" (pstack loadtest)
-    from celery.canvas import chord
-
     from pstack_tasks.celery_app import app
     pid, graph, regions = process.pid, process.graph_type, process.regions
-    header = [app.signature("pstack.region", (pid, x), queue=host_queue(engine, process.hosts[str(x)]),
-                            shadow=f"{graph}:{pid}/r{x}",
-                            argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={graph})")
-              for x in regions]
-    body = app.signature("pstack.merge", (pid,), queue=CONTROL_QUEUE, shadow=f"{graph}:{pid}/merge")
     _no_result_subscriptions()
-    chord(header)(body)
+    with app.producer_or_acquire() as producer, _batch(producer):
+        for x in regions:
+            app.send_task("pstack.region", (pid, x), queue=host_queue(engine, process.hosts[str(x)]),
+                          shadow=f"{graph}:{pid}/r{x}", producer=producer, add_to_parent=False,
+                          argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={graph})")
+
+
+def _batch(producer: Any) -> AbstractContextManager[Any]:
+    """The producer's publish batch (kombu >= 5.7: its messages go out in one pipeline), else nothing."""
+    batch = getattr(producer, "batch", None)
+    return batch() if batch is not None else nullcontext()
 
 
 def _no_result_subscriptions() -> None:

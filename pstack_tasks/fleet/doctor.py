@@ -160,7 +160,7 @@ def _engine_row(engine: str, workers: list[dict[str, Any]]) -> Check:
 
 
 def control_consumers(timeout: float = 2.0) -> list[str]:
-    """The Celery workers consuming the ``control`` queue (merges, the reaper), asked over
+    """The Celery workers consuming the ``control`` queue (the API tasks of Flower), asked over
     Celery's remote control: whichever workers the fleet uses for it answer."""
     from pstack_tasks.celery_app import app
     replies = app.control.inspect(timeout=timeout).active_queues() or {}
@@ -169,14 +169,15 @@ def control_consumers(timeout: float = 2.0) -> list[str]:
 
 
 def check_control() -> Check:
-    """A worker consumes ``control``: without one every process stays Running after its regions end."""
+    """A worker consumes ``control``: without one the tasks of Flower's API (``pstack.submit``,
+    ``pstack.result``, ``pstack.batch``) are never run."""
     try:
         nodes = control_consumers()
     except Exception as e:  # the broker refused the remote-control call: say so, do not guess
         return Check("control", FAIL, f"could not ask the workers which queues they consume: {e}",
                      "check that the workers run with remote control enabled (the default)")
     if not nodes:
-        return Check("control", FAIL, "no worker consumes the control queue: processes would never end Done",
+        return Check("control", FAIL, "no worker consumes the control queue: Flower's API tasks would never run",
                      "start a control worker: pstack worker --control")
     return Check("control", OK, f"control queue consumed by {', '.join(nodes)}")
 

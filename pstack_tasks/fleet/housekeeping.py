@@ -18,7 +18,7 @@ from pstack_tasks.fleet.users import current_user, is_admin
 def _keys_of(keys: Keys, pid: int) -> list[str]:
     """Every key an ended process leaves behind until it expires (docs/fleet.md)."""
     return [keys.proc(pid), keys.result(pid), keys.wake(pid), keys.log(pid), keys.progress(pid), keys.abort(pid),
-            keys.lease(pid), keys.started(pid), keys.ended(pid), keys.usage(pid), keys.recoveries(pid)]
+            keys.lease(pid), keys.started(pid), keys.ended(pid), keys.exits(pid), keys.usage(pid), keys.recoveries(pid)]
 
 
 def flush(user: str | None = None) -> list[int]:

@@ -99,6 +99,11 @@ class Keys:
         """Set of the regions that are over (slot given back)."""
         return f"{self.prefix}ended:{pid}"
 
+    def exits(self, pid: int | str) -> str:
+        """Hash region -> JSON ``{"Exit code", "Exit reason"}`` of each region that ended with a
+        result: the last region to end reads them all and ends its process Done (worker/region.py)."""
+        return f"{self.prefix}exits:{pid}"
+
     def usage(self, pid: int | str) -> str:
         """Hash region -> ``"<resident bytes> <CPU seconds>"`` of each running region's engine
         (worker/usage.py), refreshed by its guard about once a second."""

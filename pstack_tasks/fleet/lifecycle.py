@@ -1,9 +1,10 @@
-"""How processes end: a region ending, the chord callback (Done), failures, and the reaper.
+"""How processes end: a region ending (Done, when it is the last), failures, and the reaper.
 
-The record, not Celery, says how a process ended, and the first ending wins: the chord
-callback ends it Done once every region has stored its part of the result; the last region of
-a failed or killed process ends it Failed or Killed with the first cause; the reaper ends
-processes whose workers vanished (their chord never completes).  Every ending frees the
+The record, not Celery, says how a process ended, and the first ending wins: the last region to
+end ends it Done once every region has stored its part of the result (no Celery chord: the
+ledger's end transaction tells a region it is the last); the last region of a failed or killed
+process ends it Failed or Killed with the first cause; the reaper ends processes whose workers
+vanished (their regions never end).  Every ending frees the
 process's slots, and what that admits is started (:mod:`dispatch`).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis
+from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
@@ -22,7 +24,9 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Admitted
 from pstack_tasks.fleet.persistence.recovery import recover
+from pstack_tasks.fleet.scripts import Call
 from pstack_tasks.native.results import merge_results
+from pstack_tasks.protocol import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,48 @@ def after_region(pid: int, engine: str, aborted: bool, regions: int, admitted: l
             end_process(pid, None, abort)
 
 
+def exit_text(metrics: Mapping[str, Any]) -> str:
+    """A region's exit code and reason as ``Keys.exits`` keeps them (what ending its process Done needs)."""
+    return json.dumps({k: metrics[k] for k in (Metric.EXIT_CODE, Metric.EXIT_REASON) if k in metrics})
+
+
+def finish_ended(pid: int, regions: Sequence[int], exits: Mapping[str, str], clients: bool) -> None:
+    """The last of a process's regions ended, none of them failed: the process is Done.
+
+    Called by the region whose end found every region ended (its end transaction read ``exits``,
+    each region's exit code and reason, in the same step); the process's result is the parts the
+    regions stored.  A process with regions served by client engines (fleet/pyengine) ends when
+    the last of those has stored its part too (:func:`finish_when_ended`).
+    """
+    if clients:
+        finish_when_ended(pid)
+        return
+    if any(str(x) not in exits for x in regions):  # a region ended without a result: not Done
+        return
+    metrics = merge_results({x: {"metrics": json.loads(exits[str(x)])} for x in regions})["metrics"]
+    _end_done(pid, regions, _done_reason(metrics))
+
+
+def _end_done(pid: int, regions: Sequence[int], reason: str) -> None:
+    """End a process Done whose regions have all ended, in one transaction: the ledger's ``finish``
+    and its engines' keys deleted (every engine is dead, so none writes them again).  Its slots are
+    back already, each given by its region's end with whatever that admitted, so there is nothing
+    for :func:`end_process` (record read, fleet view, ``end`` script) to release or admit."""
+    keys, led = Keys.current(), ledger()
+    call = Call().arg(pid, "Done", reason, f"{time.time():.3f}", settings().result_expires).finish(keys, pid)
+    engine_keys = keys.queues(pid).all(list(regions))
+
+    def steps(pipe: Pipeline) -> None:
+        led.call(pipe, "finish", call)
+        pipe.delete(*engine_keys)
+    if led.transaction(steps)[0]:
+        logger.info("process %s Done: %s", pid, reason)
+
+
+def _done_reason(metrics: Mapping[str, Any]) -> str:
+    return f"exit code {metrics.get(Metric.EXIT_CODE, 0)} ({metrics.get(Metric.EXIT_REASON, '')})"
+
+
 def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
     """The chord callback's work: every region has stored its part; the process is Done.
 
@@ -70,7 +116,7 @@ def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
         finish_when_ended(pid)
         return
     metrics = merge_results({int(p["region"]): p for p in parts})["metrics"]
-    end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
+    end_process(pid, "Done", _done_reason(metrics))
 
 
 def finish_when_ended(pid: int) -> None:
@@ -87,7 +133,7 @@ def finish_when_ended(pid: int) -> None:
     if any(x not in parts for x in regions) or any(x not in ended for x in json.loads(rec["regions"])):
         return
     metrics = merge_results(parts)["metrics"]
-    end_process(pid, "Done", f"exit code {metrics.get('Exit code', 0)} ({metrics.get('Exit reason', '')})")
+    end_process(pid, "Done", _done_reason(metrics))
 
 
 def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
@@ -189,5 +235,5 @@ def trim_index(r: redis.Redis, keys: Keys, batch: int = 500) -> int:
     return len(gone)
 
 
-__all__ = ["trim_index", "end_process", "after_region", "finish_done", "lost_regions", "lost_client", "reap",
-           "reap_all"]
+__all__ = ["trim_index", "end_process", "after_region", "exit_text", "finish_ended", "finish_done", "lost_regions",
+           "lost_client", "reap", "reap_all"]

@@ -3,6 +3,7 @@
 The region begins under a :class:`~pstack_tasks.worker.guard.Guard` (heartbeat, abort flag,
 peers), runs its engine, and ends in one transaction (:func:`_end_region`): its part of the
 result, its slot back, and, when its process has already ended, its process's engine keys gone.
+The region whose end finds every region ended ends its process Done (there is no chord).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pstack_tasks.exceptions import EngineError, PstackError, RegionStopped
 from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.lifecycle import after_region
+from pstack_tasks.fleet.lifecycle import after_region, exit_text, finish_ended
 from pstack_tasks.fleet.records import part_text
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
@@ -36,8 +37,8 @@ def run_region(pid: int, region: int, host: str,
                on_progress: Callable[[int, int], object] | None = None) -> dict[str, Any]:
     """Run one region of process ``pid`` here and store its part of the result in Redis.
 
-    Returns what the chord callback needs: ``{"region", "host", "metrics"}`` (the states stay in
-    Redis, written once), or ``{"region", "stale": True}`` if the process had already ended.
+    Returns the task's result: ``{"region", "host", "metrics"}`` (the states stay in Redis,
+    written once), or ``{"region", "stale": True}`` if the process had already ended.
     ``on_progress(delivered, steps)`` is called from the guard thread about every 0.25 s while
     the engine runs (the counters also go to Redis for ``status``/``ps``/``top``).
     """
@@ -134,14 +135,22 @@ def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> 
 
     def steps(pipe: Pipeline) -> None:
         guard.publish(pipe, counts)
+        if part is not None:
+            pipe.hset(keys.exits(pid), str(region), exit_text(part.get("metrics", {})))
+            pipe.expire(keys.exits(pid), guard.cfg.result_expires)
         pipe.sadd(keys.ended(pid), region)
         pipe.expire(keys.ended(pid), guard.cfg.result_expires)
         pipe.delete(keys.beat(pid, region))
         pipe.get(keys.abort(pid))
+        pipe.scard(keys.ended(pid))
+        pipe.hgetall(keys.exits(pid))
         ledger.region_end(pipe, view, pid, region, guard.regions, None if part is None else part_text(part))
-    *_, abort, admitted = ledger.transaction(steps)
+    *_, abort, ended, exits, admitted = ledger.transaction(steps)
+    last = int(ended) >= len(guard.regions)  # Redis ran the ends one at a time: one region sees them all
     after_region(pid, engine_type, aborted=bool(abort), regions=len(guard.regions),
                  admitted=ledger.admitted(engine_type, admitted))
+    if last and not abort and part is not None:
+        finish_ended(pid, guard.regions, exits, bool(guard.clients))
 
 
 def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:

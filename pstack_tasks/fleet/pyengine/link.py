@@ -104,7 +104,7 @@ class RegionLink:
 
     def end(self, part: dict[str, Any] | None) -> None:
         """The region is over: its part stored (while the process runs), then the process ended
-        Done if every fleet region has ended too (else the fleet's chord callback ends it)."""
+        Done if every fleet region has ended too (else the last fleet region to end ends it)."""
         ledger = Ledger.of(self.r, self.keys)
         engine = str(self.r.hget(self.keys.proc(self.pid), "engine") or "psim")
         view = ledger.view(engine)
