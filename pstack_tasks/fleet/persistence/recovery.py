@@ -23,6 +23,7 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.checkpoints import checkpoints
 from pstack_tasks.fleet.persistence.restart import new_record, requeue
+from pstack_tasks.fleet.records import recovery_notes
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def recover(pid: int, reason: str) -> bool:
 def recoveries(pid: int) -> list[dict[str, Any]]:
     """Each automatic recovery of ``pid``: ``{"time", "reason", "checkpoint"}``, oldest first."""
     with store.reporting():
-        return [json.loads(e) for e in store.client().lrange(Keys.current().recoveries(pid), 0, -1)]
+        return recovery_notes(store.client().lrange(Keys.current().recoveries(pid), 0, -1))
 
 
 __all__ = ["recover", "recoveries"]
