@@ -143,6 +143,13 @@ def test_a_path_on_the_workers_host_is_accepted_and_a_bad_application_fails_with
     assert by_path["state"] == "SUCCESS", by_path
     block(by_path["result"]["pid"], timeout=20)
 
+    # (a process of a worker group: docs/fleet.md, "Worker groups")
+    grouped = flower.result(flower.apply("pstack.submit", str(RING), engine="dummy", options={"seconds": 0.1},
+                                         group="lab"))
+    assert grouped["state"] == "SUCCESS", grouped
+    block(grouped["result"]["pid"], timeout=20)
+    assert status(grouped["result"]["pid"])["group"] == "lab"
+
     # (the application may also be a keyword argument; Flower shows its stand-in there too)
     reply = flower.post("/api/task/async-apply/pstack.submit",
                         {"kwargs": {"application": RING.read_text(), "engine": "dummy", "options": {"seconds": 0.2}}})
