@@ -117,9 +117,9 @@ def shown_resumed(pid: int, flower: FlowerClient) -> None:
 
 def test_a_handler_crash_in_a_checkpointed_process_still_fails_naming_the_handler(
         tmp_path: Path, two_workers: WorkerFleet) -> None:
-    """Device n3 dereferences NULL half-way through the run, after the first checkpoint: the
+    """Device n3 dereferences NULL a fifth of the way through the run, after the first checkpoint: the
     process could resume, but its cause is the application's (``SimulationFailed``), so it fails."""
-    crash = f"if (deviceProperties->id == 3 && deviceState->counter == {LIMIT // 2}) {{ volatile int* p = 0; *p = 1; }}"
+    crash = f"if (deviceProperties->id == 3 && deviceState->counter == {LIMIT // 5}) {{ volatile int* p = 0; *p = 1; }}"
     app = tmp_path / "crash.xml"
     app.write_text(token_ring(DEVICES, LIMIT, on_receive_extra=crash))
     f = run(app, rmap=split(NAMES, 2), async_=True, checkpoint_every=1)
