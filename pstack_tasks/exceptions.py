@@ -12,7 +12,8 @@ problem (file and line, device, handler) so it can be fixed without a traceback:
     │                           or it refused the credentials of PSTACK_REDIS_URL
     ├── EngineError             the engine could not run or failed while running
     │   ├── SimulationFailed    a handler crashed, failed an assert, or the engine died
-    │   └── RegionStopped       a region was stopped because its process failed or was killed
+    │   ├── RegionStopped       a region was stopped because its process failed or was killed
+    │   └── WorkerLost          a region's worker died or was stopped while the region ran
     ├── DebugError              a step-debugger session was asked what it cannot do (an unknown
     │                           device, pin or field, a value of the wrong type, a step after the end)
     └── ProcessError            a process (a run on the fleet) did not end Done
@@ -88,6 +89,11 @@ class SimulationFailed(EngineError):
 
 class RegionStopped(EngineError):
     """A region's engine was stopped from outside: a peer failed, the process was killed."""
+
+
+class WorkerLost(EngineError):
+    """A region's worker died (SIGKILL, host gone) or was stopped while the region ran: not the
+    application's fault, so a process with checkpoints recovers from it (docs/persistence.md)."""
 
 
 class DebugError(PstackError):

@@ -19,6 +19,7 @@ import pytest
 
 from pstack_tasks.fleet.deploy import wheelhouse
 from pstack_tasks.fleet.deploy.hosts import parse_host, parse_hosts
+from pstack_tasks.fleet.deploy.service import services, unit_text
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SFTP = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server") if os.path.exists(p)),
@@ -157,14 +158,16 @@ def test_deploy_two_hosts_run_restart_stop(two_hosts: tuple[Path, list[int]], wh
 
 
 def _reconfigure_one(hosts: list[str], common: list[str], wheels: Path, url: str, prefix: str) -> None:
-    """A changed configuration on one host restarts that host's worker only."""
+    """A changed configuration on one host restarts that host's worker only; ``--group``/``--user``
+    reach the worker it starts (it registers serving only them)."""
     before = registered(url, prefix)
-    changed = pstack_deploy(hosts[0], "--engine", "psim", "--slots", "3", "--redis-url", url,
-                            "--wheelhouse", str(wheels), *common, prefix=prefix)
+    assert before["h1"]["serves"] == "everyone"
+    changed = pstack_deploy(hosts[0], "--engine", "psim", "--slots", "3", "--group", "lab", "--user", "alice",
+                            "--redis-url", url, "--wheelhouse", str(wheels), *common, prefix=prefix)
     assert changed.returncode == 0, changed.stderr
     assert [line.split()[5] for line in changed.stdout.splitlines()[1:]] == ["reconfigured"], changed.stdout
     after = registered(url, prefix)
-    assert (after["h1"]["slots"], after["h1"]["alive"]) == (3, True), after
+    assert (after["h1"]["slots"], after["h1"]["alive"], after["h1"]["serves"]) == (3, True, "groups lab users alice")
     assert after["h1"]["os_pid"] != before["h1"]["os_pid"]
     assert after["h2"]["os_pid"] == before["h2"]["os_pid"]  # untouched
 
@@ -185,6 +188,16 @@ def _kill_and_see_restart(url: str, prefix: str, before: dict[str, object]) -> N
     os.kill(old, signal.SIGKILL)
     wait_for(lambda: (w := registered(url, prefix).get("h1")) is not None and w["alive"]
              and int(str(w["os_pid"])) != old, 60, "the killed worker registered again")
+
+
+def test_a_deployed_engine_worker_gets_the_groups_and_users_it_serves_and_a_control_worker_none() -> None:
+    engine, control = services("h1", "psim", 2, True, ("lab", "phys"), ("alice",))
+    assert engine.args == ("--engine", "psim", "--name", "h1", "--slots", "2", "--group", "lab", "--group", "phys",
+                           "--user", "alice")
+    assert "pstack worker --engine psim --name h1 --slots 2 --group lab --group phys --user alice" in \
+        unit_text(engine, "/opt/pstack/h1", "root")
+    assert control.args == ("--control", "--name", "h1")
+    assert services("h1", "psim", None, False)[0].args == ("--engine", "psim", "--name", "h1")
 
 
 def test_host_specs() -> None:

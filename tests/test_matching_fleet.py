@@ -91,3 +91,24 @@ def test_pstack_worker_group_starts_a_worker_that_serves_only_that_group(
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
+
+
+def test_ps_lists_one_groups_processes_in_pstack_ps_and_pcli(
+        groups: WorkerFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pstack_tasks.ui.shell import builtins
+    monkeypatch.setenv("PSTACK_USER", "alice")
+    lab = run(RING, engine="dummy", options={"seconds": 0.1}, group="lab", async_=True)
+    monkeypatch.setenv("PSTACK_USER", "bob")
+    monkeypatch.setenv("PSTACK_GROUP", "")
+    other = run(RING, engine="dummy", options={"seconds": 0.1}, async_=True)
+    block([lab, other], timeout=120)
+    listed = ps(group="lab")
+    assert lab.pid in [p["pid"] for p in listed] and other.pid not in [p["pid"] for p in listed]
+    assert {p["group"] for p in listed} == {"lab"}
+    out = pstack("ps", "--group", "lab", env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    rows = {int(line.split()[0]): line.split() for line in out.stdout.splitlines()[1:]}
+    assert lab.pid in rows and other.pid not in rows and rows[lab.pid][3] == "alice/lab"
+    assert {r[3].partition("/")[2] for r in rows.values()} == {"lab"}  # USER is user/group
+    assert [p["pid"] for p in builtins.ps(group="lab")] == [p["pid"] for p in listed]
+    assert str(builtins.ps(group="nobody")).splitlines() == [str(builtins.ps(group="nobody")).splitlines()[0]]

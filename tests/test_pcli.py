@@ -24,7 +24,7 @@ PCLI = [sys.executable, "-m", "pstack_tasks.ui.cli.pcli"]
 RING = str(PSTACK / "ring-oscillator-01.xml")
 BUILTINS = ["run", "block", "ps", "kill", "status", "engines", "top",
             "batch", "batches", "batch_show", "batch_kill", "plot_batch", "inspect", "inject", "flush", "draw", "debug",
-            "snapshot", "checkpoint", "checkpoints", "restart", "pp", "read", "devices", "messages",
+            "snapshot", "checkpoint", "checkpoints", "restart", "recoveries", "pp", "read", "devices", "messages",
             "instance", "unit", "help"]
 COLOUR = r"\x1b\[(3[0-7]|38;|9[0-7])[;m]"  # a foreground colour escape sequence
 
@@ -60,14 +60,15 @@ def test_a_pcli_session_runs_lists_kills_and_helps(tmp_path: Path, on_fleet: Wor
         t.send("f")
         pid = int(t.wait_for(r"Future\(pid=(\d+)\)").group(1))
         t.send("ps()")
-        t.wait_for(r"^ *PID +STATE +USER +ENGINE +REGIONS +SHARE +DEVICES +EDGES +DELIVERED +ELAPSED +GRAPH +REASON$")
-        t.wait_for(rf"^ *{pid} +(Waiting|Running) +\S+ +dummy +1 +\S+ +4 +4 +\d+ +[\d.]+s +ro$")
-        t.wait_for(rf"^ *{done} +Done +\S+ +psim +2 +- +4 +4 +40 +[\d.]+s +ro +exit code 0")  # what it delivered
+        t.wait_for(r"^ *PID +STATE +REC +USER +ENGINE +REGIONS +SHARE +DEVICES +EDGES +DELIVERED +ELAPSED +GRAPH"
+                   r" +REASON$")
+        t.wait_for(rf"^ *{pid} +(Waiting|Running) +- +\S+ +dummy +1 +\S+ +4 +4 +\d+ +[\d.]+s +ro$")
+        t.wait_for(rf"^ *{done} +Done +- +\S+ +psim +2 +- +4 +4 +40 +[\d.]+s +ro +exit code 0")  # what it delivered
 
         t.send("kill(f.pid)")
         t.wait_for(r"^'Killed'$", timeout=10)
         t.send("ps()")
-        t.wait_for(rf"^ *{pid} +Killed +\S+ +dummy +1 .* ro +killed by \S+$")
+        t.wait_for(rf"^ *{pid} +Killed +- +\S+ +dummy +1 .* ro +killed by \S+$")
         assert re.search(r"\x1b\[35mKilled", t.screen(escapes=True))  # states in colour
 
         t.send("top()")
@@ -138,7 +139,7 @@ def test_help_lists_every_builtin_with_its_first_docstring_line(capsys: pytest.C
     assert row.endswith("Run an application (path or XML text) as a process; its result, or a Future with async_=True.")
     fns["help"]()
     out = capsys.readouterr().out
-    assert "unit(py, result=None, rmap=None, ...)" in out and "ps(user=None, mine=False, limit=50)" in out
+    assert "unit(py, result=None, rmap=None, ...)" in out and "ps(user=None, mine=False, ...)" in out
     fns["help"](len)  # still Python's help
     assert "Help on built-in function len" in capsys.readouterr().out
 
@@ -196,5 +197,5 @@ def test_unit_runs_an_application_and_its_checks(tmp_path: Path, on_fleet: Worke
     assert pid in [p["pid"] for p in mine] and pid not in [p["pid"] for p in ps(user="nobody-else")]
     row = next(line for line in str(mine).splitlines() if line.split()[0] == str(pid))
     cells = row.split()
-    assert (cells[1], cells[3], cells[4], cells[8], cells[10]) == ("Done", "psim", "2", "40", "ro")
+    assert (cells[1], cells[4], cells[5], cells[9], cells[11]) == ("Done", "psim", "2", "40", "ro")
     assert str(report).splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"]

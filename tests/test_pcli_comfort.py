@@ -40,7 +40,7 @@ def test_shortcuts_errors_interrupts_flush_and_kept_variables(tmp_path: Path, on
     with Terminal([*PCLI, "-n"], env) as t:
         t.wait_for(r"^pcli>")
         t.send("ps")
-        t.wait_for(r"^ *PID +STATE +USER +ENGINE")
+        t.wait_for(r"^ *PID +STATE +REC +USER +ENGINE")
         t.send("engines")
         t.wait_for(r"^TYPE +NAME +SLOTS +BUSY")
         t.send("status(987654)")

@@ -50,10 +50,10 @@ def test_ps_kill_and_engines_from_the_shell(tmp_path: Path, on_fleet: WorkerFlee
     assert p.stdout.strip() == f"{pid} Killed", p.stderr
     p = pstack("ps", env=env)
     lines = p.stdout.splitlines()
-    assert lines[0].split() == ["PID", "STATE", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
+    assert lines[0].split() == ["PID", "STATE", "REC", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
                                 "DELIVERED", "ELAPSED", "GRAPH", "REASON"]  # pcli's ps() and top's columns
     line = next(x for x in lines if x.split()[0] == str(pid))
-    assert line.split()[1:5] == ["Killed", row["user"], "psim", "2"]
+    assert line.split()[1:6] == ["Killed", "-", row["user"], "psim", "2"]
     assert re.search(rf" ro +killed by {row['user']}$", line)
     assert "\x1b[" not in p.stdout  # into a pipe: plain text
     p = pstack("engines", env=env)
@@ -88,4 +88,4 @@ def test_run_shows_live_progress_and_ps_the_delivered_count(tmp_path: Path, on_f
     assert len(counts) >= 2 and counts == sorted(counts) and 0 < counts[-1] <= 1_000_000
     p = pstack("ps", env=dict(os.environ))
     line = next(x for x in p.stdout.splitlines() if x.split()[0] == str(result["pid"]))
-    assert line.split()[8] == "1000000"  # the DELIVERED column
+    assert line.split()[9] == "1000000"  # the DELIVERED column

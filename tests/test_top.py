@@ -50,16 +50,38 @@ def test_process_lines_show_share_of_slots_messages_delivered_and_reason() -> No
     lines = plain_text(process_table([proc(7, "Running", 2, delivered=1234), proc(6, "Waiting", 3),
                                       proc(12345, "Running", 1, elapsed=125.0),
                                       proc(4, "Killed", 1, reason="killed by bob")], FLEET)).splitlines()
-    assert lines[0].split() == ["PID", "STATE", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
+    assert lines[0].split() == ["PID", "STATE", "REC", "USER", "ENGINE", "REGIONS", "SHARE", "DEVICES", "EDGES",
                                 "DELIVERED", "ELAPSED", "GRAPH", "REASON"]
     # two regions of psim's 4 online slots (the offline dummy worker does not count)
-    assert lines[1].split() == ["7", "Running", "ann", "psim", "2", "50%", "4", "4", "1234", "3.2s", "ro"]
-    assert lines[2].split()[5] == "-" and lines[2].split()[8] == "0"  # holds no slots; no counter published yet
-    assert lines[3].split() == ["12345", "Running", "ann", "psim", "1", "25%", "4", "4", "0", "2m05s", "ro"]
+    assert lines[1].split() == ["7", "Running", "-", "ann", "psim", "2", "50%", "4", "4", "1234", "3.2s", "ro"]
+    assert lines[2].split()[6] == "-" and lines[2].split()[9] == "0"  # holds no slots; no counter published yet
+    assert lines[3].split() == ["12345", "Running", "-", "ann", "psim", "1", "25%", "4", "4", "0", "2m05s", "ro"]
     assert lines[4].endswith("  ro     killed by bob")
     # numbers align right under their header, text left
     assert lines[1].index("1234") + 4 == lines[0].index("DELIVERED") + len("DELIVERED")
     assert lines[1].index("ro") == lines[0].index("GRAPH")
+
+
+LOST = "region 1 on w2 stopped responding (its worker was lost)"
+
+
+def test_recoveries_show_in_the_rec_column_and_a_recovering_process_says_what_it_lost() -> None:
+    notes = [{"time": 1.0, "reason": "region 0 on w1: the worker on w1 running it died", "checkpoint": 2},
+             {"time": 2.0, "reason": LOST, "checkpoint": 5}]
+    procs = [proc(9, "Recovering", 2, recoveries=notes), proc(8, "Done", 2, recoveries=notes[:1],
+                                                               reason="exit code 0 (all quiet)"), proc(7, "Done", 2)]
+    lines = plain_text(process_table(procs, FLEET)).splitlines()
+    assert lines[1].split()[:3] == ["9", "Recovering", "2"]
+    assert lines[1].endswith(f"ro     recovering from checkpoint 5: {LOST}")
+    assert lines[2].split()[:3] == ["8", "Done", "1"] and lines[2].endswith("exit code 0 (all quiet)")
+    assert lines[3].split()[:3] == ["7", "Done", "-"]
+    assert "\x1b[1;33mRecovering" in ansi_text(process_table(procs, FLEET), width=200)
+    # top: a Recovering process is active (listed first, counted), with the same REC column
+    screen = render(Snapshot(FLEET, [proc(p, "Done", 1) for p in range(30, 20, -1)] + procs[:1], taken=0), height=14)
+    assert "processes: 1 active, 11 listed" in screen[0]
+    header = next(i for i, x in enumerate(screen) if x.lstrip().startswith("PID"))
+    assert screen[header].split()[:4] == ["PID", "STATE", "REC", "USER"]
+    assert screen[header + 1].split()[:3] == ["9", "Recovering", "2"]
 
 
 def test_a_terminal_gets_coloured_states_and_a_pipe_plain_text() -> None:
@@ -71,7 +93,7 @@ def test_a_terminal_gets_coloured_states_and_a_pipe_plain_text() -> None:
     one_line = ansi_text(process_table(procs, FLEET, one_line=True), width=100).splitlines()
     assert len(one_line) == 4 and "…" in one_line[2]
     wrapped = plain_text(process_table(procs, FLEET), width=100).splitlines()
-    assert len(wrapped) > 4 and wrapped[2].split()[:3] == ["2", "Failed", "ann"]
+    assert len(wrapped) > 4 and wrapped[2].split()[:4] == ["2", "Failed", "-", "ann"]
 
 
 def test_the_screen_puts_active_processes_first_and_fits_the_terminal() -> None:
@@ -101,9 +123,9 @@ def test_pstack_top_shows_engines_and_a_running_process_and_q_quits(tmp_path: Pa
             t.wait_for(r"^pstack top - .* engines: 3 online, 3/8 slots busy")
             for name, kind in (("alpha", "psim"), ("beta", "psim"), ("delta", "dummy")):
                 t.wait_for(rf"^{kind} +{name} +\d+ +\d+ +\[[| ]+\] \d+/\d+ +online")
-            t.wait_for(rf"^ *{pid} +Running +{user} +dummy +1 +25% +4 +4 +\d+ +(-|[\d.]+k?/s) +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{pid} +Running +- +{user} +dummy +1 +25% +4 +4 +\d+ +(-|[\d.]+k?/s) +[\d.]+s +ro$")
             # messages delivered so far, live: a psim process that never ends on 2 of psim's 4 slots
-            t.wait_for(rf"^ *{ring} +Running +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+[kM]?/s +[\d.]+s +ro$")
+            t.wait_for(rf"^ *{ring} +Running +- +{user} +psim +2 +50% +4 +4 +[1-9]\d* +[\d.]+[kM]?/s +[\d.]+s +ro$")
             assert "\x1b[32mRunning" in t.screen(escapes=True)  # states in colour
             t.keys("q")
             assert t.wait_exit(timeout=10) == 0
@@ -135,10 +157,10 @@ def test_top_shows_each_running_process_s_delivery_rate_since_the_last_refresh()
     assert second.rates == {3: 50_000.0}
     lines = render(second, height=12)
     header = next(line for line in lines if line.lstrip().startswith("PID"))
-    assert header.split()[8:10] == ["DELIVERED", "RATE"]
+    assert header.split()[9:11] == ["DELIVERED", "RATE"]
     running = next(line for line in lines if line.split()[:2] == ["3", "Running"])
-    assert running.split()[8:10] == ["26000", "50.0k/s"]
-    assert next(line for line in lines if line.split()[:2] == ["2", "Done"]).split()[9] == "-"
+    assert running.split()[9:11] == ["26000", "50.0k/s"]
+    assert next(line for line in lines if line.split()[:2] == ["2", "Done"]).split()[10] == "-"
     coloured = ansi_text(screen_of(second), width=160)
     assert "\x1b[32mRunning" in coloured and "\x1b[34mDone" in coloured  # states in colour
     # ps keeps its columns: the rate belongs to the live view

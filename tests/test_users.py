@@ -122,7 +122,7 @@ def test_ps_and_kill_from_the_shell_as_two_users(on_fleet: WorkerFleet) -> None:
     assert p.returncode == 0, p.stderr
     header, *rows = p.stdout.splitlines()
     assert "USER" in header.split()
-    owners = {int(r.split()[0]): r.split()[2] for r in rows}
+    owners = {int(r.split()[0]): r.split()[3] for r in rows}
     assert owners[a1] == owners[a2] == "alice" and owners[b1] == "bob"  # every user's, with the owner
 
     p = pstack("ps", "-r", "-u", "alice", env=bob)

@@ -289,8 +289,9 @@ def status(pid: int) -> dict[str, Any]:
         return records.status(pid)
 
 
-def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """The most recent processes of every user (newest first), or only ``user``'s.
+def ps(user: str | None = None, limit: int = 1000, group: str | None = None) -> list[dict[str, Any]]:
+    """The most recent processes of every user (newest first), or only ``user``'s, or only those
+    of worker group ``group`` (docs/fleet.md, "Worker groups"); among the newest ``limit``.
 
     Everyone sees every process, with its owner in ``user``, as pstack's ``ps`` showed them:
     a shared fleet is easier to share when you can see who is using it.
@@ -302,14 +303,15 @@ def ps(user: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         for pid in pids:
             pipe.hgetall(keys.proc(pid))
             pipe.hgetall(keys.progress(pid))
+            pipe.lrange(keys.recoveries(pid), 0, -1)
         replies = pipe.execute()
     out, gone = [], []
-    for pid, rec, progress in zip(pids, replies[::2], replies[1::2]):
+    for pid, rec, progress, recoveries in zip(pids, replies[::3], replies[1::3], replies[2::3]):
         if not rec:
             gone.append(str(pid))
             continue
-        d = describe(rec, progress)
-        if user and d["user"] != user:
+        d = describe(rec, progress, recoveries=recoveries)
+        if (user and d["user"] != user) or (group and d["group"] != group):
             continue
         out.append(d)
     if gone:

@@ -20,6 +20,7 @@ from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
+from pstack_tasks.fleet.causes import Cause, record_first
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Admitted
@@ -137,9 +138,10 @@ def finish_when_ended(pid: int) -> None:
 
 
 def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admitted: float, start_timeout: float,
-                 exclude: int | None = None, clients: Sequence[int] = ()) -> str | None:
-    """Why a region of the process is gone, if one is: heartbeat expired, or never started; or a
-    region served by a client's Python engine (``clients``) whose client stopped beating."""
+                 exclude: int | None = None, clients: Sequence[int] = ()) -> Cause | None:
+    """Why a region of the process is gone, if one is: heartbeat expired (its worker was lost:
+    coded ``WorkerLost``), or never started; or a region served by a client's Python engine
+    (``clients``) whose client stopped beating."""
     others = [x for x in regions if x != exclude]
     pipe = r.pipeline(transaction=False)
     pipe.smembers(keys.ended(pid))
@@ -153,13 +155,13 @@ def lost_regions(r: redis.Redis, keys: Keys, pid: int, regions: list[int], admit
             continue
         host = (lease.get(str(x)) or "?|").split("|")[0]
         if str(x) in started:
-            return f"region {x} on {host} stopped responding (its worker was lost)"
+            return Cause.worker_lost(f"region {x} on {host} stopped responding (its worker was lost)")
         if time.time() - admitted > start_timeout:
-            return f"region {x} never started on {host} within {start_timeout:g} s (is that worker running?)"
+            return Cause(f"region {x} never started on {host} within {start_timeout:g} s (is that worker running?)")
     return lost_client(r, keys, pid, list(clients), admitted) if clients else None
 
 
-def lost_client(r: redis.Redis, keys: Keys, pid: int, clients: list[int], admitted: float) -> str | None:
+def lost_client(r: redis.Redis, keys: Keys, pid: int, clients: list[int], admitted: float) -> Cause | None:
     """A client-served region whose heartbeat (``Keys.client_beat``, fleet/pyengine/heartbeat.py)
     expired before the region stored its part: its client died.  A client beats before its process
     is queued; one TTL of grace after admission covers a beat that could not be written then."""
@@ -173,7 +175,7 @@ def lost_client(r: redis.Redis, keys: Keys, pid: int, clients: list[int], admitt
         return None
     for x, name, beat in zip(clients, names, beats):
         if not beat and str(x) not in parts:
-            return f"region {x} (served by client {name or '?'}) was lost: its heartbeat expired"
+            return Cause(f"region {x} (served by client {name or '?'}) was lost: its heartbeat expired")
     return None
 
 
@@ -193,8 +195,7 @@ def reap(pid: int) -> str | None:
     lost = lost_regions(r, keys, pid, regions, float(rec.get("started") or 0), cfg.start_timeout, clients=clients)
     abort = r.get(keys.abort(pid))
     if lost and not abort:
-        r.set(keys.abort(pid), lost, nx=True, ex=cfg.result_expires)
-        abort = r.get(keys.abort(pid))
+        abort = record_first(r, keys, pid, lost)
     if not abort:
         return None
     # Aborted: wait until no unfinished region still beats (they stop within a second), then end it.

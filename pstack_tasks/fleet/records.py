@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
@@ -27,10 +27,18 @@ def not_found(pid: int) -> ProcessNotFound:
     return ProcessNotFound(f"no process {pid} (unknown, or its record has expired)")
 
 
+def recovery_notes(raw: Iterable[str | bytes]) -> list[dict[str, Any]]:
+    """The automatic recoveries of a process as ``recoveries:<pid>`` lists them (oldest first):
+    ``{"time", "reason", "checkpoint"}`` each (fleet/persistence/recovery.py writes them)."""
+    return [json.loads(note) for note in raw]
+
+
 def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None,
-             usage: Mapping[str, str] | None = None, queues: Mapping[int, int] | None = None) -> dict[str, Any]:
+             usage: Mapping[str, str] | None = None, queues: Mapping[int, int] | None = None,
+             recoveries: Iterable[str | bytes] = ()) -> dict[str, Any]:
     """A process record as the API shows it; ``progress`` is the regions' live counters, ``usage``
-    their engines' memory and CPU seconds, ``queues`` their queue lengths (``status`` reads them)."""
+    their engines' memory and CPU seconds, ``queues`` their queue lengths (``status`` reads them),
+    ``recoveries`` the notes of its automatic recoveries (``ps`` and ``status`` read them)."""
     state = rec.get("state")
     if rec.get("recovering") and state in ("Submitted", "Waiting"):  # queued again after losing a worker
         state = "Recovering"
@@ -41,7 +49,7 @@ def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None,
         "regions": json.loads(rec.get("regions", "[]")), "rmap": json.loads(rec.get("rmap", "{}")),
         "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
         "reason": rec.get("reason", ""), "file": rec.get("file"),
-        "recoveries": int(rec.get("recoveries") or 0), "restarts": int(rec.get("restarts") or 0),
+        "recoveries": recovery_notes(recoveries), "restarts": int(rec.get("restarts") or 0),
         "last_checkpoint": float(rec["last_checkpoint"]) if rec.get("last_checkpoint") else None,
     }
     for t in ("submitted", "started", "ended"):
@@ -75,7 +83,8 @@ def status(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> 
     pipe.hgetall(keys.proc(pid))
     pipe.hgetall(keys.progress(pid))
     pipe.hgetall(keys.usage(pid))
-    rec, progress, usage = pipe.execute()
+    pipe.lrange(keys.recoveries(pid), 0, -1)
+    rec, progress, usage, recoveries = pipe.execute()
     if not rec:
         raise not_found(pid)
     queues = None
@@ -86,7 +95,7 @@ def status(pid: int, r: redis.Redis | None = None, keys: Keys | None = None) -> 
         for x in regions:
             pipe.llen(q.queue(x))
         queues = dict(zip(regions, (int(n) for n in pipe.execute())))
-    return describe(rec, progress, usage, queues)
+    return describe(rec, progress, usage, queues, recoveries)
 
 
 def part_text(part: Mapping[str, Any]) -> str:
@@ -109,4 +118,4 @@ def read_result(pid: int, r: redis.Redis | None = None, keys: Keys | None = None
     return result
 
 
-__all__ = ["ENDED", "describe", "status", "read_result", "part_text", "not_found"]
+__all__ = ["ENDED", "describe", "recovery_notes", "status", "read_result", "part_text", "not_found"]

@@ -15,10 +15,10 @@ from typing import Any, Literal
 Row = Mapping[str, Any]
 
 #: states of a process that has not ended (top lists these first)
-ACTIVE = ("Submitted", "Waiting", "Running")
+ACTIVE = ("Submitted", "Waiting", "Recovering", "Running")
 #: the colour of each process state on a terminal (rich styles)
-STATE_STYLES = {"Submitted": "cyan", "Waiting": "yellow", "Running": "green", "Done": "blue",
-                "Failed": "bold red", "Killed": "magenta"}
+STATE_STYLES = {"Submitted": "cyan", "Waiting": "yellow", "Recovering": "bold yellow", "Running": "green",
+                "Done": "blue", "Failed": "bold red", "Killed": "magenta"}
 #: the colour of an engine worker's status
 STATUS_STYLES = {"online": "green", "offline": "red"}
 METER_WIDTH = 10
@@ -111,6 +111,21 @@ def _owner(row: Row) -> str:
     return f"{user}/{row['group']}" if row.get("group") else user
 
 
+def recoveries(row: Row) -> str:
+    """The REC column: how many times the process recovered from a lost worker (``-``: never)."""
+    notes = row.get("recoveries")
+    return str(len(notes)) if notes else "-"
+
+
+def reason(row: Row) -> str:
+    """The REASON column: how the process ended, or while it is Recovering, the worker it lost
+    (its last recovery's reason: docs/persistence.md, "Automatic recovery")."""
+    notes = row.get("recoveries") or ()
+    if row.get("state") == "Recovering" and notes:
+        return f"recovering from checkpoint {notes[-1].get('checkpoint')}: {notes[-1].get('reason')}"
+    return field("reason", "")(row)
+
+
 def _status(row: Row) -> str:
     return "online" if row.get("alive") else "offline"
 
@@ -118,6 +133,7 @@ def _status(row: Row) -> str:
 PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("PID", field("pid"), "right"),
     Column("STATE", field("state"), style=_state_style),
+    Column("REC", recoveries, "right"),
     Column("USER", _owner),
     Column("ENGINE", field("engine")),
     Column("REGIONS", lambda p: str(len(p.get("regions") or [])), "right"),
@@ -127,7 +143,7 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("DELIVERED", field("delivered", "0"), "right"),
     Column("ELAPSED", lambda p: elapsed(p.get("elapsed")), "right"),
     Column("GRAPH", field("graph_type"), free=True),
-    Column("REASON", field("reason", ""), free=True),
+    Column("REASON", reason, free=True),
 )
 
 def rate(per_second: float | None) -> str:

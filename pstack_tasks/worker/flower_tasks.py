@@ -70,23 +70,28 @@ class SubmitTask(Task):  # type: ignore[misc]
 
 @app.task(name="pstack.submit", base=SubmitTask)  # type: ignore[untyped-decorator]
 def submit(application: str, rmap: Mapping[str, int] | None = None, rcon: Mapping[int | str, str] | None = None,
-           engine: str | None = None, options: Mapping[str, Any] | None = None, level: int = 1) -> dict[str, Any]:
+           engine: str | None = None, options: Mapping[str, Any] | None = None, level: int = 1,
+           group: str | None = None) -> dict[str, Any]:
     """Start a process; ``{"pid", "state"}`` at once (Waiting or Running).
 
     Args:
         application: the application's XML text, or the path of its file *on the control
             worker's host*.
         rmap, rcon, engine, options, level: as for :func:`pstack_tasks.fleet.client.submit`.
+        group: the process's worker group (docs/fleet.md, "Worker groups"); None: the control
+            worker's ``PSTACK_GROUP``, as for any submission from its host.
 
     Raises:
         GraphError: the application is malformed (file:line); nothing was queued.
         ProcessRefused: the fleet can never run it (the message gives the numbers).
         ConfigurationError: an unreadable file, an unknown engine type, a bad rcon.
+        ProcessRefused: no worker serves ``group`` (nothing was queued).
     """
     if not isinstance(application, str) or not application.strip():
         raise ConfigurationError("pstack.submit needs the application: its XML text, or the path of its file "
                                  "on the control worker's host, as the first argument")
-    future = submit_process(application, rmap=rmap, rcon=rcon, level=level, engine=engine, options=options)
+    future = submit_process(application, rmap=rmap, rcon=rcon, level=level, engine=engine, options=options,
+                            group=group)
     state = future.state()
     logger.info("process %s submitted through the API: %s", future.pid, state)
     return {"pid": future.pid, "state": state}

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from pstack_tasks.config import settings
+from pstack_tasks.exceptions import PstackError
 from pstack_tasks.fleet import epoch, store
+from pstack_tasks.fleet.causes import WORKER_LOST, Cause, record_first
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.lifecycle import lost_regions
 from pstack_tasks.worker.interruptions import RedisIdentity, TimeLimit
@@ -145,7 +147,7 @@ class Guard:
         if abort and not self._reason:
             self._reason = abort
         if os.getppid() != self.parent and not self._reason:
-            self.fail(f"region {self.region}: the worker on {self.host} running it died")
+            self.fail(f"region {self.region}: the worker on {self.host} running it died", WORKER_LOST)
         if self.limit.exceeded() and not self._reason:
             self.fail(self.limit.reason(self.region, self.host))
         if time.monotonic() >= self._next_peer_check and not self._reason:
@@ -158,7 +160,7 @@ class Guard:
             lost = lost_regions(self.r, self.keys, self.pid, self.regions, self.admitted,
                                 self.cfg.start_timeout, exclude=self.region, clients=self.clients)
             if lost:
-                self.fail(lost)
+                self.fail(lost.text, lost.code)
 
     def begin(self) -> dict[str, str]:
         """Read the process record, and if it is Running, beat for the first time and say
@@ -198,12 +200,10 @@ class Guard:
     def fail(self, cause: str, error: str | None = None) -> None:
         """Record the first cause of the process's failure and stop this region.
 
-        ``error`` names the project exception class of the cause: the first one goes into the
-        process record, so a client's ProcessFailed exits with that family's status."""
-        first = self.r.set(self.keys.abort(self.pid), cause, nx=True, ex=self.cfg.result_expires)
-        if first and error:
-            self.r.hset(self.keys.proc(self.pid), "error", error)
-        self._reason = store.text(self.r.get(self.keys.abort(self.pid))) or cause
+        ``error`` names the project exception class of the cause, its code (fleet/causes.py): the
+        first one goes into the process record with it, so a client's ProcessFailed exits with
+        that family's status, and a lost worker (``WorkerLost``) is recovered from."""
+        self._reason = record_first(self.r, self.keys, self.pid, Cause(cause, error)) or cause
 
     def stop_for(self, cause: str) -> None:
         """Stop this region for ``cause``, recorded as the first cause when the record is still
@@ -270,3 +270,11 @@ class Guard:
         except Exception as e:
             logger.warning("region %s/%s guard: %s", self.pid, self.region, e)
         return self._take()
+
+
+def error_code(e: BaseException) -> str | None:
+    """The code (fleet/causes.py) of a region's own failure ``e``: its project exception class, or
+    ``WorkerLost`` when its worker was stopped under it (a warm shutdown's SystemExit)."""
+    if isinstance(e, SystemExit):
+        return WORKER_LOST
+    return type(e).__name__ if isinstance(e, PstackError) else None

@@ -29,6 +29,7 @@ from celery import signals
 from pstack_tasks.celery_app import app
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import epoch, store
+from pstack_tasks.fleet.causes import Cause, record_first
 from pstack_tasks.fleet.dispatch import pump
 from pstack_tasks.fleet.keys import CONTROL_QUEUE, Keys, engine_types_of, host_queue
 from pstack_tasks.fleet.ledger import Ledger
@@ -188,7 +189,7 @@ class Member:
                 if holder == mine:
                     cause = (f"region {region} on {self.host}: its worker was stopped (SIGTERM) and the region "
                              f"did not end within {self.grace:g} s")
-                    r.set(keys.abort(pid), cause, nx=True, ex=settings().result_expires)
+                    record_first(r, keys, pid, Cause.worker_lost(cause))
                     break
 
 

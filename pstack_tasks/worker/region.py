@@ -17,8 +17,9 @@ from typing import Any
 from redis.client import Pipeline
 
 from pstack_tasks import engine as engine_registry
-from pstack_tasks.exceptions import EngineError, PstackError, RegionStopped
+from pstack_tasks.exceptions import EngineError, RegionStopped
 from pstack_tasks.fleet import epoch, store
+from pstack_tasks.fleet.causes import WORKER_LOST
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import after_region, exit_text, finish_ended
@@ -26,7 +27,7 @@ from pstack_tasks.fleet.records import part_text
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
 from pstack_tasks.worker.checkpointer import checkpoints_while
-from pstack_tasks.worker.guard import Guard
+from pstack_tasks.worker.guard import Guard, error_code
 from pstack_tasks.worker.resume import resume_file
 
 logger = logging.getLogger(__name__)
@@ -98,12 +99,12 @@ def _cause(guard: Guard, e: BaseException) -> str:
             guard.stop_for(cause)
     if cause is None and os.getppid() != guard.parent:
         cause = f"region {guard.region}: the worker on {guard.host} running it died"
-        guard.fail(cause)
+        guard.fail(cause, WORKER_LOST)
     if cause is None:
         cause = f"region {guard.region} on {guard.host}: {_describe(e)}"
         if guard.app_path is not None:  # name the user's file, not this host's copy of it
             cause = cause.replace(str(guard.app_path), guard.app_file)
-        guard.fail(cause, type(e).__name__ if isinstance(e, PstackError) else None)
+        guard.fail(cause, error_code(e))
     return cause
 
 

@@ -5,11 +5,12 @@ progress goes out two ways:
 
 * a custom ``task-progress`` event.  Flower shows an unknown event type as the task's state
   (``PROGRESS``) and displays only the standard task fields, so the human-readable counters
-  go in the ``result`` field ("delivered 1200 messages, step 300"); ``delivered`` and
-  ``steps`` ride along for other event consumers (``celery events``).
-* ``PROGRESS`` with ``{"delivered", "steps", "pid", "region"}`` in the result backend, for
-  ``AsyncResult(id).info`` (Flower's ``/api/task/result`` shows only the state until the
-  task ends).
+  go in the ``result`` field ("delivered 1200 messages, step 300", and for a region of a
+  process that recovered from a lost worker ", after recovery 1"); ``delivered``, ``steps``
+  and ``recoveries`` ride along for other event consumers (``celery events``).
+* ``PROGRESS`` with ``{"delivered", "steps", "pid", "region", "recoveries"}`` in the result
+  backend, for ``AsyncResult(id).info`` (Flower's ``/api/task/result`` shows only the state
+  until the task ends).
 
 The region's guard thread calls :meth:`RegionProgress.report`, not the task's own thread:
 ``Task.request`` is thread-local (empty in the guard thread), so everything the reports
@@ -24,15 +25,20 @@ import threading
 import time
 from typing import Any
 
+from pstack_tasks.fleet import store
+from pstack_tasks.fleet.keys import Keys
+
 logger = logging.getLogger(__name__)
 PROGRESS = "PROGRESS"
 EVENT = "task-progress"
 MIN_INTERVAL = 0.5  # seconds between two reports of one region
 
 
-def describe(delivered: int, steps: int) -> str:
-    """The counters as Flower's Result column shows them."""
-    return f"delivered {delivered} messages, step {steps}"
+def describe(delivered: int, steps: int, recoveries: int = 0) -> str:
+    """The counters as Flower's Result column shows them, and how many times the process has
+    recovered from a lost worker (docs/persistence.md) if it has."""
+    text = f"delivered {delivered} messages, step {steps}"
+    return f"{text}, after recovery {recoveries}" if recoveries else text
 
 
 class RegionProgress:
@@ -57,6 +63,7 @@ class RegionProgress:
         self._lock = threading.Lock()
         self._closed = False
         self.sent = 0
+        self.recoveries: int | None = None  # read from the process record at the first report
 
     def report(self, delivered: int, steps: int) -> bool:
         """Publish the counters unless the last report was too recent; True if sent."""
@@ -78,11 +85,20 @@ class RegionProgress:
         with self._lock:
             self._closed = True
 
+    def _recoveries(self) -> int:
+        """How many times the process recovered before this run: read once (a region runs
+        within one recovery), from the record recovery.py counts them in."""
+        if self.recoveries is None:
+            self.recoveries = int(store.client().hget(Keys.current().proc(self.pid), "recoveries") or 0)
+        return self.recoveries
+
     def _send(self, delivered: int, steps: int) -> None:
         # No field may be called pid, hostname, clock, type, timestamp or utcoffset: the event
         # dispatcher sets those itself and a duplicate raises TypeError.
+        recoveries = self._recoveries()
         with self.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
-            dispatcher.send(EVENT, uuid=self.task_id, result=describe(delivered, steps),
-                            delivered=delivered, steps=steps)
-        meta = {"pid": self.pid, "region": self.region, "delivered": delivered, "steps": steps}
+            dispatcher.send(EVENT, uuid=self.task_id, result=describe(delivered, steps, recoveries),
+                            delivered=delivered, steps=steps, recoveries=recoveries)
+        meta = {"pid": self.pid, "region": self.region, "delivered": delivered, "steps": steps,
+                "recoveries": recoveries}
         self.backend.store_result(self.task_id, meta, PROGRESS, request=self.request)

@@ -28,7 +28,7 @@ def deploy_one(host: Host, plan: Plan, wheels: Wheelhouse, report: HostReport) -
     steps.install_packages(host, facts)
     host.run(f"mkdir -p {q}/wheels && chmod 700 {q}", what="mkdir")
     state = steps.read_state(host, d)
-    services = svc.services(name, plan.engine, plan.slots, plan.control)
+    services = svc.services(name, plan.engine, plan.slots, plan.control, plan.groups, plan.users)
     new_wheel = state.get("wheel") != wheels.digest
     if new_wheel:
         steps.copy_wheels(host, wheels, d)

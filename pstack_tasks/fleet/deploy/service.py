@@ -28,11 +28,18 @@ class Service:
         return " ".join(shlex.quote(a) for a in self.args)
 
 
-def services(name: str, engine: str, slots: int | None, control: bool) -> list[Service]:
-    """The services of one host: its engine worker, and a control worker with ``--control``."""
+def services(name: str, engine: str, slots: int | None, control: bool, groups: tuple[str, ...] = (),
+             users: tuple[str, ...] = ()) -> list[Service]:
+    """The services of one host: its engine worker (serving only ``groups`` and ``users`` when
+    given: ``pstack worker --group/--user``, docs/fleet.md), and a control worker with ``--control``
+    (which serves every process)."""
     args = ["--engine", engine, "--name", name]
     if slots:
         args += ["--slots", str(slots)]
+    for group in groups:
+        args += ["--group", group]
+    for user in users:
+        args += ["--user", user]
     out = [Service(f"pstack-{name}", tuple(args), engine)]
     if control:
         out.append(Service(f"pstack-{name}-control", ("--control", "--name", name), None))

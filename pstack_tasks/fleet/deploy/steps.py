@@ -21,13 +21,16 @@ STATE = "deployed.json"
 
 @dataclass(frozen=True)
 class Plan:
-    """What every host gets: the worker's engine and slots, a control worker or not, its settings."""
+    """What every host gets: the worker's engine and slots, a control worker or not, its settings,
+    and the groups and users its engine worker serves (none: everyone)."""
 
     engine: str
     slots: int | None
     control: bool
     env: dict[str, str]
     prefix: str | None = None
+    groups: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
 
 
 @dataclass

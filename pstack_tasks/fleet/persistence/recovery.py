@@ -18,34 +18,26 @@ from typing import Any
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import PstackError
 from pstack_tasks.fleet import store
+from pstack_tasks.fleet.causes import is_worker_loss
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.checkpoints import checkpoints
 from pstack_tasks.fleet.persistence.restart import new_record, requeue
+from pstack_tasks.fleet.records import recovery_notes
 
 logger = logging.getLogger(__name__)
 
-#: the causes (fleet/lifecycle.py, worker/guard.py, worker/region.py) that mean a worker was lost
-WORKER_LOST = ("(its worker was lost)", "running it died", "its worker was stopped")
-
-
-def is_worker_loss(reason: str) -> bool:
-    """Whether a process's first cause of failure is a lost worker (not its application's fault)."""
-    return any(marker in reason for marker in WORKER_LOST)
-
-
 def recover(pid: int, reason: str) -> bool:
     """Resume ``pid`` from its last checkpoint instead of ending it Failed for ``reason``, if it
-    has one, lost a worker, and has recoveries left.  True if it is recovering."""
-    if not is_worker_loss(reason):
-        return False
+    has one, lost a worker (its first cause is coded ``WorkerLost``: fleet/causes.py), and has
+    recoveries left.  True if it is recovering."""
     r, keys = store.client(), Keys.current()
     rec = store.text_hash(r.hgetall(keys.proc(pid)))
     if not rec or rec.get("killed_by"):
         return False
     if rec.get("state") == "Recovering" or rec.get("recovering") and rec.get("state") in ("Submitted", "Waiting"):
         return True  # another reaper got there first
-    if rec.get("state") != "Running":
+    if rec.get("state") != "Running" or not is_worker_loss(rec):
         return False
     entries = checkpoints(pid)
     done = int(r.llen(keys.recoveries(pid)))
@@ -76,7 +68,7 @@ def recover(pid: int, reason: str) -> bool:
 def recoveries(pid: int) -> list[dict[str, Any]]:
     """Each automatic recovery of ``pid``: ``{"time", "reason", "checkpoint"}``, oldest first."""
     with store.reporting():
-        return [json.loads(e) for e in store.client().lrange(Keys.current().recoveries(pid), 0, -1)]
+        return recovery_notes(store.client().lrange(Keys.current().recoveries(pid), 0, -1))
 
 
-__all__ = ["recover", "recoveries", "is_worker_loss"]
+__all__ = ["recover", "recoveries"]

@@ -33,6 +33,10 @@ FORWARDED = ("PSTACK_KEY_PREFIX",)
 @click.argument("hosts", nargs=-1, required=True, metavar="[NAME=][USER@]HOST[:PORT]...")
 @click.option("-e", "--engine", default=None, help="Engine type of the workers (default PSTACK_ENGINE, psim).")
 @click.option("-s", "--slots", type=click.IntRange(min=1), default=None, help="Slots per worker (default: CPUs).")
+@click.option("-g", "--group", "groups", multiple=True, metavar="G",
+              help="The workers serve only processes of group G (repeatable; pstack worker --group).")
+@click.option("-u", "--user", "users", multiple=True, metavar="U",
+              help="The workers serve only processes of user U (repeatable; pstack worker --user).")
 @click.option("--control", is_flag=True, help="Also run a control worker on each host.")
 @click.option("--redis-url", default=None, help="The fleet's Redis (default PSTACK_REDIS_URL); written to a 0600 file.")
 @click.option("-i", "--identity", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -48,9 +52,9 @@ FORWARDED = ("PSTACK_KEY_PREFIX",)
 @click.option("--status", "status", is_flag=True, help="Show what HOSTS run, from the hosts and from Redis.")
 @click.option("-d", "--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @friendly_errors("pstack")
-def deploy(hosts: tuple[str, ...], engine: str | None, slots: int | None, control: bool, redis_url: str | None,
-           identity: str | None, sudo: bool, prefix: str | None, wheelhouse: str | None, timeout: float, stop: bool,
-           status: bool, debug: bool) -> None:
+def deploy(hosts: tuple[str, ...], engine: str | None, slots: int | None, groups: tuple[str, ...],
+           users: tuple[str, ...], control: bool, redis_url: str | None, identity: str | None, sudo: bool,
+           prefix: str | None, wheelhouse: str | None, timeout: float, stop: bool, status: bool, debug: bool) -> None:
     """Install pstack workers on HOSTS over SSH, as services that restart on failure, in parallel.
 
     Each host gets socat, a compiler and python3-venv (apt-get), the package in a virtualenv from
@@ -62,13 +66,14 @@ def deploy(hosts: tuple[str, ...], engine: str | None, slots: int | None, contro
     from pstack_tasks.fleet.deploy import fleetrun
     from pstack_tasks.fleet.deploy.hosts import parse_hosts
     from pstack_tasks.fleet.deploy.steps import Plan
+    from pstack_tasks.fleet.matching import names
     if stop and status:
         raise click.UsageError("give --stop or --status, not both")
     specs = parse_hosts(hosts)
     url = _redis_url(redis_url, needed=not stop)
     env = {"PSTACK_REDIS_URL": url or ""}
     env.update({k: os.environ[k] for k in FORWARDED if os.environ.get(k)})
-    plan = Plan(engine or settings().engine, slots, control, env, prefix)
+    plan = Plan(engine or settings().engine, slots, control, env, prefix, names(groups, "group"), names(users, "user"))
     t0 = time.monotonic()
     if stop:
         reports = fleetrun.on_hosts("stop", specs, plan, identity=identity, sudo=sudo)

@@ -1,5 +1,5 @@
-"""``pstack snapshot``, ``checkpoint``, ``checkpoints`` and ``restart``: persistent processes from the
-command line (:mod:`pstack_tasks.fleet.persistence`; docs/persistence.md)."""
+"""``pstack snapshot``, ``checkpoint``, ``checkpoints``, ``restart`` and ``recoveries``: persistent
+processes from the command line (:mod:`pstack_tasks.fleet.persistence`; docs/persistence.md)."""
 from __future__ import annotations
 
 import json
@@ -90,6 +90,25 @@ def restart(pid: int, checkpoint_id: int | None, rmap: str | None, async_: bool,
         click.echo(line)
 
 
-COMMANDS = (snapshot, checkpoint, checkpoints, restart)
+@click.command(context_settings=CONTEXT)
+@click.argument("pid", type=int)
+@click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-d", "--debug", is_flag=True)
+@friendly_errors("pstack")
+def recoveries(pid: int, as_json: bool, debug: bool) -> None:
+    """List the automatic recoveries of process PID, oldest first: when, from which checkpoint, why."""
+    configure_logging(debug)
+    from pstack_tasks.fleet.client import status
+    notes = status(pid)["recoveries"]
+    if as_json:
+        click.echo(json.dumps(notes))
+        return
+    click.echo(f"{'N':>3}  {'TIME':19}  {'CHECKPOINT':>10}  REASON")
+    for n, note in enumerate(notes, 1):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(note["time"])))
+        click.echo(f"{n:>3}  {when:19}  {note['checkpoint']:>10}  {note['reason']}")
+
+
+COMMANDS = (snapshot, checkpoint, checkpoints, restart, recoveries)
 
 __all__ = ["COMMANDS"]

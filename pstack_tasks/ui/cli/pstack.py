@@ -136,18 +136,19 @@ def run(app: str, rmap: str | None, nregions: int | None, rcon: str | None, engi
 @main.command(context_settings=CONTEXT)
 @click.option("-u", "--user", default=None, help="Only this user's processes (default: every user's).")
 @click.option("-m", "--mine", is_flag=True, help="Only my processes (PSTACK_USER, else the login name).")
+@click.option("-g", "--group", default=None, help="Only processes of this worker group (docs/fleet.md).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("-r", "--result", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
-def ps(user: str | None, mine: bool, limit: int, as_json: bool, debug: bool) -> None:
+def ps(user: str | None, mine: bool, group: str | None, limit: int, as_json: bool, debug: bool) -> None:
     """List processes of every user, newest first, with their owner (USER) and how they ended (REASON)."""
     from pstack_tasks.fleet.client import engines as list_engines
     from pstack_tasks.fleet.client import ps as list_processes
     from pstack_tasks.fleet.users import current_user
     if mine and user:
         raise click.UsageError("give --user USER or --mine, not both")
-    procs = list_processes(user=current_user() if mine else user, limit=limit)
+    procs = list_processes(user=current_user() if mine else user, limit=limit, group=group)
     if as_json:
         click.echo(json.dumps(procs))
         return

@@ -79,14 +79,15 @@ def block(futures: Any, timeout: float | None = None, progress: bool = True) -> 
     return [result_record(r) for r in out] if isinstance(out, list) else result_record(out)
 
 
-def ps(user: str | None = None, mine: bool = False, limit: int = 50) -> Table:
+def ps(user: str | None = None, mine: bool = False, limit: int = 50, group: str | None = None) -> Table:
     """The newest processes as a table (pid, state, user, engine, regions, delivered, graph, reason, ...).
 
-    Every user's by default; ``user="ann"`` or ``mine=True`` for one user's. The value is a list
-    of dicts, newest first: ps()[0]["pid"], [p for p in ps() if p["state"] == "Running"].
+    Every user's by default; ``user="ann"`` or ``mine=True`` for one user's, ``group="lab"`` for one
+    worker group's. The value is a list of dicts, newest first: ps()[0]["pid"],
+    [p for p in ps() if p["state"] == "Running"].
     """
     from pstack_tasks.fleet.users import current_user
-    procs = client.ps(user=current_user() if mine else user, limit=limit)
+    procs = client.ps(user=current_user() if mine else user, limit=limit, group=group)
     return Table(procs, process_table(procs, client.engines()))
 
 

@@ -1,4 +1,4 @@
-"""pcli's built-ins for persistent processes: snapshot, checkpoint, checkpoints, restart
+"""pcli's built-ins for persistent processes: snapshot, checkpoint, checkpoints, restart, recoveries
 (:mod:`pstack_tasks.fleet.persistence.api`; docs/persistence.md)."""
 from __future__ import annotations
 
@@ -29,7 +29,13 @@ def restart(pid: int, checkpoint: int | None = None, rmap: Mapping[str, int] | s
     return api.restart(int(pid), checkpoint, rmap)
 
 
+def recoveries(pid: int) -> list[dict[str, Any]]:
+    """A process's automatic recoveries from lost workers, oldest first: time, reason, checkpoint."""
+    return api.recoveries(int(pid))
+
+
 PERSIST_BUILTINS: dict[str, Callable[..., Any]] = {"snapshot": snapshot, "checkpoint": checkpoint,
-                                                   "checkpoints": checkpoints, "restart": restart}
+                                                   "checkpoints": checkpoints, "restart": restart,
+                                                   "recoveries": recoveries}
 
 __all__ = ["PERSIST_BUILTINS"]
