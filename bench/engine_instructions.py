@@ -7,8 +7,8 @@
 For each ring (bench/ring.py) the engine binary that each psim builds from its own runtime runs
 alone under `valgrind --tool=cachegrind --cache-sim=no` on its instance file (start-up and loading
 included, a few tens of thousands of instructions), beside the hand-written loop
-(bench/ring_loop.c, gcc -O2) on the same ring.  With --base, the corpus apps clock_tree and apsp
-(bench/corpus_gen.py) are counted too, new against base.
+(bench/ring_loop.c, gcc -O2) on the same ring.  With --base, the corpus apps clock_tree, apsp and
+ising_spin_fix (bench/corpus_gen.py) are counted too, new against base.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ RINGS = [("ring 4x250k", 4, 250_000), ("ring 1000x1000", 1000, 1000)]
 CORPUS: list[tuple[str, Callable[[Path], None]]] = [
     ("clock_tree 4x4 200 ticks", lambda p: p.write_text(_text(corpus_gen.clock_tree, 4, 4, 200))),
     ("apsp 128 nodes", lambda p: p.write_text(_text(corpus_gen.apsp, 128, 4))),
+    ("ising_spin_fix 32x32", lambda p: p.write_text(_text(corpus_gen.ising_spin_fix, 32, 32, 200_000_000))),
 ]
 
 
