@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -152,6 +153,7 @@ def render(gt: GraphType) -> EngineSource:
         "has_indexed": any(p.indexed for d in gt.device_types for p in d.output_pins),
         "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
         "protocol": protocol_defines(),
+        "handlers_may_stop": handlers_may_stop(gt),
         **supervisor_context(gt),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
@@ -162,6 +164,17 @@ def render(gt: GraphType) -> EngineSource:
     type_hash = hashlib.sha256(text.encode()).hexdigest()
     text = text.replace(TYPE_HASH_PLACEHOLDER, type_hash)
     return EngineSource(text, type_hash, tuple(code_spans(gt)), file, gt.file or file)
+
+
+# Every way application code can end a run from inside a handler: handler_exit, and handler_log
+# (whose exit-marker texts end it too, graph-schema.md s6).
+_STOP_CALLS = re.compile(r"\bhandler_(?:exit|log)\b")
+
+
+def handlers_may_stop(gt: GraphType) -> bool:
+    """Whether any handler might stop the run: the engine's hot loop tests for a stop after each
+    handler only then (pstack_loop.hpp).  A type with a supervisor always may (its API stops runs)."""
+    return gt.supervisor is not None or any(_STOP_CALLS.search(s.code.text) for s in code_spans(gt))
 
 
 def supervisor_context(gt: GraphType) -> dict[str, Any]:

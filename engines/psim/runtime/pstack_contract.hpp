@@ -110,6 +110,8 @@ static inline uint32_t pstack_rts_at(uint32_t type, char* props, char* state);
 static inline void pstack_send_at(uint32_t type, uint32_t pin, char* props, char* state, void* msg, bool* doSend,
                                   unsigned* sendIndex);
 static inline void pstack_recv_at(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
+// The same without naming the handler: the hot loop names it by pstack.cur_edge (pstack_core.hpp).
+static inline void pstack_recv_hot(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
 // A message's fields as remote-item text, "<nfields> <f1> ... <fn>": returns the end of what it wrote.
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
 // The reverse, from just after the field count; returns where it stopped reading.

@@ -23,6 +23,21 @@ static inline const char* pstack_device_name(uint32_t d) {
     return pstack.dev_names ? pstack.dev_names[d] : "?";
 }
 
+// Where a handler runs now, for logs and fault reports.  Every dispatch names its handler and
+// device (cur_handler, cur_dev) before calling it, except the hot loop's deliveries, which only
+// store their edge (cur_edge, with cur_handler PSTACK_AT_EDGE): the device and the pin's handler
+// follow from it.
+extern const char* const pstack_recv_names[];  // by input pin over all types (the generated code)
+static const char PSTACK_AT_EDGE[] = "the receive handler of pstack.cur_edge";
+
+static inline uint32_t pstack_where_device() {
+    return pstack.cur_handler != PSTACK_AT_EDGE ? pstack.cur_dev : pstack.cur_edge->dst;
+}
+
+static inline const char* pstack_where_handler() {
+    return pstack.cur_handler != PSTACK_AT_EDGE ? pstack.cur_handler : pstack_recv_names[pstack.cur_edge->input];
+}
+
 static inline void handler_exit(int code) {
     if (!pstack.stop) {
         pstack.stop = 1;
@@ -45,7 +60,7 @@ static void pstack_log_impl(int level, const char* fmt, ...) {
     if (strcmp(fmt, PSTACK_EXIT_FAIL_MARKER) == 0) { handler_exit(1); return; }
     if (level > pstack.log_level) return;
     FILE* f = pstack.log_stream ? pstack.log_stream : stdout;
-    fprintf(f, PSTACK_LOG_LINE_PREFIX "device %s, level %d]: ", pstack_device_name(pstack.cur_dev), level);
+    fprintf(f, PSTACK_LOG_LINE_PREFIX "device %s, level %d]: ", pstack_device_name(pstack_where_device()), level);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
@@ -93,7 +108,7 @@ static void pstack_fatal(int status, const char* fmt, ...) {
 __attribute__((noreturn, cold))
 static void pstack_assert_fail(const char* expr, const char* file, int line) {
     pstack_fatal(PSTACK_STATUS_HANDLER, "assertion failed in device '%s', handler %s (%s:%d): %s",
-                 pstack_device_name(pstack.cur_dev), pstack.cur_handler, pstack.app_file ? pstack.app_file : file,
+                 pstack_device_name(pstack_where_device()), pstack_where_handler(), pstack.app_file ? pstack.app_file : file,
                  line, expr);
 }
 

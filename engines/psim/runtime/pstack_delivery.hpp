@@ -44,7 +44,8 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 }
 
 // ---- local delivery on the hot path -------------------------------------------------------------
-// The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp).
+// The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp); a
+// delivery stores its edge, one store where deliver_one names the device and the handler.
 // `Split`: a split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still
 // count; one region's loop is compiled without the test.
 template <bool Split>
@@ -62,18 +63,27 @@ static inline __attribute__((always_inline)) uint32_t hot_pop(PstackHot& h) {
     return h.rq[h.rq_head++ & h.rq_mask];
 }
 
+// Whether a handler has just stopped the run.  Within a batch of turns only handlers change
+// pstack.stop, so when none of the graph type's handlers can (PSTACK_HANDLERS_MAY_STOP 0,
+// codegen.handlers_may_stop) one region's loop does not look; a split region always does.
 template <bool Split>
-static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, uint32_t slot, const char* msg) {
-    const PstackEdge* e = h.slot_first[slot];
-    const PstackEdge* end = h.slot_first[slot + 1];
+static inline __attribute__((always_inline)) bool hot_stopped() {
+    return (Split || PSTACK_HANDLERS_MAY_STOP) && __builtin_expect(pstack.stop != 0, 0);
+}
+
+template <bool Split>
+static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, const PstackEdge* const* out, const char* msg) {
+    const PstackEdge* e = out[0];
+    const PstackEdge* end = out[1];
+    pstack.cur_handler = PSTACK_AT_EDGE;  // fault reports: the handler runs for pstack.cur_edge (pstack_core.hpp)
     for (; e != end; ++e) {
         uint32_t dst = e->dst;
-        pstack.cur_dev = dst;
+        pstack.cur_edge = e;
         PstackDevice& dev = h.devices[dst];
-        pstack_recv_at(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
-        ++h.delivered;
+        pstack_recv_hot(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
+        ++pstack.delivered;
         hot_push<Split>(h, dst, dev);
-        if (__builtin_expect(pstack.stop, 0)) return;
+        if (hot_stopped<Split>()) return;
     }
 }
 

@@ -126,14 +126,15 @@ static uint32_t number_devices(const char* path) {
     return nslots;
 }
 
-// Each device's PstackDevice (pstack_state.hpp): the hot path dispatches on pointers computed here.
+// Each device's PstackDevice (pstack_state.hpp): the hot path dispatches on pointers computed here
+// (after build_slot_lists: a device points at its slots' edge lists).
 static void index_devices() {
     pstack.devices = (PstackDevice*)xmalloc(sizeof(PstackDevice) * (pstack.ndev + 1ull));
     for (uint32_t d = 0; d < pstack.ndev; ++d) {
         uint32_t t = pstack.dev_type[d], li = pstack.dev_local[d];
         pstack.devices[d] = PstackDevice{pstack.props_base[t] + (size_t)li * pstack_props_size[t],
-                                         pstack.state_base[t] + (size_t)li * pstack_state_size[t], pstack.out_base[d],
-                                         (uint16_t)t, 0, 0};
+                                         pstack.state_base[t] + (size_t)li * pstack_state_size[t],
+                                         pstack.slot_first + pstack.out_base[d], pstack.out_base[d], (uint16_t)t, 0, 0};
     }
 }
 
@@ -262,11 +263,11 @@ static void load_instance(const char* path) {
     read_devices(in);
     read_handler_data(in);
     uint32_t nslots = number_devices(path);
-    index_devices();
     uint32_t* raw = (uint32_t*)xmalloc(4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     in.read(raw, 4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     fclose(in.f);
     build_slot_lists(raw, nslots, path);
+    index_devices();
 #if PSTACK_HAS_INDEXED
     build_indexed(raw, nslots);
 #endif

@@ -37,9 +37,9 @@ static void write_long(int fd, long v) {
 
 static void report_where() {
     pstack_write_str(2, "handler ");
-    pstack_write_str(2, pstack.cur_handler);
+    pstack_write_str(2, pstack_where_handler());
     pstack_write_str(2, " of device '");
-    pstack_write_str(2, pstack_device_name(pstack.cur_dev));
+    pstack_write_str(2, pstack_device_name(pstack_where_device()));
     pstack_write_str(2, "'");
 }
 

@@ -58,9 +58,9 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     unsigned sendIndex = 0;
 #endif
     pstack_send_at(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
-    if (__builtin_expect(!doSend, 0)) { ++h.cancelled; hot_push<Split>(h, d, dev); return; }
-    ++h.sent;
-    if (__builtin_expect(pstack.stop, 0)) return;
+    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_push<Split>(h, d, dev); return; }
+    ++pstack.sent;
+    if (hot_stopped<Split>()) return;
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
         hot_store(h);
@@ -83,10 +83,12 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     }
 #endif
     if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
-    hot_deliver<Split>(h, slot, pstack.msgbuf);
-    // The sender's own ready-to-send changed; look at it again after the others had a turn.
-    pstack.cur_dev = d;
-    if (pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
+    hot_deliver<Split>(h, dev.out + pin, pstack.msgbuf);
+    // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
+    // addresses are read again rather than kept: fewer registers live across the deliveries.  The
+    // deliveries left pstack.cur_dev alone (they name their edge), and its ReadyToSend names itself.
+    PstackDevice& again = h.devices[d];
+    if (pstack_rts_at(again.type, again.props, again.state)) hot_push<Split>(h, d, again);
 }
 
 static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
@@ -113,7 +115,7 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
             uint32_t d = hot_pop<Split>(h);
             h.devices[d].queued = 0;
             step_device<Split>(h, d);
-            if (__builtin_expect(pstack.stop, 0)) break;
+            if (hot_stopped<Split>()) break;
         }
         since_poll += h.rq_head - head0;
         hot_store(h);

@@ -27,11 +27,13 @@ static_assert(PSTACK_NINPUTS_TOTAL < 65536, "PstackEdge::input is 16 bits");
 struct PstackDevice {      // what the hot path reads and writes of a device, in one place (pstack_instance.hpp, index_devices)
     char* props;           // props_base[type] + local * the type's properties size
     char* state;           // state_base[type] + local * the type's state size
+    const PstackEdge* const* out;  // slot_first + slot: pin p's local edges are [out[p], out[p + 1])
     uint32_t slot;         // its first output slot (= out_base)
     uint16_t type;
     uint8_t queued;        // 1 while the device is in the ready queue
     uint8_t unused;
 };
+static_assert(sizeof(PstackDevice) == 32, "PstackDevice: 32 bytes, two to a cache line, indexed by a shift");
 static_assert(PSTACK_NTYPES < 65536, "PstackDevice::type is 16 bits");
 
 // A growing buffer of RESP text: the command stream to Redis, or one region's pending items.
@@ -58,8 +60,10 @@ struct PstackEngineState {
     int stop = 0;                        // set by handler_exit, limits and remote shutdown
     int exit_code = 0;
     const char* exit_reason = PSTACK_EXIT_REASON_QUIESCENCE;
-    uint32_t cur_dev = 0;                // device whose handler runs now (for logs and crash reports)
-    const char* cur_handler = "startup"; // set by the generated dispatch functions
+    uint32_t cur_dev = 0;                // device whose handler runs now (for logs and crash reports),
+                                         // unless cur_handler is PSTACK_AT_EDGE (pstack_core.hpp)
+    const char* cur_handler = "startup"; // set by the generated dispatch functions; PSTACK_AT_EDGE: see cur_edge
+    const PstackEdge* cur_edge = nullptr;  // the hot loop's delivery now (pstack_core.hpp, pstack_where_device)
     FILE* log_stream = nullptr;
     const char* app_file = nullptr;      // the application's path, for assertion messages
     uint64_t max_steps = UINT64_MAX;     // --max-steps
@@ -137,33 +141,32 @@ struct PstackEngineState {
 
 static PstackEngineState pstack;
 
-// The local hot path's working copy of the ready queue, the counters and the instance's read-only
-// arrays (pstack_loop.hpp, run_ready_devices).  Handler code stores through pointers that may alias
-// anything in `pstack` (-fno-strict-aliasing), so every field of `pstack` is reloaded after each
-// handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
+// The local hot path's working copy of the ready queue and the instance's read-only arrays
+// (pstack_loop.hpp, run_ready_devices); the counters stay in `pstack` (a memory increment each:
+// the registers are worth more to the queue and the delivery).  Handler code stores through
+// pointers that may alias anything in `pstack` (-fno-strict-aliasing), so every field of `pstack`
+// is reloaded after each handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
 // back by hot_store around anything else that reads or writes these fields (progress, remote
 // items, indexed sends, the end of the loop).  Every turn that sends counts one step, sent or
 // cancelled, so steps are not counted in the loop: steps = steps_base + sent + cancelled.
 struct PstackHot {
     uint32_t* rq;
     uint32_t rq_mask, rq_head, rq_tail;
-    uint64_t delivered, sent, cancelled, steps_base;
+    uint64_t steps_base;
     PstackDevice* devices;
-    const PstackEdge* const* slot_first;
-    uint64_t steps() const { return steps_base + sent + cancelled; }
+    uint64_t steps() const { return steps_base + pstack.sent + pstack.cancelled; }
 };
 
 static inline __attribute__((always_inline)) void hot_load(PstackHot& h) {
     h.rq = pstack.rq;
     h.rq_mask = pstack.rq_mask; h.rq_head = pstack.rq_head; h.rq_tail = pstack.rq_tail;
-    h.delivered = pstack.delivered; h.sent = pstack.sent; h.cancelled = pstack.cancelled;
     h.steps_base = pstack.steps - pstack.sent - pstack.cancelled;
-    h.devices = pstack.devices; h.slot_first = pstack.slot_first;
+    h.devices = pstack.devices;
 }
 
 static inline __attribute__((always_inline)) void hot_store(const PstackHot& h) {
     pstack.rq_head = h.rq_head; pstack.rq_tail = h.rq_tail;
-    pstack.delivered = h.delivered; pstack.sent = h.sent; pstack.cancelled = h.cancelled; pstack.steps = h.steps();
+    pstack.steps = h.steps();
 }
 
 #endif  // PSTACK_STATE_HPP
