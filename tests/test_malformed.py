@@ -208,3 +208,14 @@ def test_a_tuple_without_members_is_refused_by_the_reader(tmp_path: Path) -> Non
     with pytest.raises(GraphError, match=r"app\.xml:\d+: tuple 'p' has no members$") as e:
         load(str(app))
     assert e.value.line == line_of(app, '<Tuple name="p"/>')
+
+
+def test_a_tag_with_an_undeclared_prefix_is_one_line_naming_it(tmp_path: Path) -> None:
+    """``<Sc:lar>`` (a byte flipped by the fuzzer): libxml2 keeps the undeclared prefix in the tag's
+    name, which lxml's QName refused with a traceback; the reader names the element and its line."""
+    app = variant("basic-01.xml", '<Scalar name="counter" type="uint32_t"></Scalar>',
+                  '<Sc:lar name="counter" type="uint32_t"></Sc:lar>', tmp_path, folder=DATA / "pstack")
+    status, lines = psim_error(app)
+    assert status != 0 and len(lines) == 1, lines
+    assert lines[0] == (f"psim: error: {app.name}:{line_of(app, '<Sc:lar')}: unexpected <Sc:lar> where a Scalar, "
+                        "Array or Tuple member was expected"), lines

@@ -41,8 +41,14 @@ def namespace_of(version: int) -> str:
 
 
 def local(el: etree._Element) -> str:
-    """The element's tag without its namespace ("" for comments and processing instructions)."""
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    """The element's tag without its namespace ("" for comments and processing instructions).
+
+    Read from the tag's text rather than through ``etree.QName``, which raises on a tag such as
+    ``Sc:lar`` (a prefix no namespace declares: libxml2 keeps it in the name), so that such a file
+    gets the loader's one-line error naming the element instead of a traceback.
+    """
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def line_of(el: etree._Element | None) -> int | None:
