@@ -25,13 +25,14 @@ from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.binary import binary_client
 from pstack_tasks.fleet.persistence.dumps import Dump, read_dump
 from pstack_tasks.fleet.records import not_found
-from pstack_tasks.fleet.submission import parsed
 from pstack_tasks.protocol import ItemKind, QueueKeys
 
 #: what the engines put in their JSON part: scalar states, every state member, or none (a checkpoint)
 MODE_STATES, MODE_FULL_STATES, MODE_NO_STATES = 0, 1, 2
 #: seconds between looks for the regions' dumps
 _POLL = 0.01
+#: the engine type whose one-region engines write dumps (their worker forwards them: worker/snapshot_port.py)
+ONE_REGION_ENGINE = "psim"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Cut:
 
 
 def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
-    """The record of a process that can be paused: Running, every region an engine on the fleet."""
+    """The record of a process that can be paused: Running, every region an engine on the fleet
+    (one region only on the engine whose worker forwards its dumps: worker/snapshot_port.py)."""
     rec = store.text_hash(r.hgetall(keys.proc(pid)))
     if not rec:
         raise not_found(pid)
@@ -56,13 +58,9 @@ def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
         raise ProcessError(f"process {pid} is {rec.get('state')}: only a running process can be snapshot")
     if json.loads(rec.get("client_regions") or "[]"):
         raise ProcessError(f"process {pid} has regions served by a client's Python engine: they cannot be snapshot")
-    if len(json.loads(rec.get("regions") or "[]")) < 2:
-        raise ProcessError(f"process {pid} runs in one region, whose engine talks to no Redis: snapshots "
-                           "need a split process (two or more regions)")
-    text = store.text(r.get(keys.app(rec["app"])))
-    if text is not None and parsed(text, None, rec["app"]).graph_type.supervisor is not None:
-        raise ProcessError(f"process {pid}: graph type {rec.get('graph_type')!r} has a v4 supervisor, whose state "
-                           "snapshots do not hold yet")
+    if len(json.loads(rec.get("regions") or "[]")) < 2 and rec.get("engine") != ONE_REGION_ENGINE:
+        raise ProcessError(f"process {pid} runs in one region on engine {rec.get('engine')!r}, which takes no "
+                           "snapshots")
     return rec
 
 
