@@ -30,6 +30,10 @@ static void snapshot_listen(const char* dir) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, nullptr);
+    sigset_t usr1;  // psim blocks it in its own threads (one of them waits for it): lifted here
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
     char path[4200], tmp[4200];
     snprintf(path, sizeof path, "%s/engine.pid", dir);
     snprintf(tmp, sizeof tmp, "%s/engine.pid.tmp", dir);

@@ -1,0 +1,97 @@
+"""``psim``'s snapshots and checkpoints: SIGUSR1 writes a snapshot, ``--checkpoint-every S`` checkpoints.
+
+A run in one region is started with a private ``--snapshot-dir`` so that its engine takes SIGUSR1
+(docs/persistence.md, "psim"); psim's own SIGUSR1 asks it for a snapshot, written beside the
+checkpoints as ``<app>.snapshot-<n>.json``, and ``--checkpoint-every S`` writes ``<app>.<n>.ckpt``
+every S seconds, for ``psim --resume``.  Each file is named on stderr.  The fleet's modules (Redis
+among their imports) are imported only when a snapshot or checkpoint is taken: psim's start-up stays
+as it was.  A split (``--rmap``) takes neither yet: SIGUSR1 says so instead of killing the run.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pstack_tasks.exceptions import PstackError
+
+
+class _Persistence:
+    def __init__(self, app: str, out: Path, directory: Path) -> None:
+        self.app, self.out, self.dir = app, out, directory
+        self.stopped = threading.Event()
+        self._local: Any = None
+        self._lock = threading.Lock()
+
+    def local(self) -> Any:
+        with self._lock:  # one LocalSnapshots, whichever thread asks first
+            if self._local is None:
+                from pstack_tasks.fleet.persistence.local import LocalSnapshots  # here: Redis's imports only if used
+                self._local = LocalSnapshots(self.app, self.out, self.dir)
+            return self._local
+
+    def listen(self) -> None:
+        while not self.stopped.is_set():
+            signal.sigwait({signal.SIGUSR1})
+            if not self.stopped.is_set():
+                threading.Thread(target=self.snapshot, daemon=True, name="psim-snapshot").start()
+
+    def snapshot(self) -> None:
+        try:
+            path = self.local().snapshot()
+            _say(f"snapshot -> {path}")
+        except PstackError as e:
+            _say(f"no snapshot: {e}" if not str(e).startswith("no snapshot") else str(e))
+
+    def checkpoints(self, every: float) -> None:
+        while not self.stopped.wait(every):
+            try:
+                path, delivered = self.local().checkpoint()
+                _say(f"checkpoint -> {path} ({delivered} delivered)")
+            except PstackError as e:
+                if not self.stopped.is_set():
+                    _say(f"no checkpoint this time: {e}")
+
+
+def _say(line: str) -> None:
+    print(f"psim: {line}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def persistence(app: str, split: bool, every: float, out: str | None) -> Iterator[str | None]:
+    """While the run lasts: SIGUSR1 takes a snapshot, and checkpoints every ``every`` seconds
+    (0: none) go to ``out`` (default: the current directory).  Yields the engine's snapshot
+    directory (None for a split)."""
+    if split:
+        previous = signal.signal(signal.SIGUSR1, lambda s, f: _say("a run of several regions (--rmap) takes no "
+                                                                     "snapshots yet; it carries on"))
+        try:
+            yield None
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+        return
+    directory = Path(tempfile.mkdtemp(prefix="pstack-psim-snap-"))
+    state = _Persistence(app, Path(out or "."), directory)
+    # SIGUSR1 is taken by a thread of its own (sigwait), blocked everywhere else: a Python handler
+    # runs only when the main thread next runs Python, and the kernel may hand the signal to any
+    # thread, so the main thread, waiting for the engine in select(), may not hear of it until the
+    # end.  The engine inherits the block and lifts it (pstack_snapshot_signal.hpp).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    threading.Thread(target=state.listen, daemon=True, name="psim-sigusr1").start()
+    thread = threading.Thread(target=state.checkpoints, args=(every,), daemon=True, name="psim-checkpoints")
+    if every > 0:
+        thread.start()
+    try:
+        yield str(directory)
+    finally:
+        state.stopped.set()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+__all__ = ["persistence"]
