@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+
 from pstack_tasks.fleet.persistence.barrier import ONE_REGION_ENGINE
 from pstack_tasks.fleet.persistence.binary import binary_client
 from pstack_tasks.protocol import ItemKind
@@ -40,6 +42,7 @@ class SnapshotPort:
         self.guard = guard
         self.queues = guard.keys.queues(guard.pid)
         self.dir = Path(tempfile.mkdtemp(prefix=f"pstack-snap-{guard.pid}-"))
+        self.lock = threading.Lock()
 
     def tick(self) -> None:
         """Called on the guard's heartbeat: answer each snapshot request waiting in the queue."""
@@ -56,27 +59,38 @@ class SnapshotPort:
     def answer(self, item: str) -> None:
         """Ask the engine for its dump and put it where the requester looks; give up after the
         request's timeout (the requester then says which region did not pause)."""
+        try:
+            self._answer(item)
+        except (OSError, ValueError, redis.RedisError) as e:  # the region ended under it: the requester says so
+            logger.info("region %s/%s: snapshot %r not answered: %s", self.guard.pid, self.guard.region, item, e)
+
+    def _answer(self, item: str) -> None:
         _, token, mode, timeout_text = item.split(" ")
         timeout = float(timeout_text)
-        request = self.dir / "request"
-        tmp = self.dir / "request.tmp"
-        tmp.write_text(f"{token} {mode}\n")
-        os.replace(tmp, request)
-        dump = self.dir / f"{token}.snap"
-        try:
-            engine = int((self.dir / "engine.pid").read_text())
-            os.kill(engine, signal.SIGUSR1)
-        except (OSError, ValueError) as e:  # not started yet, or ended: the requester times out
-            logger.info("region %s/%s: no engine to snapshot: %s", self.guard.pid, self.guard.region, e)
-            return
         deadline = time.monotonic() + timeout
-        while not dump.exists():
-            if time.monotonic() > deadline or not self.dir.exists():
-                return
-            time.sleep(_POLL)
-        data = dump.read_bytes()
-        dump.unlink(missing_ok=True)
+        pid_file, dump = self.dir / "engine.pid", self.dir / f"{token}.snap"
+        with self.lock:  # one request at a time: the engine has one request file
+            while not pid_file.exists():  # the engine is still being built or loaded
+                if not _wait(deadline, self.dir):
+                    return
+            tmp = self.dir / "request.tmp"
+            tmp.write_text(f"{token} {mode}\n")
+            os.replace(tmp, self.dir / "request")
+            os.kill(int(pid_file.read_text()), signal.SIGUSR1)
+            while not dump.exists():
+                if not _wait(deadline, self.dir):
+                    return
+            data = dump.read_bytes()
+            dump.unlink(missing_ok=True)
         binary_client().set(self.queues.snapshot(token, self.guard.region), data, ex=int(timeout) + 60)
+
+
+def _wait(deadline: float, directory: Path) -> bool:
+    """A short sleep; False once the request is out of time or the region has ended."""
+    if time.monotonic() > deadline or not directory.exists():
+        return False
+    time.sleep(_POLL)
+    return True
 
 
 @contextmanager

@@ -87,9 +87,9 @@ def pause_all(pid: int, mode: int = MODE_STATES, timeout: float | None = None) -
         try:
             _wait_paused(r, keys, pid, q, token, regions, t0 + timeout, timeout)
         except BaseException:
-            _let_go(r, q, token, regions, timeout)
+            let_go(r, q, token, regions, timeout)
             raise
-        raws, queued, idle = _read_and_let_go(q, token, regions, timeout)
+        raws, queued, idle = read_and_let_go(binary_client(), q, token, regions, timeout)
         pause = time.monotonic() - t0
     dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
     return Cut(pid=pid, record=rec, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
@@ -116,11 +116,11 @@ def _wait_paused(r: redis.Redis, keys: Keys, pid: int, q: QueueKeys, token: str,
         time.sleep(_POLL)
 
 
-def _read_and_let_go(q: QueueKeys, token: str, regions: list[int],
-                     timeout: float) -> tuple[list[bytes], list[list[bytes]], int]:
+def read_and_let_go(client: redis.Redis, q: QueueKeys, token: str, regions: list[int],
+                    timeout: float) -> tuple[list[bytes], list[list[bytes]], int]:
     """The dumps, the queues and ``<pid>.idle``, read while every region is paused; then the
-    regions' word to carry on, in the same transaction."""
-    pipe = binary_client().pipeline(transaction=True)
+    regions' word to carry on, in the same transaction (``client`` answers bytes)."""
+    pipe = client.pipeline(transaction=True)
     for x in regions:
         pipe.get(q.snapshot(token, x))
     for x in regions:
@@ -146,10 +146,11 @@ def _resume(pipe: redis.client.Pipeline, q: QueueKeys, token: str, regions: list
         pipe.delete(q.snapshot(token, x))
 
 
-def _let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
+def let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
     pipe = r.pipeline(transaction=False)
     _resume(pipe, q, token, regions, timeout)
     pipe.execute()
 
 
-__all__ = ["Cut", "pause_all", "running_record", "MODE_STATES", "MODE_FULL_STATES", "MODE_NO_STATES"]
+__all__ = ["Cut", "pause_all", "running_record", "read_and_let_go", "let_go", "MODE_STATES", "MODE_FULL_STATES",
+           "MODE_NO_STATES"]

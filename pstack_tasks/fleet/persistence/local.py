@@ -1,11 +1,13 @@
-"""Snapshots and checkpoints of a ``psim`` run in one region, on this machine (docs/persistence.md, "psim").
+"""Snapshots and checkpoints of a ``psim`` run on this machine (docs/persistence.md, "psim").
 
 The run's engine is started with ``--snapshot-dir`` (a private directory made here): SIGUSR1 asks
 it for a dump at its next check, written to a file (engines/psim/runtime/pstack_snapshot_signal.hpp),
 as a one-region process's worker asks on the fleet.  A snapshot becomes the JSON ``pstack
 snapshot`` prints (:func:`~pstack_tasks.fleet.persistence.snapshots.view`), a checkpoint the resume
 file ``psim --resume`` (and ``restart``) start from: one region has nothing in flight, so one dump is
-the whole cut.
+the whole cut.  A split run (``psim --rmap``) is paused as a fleet process is: the snapshot
+item to every region's queue, the dumps read from its Redis with the queues, the regions let go
+(:mod:`~pstack_tasks.fleet.persistence.barrier`), without a process record.
 """
 from __future__ import annotations
 
@@ -17,15 +19,28 @@ import threading
 import time
 from pathlib import Path
 
+import redis
+
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ProcessError
-from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, Cut
+from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, Cut, let_go, read_and_let_go
 from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN, read_dump
 from pstack_tasks.fleet.persistence.resume_file import resume_bytes
 from pstack_tasks.fleet.persistence.snapshots import view
+from pstack_tasks.native.prepare import prepare
+from pstack_tasks.protocol import ItemKind, QueueKeys
 
 #: seconds between looks for the engine's dump
 _POLL = 0.005
+#: the snapshot item, counted into <pid>.active as an engine counts its sends; refused once the
+#: counter is 0 (quiescence: the regions are stopping)
+_PUSH = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], #KEYS - 1)
+for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], ARGV[1]) end
+return 1
+"""
 
 
 class LocalSnapshots:
@@ -33,13 +48,17 @@ class LocalSnapshots:
 
     def __init__(self, app: str, out: Path, directory: Path) -> None:
         self.dir = directory  #: the engine's --snapshot-dir
-        self.out, self.stem = out, Path(app).stem
+        self.app, self.out, self.stem = app, out, Path(app).stem
         self.snapshots = self.checkpoints = 0
         self.lock = threading.Lock()  # one request at a time: the engine has one request file
+
+    split: tuple[str, int, list[int]] | None = None  #: a split run's Redis URL, pid and regions, once known
 
     def cut(self, mode: int) -> Cut:
         """Ask the engine for a dump and wait for it (PSTACK_SNAPSHOT_TIMEOUT at most)."""
         timeout = settings().snapshot_timeout
+        if self.split is not None:
+            return _split_cut(*self.split, mode, timeout)
         with self.lock:
             token = secrets.token_hex(8)
             tmp = self.dir / "request.tmp"
@@ -64,7 +83,7 @@ class LocalSnapshots:
 
     def snapshot(self) -> Path:
         """A snapshot, as ``pstack snapshot`` shows one, written to ``<out>/<app>.snapshot-<n>.json``."""
-        shown = view(self.cut(MODE_STATES))
+        shown = view(self.cut(MODE_STATES), prepare(self.app).app)
         self.snapshots += 1
         return _write(self.out / f"{self.stem}.snapshot-{self.snapshots}.json", json.dumps(shown).encode())
 
@@ -76,7 +95,38 @@ class LocalSnapshots:
                                "be checkpointed")
         self.checkpoints += 1
         path = _write(self.out / f"{self.stem}.{self.checkpoints}.ckpt", resume_bytes(cut))
-        return path, cut.dumps[0].counters["delivered"]
+        return path, sum(d.counters["delivered"] for d in cut.dumps.values())
+
+
+def _split_cut(url: str, pid: int, regions: list[int], mode: int, timeout: float) -> Cut:
+    """Every region of a local split paused at one cut, read, and let go (the fleet's barrier)."""
+    client = redis.Redis.from_url(url, decode_responses=False, socket_timeout=timeout + 30)
+    try:
+        q = QueueKeys("", pid)
+        token = secrets.token_hex(8)
+        t0 = time.monotonic()
+        item = f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}"
+        if not client.eval(_PUSH, 1 + len(regions), q.active, *[q.queue(x) for x in regions], item):
+            raise ProcessError("no snapshot: the run is ending")
+        names = [q.snapshot(token, x) for x in regions]
+        try:
+            while not all(client.exists(n) for n in names):
+                if not client.exists(q.active):
+                    raise ProcessError("no snapshot: the run ended before every region paused")
+                if time.monotonic() - t0 > timeout:
+                    raise ProcessError(f"no snapshot: a region did not pause within {timeout:g} s; every region "
+                                       "carried on")
+                time.sleep(_POLL)
+        except BaseException:
+            let_go(client, q, token, regions, timeout)
+            raise
+        raws, queued, idle = read_and_let_go(client, q, token, regions, timeout)
+        pause = round(time.monotonic() - t0, 4)
+    finally:
+        client.close()
+    dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
+    return Cut(pid=0, record={}, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
+               pause_seconds=pause, taken=time.time())
 
 
 def _write(path: Path, data: bytes) -> Path:

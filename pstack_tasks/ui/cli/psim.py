@@ -16,7 +16,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.overrides import check
 from pstack_tasks.graph.partition import combine, split_line
 from pstack_tasks.native.options import RunOptions
@@ -86,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=_file, default=None, metavar="FILE",
                    help="Start from a checkpoint file (psim's or the fleet's) instead of the beginning.")
     p.add_argument("--checkpoint-every", type=_at_least_zero(float), default=0.0, metavar="S",
-                   help="Write a checkpoint every S seconds (one region; each file is named on stderr).")
+                   help="Write a checkpoint every S seconds (each file is named on stderr).")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="Where checkpoints and SIGUSR1's snapshots go (default: the current directory).")
     return p
@@ -114,11 +113,8 @@ def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | Non
                       max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir, overrides=parse_sets(sets) or None,
                       resume=resume)
     split = combine(parse_rmap(rmap), regions)
-    if split and checkpoint_every:
-        raise ConfigurationError("--checkpoint-every works for a run in one region; a split (--rmap, --regions) "
-                                 "takes none yet (it can --resume)")
-    with persistence(app, bool(split), checkpoint_every, checkpoint_dir) as snapshot_dir:
-        opts.snapshot_dir = snapshot_dir
+    with persistence(app, checkpoint_every, checkpoint_dir) as (snapshot_dir, on_split):
+        opts.snapshot_dir, opts.on_split = snapshot_dir, on_split
         _simulate(app, opts, split, as_json)
 
 

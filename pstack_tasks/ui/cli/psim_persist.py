@@ -3,9 +3,9 @@
 A run in one region is started with a private ``--snapshot-dir`` so that its engine takes SIGUSR1
 (docs/persistence.md, "psim"); psim's own SIGUSR1 asks it for a snapshot, written beside the
 checkpoints as ``<app>.snapshot-<n>.json``, and ``--checkpoint-every S`` writes ``<app>.<n>.ckpt``
-every S seconds, for ``psim --resume``.  Each file is named on stderr.  The fleet's modules (Redis
-among their imports) are imported only when a snapshot or checkpoint is taken: psim's start-up stays
-as it was.  A split (``--rmap``) takes neither yet: SIGUSR1 says so instead of killing the run.
+every S seconds, for ``psim --resume``.  Each file is named on stderr.  A split (``--rmap``) is
+paused through its Redis instead, as a fleet process is.  The fleet's modules (Redis among their
+imports) are imported only when a snapshot or checkpoint is taken: psim's start-up stays as it was.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ class _Persistence:
                 from pstack_tasks.fleet.persistence.local import LocalSnapshots  # here: Redis's imports only if used
                 self._local = LocalSnapshots(self.app, self.out, self.dir)
             return self._local
+
+    def on_split(self, url: str, pid: int, regions: list[int]) -> None:
+        """A split run's Redis, pid and regions: its snapshots go through Redis, as a fleet process's."""
+        self.local().split = (url, pid, regions)
 
     def listen(self) -> None:
         while not self.stopped.is_set():
@@ -64,18 +68,10 @@ def _say(line: str) -> None:
 
 
 @contextmanager
-def persistence(app: str, split: bool, every: float, out: str | None) -> Iterator[str | None]:
+def persistence(app: str, every: float, out: str | None) -> Iterator[tuple[str, Callable[[str, int, list[int]], None]]]:
     """While the run lasts: SIGUSR1 takes a snapshot, and checkpoints every ``every`` seconds
     (0: none) go to ``out`` (default: the current directory).  Yields the engine's snapshot
-    directory (None for a split)."""
-    if split:
-        previous = signal.signal(signal.SIGUSR1, lambda s, f: _say("a run of several regions (--rmap) takes no "
-                                                                     "snapshots yet; it carries on"))
-        try:
-            yield None
-        finally:
-            signal.signal(signal.SIGUSR1, previous)
-        return
+    directory (one region) and what a split run calls with its Redis URL, pid and regions."""
     directory = Path(tempfile.mkdtemp(prefix="pstack-psim-snap-"))
     state = _Persistence(app, Path(out or "."), directory)
     # SIGUSR1 is taken by a thread of its own (sigwait), blocked everywhere else: a Python handler
@@ -88,7 +84,7 @@ def persistence(app: str, split: bool, every: float, out: str | None) -> Iterato
     if every > 0:
         thread.start()
     try:
-        yield str(directory)
+        yield str(directory), state.on_split
     finally:
         state.stopped.set()
         shutil.rmtree(directory, ignore_errors=True)
