@@ -5,6 +5,7 @@ on SIGUSR1.  A snapshot mid-run is a consistent cut (every token in a device, no
 that lost its worker all end exactly as an uninterrupted run."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def _ring(tmp_path: Path, limit: int) -> tuple[Path, dict[str, dict[str, object]
     return app, psim(str(app), options={"quiet": True})["states"]
 
 
+def _settle(fleet: WorkerFleet) -> None:
+    """After a kill: its engines gone, every slot free, and a second for the killed run's region
+    tasks to return.  A restart at once can be ended Done without a result by the killed run's
+    last steps (seen about once in three runs on a loaded machine; the report of the persist2
+    branch says what is known of it)."""
+    wait_for(lambda: not fleet.leftovers() and not any(w["busy"] for w in fleet.fleet.ledger().fleet()), 30,
+             "the killed run's regions ending")
+    time.sleep(1.0)
+
+
 def test_a_one_region_process_is_snapshot_and_checkpointed_and_restarts_on_two_regions(
         tmp_path: Path, on_fleet: WorkerFleet) -> None:
     limit = 200_000
@@ -53,6 +64,7 @@ def test_a_one_region_process_is_snapshot_and_checkpointed_and_restarts_on_two_r
     assert taken["regions"] == [0] and delivered <= taken["delivered"] < DEVICES * limit
     assert checkpoints(f.pid)[-1]["id"] == taken["id"]
     kill(f.pid)
+    _settle(on_fleet)
     result = block(restart(f.pid, rmap=HALVES), timeout=180)
     assert sorted(result["regions"]) == ["0", "1"]
     assert result["metrics"]["Delivered messages"] == DEVICES * limit
@@ -68,6 +80,7 @@ def test_a_two_region_checkpoint_restarts_in_one_region(tmp_path: Path, on_fleet
     wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the ring running")
     taken = checkpoint(f.pid)
     kill(f.pid)
+    _settle(on_fleet)
     assert 0 < taken["delivered"] < DEVICES * limit and taken["regions"] == [0, 1]
     result = block(restart(f.pid, rmap={}), timeout=120)
     assert list(result["regions"]) == ["0"]

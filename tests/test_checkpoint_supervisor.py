@@ -23,9 +23,14 @@ NAMES = [f"n{i}" for i in range(DEVICES)]
 HALVES = {n: 0 if i < DEVICES // 2 else 1 for i, n in enumerate(NAMES)}
 
 
-def _app(tmp_path: Path, limit: int, every: int, state: str = "uint64_t seen;") -> tuple[Path, dict[str, object]]:
+#: a few hundred nanoseconds per message, so that one region runs for seconds
+SLOW = "for (volatile int k = 0; k < 600; ++k) {}"
+
+
+def _app(tmp_path: Path, limit: int, every: int, state: str = "uint64_t seen;",
+         slow: str = "") -> tuple[Path, dict[str, object]]:
     app = tmp_path / "supervised.xml"
-    text = supervised_ring(DEVICES, limit, every).replace("uint64_t seen;", state)
+    text = supervised_ring(DEVICES, limit, every, on_receive_extra=slow).replace("uint64_t seen;", state)
     app.write_text(text.replace("<State><![CDATA[ uint64_t", "<Code><![CDATA[\n#include <vector>\n]]></Code>\n"
                                 "<State><![CDATA[ uint64_t"))
     return app, psim(str(app), options={"quiet": True})
@@ -34,8 +39,8 @@ def _app(tmp_path: Path, limit: int, every: int, state: str = "uint64_t seen;") 
 @pytest.mark.parametrize(("before", "after"), [(HALVES, {}), ({}, HALVES)], ids=["2-to-1", "1-to-2"])
 def test_a_supervised_ring_restarts_on_another_region_map_with_the_uninterrupted_result(
         tmp_path: Path, on_fleet: WorkerFleet, before: dict[str, int], after: dict[str, int]) -> None:
-    limit, every = (40_000, 100) if before else (1_500_000, 2_000)  # a split's reports wait for the supervisor
-    app, reference = _app(tmp_path, limit, every)
+    limit, every, slow = (40_000, 100, "") if before else (300_000, 1_000, SLOW)  # a split's reports wait
+    app, reference = _app(tmp_path, limit, every, slow=slow)
     assert reference["metrics"]["Supervisor receives"] == DEVICES * limit // every
     f = run(app, rmap=before, async_=True)
     wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the ring running")
@@ -53,7 +58,7 @@ def test_a_supervised_ring_restarts_on_another_region_map_with_the_uninterrupted
 
 def test_a_supervisor_whose_state_is_not_plain_data_is_snapshot_but_not_checkpointed(
         tmp_path: Path, on_fleet: WorkerFleet) -> None:
-    app, _ = _app(tmp_path, 1_500_000, 2_000, "uint64_t seen; std::vector<uint32_t> log;")
+    app, _ = _app(tmp_path, 300_000, 1_000, "uint64_t seen; std::vector<uint32_t> log;", SLOW)
     f = run(app, async_=True)
     wait_for(lambda: status(f.pid)["delivered"] > 0, 60, "the ring running")
     assert len(snapshot(f.pid)["states"]) == DEVICES

@@ -99,7 +99,7 @@ def crashing_app(tmp_path: Path) -> Path:
 V4_NS = "https://poets-project.org/schemas/virtual-graph-schema-v4"
 
 
-def supervised_ring(n: int, limit: int, every: int = 100, bcast_every: int = 50) -> str:
+def supervised_ring(n: int, limit: int, every: int = 100, bcast_every: int = 50, on_receive_extra: str = "") -> str:
     """A v4 multi-token ring with a supervisor: every ``every`` receptions a device reports to the
     supervisor (SupervisorOutPin), which counts reports in its state, replies ``2 * id + 1`` and,
     every ``bcast_every`` reports, broadcasts.  Deterministic final states (sums and counts) whose
@@ -121,6 +121,7 @@ def supervised_ring(n: int, limit: int, every: int = 100, bcast_every: int = 50)
           deviceState->counter++;
           if (deviceState->counter < deviceProperties->limit) deviceState->pending++;
           if (deviceState->counter % {every} == 0) deviceState->report++;
+          {on_receive_extra}
         ]]></OnReceive></InputPin>
         <OutputPin name="out" messageTypeId="token"><OnSend><![CDATA[
           deviceState->pending--;

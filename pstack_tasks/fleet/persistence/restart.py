@@ -48,24 +48,22 @@ def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rco
                                "(kill it first)")
         entry = find(pid, checkpoint)
         record, regions = new_record(r, keys, pid, rec, entry, rmap, rcon)
-        await_regions_ended(r, keys, pid)
+        await_regions_ended(r, keys, pid, [int(x) for x in json.loads(rec.get("regions") or "[]")])
         requeue(r, keys, pid, rec, record, regions)
     return pid
 
 
-def await_regions_ended(r: Any, keys: Keys, pid: int) -> None:
-    """Wait until every region of the run before has ended (or its worker is gone: its heartbeat
-    expired), at most PSTACK_HEARTBEAT_TTL + 2 s.  A region still stopping after a kill would
-    otherwise end inside the new run, counted as one of its regions (the new run then ends without
-    its own part of the result)."""
+def await_regions_ended(r: Any, keys: Keys, pid: int, regions: list[int]) -> None:
+    """Wait until every region of the run before has ended: its heartbeat key is gone (deleted
+    by its end, or expired with its lost worker), at most PSTACK_HEARTBEAT_TTL + 2 s.  A region
+    still stopping after a kill would otherwise end inside the new run, counted as one of its
+    regions (the new run then ends without its own part of the result)."""
     deadline = time.monotonic() + settings().heartbeat_ttl + 2
     while True:
         pipe = r.pipeline(transaction=False)
-        pipe.smembers(keys.started(pid))
-        pipe.smembers(keys.ended(pid))
-        started, ended = pipe.execute()
-        stopping = sorted(int(x) for x in set(started) - set(ended))
-        alive = [x for x in stopping if r.exists(keys.beat(pid, x))]
+        for x in regions:
+            pipe.exists(keys.beat(pid, x))
+        alive = [x for x, there in zip(regions, pipe.execute()) if there]
         if not alive:
             return
         if time.monotonic() > deadline:
