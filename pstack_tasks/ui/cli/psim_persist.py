@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pstack_tasks.exceptions import PstackError
@@ -39,12 +40,6 @@ class _Persistence:
     def on_split(self, url: str, pid: int, regions: list[int]) -> None:
         """A split run's Redis, pid and regions: its snapshots go through Redis, as a fleet process's."""
         self.local().split = (url, pid, regions)
-
-    def listen(self) -> None:
-        while not self.stopped.is_set():
-            signal.sigwait({signal.SIGUSR1})
-            if not self.stopped.is_set():
-                threading.Thread(target=self.snapshot, daemon=True, name="psim-snapshot").start()
 
     def snapshot(self) -> None:
         try:
@@ -74,20 +69,30 @@ def persistence(app: str, every: float, out: str | None) -> Iterator[tuple[str, 
     directory (one region) and what a split run calls with its Redis URL, pid and regions."""
     directory = Path(tempfile.mkdtemp(prefix="pstack-psim-snap-"))
     state = _Persistence(app, Path(out or "."), directory)
-    # SIGUSR1 is taken by a thread of its own (sigwait), blocked everywhere else: a Python handler
-    # runs only when the main thread next runs Python, and the kernel may hand the signal to any
-    # thread, so the main thread, waiting for the engine in select(), may not hear of it until the
-    # end.  The engine inherits the block and lifts it (pstack_snapshot_signal.hpp).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-    threading.Thread(target=state.listen, daemon=True, name="psim-sigusr1").start()
-    thread = threading.Thread(target=state.checkpoints, args=(every,), daemon=True, name="psim-checkpoints")
+
+    def on_usr1(signum: int, frame: FrameType | None) -> None:
+        _start(state.snapshot, "psim-snapshot")
+
+    previous = signal.signal(signal.SIGUSR1, on_usr1)
     if every > 0:
-        thread.start()
+        _start(lambda: state.checkpoints(every), "psim-checkpoints")
     try:
         yield str(directory), state.on_split
     finally:
         state.stopped.set()
+        signal.signal(signal.SIGUSR1, previous)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start(target: Callable[[], None], name: str) -> None:
+    """A thread of psim's that never takes SIGUSR1.  The kernel hands a process's signal to any
+    thread that does not block it, and Python runs its handler only when the main thread next runs
+    Python: taken by another thread, it would not interrupt the main thread's wait for the engine,
+    and the snapshot would come at the run's end.  Blocked in every other thread, it does."""
+    def blocked() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        target()
+    threading.Thread(target=blocked, daemon=True, name=name).start()
 
 
 __all__ = ["persistence"]
