@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,9 +31,13 @@ def test_sigusr1_snapshots_and_periodic_checkpoints_of_psim_and_resuming_from_on
     out = tmp_path / "ck"
     proc = subprocess.Popen([*PSIM, "-q", "-r", "--no-states", "--checkpoint-every", "0.3", "--checkpoint-dir",
                              str(out), *rmap, str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert proc.stderr is not None
+    first = ""
+    while not first.endswith("delivered)\n") and proc.poll() is None:  # a checkpoint: the engines run
+        first += proc.stderr.readline()
     proc.send_signal(signal.SIGUSR1)
     stdout, stderr = proc.communicate(timeout=120)
+    stderr = first + stderr
     assert proc.returncode == 0, stderr
     assert json.loads(stdout)["metrics"]["Delivered messages"] == DEVICES * LIMIT
     lines = stderr.splitlines()
