@@ -24,6 +24,7 @@ from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.matching import process_group
+from pstack_tasks.fleet.persistence.barrier import ONE_REGION_ENGINE
 from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader, overrides
@@ -107,9 +108,10 @@ def create(req: Request) -> tuple[int, loader.Application]:
         if not k.isdigit() or int(k) not in regions:
             raise ConfigurationError(f"rcon pins region {k!r}, but the regions in use are {regions}")
     served = {int(k): v for k, v in pins.items() if not isinstance(v, str)}  # Python engines
-    if req.checkpoint_every < 0 or req.checkpoint_every and (served or len(regions) < 2):
-        raise ConfigurationError("checkpoint_every needs a split process whose regions all run on the fleet "
-                                 "(two or more regions, no Python engine)" if req.checkpoint_every > 0
+    alone = len(regions) < 2 and engine != ONE_REGION_ENGINE  # one region on an engine that writes no dump
+    if req.checkpoint_every < 0 or req.checkpoint_every and (served or alone):
+        raise ConfigurationError(f"checkpoint_every needs every region on the fleet engines (no Python engine), and "
+                                 f"engine {ONE_REGION_ENGINE!r} for one region" if req.checkpoint_every > 0
                                  else "checkpoint_every must be 0 (none) or a number of seconds")
     pins = {k: str(v) for k, v in pins.items() if isinstance(v, str)}
     fleet_regions = [x for x in regions if x not in served]

@@ -51,6 +51,8 @@ def engine_command(engine: Path, instance: Path, opts: RunOptions, split: Split 
                 "--regions", ",".join(map(str, split.regions)), "--skip-replies", str(skip)]
     if opts.resume:
         cmd += ["--resume", opts.resume]
+    if opts.snapshot_dir and (split is None or len(split.regions) == 1):
+        cmd += ["--snapshot-dir", opts.snapshot_dir]
     return cmd + limit_args()
 
 

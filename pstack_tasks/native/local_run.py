@@ -47,6 +47,8 @@ def _run_split(prep: Prepared, regions_arr: array[int], regions: list[int], opts
         work = RunDir.make(opts, stack)
         target = _redis_target(opts, stack)
         pid = _own_keys(target, opts, regions, stack)
+        if opts.on_split is not None:  # psim's snapshots of the split (docs/persistence.md, "psim")
+            opts.on_split(target.url, pid, regions)
         inst = write_instance_file(prep, regions_arr, work.path, run_patch(prep, opts))
         sink = opts.log_sink()
         running: list[tuple[Engine, Relay]] = []

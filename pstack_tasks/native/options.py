@@ -35,6 +35,8 @@ class RunOptions:
     split_digest: str | None = None  # the automatic split the client computed (split_cache.split_digest)
     overrides: Mapping[str, Any] | None = None  # {key: value} patched into the instance (graph/overrides.py)
     resume: str | None = None   # a checkpoint's resume file to start from (docs/persistence.md)
+    snapshot_dir: str | None = None  # one region: SIGUSR1 asks its engine for a dump there (docs/persistence.md)
+    on_split: Callable[[str, int, list[int]], None] | None = None  # a local split's Redis URL, pid, regions
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> RunOptions:

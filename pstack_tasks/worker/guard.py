@@ -111,6 +111,7 @@ class Guard:
         self.redis_id: RedisIdentity | None = None
         self.app_path: Path | None = None  # this host's copy of the application file
         self.app_file = "app.xml"  # the application file as the user named it
+        self.on_tick: list[Callable[[], None]] = []  # more to do on each tick (worker/snapshot_port.py)
 
     # the engine's side
     def stop_reason(self) -> str | None:
@@ -146,6 +147,8 @@ class Guard:
         self._report(counts)
         if abort and not self._reason:
             self._reason = abort
+        for extra in list(self.on_tick):
+            extra()
         if os.getppid() != self.parent and not self._reason:
             self.fail(f"region {self.region}: the worker on {self.host} running it died", WORKER_LOST)
         if self.limit.exceeded() and not self._reason:

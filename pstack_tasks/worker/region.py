@@ -29,6 +29,7 @@ from pstack_tasks.native import build
 from pstack_tasks.worker.checkpointer import checkpoints_while
 from pstack_tasks.worker.guard import Guard, error_code
 from pstack_tasks.worker.resume import resume_file
+from pstack_tasks.worker.snapshot_port import one_region_snapshots
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,12 @@ def _run_engine(guard: Guard, rec: dict[str, str]) -> dict[str, Any]:
         options["log"] = guard.log
     else:
         options["quiet"] = True
-    with resume_file(pid, rec) as resume, checkpoints_while(pid, guard.region, rec):  # docs/persistence.md
+    with resume_file(pid, rec) as resume, checkpoints_while(pid, guard.region, rec), \
+            one_region_snapshots(guard, rec["engine"]) as snapshots:  # docs/persistence.md
         if resume is not None:
             options["resume"] = str(resume)
+        if snapshots is not None:
+            options["snapshot_dir"] = str(snapshots)
         return run_engine(str(path), json.loads(rec.get("rmap") or "{}"), options)
 
 

@@ -94,3 +94,69 @@ def crashing_app(tmp_path: Path) -> Path:
     return variant("basic-01.xml", RECEIVE, RECEIVE.replace(
         "deviceState->counter++;",
         "deviceState->counter++;\n if (deviceState->counter == 5) { volatile int* p = 0; *p = 1; }"), tmp_path)
+
+
+V4_NS = "https://poets-project.org/schemas/virtual-graph-schema-v4"
+
+
+def supervised_ring(n: int, limit: int, every: int = 100, bcast_every: int = 50, on_receive_extra: str = "") -> str:
+    """A v4 multi-token ring with a supervisor: every ``every`` receptions a device reports to the
+    supervisor (SupervisorOutPin), which counts reports in its state, replies ``2 * id + 1`` and,
+    every ``bcast_every`` reports, broadcasts.  Deterministic final states (sums and counts) whose
+    broadcast counts depend on the supervisor's state: a supervisor that lost its count would differ."""
+    devices = "\n".join(f'<DevI id="n{i}" type="node" P="{{{i}, {limit}}}"/>' for i in range(n))
+    edges = "\n".join(f'<EdgeI path="n{(i + 1) % n}:in-n{i}:out"/>' for i in range(n))
+    return f"""<?xml version="1.0"?>
+<Graphs xmlns="{V4_NS}" appname="supervised_ring">
+  <GraphType id="supervised_ring">
+    <MessageTypes>
+      <MessageType id="token"><Message><![CDATA[ uint32_t src; ]]></Message></MessageType>
+      <MessageType id="rep"><Message><![CDATA[ uint32_t v; ]]></Message></MessageType>
+    </MessageTypes>
+    <DeviceTypes>
+      <DeviceType id="node">
+        <Properties><![CDATA[ uint32_t id; uint32_t limit; ]]></Properties>
+        <State><![CDATA[ uint32_t counter; uint32_t pending; uint32_t report; uint64_t got; uint32_t bcasts; ]]></State>
+        <InputPin name="in" messageTypeId="token"><OnReceive><![CDATA[
+          deviceState->counter++;
+          if (deviceState->counter < deviceProperties->limit) deviceState->pending++;
+          if (deviceState->counter % {every} == 0) deviceState->report++;
+          {on_receive_extra}
+        ]]></OnReceive></InputPin>
+        <OutputPin name="out" messageTypeId="token"><OnSend><![CDATA[
+          deviceState->pending--;
+          message->src = deviceProperties->id;
+        ]]></OnSend></OutputPin>
+        <SupervisorOutPin messageTypeId="rep"><OnSend><![CDATA[
+          deviceState->report--;
+          message->v = deviceProperties->id;
+        ]]></OnSend></SupervisorOutPin>
+        <SupervisorInPin messageTypeId="rep"><OnReceive><![CDATA[
+          if (message->v >= 1000000) deviceState->bcasts++; else deviceState->got += message->v;
+        ]]></OnReceive></SupervisorInPin>
+        <ReadyToSend><![CDATA[
+          if (deviceState->pending) *readyToSend |= RTS_FLAG_out;
+          if (deviceState->report) RTSSUP();
+        ]]></ReadyToSend>
+        <OnInit><![CDATA[ deviceState->pending = 1; ]]></OnInit>
+      </DeviceType>
+      <SupervisorType id="boss">
+        <State><![CDATA[ uint64_t seen; ]]></State>
+        <SupervisorInPin id="in" messageTypeId="rep"><OnReceive><![CDATA[
+          SUPSTATE(seen) += 1;
+          RTSREPLY(); reply->v = 2 * message->v + 1;
+          if (SUPSTATE(seen) % {bcast_every} == 0) {{ RTSBCAST(); bcast->v = 1000000; }}
+        ]]></OnReceive></SupervisorInPin>
+      </SupervisorType>
+    </DeviceTypes>
+  </GraphType>
+  <GraphInstance id="g" graphTypeId="supervised_ring">
+    <DeviceInstances>
+{devices}
+    </DeviceInstances>
+    <EdgeInstances>
+{edges}
+    </EdgeInstances>
+  </GraphInstance>
+</Graphs>
+"""

@@ -17,6 +17,7 @@
 #include "pstack_delivery.hpp"     // messages into devices, items from other regions, idle rounds
 #include "pstack_termination.hpp"  // polling and waiting for items, the IDLE script, the end of a split
 #include "pstack_snapshot.hpp"     // live snapshots, resuming from a checkpoint
+#include "pstack_snapshot_signal.hpp"  // one region's snapshots, asked for by SIGUSR1
 #include "pstack_loop.hpp"         // start-up and the event loop
 
 // ---- the command line ---------------------------------------------------------------------------
@@ -30,13 +31,14 @@ struct EngineOptions {
     long parent = 0;
     int progress_fd = -1;
     const char* resume = nullptr;  // --resume: a checkpoint to start from (pstack_snapshot.hpp)
+    const char* snapshot_dir = nullptr;  // --snapshot-dir: one region's snapshots (pstack_snapshot_signal.hpp)
 };
 
 static void usage() {
     pstack_fatal(PSTACK_STATUS_USAGE,
         "usage: engine INSTANCE [--no-states] [--full-state] [--level L] [--max-steps N] "
         "[--time-limit S] [--pid P] [--prefix K] [--region R] [--regions R0,R1,...] [--skip-replies N] "
-        "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB] [--resume FILE]");
+        "[--command-fd FD] [--parent-pid P] [--progress-fd FD] [--cpu-limit S] [--memory-limit MIB] [--file-limit MIB] [--resume FILE] [--snapshot-dir DIR]");
 }
 
 static EngineOptions parse_options(int argc, char** argv) {
@@ -66,6 +68,7 @@ static EngineOptions parse_options(int argc, char** argv) {
         else if (!strcmp(a, "--memory-limit") && more) pstack.memory_limit_mib = atol(argv[++i]);
         else if (!strcmp(a, "--file-limit") && more) pstack.file_limit_mib = atol(argv[++i]);
         else if (!strcmp(a, "--resume") && more) o.resume = argv[++i];
+        else if (!strcmp(a, "--snapshot-dir") && more) o.snapshot_dir = argv[++i];
         else if (a[0] != '-' && !o.instance) o.instance = a;
         else usage();
     }
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
         sweep_init();
     }
     char* resumed = nullptr;
+    if (o.snapshot_dir && !split) snapshot_listen(o.snapshot_dir);
     if (o.resume) resume_from(o.resume, &resumed);
     else start_devices();
     if (!pstack.stop) run_loop();

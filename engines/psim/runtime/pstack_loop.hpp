@@ -129,6 +129,8 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
                 net_poll_active(now_seconds());
                 if (pstack.stop) return;
                 hot_load(h);
+            } else {
+                snapshot_if_signalled();  // snapshot hook (pstack_snapshot_signal.hpp)
             }
         }
         if (h.rq_head == h.rq_tail) return;
@@ -162,6 +164,7 @@ static void run_loop() {
         run_ready_devices(t0, since_poll);
         if (pstack.stop) break;
         if (pstack.nregions == 1) {
+            snapshot_if_signalled();  // snapshot hook (pstack_snapshot_signal.hpp): before the idle turns
             if (single_region_idle_round()) continue;
             break;
         }

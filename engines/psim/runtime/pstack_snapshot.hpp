@@ -13,9 +13,16 @@
 //
 // A dump (little-endian): "PSNP" u32 version, u32 region, ndev, ntypes, ninputs, ready devices;
 // u64 delivered, sent, cancelled, steps, remote_sent, remote_received, idle_rounds; u32 idle_woke;
-// u32 region[ndev]; per device type u32 count, u32 size, the state array; per input pin u32 count,
-// u32 size, the edge state array; u32 held elements, each u32 length + bytes; u32 length + a JSON
-// text {"metrics": {...}, "states": {...}} (states only when the request's mode asks for them).
+// u32 idle_consecutive (one region: OnHardwareIdle rounds in a row that woke nothing; a split keeps
+// that count in <pid>.idle); u32 region[ndev]; per device type u32 count, u32 size, the state
+// array; per input pin u32 count, u32 size, the edge state array; the v4 supervisor: u32 kind (0:
+// not in this region or none, 1: its state follows as bytes, 2: its state is not plain data and
+// cannot be copied), u32 size, the state's bytes, u64 supervisor receives, u64 supervisor sends;
+// u32 held elements, each u32 length + bytes; u32 length + a JSON text {"metrics": {...},
+// "states": {...}} (states only when the request's mode asks for them).
+//
+// A process of one region has no Redis wire: its engine, started with --snapshot-dir, takes the
+// request as SIGUSR1 instead and writes the same dump to a file (pstack_snapshot_signal.hpp).
 //
 // `--resume FILE` (written by pstack_tasks/fleet/persistence/resume_file.py): "PSRS" u32 version,
 // u32 n; n dumps (u32 length + bytes); then per dump the elements that were in its region's queue
@@ -30,7 +37,7 @@
 #error "the generated engine defines PSTACK_ITEM_SNAPSHOT (pstack_tasks.protocol.ItemKind)"
 #endif
 
-static const uint32_t PSTACK_SNAPSHOT_VERSION = 1;
+static const uint32_t PSTACK_SNAPSHOT_VERSION = 2;
 
 struct PstackSnap {
     bool requested = false;
@@ -97,6 +104,18 @@ static void dump_arrays(PstackOutBuf& b) {
     }
 }
 
+// The supervisor's part (pstack_supervisor_run.hpp writes it where the supervisor runs).
+static void dump_supervisor(PstackOutBuf& b) {
+#if PSTACK_HAS_SUPERVISOR
+    supervisor_dump(b);
+#else
+    put_u32(b, 0);
+    put_u32(b, 0);
+    put_u64(b, 0);
+    put_u64(b, 0);
+#endif
+}
+
 static void dump_json(PstackOutBuf& b) {
     char* text = nullptr;
     size_t len = 0;
@@ -121,8 +140,10 @@ static void build_dump(PstackOutBuf& b) {
                          pstack.remote_received, pstack.idle_rounds};
     for (uint64_t v : counts) put_u64(b, v);
     put_u32(b, pstack.idle_woke ? 1 : 0);
+    put_u32(b, pstack.nregions == 1 ? (uint32_t)pstack.idle_consecutive : 0);
     b.put((const char*)pstack.dev_region, 4ull * pstack.ndev);
     dump_arrays(b);
+    dump_supervisor(b);
     put_u32(b, pstack_snap.nheld);
     b.put(pstack_snap.held.data, pstack_snap.held.len);
     dump_json(b);
@@ -219,6 +240,10 @@ struct ResumeDump {
     uint32_t region, nheld;
     uint64_t counts[7];
     bool woke;
+    uint32_t idle_consecutive;
+    uint32_t sup_kind, sup_size;  // the supervisor's part: kind (0, 1, 2: see the dump), its state's size ...
+    const char* sup_state;        // ... and bytes
+    uint64_t sup_counts[2];       // its receives and sends
     const uint32_t* old_region;
     const char* held;     // nheld elements: u32 length + bytes
 };
@@ -261,8 +286,14 @@ static ResumeDump read_dump(ResumeReader& in) {
         pstack_fatal(PSTACK_STATUS_USAGE, "checkpoint %s is of another graph (%u devices, this one has %u)", in.path, ndev, pstack.ndev);
     for (uint64_t& c : out.counts) c = d.u64();
     out.woke = d.u32() != 0;
+    out.idle_consecutive = d.u32();
     out.old_region = (const uint32_t*)d.take(4ull * ndev);
     resume_arrays(d, out);
+    out.sup_kind = d.u32();
+    out.sup_size = d.u32();
+    out.sup_state = d.take(out.sup_size);
+    out.sup_counts[0] = d.u64();
+    out.sup_counts[1] = d.u64();
     out.nheld = d.u32();
     out.held = d.p;
     return out;
@@ -271,11 +302,17 @@ static ResumeDump read_dump(ResumeReader& in) {
 // One in-flight item of old region `r`: delivered only where its destinations were then.
 static void resume_item(char* s) {
     const char* p = pstack_skip_ws(s);
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor_run.hpp): its replies, broadcasts, turns
+    if (supervisor_resume_item(p, s, pstack_snap.old_region, (uint32_t)pstack_snap.old_r)) return;
+#endif
     if (*p == PSTACK_ITEM_MESSAGE) {
         int64_t src, port, nfields;
         const char* q = read_item_source(p + 1, s, &src, &port);
         q = pstack_get_i64(q, &nfields);
         unpack_item_message((uint32_t)src, (uint32_t)port, q);
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook: a message to the supervisor
+        if ((uint32_t)port == pstack_sup_out_pin[pstack.dev_type[src]]) { supervisor_resume_message((uint32_t)src); return; }
+#endif
         uint32_t slot = pstack.out_base[src] + (uint32_t)port;
         for (const PstackEdge* e = pstack.edges + pstack.slot_edges[slot]; e != pstack.edges + pstack.slot_edges[slot + 1]; ++e)
             if (pstack_snap.old_region[e->dst] == (uint32_t)pstack_snap.old_r) deliver_one(e, pstack.msgbuf);
@@ -361,6 +398,24 @@ static void restore_counters(const ResumeDump* dumps, uint32_t n, const bool* ro
     pstack.idle_rounds = rounds;
 }
 
+#if PSTACK_HAS_SUPERVISOR
+// The supervisor's state from the dump of the region that held it, and the counts of its calls.
+static void resume_supervisor(const ResumeDump* dumps, uint32_t n, const char* path) {
+    const ResumeDump* held = nullptr;
+    uint64_t received = 0, sent = 0;
+    for (uint32_t k = 0; k < n; ++k) {
+        if (dumps[k].sup_kind) held = &dumps[k];
+        received += dumps[k].sup_counts[0];
+        sent += dumps[k].sup_counts[1];
+    }
+    if (!held) pstack_fatal(PSTACK_STATUS_USAGE, "checkpoint %s holds no supervisor state", path);
+    if (held->sup_kind != 1)
+        pstack_fatal(PSTACK_STATUS_USAGE, "checkpoint %s: the supervisor's state is not plain data (it has members such "
+                     "as std::vector or pointers) and cannot be resumed", path);
+    supervisor_restore(held->sup_state, held->sup_size, pstack.my_pos == 0 ? received : 0, pstack.my_pos == 0 ? sent : 0);
+}
+#endif
+
 // Instead of start_devices: states from the checkpoint, ready devices from them, then the items in flight.
 static void resume_from(const char* path, char** file_data) {
     FILE* f = fopen(path, "rb");
@@ -389,6 +444,11 @@ static void resume_from(const char* path, char** file_data) {
     }
     restore_counters(dumps, n, round);
     uint32_t idle_count = in.u32();  // <pid>.idle: OnHardwareIdle rounds in a row that woke nothing
+    for (uint32_t k = 0; k < n; ++k)  // a one-region checkpoint kept it in its engine
+        if (dumps[k].idle_consecutive > idle_count) idle_count = dumps[k].idle_consecutive;
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor_run.hpp): its state, without OnInit
+    resume_supervisor(dumps, n, path);
+#endif
     if (pstack.nregions == 1) pstack.idle_consecutive = (int)idle_count;
     else if (pstack.my_pos == 0 && idle_count) {
         char v[16];
@@ -409,6 +469,9 @@ static void resume_from(const char* path, char** file_data) {
         resume_elements(queued[k], nqueued[k], dumps[k].region);
     }
     pstack_snap.old_region = nullptr;
+#if PSTACK_HAS_SUPERVISOR  // supervisor hook: a message from here to the supervisor was in flight
+    if (!pstack.stop && pstack_sup_awaiting) supervisor_await_done();
+#endif
 }
 
 #endif  // PSTACK_SNAPSHOT_HPP

@@ -13,6 +13,7 @@
 #define PSTACK_SUPERVISOR_HPP
 
 #include <string>
+#include <type_traits>
 
 // What a supervisor handler asked for: a reply to the sender, a broadcast to every device.
 struct PstackSupOut {
@@ -63,6 +64,9 @@ static const uint32_t PSTACK_NO_SUPERVISOR_PIN = 0xffffffffu;
 
 // Generated (supervisor.cpp.j2): the state's creation, the handlers, the pins of each device type.
 static void pstack_sup_create();
+static char* pstack_sup_state_bytes();     // the state, for a snapshot's dump (pstack_snapshot.hpp) ...
+extern const uint32_t pstack_sup_state_size;  // ... its size,
+extern const bool pstack_sup_state_plain;     // ... and whether it is plain data (copied as bytes)
 static bool pstack_sup_has(int which);
 static void pstack_sup_handler(int which, const void* msg, void* reply, void* bcast, PstackSupOut* out);
 extern const uint32_t pstack_sup_out_pin[];  // per device type: the SupervisorOutPin's index, or none
@@ -78,5 +82,12 @@ static bool supervisor_item(const char* p, const char* item);  // items SUPERVIS
 static void supervisor_report_wake();              // split: before going idle, tell the IDLE script a device woke
 static bool supervisor_idle();                     // one region, idle: OnSupervisorIdle; true if a device woke
 static void supervisor_stop();                     // the run ended: OnStop (its region)
+// Snapshots and resuming from a checkpoint (pstack_snapshot.hpp; defined in pstack_supervisor_run.hpp).
+static uint32_t pstack_sup_awaiting = 0;           // split: messages to the supervisor it has not yet said it handled
+static void supervisor_await_done();               // split: wait until the supervisor handled them
+static void supervisor_dump(PstackOutBuf& b);      // its part of a dump
+static void supervisor_restore(const char* state, uint32_t size, uint64_t received, uint64_t sent);  // instead of supervisor_start
+static void supervisor_resume_message(uint32_t d); // a message from d to the supervisor, in flight at the cut
+static bool supervisor_resume_item(const char* p, const char* item, const uint32_t* old_region, uint32_t old_r);
 
 #endif  // PSTACK_SUPERVISOR_HPP

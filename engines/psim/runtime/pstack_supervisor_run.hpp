@@ -91,11 +91,11 @@ static void supervisor_call(int which, const char* msg, uint32_t from) {
 // The region with the lowest number holds the supervisor; with OnSupervisorIdle it tells the IDLE
 // script where its queue is (field 's' of <pid>.calls: KEYS index 4 + position), before its
 // first IDLE call on the same connection, so before any quiescence.
-static void supervisor_start() {
+static bool supervisor_place() {
     for (int pos = 1; pos < pstack.nregions; ++pos)
         if (pstack.regions[pos] < pstack.regions[pstack_sup_pos]) pstack_sup_pos = pos;
     pstack_sup_here = pstack_sup_pos == pstack.my_pos;
-    if (!pstack_sup_here) return;
+    if (!pstack_sup_here) return false;
     if (pstack.nregions > 1 && pstack_sup_has(PSTACK_SUP_ON_IDLE)) {
         char keys_index[16];
         snprintf(keys_index, sizeof keys_index, "%d", 4 + pstack_sup_pos);
@@ -104,7 +104,11 @@ static void supervisor_start() {
         expect(P_INT);
     }
     pstack_sup_create();
-    if (pstack_sup_has(PSTACK_SUP_ON_INIT)) supervisor_call(PSTACK_SUP_ON_INIT, nullptr, 0);
+    return true;
+}
+
+static void supervisor_start() {
+    if (supervisor_place() && pstack_sup_has(PSTACK_SUP_ON_INIT)) supervisor_call(PSTACK_SUP_ON_INIT, nullptr, 0);
 }
 
 static void supervisor_receive(uint32_t d) {
@@ -118,13 +122,13 @@ static void supervisor_receive(uint32_t d) {
 // broadcast it sent here) or the run stops.  So a send to the supervisor is handled before the
 // sender's region takes another step, as in one region: a supervisor's stop leaves no device
 // of the sender's region a step further.  The region keeps its share of <pid>.active meanwhile.
-static uint32_t pstack_sup_awaiting = 0;  // messages to the supervisor it has not yet said it handled
-
+// A snapshot requested meanwhile pauses the region here (the DONE it waits for would be held).
 static void supervisor_await_done() {
     flush_items();
     while (pstack_sup_awaiting && !pstack.stop) {
         send_blocking_pop();
         read_pending_replies();
+        snapshot_pause_if_requested();  // snapshot hook (pstack_snapshot.hpp)
     }
 }
 
@@ -210,8 +214,16 @@ static void supervisor_report_wake() {
 }
 
 // ---- the ends of a run ---------------------------------------------------------------------------
+// One region resumed from a split's cut taken during OnSupervisorIdle's turn, which woke nothing:
+// the next quiescence goes on to the OnHardwareIdle round or the end, as the split's would.
+static bool pstack_sup_turn_taken = false;
+
 // One region, nothing ready: OnSupervisorIdle; true if it made a device ready (or stopped the run).
 static bool supervisor_idle() {
+    if (pstack_sup_turn_taken) {
+        pstack_sup_turn_taken = false;
+        if (!pstack_sup_woke) return false;
+    }
     if (!pstack_sup_has(PSTACK_SUP_ON_IDLE) || pstack.stop) return false;
     pstack_sup_woke = false;
     supervisor_call(PSTACK_SUP_ON_IDLE, nullptr, 0);
@@ -223,5 +235,7 @@ static bool supervisor_idle() {
 static void supervisor_stop() {
     if (pstack_sup_here && pstack_sup_has(PSTACK_SUP_ON_STOP)) supervisor_call(PSTACK_SUP_ON_STOP, nullptr, 0);
 }
+
+#include "pstack_supervisor_snapshot.hpp"  // its part of snapshots and checkpoints
 
 #endif  // PSTACK_SUPERVISOR_RUN_HPP

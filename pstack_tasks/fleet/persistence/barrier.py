@@ -25,13 +25,14 @@ from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.binary import binary_client
 from pstack_tasks.fleet.persistence.dumps import Dump, read_dump
 from pstack_tasks.fleet.records import not_found
-from pstack_tasks.fleet.submission import parsed
 from pstack_tasks.protocol import ItemKind, QueueKeys
 
 #: what the engines put in their JSON part: scalar states, every state member, or none (a checkpoint)
 MODE_STATES, MODE_FULL_STATES, MODE_NO_STATES = 0, 1, 2
 #: seconds between looks for the regions' dumps
 _POLL = 0.01
+#: the engine type whose one-region engines write dumps (their worker forwards them: worker/snapshot_port.py)
+ONE_REGION_ENGINE = "psim"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Cut:
 
 
 def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
-    """The record of a process that can be paused: Running, every region an engine on the fleet."""
+    """The record of a process that can be paused: Running, every region an engine on the fleet
+    (one region only on the engine whose worker forwards its dumps: worker/snapshot_port.py)."""
     rec = store.text_hash(r.hgetall(keys.proc(pid)))
     if not rec:
         raise not_found(pid)
@@ -56,13 +58,9 @@ def running_record(r: redis.Redis, keys: Keys, pid: int) -> dict[str, str]:
         raise ProcessError(f"process {pid} is {rec.get('state')}: only a running process can be snapshot")
     if json.loads(rec.get("client_regions") or "[]"):
         raise ProcessError(f"process {pid} has regions served by a client's Python engine: they cannot be snapshot")
-    if len(json.loads(rec.get("regions") or "[]")) < 2:
-        raise ProcessError(f"process {pid} runs in one region, whose engine talks to no Redis: snapshots "
-                           "need a split process (two or more regions)")
-    text = store.text(r.get(keys.app(rec["app"])))
-    if text is not None and parsed(text, None, rec["app"]).graph_type.supervisor is not None:
-        raise ProcessError(f"process {pid}: graph type {rec.get('graph_type')!r} has a v4 supervisor, whose state "
-                           "snapshots do not hold yet")
+    if len(json.loads(rec.get("regions") or "[]")) < 2 and rec.get("engine") != ONE_REGION_ENGINE:
+        raise ProcessError(f"process {pid} runs in one region on engine {rec.get('engine')!r}, which takes no "
+                           "snapshots")
     return rec
 
 
@@ -89,9 +87,9 @@ def pause_all(pid: int, mode: int = MODE_STATES, timeout: float | None = None) -
         try:
             _wait_paused(r, keys, pid, q, token, regions, t0 + timeout, timeout)
         except BaseException:
-            _let_go(r, q, token, regions, timeout)
+            let_go(r, q, token, regions, timeout)
             raise
-        raws, queued, idle = _read_and_let_go(q, token, regions, timeout)
+        raws, queued, idle = read_and_let_go(binary_client(), q, token, regions, timeout)
         pause = time.monotonic() - t0
     dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
     return Cut(pid=pid, record=rec, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
@@ -118,11 +116,11 @@ def _wait_paused(r: redis.Redis, keys: Keys, pid: int, q: QueueKeys, token: str,
         time.sleep(_POLL)
 
 
-def _read_and_let_go(q: QueueKeys, token: str, regions: list[int],
-                     timeout: float) -> tuple[list[bytes], list[list[bytes]], int]:
+def read_and_let_go(client: redis.Redis, q: QueueKeys, token: str, regions: list[int],
+                    timeout: float) -> tuple[list[bytes], list[list[bytes]], int]:
     """The dumps, the queues and ``<pid>.idle``, read while every region is paused; then the
-    regions' word to carry on, in the same transaction."""
-    pipe = binary_client().pipeline(transaction=True)
+    regions' word to carry on, in the same transaction (``client`` answers bytes)."""
+    pipe = client.pipeline(transaction=True)
     for x in regions:
         pipe.get(q.snapshot(token, x))
     for x in regions:
@@ -148,10 +146,11 @@ def _resume(pipe: redis.client.Pipeline, q: QueueKeys, token: str, regions: list
         pipe.delete(q.snapshot(token, x))
 
 
-def _let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
+def let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout: float) -> None:
     pipe = r.pipeline(transaction=False)
     _resume(pipe, q, token, regions, timeout)
     pipe.execute()
 
 
-__all__ = ["Cut", "pause_all", "running_record", "MODE_STATES", "MODE_FULL_STATES", "MODE_NO_STATES"]
+__all__ = ["Cut", "pause_all", "running_record", "read_and_let_go", "let_go", "MODE_STATES", "MODE_FULL_STATES",
+           "MODE_NO_STATES"]

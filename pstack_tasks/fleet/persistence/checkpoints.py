@@ -20,6 +20,7 @@ from pstack_tasks.fleet import store
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, pause_all
 from pstack_tasks.fleet.persistence.binary import binary_client
+from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN
 from pstack_tasks.fleet.persistence.resume_file import is_resume_file, resume_bytes
 
 
@@ -31,6 +32,9 @@ def checkpoint(pid: int, timeout: float | None = None) -> dict[str, Any]:
             pause in time); ConfigurationError: a big checkpoint and no PSTACK_CHECKPOINT_DIR.
     """
     cut = pause_all(pid, MODE_NO_STATES, timeout)
+    if any(d.supervisor == SUPERVISOR_NOT_PLAIN for d in cut.dumps.values()):
+        raise ProcessError(f"process {pid}: the state of graph type {cut.record.get('graph_type')!r}'s supervisor is "
+                           "not plain data (a std::vector, a pointer, ...): it cannot be checkpointed (a snapshot can)")
     data = resume_bytes(cut)
     delivered = sum(d.counters["delivered"] for d in cut.dumps.values())
     return store_checkpoint(pid, data, {"time": round(cut.taken, 3), "pause_seconds": cut.pause_seconds,

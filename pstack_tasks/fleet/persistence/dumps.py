@@ -14,8 +14,10 @@ from typing import Any
 from pstack_tasks.exceptions import ProcessError
 
 MAGIC = b"PSNP"
-VERSION = 1
-_HEAD = struct.Struct("<4s6I7QI")
+VERSION = 2
+_HEAD = struct.Struct("<4s6I7QII")
+#: the supervisor's part of a dump: none (or not in this region), its state as bytes, not plain data
+SUPERVISOR_NONE, SUPERVISOR_COPIED, SUPERVISOR_NOT_PLAIN = 0, 1, 2
 #: the engine's counters in the dump's header, in order
 COUNTERS = ("delivered", "sent", "cancelled", "steps", "remote_sent", "remote_received", "idle_rounds")
 
@@ -30,6 +32,8 @@ class Dump:
     held: list[bytes]           #: queue elements it had popped after the request (not yet handled)
     result: dict[str, Any]      #: ``{"metrics": {...}, "states": {...}}`` as its final result would show them
     raw: bytes                  #: the whole dump, for a checkpoint
+    supervisor: int = SUPERVISOR_NONE  #: the v4 supervisor's state here: SUPERVISOR_COPIED or _NOT_PLAIN
+    idle_consecutive: int = 0   #: one region: OnHardwareIdle rounds in a row that woke nothing
 
 
 def read_dump(raw: bytes, pid: int, region: int) -> Dump:
@@ -44,10 +48,13 @@ def read_dump(raw: bytes, pid: int, region: int) -> Dump:
     for _ in range(ntypes + ninputs):
         count, size = struct.unpack_from("<II", raw, off)
         off += 8 + count * size
+    supervisor, size = struct.unpack_from("<II", raw, off)
+    off += 8 + size + 16
     held, off = _elements(raw, off)
     (n,) = struct.unpack_from("<I", raw, off)
     result = json.loads(raw[off + 4:off + 4 + n])
-    return Dump(region=reg, counters=counters, ready=ready, held=held, result=result, raw=raw)
+    return Dump(region=reg, counters=counters, ready=ready, held=held, result=result, raw=raw,
+                supervisor=supervisor, idle_consecutive=rest[8])
 
 
 def _elements(raw: bytes, off: int) -> tuple[list[bytes], int]:
@@ -66,4 +73,4 @@ def items_of(elements: list[bytes]) -> list[str]:
     return [item for e in elements for item in e.decode().split("\n") if item]
 
 
-__all__ = ["Dump", "read_dump", "items_of", "COUNTERS"]
+__all__ = ["Dump", "read_dump", "items_of", "COUNTERS", "SUPERVISOR_NONE", "SUPERVISOR_COPIED", "SUPERVISOR_NOT_PLAIN"]

@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ProcessError
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.keys import Keys
@@ -47,8 +48,28 @@ def restart(pid: int, checkpoint: int | None = None, rmap: RegionMap = None, rco
                                "(kill it first)")
         entry = find(pid, checkpoint)
         record, regions = new_record(r, keys, pid, rec, entry, rmap, rcon)
+        await_regions_ended(r, keys, pid, [int(x) for x in json.loads(rec.get("regions") or "[]")])
         requeue(r, keys, pid, rec, record, regions)
     return pid
+
+
+def await_regions_ended(r: Any, keys: Keys, pid: int, regions: list[int]) -> None:
+    """Wait until every region of the run before has ended: its heartbeat key is gone (deleted
+    by its end, or expired with its lost worker), at most PSTACK_HEARTBEAT_TTL + 2 s.  A region
+    still stopping after a kill would otherwise end inside the new run, counted as one of its
+    regions (the new run then ends without its own part of the result)."""
+    deadline = time.monotonic() + settings().heartbeat_ttl + 2
+    while True:
+        pipe = r.pipeline(transaction=False)
+        for x in regions:
+            pipe.exists(keys.beat(pid, x))
+        alive = [x for x, there in zip(regions, pipe.execute()) if there]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            raise ProcessError(f"process {pid}: region(s) {', '.join(map(str, alive))} of its last run are still "
+                               "stopping; restart it again in a moment")
+        time.sleep(0.05)
 
 
 def requeue(r: Any, keys: Keys, pid: int, rec: dict[str, str], record: dict[str, object], regions: list[int]) -> None:
@@ -95,4 +116,4 @@ def new_record(r: Any, keys: Keys, pid: int, rec: dict[str, str], entry: dict[st
     return record, regions
 
 
-__all__ = ["restart", "requeue", "new_record"]
+__all__ = ["restart", "requeue", "new_record", "await_regions_ended"]

@@ -12,7 +12,7 @@ import struct
 from pstack_tasks.fleet.persistence.barrier import Cut
 
 MAGIC = b"PSRS"
-VERSION = 1
+VERSION = 2
 
 
 def resume_bytes(cut: Cut) -> bytes:

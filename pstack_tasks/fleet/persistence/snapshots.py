@@ -14,6 +14,7 @@ from pstack_tasks.fleet.message_items import decode
 from pstack_tasks.fleet.persistence.barrier import MODE_FULL_STATES, MODE_STATES, Cut, pause_all
 from pstack_tasks.fleet.persistence.dumps import items_of
 from pstack_tasks.fleet.submission import parsed
+from pstack_tasks.graph.loader import Application
 from pstack_tasks.native.results import merge_results
 
 #: in-flight items decoded in a snapshot (the count covers them all)
@@ -35,8 +36,9 @@ def snapshot(pid: int, full_state: bool = False, timeout: float | None = None) -
     return view(cut)
 
 
-def view(cut: Cut) -> dict[str, Any]:
-    """What a snapshot shows of a cut."""
+def view(cut: Cut, app: Application | None = None) -> dict[str, Any]:
+    """What a snapshot shows of a cut (its in-flight items decoded with ``app``, else with the
+    process's application as the fleet keeps it)."""
     merged = merge_results({x: d.result for x, d in cut.dumps.items()})
     regions: dict[str, Any] = {}
     flying: list[tuple[int, str]] = []
@@ -46,18 +48,20 @@ def view(cut: Cut) -> dict[str, Any]:
         regions[str(x)] = dict(d.counters, ready=d.ready, held=len(held), queued=len(queued))
     return {"pid": cut.pid, "time": cut.taken, "pause_seconds": cut.pause_seconds, "states": merged["states"],
             "metrics": merged["metrics"], "regions": regions, "in_flight": len(flying),
-            "in_flight_items": _decoded(cut, flying[:ITEMS_SHOWN])}
+            "in_flight_items": _decoded(cut, flying[:ITEMS_SHOWN], app)}
 
 
-def _decoded(cut: Cut, items: list[tuple[int, str]]) -> list[dict[str, Any]]:
+def _decoded(cut: Cut, items: list[tuple[int, str]], app: Application | None) -> list[dict[str, Any]]:
     if not items:
         return []
+    if app is not None:
+        return [dict(decode(app, item), region=x) for x, item in items]
     with store.reporting():
         text = store.text(store.client().get(Keys.current().app(cut.record["app"])))
     if text is None:
         return [{"region": x, "item": item} for x, item in items]
-    app = parsed(text, None, cut.record["app"])
-    return [dict(decode(app, item), region=x) for x, item in items]
+    known = parsed(text, None, cut.record["app"])
+    return [dict(decode(known, item), region=x) for x, item in items]
 
 
 __all__ = ["snapshot", "view", "MODE_STATES"]

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pstack_tasks.graph.overrides import check
 from pstack_tasks.graph.partition import combine, split_line
@@ -24,6 +24,10 @@ from pstack_tasks.native.region_run import print_single, print_single_json
 from pstack_tasks.native.results import format_text
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap, parse_sets
 from pstack_tasks.ui.cli.exit_status import USAGE
+from pstack_tasks.ui.cli.psim_persist import persistence
+
+if TYPE_CHECKING:
+    from pstack_tasks.native.split_cache import RegionMap
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V",
                    help="Override a value without recompiling: graph:NAME=V, type:TYPE.NAME=V, device:ID.NAME=V, "
                    "state:TYPE.NAME=V (repeatable; docs/batches.md).")
+    p.add_argument("--resume", type=_file, default=None, metavar="FILE",
+                   help="Start from a checkpoint file (psim's or the fleet's) instead of the beginning.")
+    p.add_argument("--checkpoint-every", type=_at_least_zero(float), default=0.0, metavar="S",
+                   help="Write a checkpoint every S seconds (each file is named on stderr).")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="Where checkpoints and SIGUSR1's snapshots go (default: the current directory).")
     return p
 
 
@@ -94,13 +104,21 @@ def main(argv: Sequence[str] | None = None) -> None:
 @friendly_errors("psim")
 def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | None, debug: bool, rmap: str | None,
              regions: int | None, full_state: bool, no_states: bool, max_steps: int, time_limit: float,
-             sets: Sequence[str] = ()) -> None:
+             sets: Sequence[str] = (), resume: str | None = None, checkpoint_every: float = 0.0,
+             checkpoint_dir: str | None = None) -> None:
     """Simulate APP and print its metrics and final device states."""
     configure_logging(debug)
     signal.signal(signal.SIGTERM, _terminated)
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
-                      max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir, overrides=parse_sets(sets) or None)
+                      max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir, overrides=parse_sets(sets) or None,
+                      resume=resume)
     split = combine(parse_rmap(rmap), regions)
+    with persistence(app, checkpoint_every, checkpoint_dir) as (snapshot_dir, on_split):
+        opts.snapshot_dir, opts.on_split = snapshot_dir, on_split
+        _simulate(app, opts, split, as_json)
+
+
+def _simulate(app: str, opts: RunOptions, split: RegionMap, as_json: bool) -> None:
     prep = prepare(app)
     if opts.overrides:  # a bad key or value: one line before any engine starts
         check(prep.app, opts.overrides)

@@ -1,0 +1,140 @@
+"""Snapshots and checkpoints of a ``psim`` run on this machine (docs/persistence.md, "psim").
+
+The run's engine is started with ``--snapshot-dir`` (a private directory made here): SIGUSR1 asks
+it for a dump at its next check, written to a file (engines/psim/runtime/pstack_snapshot_signal.hpp),
+as a one-region process's worker asks on the fleet.  A snapshot becomes the JSON ``pstack
+snapshot`` prints (:func:`~pstack_tasks.fleet.persistence.snapshots.view`), a checkpoint the resume
+file ``psim --resume`` (and ``restart``) start from: one region has nothing in flight, so one dump is
+the whole cut.  A split run (``psim --rmap``) is paused as a fleet process is: the snapshot
+item to every region's queue, the dumps read from its Redis with the queues, the regions let go
+(:mod:`~pstack_tasks.fleet.persistence.barrier`), without a process record.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from pstack_tasks.config import settings
+from pstack_tasks.exceptions import ProcessError
+from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, Cut, let_go, read_and_let_go
+from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN, read_dump
+from pstack_tasks.fleet.persistence.resume_file import resume_bytes
+from pstack_tasks.fleet.persistence.snapshots import view
+from pstack_tasks.native.prepare import prepare
+from pstack_tasks.protocol import ItemKind, QueueKeys
+
+#: seconds between looks for the engine's dump
+_POLL = 0.005
+#: the snapshot item, counted into <pid>.active as an engine counts its sends; refused once the
+#: counter is 0 (quiescence: the regions are stopping)
+_PUSH = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], #KEYS - 1)
+for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], ARGV[1]) end
+return 1
+"""
+
+
+class LocalSnapshots:
+    """The snapshots and checkpoints of one psim run: files named after the application in ``out``."""
+
+    def __init__(self, app: str, out: Path, directory: Path) -> None:
+        self.dir = directory  #: the engine's --snapshot-dir
+        self.app, self.out, self.stem = app, out, Path(app).stem
+        self.snapshots = self.checkpoints = 0
+        self.lock = threading.Lock()  # one request at a time: the engine has one request file
+
+    split: tuple[str, int, list[int]] | None = None  #: a split run's Redis URL, pid and regions, once known
+
+    def cut(self, mode: int) -> Cut:
+        """Ask the engine for a dump and wait for it (PSTACK_SNAPSHOT_TIMEOUT at most)."""
+        timeout = settings().snapshot_timeout
+        if self.split is not None:
+            return _split_cut(*self.split, mode, timeout)
+        with self.lock:
+            token = secrets.token_hex(8)
+            tmp = self.dir / "request.tmp"
+            tmp.write_text(f"{token} {mode}\n")
+            os.replace(tmp, self.dir / "request")
+            t0 = time.monotonic()
+            try:
+                os.kill(int((self.dir / "engine.pid").read_text()), signal.SIGUSR1)
+            except (OSError, ValueError):
+                raise ProcessError("no snapshot: the engine has not started yet, or has ended") from None
+            dump = self.dir / f"{token}.snap"
+            while not dump.exists():
+                if time.monotonic() - t0 > timeout:
+                    raise ProcessError(f"no snapshot: the engine did not answer within {timeout:g} s "
+                                       "(a handler that runs long, or the run ended)")
+                time.sleep(_POLL)
+            raw = dump.read_bytes()
+            dump.unlink()
+        pause = round(time.monotonic() - t0, 4)
+        return Cut(pid=0, record={}, dumps={0: read_dump(raw, 0, 0)}, queued={0: []}, idle_count=0,
+                   pause_seconds=pause, taken=time.time())
+
+    def snapshot(self) -> Path:
+        """A snapshot, as ``pstack snapshot`` shows one, written to ``<out>/<app>.snapshot-<n>.json``."""
+        shown = view(self.cut(MODE_STATES), prepare(self.app).app)
+        self.snapshots += 1
+        return _write(self.out / f"{self.stem}.snapshot-{self.snapshots}.json", json.dumps(shown).encode())
+
+    def checkpoint(self) -> tuple[Path, int]:
+        """A checkpoint, written to ``<out>/<app>.<n>.ckpt``; its path and delivered count."""
+        cut = self.cut(MODE_NO_STATES)
+        if any(d.supervisor == SUPERVISOR_NOT_PLAIN for d in cut.dumps.values()):
+            raise ProcessError("the supervisor's state is not plain data (a std::vector, a pointer, ...): it cannot "
+                               "be checkpointed")
+        self.checkpoints += 1
+        path = _write(self.out / f"{self.stem}.{self.checkpoints}.ckpt", resume_bytes(cut))
+        return path, sum(d.counters["delivered"] for d in cut.dumps.values())
+
+
+def _split_cut(url: str, pid: int, regions: list[int], mode: int, timeout: float) -> Cut:
+    """Every region of a local split paused at one cut, read, and let go (the fleet's barrier)."""
+    client = redis.Redis.from_url(url, decode_responses=False, socket_timeout=timeout + 30)
+    try:
+        q = QueueKeys("", pid)
+        token = secrets.token_hex(8)
+        t0 = time.monotonic()
+        item = f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}"
+        if not client.eval(_PUSH, 1 + len(regions), q.active, *[q.queue(x) for x in regions], item):
+            raise ProcessError("no snapshot: the run is ending")
+        names = [q.snapshot(token, x) for x in regions]
+        try:
+            while not all(client.exists(n) for n in names):
+                if not client.exists(q.active):
+                    raise ProcessError("no snapshot: the run ended before every region paused")
+                if time.monotonic() - t0 > timeout:
+                    raise ProcessError(f"no snapshot: a region did not pause within {timeout:g} s; every region "
+                                       "carried on")
+                time.sleep(_POLL)
+        except BaseException:
+            let_go(client, q, token, regions, timeout)
+            raise
+        raws, queued, idle = read_and_let_go(client, q, token, regions, timeout)
+        pause = round(time.monotonic() - t0, 4)
+    finally:
+        client.close()
+    dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
+    return Cut(pid=0, record={}, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
+               pause_seconds=pause, taken=time.time())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["LocalSnapshots"]
