@@ -228,7 +228,8 @@ def top(debug: bool) -> None:
               help="Serve only processes of group G (repeatable; with --user: of those groups or users).")
 @click.option("-u", "--user", "users", multiple=True, metavar="U",
               help="Serve only processes of user U (repeatable). Without --group/--user: everyone's.")
-@click.option("--control", is_flag=True, help="Run a control worker instead: reaps lost processes, serves Flower's API.")
+@click.option("--control", is_flag=True,
+              help="Run a control worker instead: reaps lost processes, serves Flower's API tasks.")
 @click.option("-l", "--loglevel", default="info", show_default=True)
 @click.option("-d", "--debug", is_flag=True)
 @friendly_errors("pstack")
