@@ -76,8 +76,8 @@ def requeue(r: Any, keys: Keys, pid: int, rec: dict[str, str], record: dict[str,
     """The run before forgotten (its result, counters, leases, wake-ups), the record updated and
     the process queued for slots again."""
     pipe = r.pipeline(transaction=True)
-    for k in (keys.result(pid), keys.ended(pid), keys.started(pid), keys.progress(pid), keys.usage(pid),
-              keys.abort(pid), keys.lease(pid), keys.wake(pid)):
+    for k in (keys.result(pid), keys.ended(pid), keys.exits(pid), keys.started(pid), keys.progress(pid),
+              keys.usage(pid), keys.abort(pid), keys.lease(pid), keys.wake(pid)):
         pipe.delete(k)
     pipe.hdel(keys.proc(pid), *_STALE_FIELDS)
     pipe.persist(keys.proc(pid))
