@@ -97,8 +97,10 @@ def _wait(deadline: float, directory: Path) -> bool:
 def one_region_snapshots(guard: Guard, engine: str) -> Iterator[Path | None]:
     """While the block runs, this region's snapshot requests are answered if its process has one
     region (on the engine that writes dumps); yields the directory for its engine's
-    ``--snapshot-dir`` (None: the engines take requests themselves, or cannot)."""
-    if len(guard.regions) != 1 or engine != ONE_REGION_ENGINE:
+    ``--snapshot-dir`` (None: the engines take requests themselves, or cannot).  A fleet region
+    whose peers are client engines (fleet/pyengine) is not alone: its engine pops its queue for
+    their messages, and the port must not take them."""
+    if len(guard.regions) != 1 or guard.clients or engine != ONE_REGION_ENGINE:
         yield None
         return
     port = SnapshotPort(guard)
