@@ -82,3 +82,27 @@ def on_fleet(fleet: WorkerFleet) -> Iterator[WorkerFleet]:
     while time.monotonic() < deadline and any(w["busy"] for w in fleet.fleet.ledger().fleet()):
         time.sleep(0.05)
     assert [w for w in fleet.fleet.ledger().fleet() if w["busy"]] == []
+
+
+def _one_slot_workers(redis_url: str, monkeypatch: pytest.MonkeyPatch, hosts: int) -> Iterator[WorkerFleet]:
+    """``hosts`` psim workers of one slot each (w1, w2, ...) and a control worker, for tests that
+    kill a worker: a heartbeat TTL of 3 s, so that the loss is noticed within seconds."""
+    monkeypatch.setenv("PSTACK_HEARTBEAT_TTL", "3")
+    f = WorkerFleet(redis_url, [("psim", f"w{i + 1}", 1) for i in range(hosts)])
+    try:
+        with fleet_env(f):
+            yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def one_worker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFleet]:
+    """One psim worker of one slot and a control worker (a one-region process fills it)."""
+    yield from _one_slot_workers(redis_url, monkeypatch, 1)
+
+
+@pytest.fixture
+def two_workers(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFleet]:
+    """Two psim workers of one slot each (a 2-region process needs both) and a control worker."""
+    yield from _one_slot_workers(redis_url, monkeypatch, 2)

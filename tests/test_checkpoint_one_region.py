@@ -6,7 +6,6 @@ that lost its worker all end exactly as an uninterrupted run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from pstack_tasks.fleet.persistence.snapshots import snapshot
 from pstack_tasks.native.simulate import psim
 from support.apps import split, token_ring
 from support.faults import wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet
 
 DEVICES = 30
 NAMES = [f"n{i}" for i in range(DEVICES)]
@@ -95,18 +94,6 @@ def test_a_one_region_process_that_finished_first_is_not_snapshot(tmp_path: Path
     block(f, timeout=60)
     with pytest.raises(Exception, match=rf"process {f.pid} is Done: only a running process can be snapshot"):
         snapshot(f.pid)
-
-
-@pytest.fixture
-def one_worker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFleet]:
-    """One psim worker of one slot and a control worker."""
-    monkeypatch.setenv("PSTACK_HEARTBEAT_TTL", "3")
-    f = WorkerFleet(redis_url, [("psim", "w1", 1)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
 
 
 def test_a_one_region_process_with_checkpoints_recovers_from_a_killed_worker(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,11 @@ from pstack_tasks.ui.top import render, snapshot
 from support.apps import split, token_ring
 from support.commands import pstack
 from support.faults import wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet
 from support.flower import FlowerClient, region_tasks, running_flower
 
 DEVICES, LIMIT = 30, 150_000
 NAMES = [f"n{i}" for i in range(DEVICES)]
-
-
-@pytest.fixture
-def two_workers(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFleet]:
-    """Two psim workers of one slot each (a 2-region process needs both) and a control worker."""
-    monkeypatch.setenv("PSTACK_HEARTBEAT_TTL", "3")
-    f = WorkerFleet(redis_url, [("psim", "w1", 1), ("psim", "w2", 1)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
 
 
 def test_a_process_with_checkpoints_recovers_from_a_killed_worker_to_the_uninterrupted_result(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from pstack_tasks.graph import loader
 from pstack_tasks.native.simulate import psim
 from support.apps import split
 from support.faults import wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet
 from support.paths import CORPUS
 
 APP = CORPUS / "clock_tree_4_4.xml"
@@ -41,18 +40,6 @@ def expected() -> dict[str, Any]:
 def state_hash(states: dict[str, Any]) -> str:
     """The corpus's ``state_sha256_json``."""
     return hashlib.sha256(json.dumps(states, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-@pytest.fixture
-def two_workers(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFleet]:
-    """Two psim workers of one slot each (a 2-region process needs both) and a control worker."""
-    monkeypatch.setenv("PSTACK_HEARTBEAT_TTL", "3")
-    f = WorkerFleet(redis_url, [("psim", "w1", 1), ("psim", "w2", 1)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
 
 
 def test_the_shipped_instance_gives_the_corpus_reference() -> None:
