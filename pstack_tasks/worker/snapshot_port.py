@@ -13,9 +13,7 @@ so its cut needs no barrier: the engine does not wait for the word to resume.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -27,12 +25,11 @@ import redis
 
 from pstack_tasks.fleet.persistence.barrier import ONE_REGION_ENGINE
 from pstack_tasks.fleet.persistence.binary import binary_client
+from pstack_tasks.native.snapshot_files import request_dump
 from pstack_tasks.protocol import ItemKind
 from pstack_tasks.worker.guard import Guard
 
 logger = logging.getLogger(__name__)
-#: seconds between looks for the engine's dump
-_POLL = 0.005
 
 
 class SnapshotPort:
@@ -68,29 +65,11 @@ class SnapshotPort:
         _, token, mode, timeout_text = item.split(" ")
         timeout = float(timeout_text)
         deadline = time.monotonic() + timeout
-        pid_file, dump = self.dir / "engine.pid", self.dir / f"{token}.snap"
         with self.lock:  # one request at a time: the engine has one request file
-            while not pid_file.exists():  # the engine is still being built or loaded
-                if not _wait(deadline, self.dir):
-                    return
-            tmp = self.dir / "request.tmp"
-            tmp.write_text(f"{token} {mode}\n")
-            os.replace(tmp, self.dir / "request")
-            os.kill(int(pid_file.read_text()), signal.SIGUSR1)
-            while not dump.exists():
-                if not _wait(deadline, self.dir):
-                    return
-            data = dump.read_bytes()
-            dump.unlink(missing_ok=True)
+            data = request_dump(self.dir, token, int(mode), deadline, wait_for_engine=True)
+        if data is None:
+            return
         binary_client().set(self.queues.snapshot(token, self.guard.region), data, ex=int(timeout) + 60)
-
-
-def _wait(deadline: float, directory: Path) -> bool:
-    """A short sleep; False once the request is out of time or the region has ended."""
-    if time.monotonic() > deadline or not directory.exists():
-        return False
-    time.sleep(_POLL)
-    return True
 
 
 @contextmanager

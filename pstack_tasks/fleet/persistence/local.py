@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
@@ -28,9 +27,10 @@ from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN, read_dump
 from pstack_tasks.fleet.persistence.resume_file import resume_bytes
 from pstack_tasks.fleet.persistence.snapshots import view
 from pstack_tasks.native.prepare import prepare
+from pstack_tasks.native.snapshot_files import request_dump
 from pstack_tasks.protocol import ItemKind, QueueKeys
 
-#: seconds between looks for the engine's dump
+#: seconds between looks for the regions' dumps in Redis (a split run)
 _POLL = 0.005
 #: the snapshot item, counted into <pid>.active as an engine counts its sends; refused once the
 #: counter is 0 (quiescence: the regions are stopping)
@@ -60,23 +60,14 @@ class LocalSnapshots:
         if self.split is not None:
             return _split_cut(*self.split, mode, timeout)
         with self.lock:
-            token = secrets.token_hex(8)
-            tmp = self.dir / "request.tmp"
-            tmp.write_text(f"{token} {mode}\n")
-            os.replace(tmp, self.dir / "request")
             t0 = time.monotonic()
             try:
-                os.kill(int((self.dir / "engine.pid").read_text()), signal.SIGUSR1)
+                raw = request_dump(self.dir, secrets.token_hex(8), mode, t0 + timeout, wait_for_engine=False)
             except (OSError, ValueError):
                 raise ProcessError("no snapshot: the engine has not started yet, or has ended") from None
-            dump = self.dir / f"{token}.snap"
-            while not dump.exists():
-                if time.monotonic() - t0 > timeout:
-                    raise ProcessError(f"no snapshot: the engine did not answer within {timeout:g} s "
-                                       "(a handler that runs long, or the run ended)")
-                time.sleep(_POLL)
-            raw = dump.read_bytes()
-            dump.unlink()
+            if raw is None:
+                raise ProcessError(f"no snapshot: the engine did not answer within {timeout:g} s "
+                                   "(a handler that runs long, or the run ended)")
         pause = round(time.monotonic() - t0, 4)
         return Cut(pid=0, record={}, dumps={0: read_dump(raw, 0, 0)}, queued={0: []}, idle_count=0,
                    pause_seconds=pause, taken=time.time())
