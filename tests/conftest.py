@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from pstack_tasks.native.redis_server import EmbeddedRedis
-from support.fleet import SESSION_PIDS, WorkerFleet, fleet_env, our_processes
+from support.fleet import SESSION_PIDS, WorkerFleet, our_processes, started_fleet
 from support.ledger import ledger  # noqa: F401 (a fixture for the ledger tests)
 from support.paths import KEY_PREFIX, TEST_DB
 
@@ -63,12 +63,8 @@ def no_leftovers() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def fleet(redis_url: str) -> Iterator[WorkerFleet]:
     """Two psim workers of 2 slots (4 slots), one dummy worker of 4, a control worker."""
-    f = WorkerFleet(redis_url, [("psim", "alpha", 2), ("psim", "beta", 2), ("dummy", "delta", 4)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
+    with started_fleet(redis_url, [("psim", "alpha", 2), ("psim", "beta", 2), ("dummy", "delta", 4)]) as f:
+        yield f
 
 
 @pytest.fixture
@@ -88,12 +84,8 @@ def _one_slot_workers(redis_url: str, monkeypatch: pytest.MonkeyPatch, hosts: in
     """``hosts`` psim workers of one slot each (w1, w2, ...) and a control worker, for tests that
     kill a worker: a heartbeat TTL of 3 s, so that the loss is noticed within seconds."""
     monkeypatch.setenv("PSTACK_HEARTBEAT_TTL", "3")
-    f = WorkerFleet(redis_url, [("psim", f"w{i + 1}", 1) for i in range(hosts)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
+    with started_fleet(redis_url, [("psim", f"w{i + 1}", 1) for i in range(hosts)]) as f:
+        yield f
 
 
 @pytest.fixture

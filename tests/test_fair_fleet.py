@@ -10,7 +10,7 @@ import pytest
 
 from pstack_tasks.fleet.client import Future, block, kill, run, status
 from support.commands import RING
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet, started_fleet
 
 BATCH = 200
 RUN_SECONDS = 1.0  # each of the batch's runs; the fleet has two slots
@@ -18,12 +18,8 @@ RUN_SECONDS = 1.0  # each of the batch's runs; the fleet has two slots
 
 @pytest.fixture(scope="module")
 def two_slots(redis_url: str) -> Iterator[WorkerFleet]:
-    f = WorkerFleet(redis_url, [("dummy", "fair", 2)])
-    try:
-        with fleet_env(f):
-            yield f
-    finally:
-        f.close()
+    with started_fleet(redis_url, [("dummy", "fair", 2)]) as f:
+        yield f
 
 
 def _as(user: str, monkeypatch: pytest.MonkeyPatch) -> None:

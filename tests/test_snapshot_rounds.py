@@ -19,7 +19,7 @@ from pstack_tasks.fleet.client import block, run, status
 from pstack_tasks.fleet.persistence.snapshots import snapshot
 from support.apps import token_ring
 from support.faults import wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import started_fleet
 
 DEVICES, LIMIT, PAUSES = 200, 30_000, 6
 
@@ -29,12 +29,8 @@ def counted_fleet(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """Two one-slot psim workers whose engines append their wire counters to the returned file."""
     stats = tmp_path / "wire.txt"
     monkeypatch.setenv("PSTACK_WIRE_STATS", str(stats))
-    fleet = WorkerFleet(redis_url, [("psim", "left", 1), ("psim", "right", 1)])
-    try:
-        with fleet_env(fleet):
-            yield stats
-    finally:
-        fleet.close()
+    with started_fleet(redis_url, [("psim", "left", 1), ("psim", "right", 1)]):
+        yield stats
 
 
 def elements_out(stats: Path) -> dict[int, int]:

@@ -12,18 +12,14 @@ from pstack_tasks.exceptions import ProcessFailed
 from pstack_tasks.fleet.client import block, run, status
 from support.apps import variant
 from support.faults import FOREVER, RING, engines_of, wait_for
-from support.fleet import WorkerFleet, descendants, fleet_env, processes_table
+from support.fleet import WorkerFleet, descendants, processes_table, started_fleet
 from support.paths import PSTACK
 
 
 @pytest.fixture(scope="module")
 def bare_fleet(redis_url: str) -> Iterator[WorkerFleet]:
-    fleet = WorkerFleet(redis_url, [("psim", "k1", 2), ("psim", "k2", 2)], control=False)
-    try:
-        with fleet_env(fleet):
-            yield fleet
-    finally:
-        fleet.close()
+    with started_fleet(redis_url, [("psim", "k1", 2), ("psim", "k2", 2)], control=False) as fleet:
+        yield fleet
 
 
 def test_a_fleet_without_a_control_worker_ends_processes_done(bare_fleet: WorkerFleet) -> None:

@@ -11,7 +11,7 @@ import pytest
 from pstack_tasks.fleet.client import kill, run, status
 from support.apps import variant
 from support.faults import FOREVER, RING, engines_of, wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet, started_fleet
 
 NODES = ("psim@k1", "psim@k2", "control@ctl")
 BAD = re.compile(r"ERROR|CRITICAL|ChordError|Traceback")
@@ -20,12 +20,8 @@ BAD = re.compile(r"ERROR|CRITICAL|ChordError|Traceback")
 @pytest.fixture(scope="module")
 def logged_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
     logs = tmp_path_factory.mktemp("worker-logs")
-    fleet = WorkerFleet(redis_url, [("psim", "k1", 1), ("psim", "k2", 1)], log_dir=logs, loglevel="info")
-    try:
-        with fleet_env(fleet):
-            yield fleet
-    finally:
-        fleet.close()
+    with started_fleet(redis_url, [("psim", "k1", 1), ("psim", "k2", 1)], log_dir=logs, loglevel="info") as fleet:
+        yield fleet
 
 
 def logs(fleet: WorkerFleet) -> dict[str, list[str]]:

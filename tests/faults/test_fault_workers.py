@@ -16,19 +16,15 @@ from pstack_tasks.exceptions import ProcessFailed
 from pstack_tasks.fleet.client import block, engines, run, status
 from support.apps import variant
 from support.faults import FOREVER, RING, engines_of, relays_of, wait_for
-from support.fleet import WorkerFleet, fleet_env
+from support.fleet import WorkerFleet, started_fleet
 
 PSTACK = [sys.executable, "-m", "pstack_tasks.ui.cli.pstack"]
 
 
 @pytest.fixture(scope="module")
 def own_fleet(redis_url: str) -> Iterator[WorkerFleet]:
-    fleet = WorkerFleet(redis_url, [("psim", "w1", 2), ("psim", "w2", 2)])
-    try:
-        with fleet_env(fleet):
-            yield fleet
-    finally:
-        fleet.close()
+    with started_fleet(redis_url, [("psim", "w1", 2), ("psim", "w2", 2)]) as fleet:
+        yield fleet
 
 
 def slots() -> dict[str, int]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 #: processes this test run keeps for the whole session (its redis-server): never leftovers
@@ -104,3 +105,16 @@ def fleet_env(fleet: WorkerFleet) -> AbstractContextManager[None]:
     """Point this process's client side (store, Celery app) at the fleet."""
     from pstack_tasks.worker.local import use_stack
     return use_stack(fleet.url, fleet.prefix)
+
+
+@contextmanager
+def started_fleet(redis_url: str, members: list[tuple[str, str, int]], control: bool = True,
+                  log_dir: Path | None = None, loglevel: str = "warning") -> Iterator[WorkerFleet]:
+    """A :class:`WorkerFleet` (the same arguments) with this process's client side pointed at it,
+    closed afterwards (its workers stopped, its keys deleted)."""
+    f = WorkerFleet(redis_url, members, control, log_dir, loglevel)
+    try:
+        with fleet_env(f):
+            yield f
+    finally:
+        f.close()
