@@ -1,4 +1,4 @@
-"""Finding the applications under test: ``X.xml`` with its checker file ``X.py``.
+"""Finding the applications under test: ``X.xml`` (or ``X.xml.gz``) with its checker file ``X.py``.
 
 The checker file sits beside the application (``apps/ring.xml`` + ``apps/ring.py``) or, as in
 pstack's own test tree, in a ``checks/`` directory beside it (``tests/ring.xml`` +
@@ -19,11 +19,26 @@ from pstack_tasks.exceptions import ConfigurationError
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
 #: the directory of checker files in pstack's layout
 CHECKS_DIR = "checks"
+#: the names of application files: plain or gzip-compressed XML
+APP_SUFFIXES = (".xml", ".xml.gz")
+
+
+def is_app_file(name: str | os.PathLike[str]) -> bool:
+    """Whether a file's name is an application file's (``X.xml`` or ``X.xml.gz``)."""
+    return os.fspath(name).endswith(APP_SUFFIXES)
+
+
+def app_name(xml: Path) -> str:
+    """An application file's name without its suffix: ``ring`` for ``ring.xml`` and ``ring.xml.gz``."""
+    for suffix in APP_SUFFIXES[::-1]:
+        if xml.name.endswith(suffix):
+            return xml.name[:-len(suffix)]
+    return xml.stem
 
 
 @dataclass(frozen=True)
 class AppPair:
-    """An application under test: its name (the xml's stem), its xml and its checker file."""
+    """An application under test: its name (:func:`app_name`), its xml and its checker file."""
 
     name: str
     xml: Path
@@ -32,17 +47,21 @@ class AppPair:
 
 def checker_of(xml: Path) -> Path | None:
     """The checker file of ``xml``: ``X.py`` beside it, else ``checks/X.py`` beside it."""
-    for py in (xml.with_suffix(".py"), xml.parent / CHECKS_DIR / f"{xml.stem}.py"):
+    name = app_name(xml)
+    for py in (xml.parent / f"{name}.py", xml.parent / CHECKS_DIR / f"{name}.py"):
         if py.is_file():
             return py
     return None
 
 
 def application_of(py: Path) -> Path | None:
-    """The application a checker file belongs to: ``X.xml`` beside it, or one level up from ``checks/``."""
-    for xml in (py.with_suffix(".xml"), py.parent.parent / f"{py.stem}.xml"):
-        if xml.is_file() and (xml.parent == py.parent or py.parent.name == CHECKS_DIR):
-            return xml
+    """The application a checker file belongs to: ``X.xml`` (or ``X.xml.gz``) beside it, or one
+    level up from ``checks/``."""
+    for where in (py.parent, py.parent.parent):
+        for suffix in APP_SUFFIXES:
+            xml = where / f"{py.stem}{suffix}"
+            if xml.is_file() and (where == py.parent or py.parent.name == CHECKS_DIR):
+                return xml
     return None
 
 
@@ -50,7 +69,7 @@ def _walk(root: Path) -> Iterable[Path]:
     for here, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
         for f in sorted(files):
-            if f.endswith(".xml"):
+            if is_app_file(f):
                 yield Path(here) / f
 
 
@@ -64,9 +83,9 @@ def _pair(path: Path) -> AppPair:
         return AppPair(xml.stem, xml, path)
     py = checker_of(path)
     if py is None:
-        raise ConfigurationError(f"{path}: no checker file {path.stem}.py beside it "
+        raise ConfigurationError(f"{path}: no checker file {app_name(path)}.py beside it "
                                  f"(or in {CHECKS_DIR}/ beside it)")
-    return AppPair(path.stem, path, py)
+    return AppPair(app_name(path), path, py)
 
 
 def find_apps(paths: Iterable[str | os.PathLike[str]]) -> list[AppPair]:
@@ -80,7 +99,7 @@ def find_apps(paths: Iterable[str | os.PathLike[str]]) -> list[AppPair]:
             for xml in _walk(p):
                 py = checker_of(xml)
                 if py is not None:
-                    found.setdefault(xml.resolve(), AppPair(xml.stem, xml, py))
+                    found.setdefault(xml.resolve(), AppPair(app_name(xml), xml, py))
         elif p.is_file():
             pair = _pair(p)
             found.setdefault(pair.xml.resolve(), pair)
@@ -88,7 +107,7 @@ def find_apps(paths: Iterable[str | os.PathLike[str]]) -> list[AppPair]:
             raise ConfigurationError(f"{p}: no such file or directory")
     apps = list(found.values())
     stems = [a.name for a in apps]
-    return [a if stems.count(a.name) == 1 else AppPair(str(a.xml.with_suffix("")), a.xml, a.py) for a in apps]
+    return [a if stems.count(a.name) == 1 else AppPair(str(a.xml.parent / a.name), a.xml, a.py) for a in apps]
 
 
 def select(apps: Iterable[AppPair], expr: str | None) -> list[AppPair]:

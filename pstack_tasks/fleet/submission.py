@@ -28,6 +28,7 @@ from pstack_tasks.fleet.persistence.barrier import ONE_REGION_ENGINE
 from pstack_tasks.fleet.served import Rcon, check_served
 from pstack_tasks.fleet.users import current_user
 from pstack_tasks.graph import loader, overrides
+from pstack_tasks.graph.app_file import read_text, xml_bytes
 from pstack_tasks.graph.partition import combine
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
@@ -56,15 +57,15 @@ class Request:
 
 
 def read_app(xml: Application) -> tuple[str, str | None]:
-    """(text, file name) of an application given as a path, or (text, None) as XML text."""
+    """(text, file name) of an application given as a path, or (text, None) as XML text; a
+    gzip-compressed file (or bytes) gives its decompressed text, stored as a plain file's is."""
     if isinstance(xml, bytes):
-        return xml.decode(), None
+        return xml_bytes(xml).decode(), None
     text = str(xml)
     if text.lstrip().startswith("<"):
         return text, None
-    path = Path(text)
     try:
-        return path.read_text(), str(path)
+        return read_text(text), str(Path(text))
     except OSError as e:
         raise GraphError(f"cannot read the file: {e.strerror}", text) from None
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.app_file import CheckedGzip
 
 #: root namespace -> graph-schema version
 NAMESPACES = {
@@ -115,9 +116,11 @@ def syntax_error(e: etree.XMLSyntaxError, name: str, src: IO[bytes] | None = Non
 
     libxml2 appends the offending content to some messages (an unfinished CDATA section quotes
     the handler code that follows it, over several lines): only the message's first line is kept.
-    For an unfinished CDATA section the line is where it opened (libxml2 names the end of the
-    file), found in ``src`` when it is given.
+    A gzip file found damaged is reported as such.  For an unfinished CDATA section the line is
+    where it opened (libxml2 names the end of the file), found in ``src`` when it is given.
     """
+    if isinstance(src, CheckedGzip):
+        src.verify()  # a damaged gzip file: that is the error, not the XML it decompressed into
     line = e.position[0] if e.position else None
     msg = str(e.msg or e).split("\n", 1)[0].strip()
     msg = re.sub(r",? ?line \d+, column \d+$", "", msg).strip() or "not well-formed"

@@ -14,6 +14,7 @@ from typing import IO, NamedTuple
 from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.app_file import open_app, xml_bytes
 from pstack_tasks.graph.application import Application, Instance, region_array
 from pstack_tasks.graph.elements import NAMESPACES, line_of, syntax_error
 from pstack_tasks.graph.instance import InstanceBuilder
@@ -44,16 +45,17 @@ _TAGS = ("GraphType", "DevI", "ExtI", "EdgeI", "GraphInstance", "GraphTypeRefere
 
 
 def _source(xml_or_path: str | bytes | os.PathLike[str]) -> tuple[IO[bytes], str]:
-    """An iterparse source and a name for messages, from XML text or a path."""
+    """An iterparse source and a name for messages, from XML text (or its gzip bytes) or a path
+    (of a plain or gzip-compressed file: decompressed as it is read)."""
     if isinstance(xml_or_path, bytes):
-        return io.BytesIO(xml_or_path), "<xml>"
+        return io.BytesIO(xml_bytes(xml_or_path)), "<xml>"
     text = os.fspath(xml_or_path)
     if text.lstrip().startswith("<"):
         return io.BytesIO(text.encode()), "<xml>"
     if not os.path.exists(text):
         raise GraphError("no such file", text)
     try:
-        return open(text, "rb"), text  # opened here so that load() always closes it
+        return open_app(text), text  # opened here so that load() always closes it
     except OSError as e:
         raise GraphError(f"cannot read the file: {e.strerror}", text) from None
 
@@ -124,7 +126,7 @@ def graph_type_ahead(path: str) -> tuple[GraphType, int] | None:
     before the ``<GraphInstance>``, no reference) or has any error, so that the whole file is
     then read by :func:`load`, which names the first error as always."""
     try:
-        with open(path, "rb") as src:
+        with open_app(path) as src:
             ns, version = detect_version(src, path)
             src.seek(0)
             q = "{%s}" % ns

@@ -21,6 +21,7 @@ from typing import ClassVar
 from lxml import etree
 
 from pstack_tasks.exceptions import GraphError
+from pstack_tasks.graph.app_file import open_app
 from pstack_tasks.graph.elements import (
     BOOLEANS,
     CXX_KEYWORDS,
@@ -296,7 +297,7 @@ def graph_type_in_file(path: str, gid: str, walker: type[GraphTypeWalker], refer
     if not os.path.isfile(path):
         raise GraphError(f"<GraphTypeReference> src: no such file {path!r}", referrer, line)
     try:
-        with open(path, "rb") as src:
+        with open_app(path) as src:
             try:
                 root = etree.parse(src, etree.XMLParser(huge_tree=True, remove_comments=True)).getroot()
             except etree.XMLSyntaxError as e:

@@ -2,7 +2,8 @@
 //
 // Usage: instance-loader LAYOUT XML INST
 //   LAYOUT  the graph type's packing layout, written by pstack_tasks/native/instance_loader.py
-//   XML     the application file
+//   XML     the application file, plain or gzip-compressed (read through zlib's gzread, which reads both;
+//           built with -DPSTACK_ZLIB -lz, else a gzip file is refused and left to the Python loader)
 //   INST    written: the instance file (docs/engine-protocol.md), its type hash zero, all devices in region 0
 // Prints the instance's counts and ids on stdout.  Exit 0: packed.  Exit 3: this loader cannot serve the
 // file (an unusual construct, or an error in the file): one line on stderr says why, and the caller
@@ -10,6 +11,9 @@
 // Anything this loader accepts, it packs byte for byte as the Python loader does; anything it is not
 // sure of, it refuses.
 #include <expat.h>
+#ifdef PSTACK_ZLIB
+#include <zlib.h>
+#endif
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -741,6 +745,45 @@ void hex_line(const char *key, const std::string &v) {
     printf("%s\n", v.empty() ? "-" : "");
 }
 
+// The application file as a stream of XML bytes: decompressed when it is gzip.  A damaged gzip
+// stream is refused (the Python loader names what is wrong with it).
+#ifdef PSTACK_ZLIB
+struct Input {
+    gzFile f;
+    explicit Input(const char *path) : f(gzopen(path, "rb")) {
+        if (!f) refuse("cannot open the file");
+        gzbuffer(f, 1 << 20);
+    }
+    ~Input() { gzclose(f); }
+    size_t read(void *buf, unsigned n) {
+        int got = gzread(f, buf, n);
+        if (got < 0) {
+            int err = 0;
+            const char *why = gzerror(f, &err);
+            refuse(std::string("a damaged gzip file: ") + (why ? why : "read error"));
+        }
+        return (size_t)got;
+    }
+};
+#else
+struct Input {
+    FILE *f;
+    explicit Input(const char *path) : f(fopen(path, "rb")) {
+        if (!f) refuse("cannot open the file");
+        unsigned char magic[2] = {0, 0};
+        if (fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+            refuse("a gzip-compressed file (this loader was built without zlib)");
+        rewind(f);
+    }
+    ~Input() { fclose(f); }
+    size_t read(void *buf, unsigned n) {
+        size_t got = fread(buf, 1, n, f);
+        if (got < n && ferror(f)) refuse("cannot read the file");
+        return got;
+    }
+};
+#endif
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -753,8 +796,7 @@ int main(int argc, char **argv) {
     }
     edge_counts.assign(eprops.size(), 0);
     gp_bytes = gprops.dflt;
-    FILE *in = fopen(argv[2], "rb");
-    if (!in) refuse("cannot open the file");
+    Input in(argv[2]);
     XML_Parser p = XML_ParserCreateNS(nullptr, '\x01');
     XML_SetElementHandler(p, start_wrap, end_wrap);
     XML_SetCharacterDataHandler(p, chars);
@@ -765,11 +807,10 @@ int main(int argc, char **argv) {
     for (;;) {
         void *buf = XML_GetBuffer(p, 1 << 20);
         if (!buf) refuse("out of memory");
-        size_t n = fread(buf, 1, 1 << 20, in);
+        size_t n = in.read(buf, 1 << 20);
         if (XML_ParseBuffer(p, (int)n, n == 0) == XML_STATUS_ERROR) refuse("not well-formed XML");
         if (n == 0) break;
     }
-    fclose(in);
     if (!seen_type || !seen_instance) refuse("no <GraphType> or no <GraphInstance>");
     if (W.has_gp_text) { gp_bytes = gprops.dflt; json_body(W.gp_text, gprops, gp_bytes); }
     number_indexed();

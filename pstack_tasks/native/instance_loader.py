@@ -4,7 +4,9 @@ The Python graph-type parser reads the ``<GraphType>`` (small, at the top); the 
 which can hold millions of devices, is packed by ``instance_loader.cpp`` (expat), compiled once
 and cached like engines, and driven by a small text description of the packing layout (the
 per-struct defaults and member offsets of :class:`~pstack_tasks.graph.values.Packer`).  It writes
-the instance file's body, which the engine reads as it is; Python holds nothing per device.
+the instance file's body, which the engine reads as it is; Python holds nothing per device.  A
+gzip-compressed file is read as it is (zlib's gzread), and kept in the cache by its compressed
+bytes, which are quicker to hash.
 
 The native loader packs only what it is sure to pack as the Python loader does: anything else (an
 error in the file, a member that is an array or a tuple given a value, a v4 initialiser that is not
@@ -17,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from pstack_tasks.config import settings
 from pstack_tasks.graph import loader
+from pstack_tasks.graph.app_file import size_hint
 from pstack_tasks.graph.application import Application, Instance, PackedBody
 from pstack_tasks.graph.elements import namespace_of
 from pstack_tasks.graph.model import Array, FieldType, GraphType, Scalar, Struct
@@ -79,10 +83,33 @@ def _type(t: FieldType) -> str:
     return " ".join(["{", str(len(t.members)), *(f"{m.name} {_type(m.type)}" for m in t.members)])
 
 
+#: how the loader is built to read gzip files itself (zlib's gzread, which reads plain files too)
+ZLIB_FLAGS = ("-DPSTACK_ZLIB", "-lz")
+#: compiler keys whose zlib build failed in this process (not tried again on every miss)
+_without_zlib: set[str] = set()
+
+
 def loader_binary() -> Path:
-    """The compiled native loader, built once per source and compiler (file-locked like engines)."""
-    text = SOURCE.read_bytes()
-    key = hashlib.sha256(text + build.compiler().encode()).hexdigest()[:24]
+    """The compiled native loader, built once per source and compiler (file-locked like engines).
+
+    Built with zlib; where its headers are missing (no ``zlib1g-dev``), without, with one warning:
+    that build refuses gzip files, which the Python loader then reads.
+    """
+    key = hashlib.sha256(SOURCE.read_bytes() + build.compiler().encode()).hexdigest()[:24]
+    if key not in _without_zlib:
+        try:
+            return _built(key, ZLIB_FLAGS)
+        except OSError as e:
+            if "zlib" not in str(e) and "-lz" not in str(e):
+                raise
+            _without_zlib.add(key)
+            logger.warning("the native instance loader is built without zlib (%s): gzip-compressed applications are "
+                           "read by the Python loader; install zlib1g-dev to read them natively", e)
+    return _built(key + "-without-zlib", ())
+
+
+def _built(key: str, flags: tuple[str, ...]) -> Path:
+    """The loader built with ``flags`` under ``key`` (compiled now if it is not yet)."""
     root = build.cache_dir() / "loaders"
     final = root / key / "instance-loader"
     if final.is_file():
@@ -93,10 +120,13 @@ def loader_binary() -> Path:
         if final.is_file():
             return final
         work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
-        cmd = [build.compiler(), "-O2", "-std=c++17", "-o", str(work / "instance-loader"), str(SOURCE), "-lexpat"]
+        cmd = [build.compiler(), "-O2", "-std=c++17", "-o", str(work / "instance-loader"), str(SOURCE), "-lexpat",
+               *flags]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise OSError(f"the native instance loader does not compile: {proc.stderr.strip()[:300]}")
+            shutil.rmtree(work, ignore_errors=True)
+            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
+            raise OSError(f"the native instance loader does not compile: {first.strip()[:300]}")
         os.replace(work, root / key)
     return final
 
@@ -112,7 +142,7 @@ def _native(xml_or_path: str | bytes | os.PathLike[str], min_bytes: int) -> Appl
     if isinstance(xml_or_path, bytes):
         return None
     path = os.fspath(xml_or_path)
-    if path.lstrip().startswith("<") or not os.path.isfile(path) or os.path.getsize(path) < min_bytes:
+    if path.lstrip().startswith("<") or not os.path.isfile(path) or size_hint(path) < min_bytes:
         return None  # XML text (small) or no file: the Python loader reads or reports it
     with phase("graph type parse"):
         ahead = loader.graph_type_ahead(path)

@@ -1,7 +1,7 @@
 """``pytest --pstack-apps DIR``: the applications under test as pytest items (docs/testing.md).
 
 Registered by the ``pytest11`` entry point's shim (the top-level ``pstack_pytest`` module) only
-when the option is given.  Each ``X.xml`` with a checker file in DIR is collected as one item per
+when the option is given.  Each ``X.xml`` (or ``X.xml.gz``) with a checker file in DIR is collected as one item per
 engine type and region split, ``X[engine-regions]``, so users' CI gets pytest's reporting,
 ``-k``, ``-x``, ``--junitxml`` and xdist.  An item runs its application on the fleet of
 ``PSTACK_REDIS_URL``, or on an embedded stack brought up once per session (on the first item
@@ -19,7 +19,7 @@ import pytest
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import PstackError
-from pstack_tasks.fleet.app_pairs import AppPair, checker_of
+from pstack_tasks.fleet.app_pairs import AppPair, app_name, checker_of, is_app_file
 from pstack_tasks.fleet.app_runs import NOT_SIMULATORS, Case, online_engines, plan, prepare, run_case
 from pstack_tasks.ui.app_report import split_text
 
@@ -76,13 +76,13 @@ class AppTesting:
         self._stack.enter_context(LocalStack(self.engines(), self.splits + 1))
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        if file_path.suffix != ".xml" or not any(file_path.resolve().is_relative_to(d) for d in self.dirs):
+        if not is_app_file(file_path) or not any(file_path.resolve().is_relative_to(d) for d in self.dirs):
             return None
         py = checker_of(file_path)
         if py is None:
             return None
         app: AppFile = AppFile.from_parent(parent, path=file_path)
-        app.plugin, app.pair = self, AppPair(file_path.stem, file_path, py)
+        app.plugin, app.pair = self, AppPair(app_name(file_path), file_path, py)
         return app
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from pstack_tasks.config import settings
+from pstack_tasks.graph.app_file import read_text
 from pstack_tasks.ui.cli import exit_status
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, parse_rmap
 
@@ -59,7 +59,7 @@ def loadtest(processes: int, clients: int, app: str | None, engine: str | None, 
                     engine=engine or settings().engine, kill_fraction=kill_fraction, seed=seed, timeout=timeout,
                     expected_delivered=None if app else RING_DELIVERED)
     if app:
-        Path(app).read_text()  # unreadable: fail now, not once per submission
+        read_text(app)  # unreadable: fail now, not once per submission
     report = _run(spec, slots)
     for line in _report_lines(report):
         click.echo(line)

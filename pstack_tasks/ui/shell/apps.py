@@ -15,10 +15,11 @@ from rich.console import Group
 from rich.text import Text
 
 from pstack_tasks.exceptions import ConfigurationError, ProcessError
-from pstack_tasks.fleet.app_pairs import application_of, checker_of
+from pstack_tasks.fleet.app_pairs import app_name, application_of, checker_of
 from pstack_tasks.fleet.app_view import AppView
 from pstack_tasks.fleet.checkers import apply, collect, load_module
 from pstack_tasks.graph import loader
+from pstack_tasks.graph.app_file import read_text
 from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
 from pstack_tasks.ui.columns import Column, Row, field
 from pstack_tasks.ui.shell.display import Record, Table
@@ -48,9 +49,9 @@ CHECK_COLUMNS = (Column("CHECK", field("check")),
 
 
 def read(path: str | os.PathLike[str]) -> str:
-    """The text of a file (e.g. xml = read("app.xml"); run(xml))."""
+    """The text of a file (e.g. xml = read("app.xml"); run(xml)); of a gzip file, its XML."""
     try:
-        return Path(path).read_text()
+        return read_text(path)
     except OSError as e:
         raise ConfigurationError(f"cannot read {os.fspath(path)}: {e.strerror}") from None
 
@@ -127,7 +128,7 @@ def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
         return p, application_of(p)
     py = checker_of(p)
     if py is None:
-        raise ConfigurationError(f"no checks file {p.with_suffix('.py')} (unit() pairs app.xml with app.py "
+        raise ConfigurationError(f"no checks file {p.parent / app_name(p)}.py (unit() pairs app.xml with app.py "
                                  "or checks/app.py)")
     return py, p
 
