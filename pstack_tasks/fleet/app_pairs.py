@@ -80,7 +80,7 @@ def _pair(path: Path) -> AppPair:
         if xml is None:
             raise ConfigurationError(f"{path}: no application {path.stem}.xml beside this checker file "
                                      f"(or beside its {CHECKS_DIR}/ directory)")
-        return AppPair(xml.stem, xml, path)
+        return AppPair(app_name(xml), xml, path)
     py = checker_of(path)
     if py is None:
         raise ConfigurationError(f"{path}: no checker file {app_name(path)}.py beside it "
