@@ -21,7 +21,7 @@ import pytest
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.fleet.app_pairs import find_apps
 from pstack_tasks.graph import loader
-from pstack_tasks.graph.app_file import read_text, size_hint
+from pstack_tasks.graph.app_file import app_name, read_text, size_hint
 from pstack_tasks.native import instance_loader
 from pstack_tasks.ui.cli import exit_status
 from support.paths import CORPUS, KEY_PREFIX, PSTACK
@@ -211,6 +211,8 @@ def test_pstack_test_finds_an_application_gz_beside_its_checker_file(tmp_path: P
     assert sorted((a.name, a.xml.name, a.py.name) for a in apps) == [("other", "other.xml.gz", "other.py"),
                                                                      ("ring", "ring.xml.gz", "ring.py")]
     assert [(a.name, a.xml.name) for a in find_apps([checks / "other.py"])] == [("other", "other.xml.gz")]
+    # what psim's snapshots and checkpoints are named after, too
+    assert [app_name(n) for n in ("a/ring.xml.gz", "ring.xml", "ring.gz", "ring")] == ["ring", "ring", "ring", "ring"]
 
 
 def test_pcli_read_gives_the_xml_of_a_gz(tmp_path: Path) -> None:

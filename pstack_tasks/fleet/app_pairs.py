@@ -14,26 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pstack_tasks.exceptions import ConfigurationError
+from pstack_tasks.graph.app_file import APP_SUFFIXES, app_name, is_app_file
 
 #: directories never searched for applications
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
 #: the directory of checker files in pstack's layout
 CHECKS_DIR = "checks"
-#: the names of application files: plain or gzip-compressed XML
-APP_SUFFIXES = (".xml", ".xml.gz")
-
-
-def is_app_file(name: str | os.PathLike[str]) -> bool:
-    """Whether a file's name is an application file's (``X.xml`` or ``X.xml.gz``)."""
-    return os.fspath(name).endswith(APP_SUFFIXES)
-
-
-def app_name(xml: Path) -> str:
-    """An application file's name without its suffix: ``ring`` for ``ring.xml`` and ``ring.xml.gz``."""
-    for suffix in APP_SUFFIXES[::-1]:
-        if xml.name.endswith(suffix):
-            return xml.name[:-len(suffix)]
-    return xml.stem
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,29 @@ from typing import IO, cast
 
 from pstack_tasks.exceptions import GraphError
 
-__all__ = ["GZIP_MAGIC", "is_gzip", "open_app", "read_text", "size_hint", "xml_bytes"]
+__all__ = ["APP_SUFFIXES", "GZIP_MAGIC", "CheckedGzip", "app_name", "is_app_file", "is_gzip", "open_app",
+           "read_text", "size_hint", "xml_bytes"]
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: the names of application files: plain or gzip-compressed XML
+APP_SUFFIXES = (".xml", ".xml.gz")
 #: what an XML file may start with: a byte-order mark (UTF-8, UTF-16) or, after spaces, ``<``
 _XML_STARTS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"<")
+
+
+def is_app_file(name: str | os.PathLike[str]) -> bool:
+    """Whether a file's name is an application file's (``X.xml`` or ``X.xml.gz``)."""
+    return os.fspath(name).endswith(APP_SUFFIXES)
+
+
+def app_name(path: str | os.PathLike[str]) -> str:
+    """An application file's name without its suffix: ``ring`` for ``ring.xml`` and ``ring.xml.gz``
+    (what files derived from it are named after: checker files, snapshots, checkpoints)."""
+    name = os.path.basename(os.fspath(path))
+    for suffix in APP_SUFFIXES[::-1]:
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return os.path.splitext(name)[0]
 
 
 def is_gzip(path: str | os.PathLike[str]) -> bool:

@@ -19,8 +19,9 @@ import pytest
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import PstackError
-from pstack_tasks.fleet.app_pairs import AppPair, app_name, checker_of, is_app_file
+from pstack_tasks.fleet.app_pairs import AppPair, checker_of
 from pstack_tasks.fleet.app_runs import NOT_SIMULATORS, Case, online_engines, plan, prepare, run_case
+from pstack_tasks.graph.app_file import app_name, is_app_file
 from pstack_tasks.ui.app_report import split_text
 
 

@@ -26,6 +26,7 @@ from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, 
 from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN, read_dump
 from pstack_tasks.fleet.persistence.resume_file import resume_bytes
 from pstack_tasks.fleet.persistence.snapshots import view
+from pstack_tasks.graph.app_file import app_name
 from pstack_tasks.native.prepare import prepare
 from pstack_tasks.native.snapshot_files import request_dump
 from pstack_tasks.protocol import ItemKind, QueueKeys
@@ -48,7 +49,7 @@ class LocalSnapshots:
 
     def __init__(self, app: str, out: Path, directory: Path) -> None:
         self.dir = directory  #: the engine's --snapshot-dir
-        self.app, self.out, self.stem = app, out, Path(app).stem
+        self.app, self.out, self.stem = app, out, app_name(app)
         self.snapshots = self.checkpoints = 0
         self.lock = threading.Lock()  # one request at a time: the engine has one request file
 

@@ -15,11 +15,11 @@ from rich.console import Group
 from rich.text import Text
 
 from pstack_tasks.exceptions import ConfigurationError, ProcessError
-from pstack_tasks.fleet.app_pairs import app_name, application_of, checker_of
+from pstack_tasks.fleet.app_pairs import application_of, checker_of
 from pstack_tasks.fleet.app_view import AppView
 from pstack_tasks.fleet.checkers import apply, collect, load_module
 from pstack_tasks.graph import loader
-from pstack_tasks.graph.app_file import read_text
+from pstack_tasks.graph.app_file import app_name, read_text
 from pstack_tasks.graph.model import Array, Field, FieldType, Scalar, Struct
 from pstack_tasks.ui.columns import Column, Row, field
 from pstack_tasks.ui.shell.display import Record, Table
