@@ -11,6 +11,7 @@ command -v g++ >/dev/null || need+=(g++)
 command -v dot >/dev/null || need+=(graphviz)   # pstack draw / draw(): graphviz lays out the pictures
 command -v tmux >/dev/null || need+=(tmux)   # the tests drive pcli and top in a real terminal
 [ -f /usr/include/expat.h ] || need+=(libexpat1-dev)   # the native instance loader (pstack_tasks/native/instance_loader.cpp)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)   # ... reading .xml.gz applications itself (without: the Python loader does)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)   # tests/test_deploy.py: two sshd "hosts" on loopback
 if [ ${#need[@]} -gt 0 ]; then
