@@ -220,6 +220,22 @@ def test_pcli_read_gives_the_xml_of_a_gz(tmp_path: Path) -> None:
     assert read(gzipped(RING, tmp_path / "ring.xml.gz")) == read(RING) == read_text(RING)
 
 
+def test_the_step_debugger_opens_a_gz(tmp_path: Path) -> None:
+    from pstack_tasks import debug
+    with debug(str(gzipped(RING, tmp_path / "ring.xml.gz"))) as s:
+        s.until(lambda s: s.state("n0")["counter"] >= 5)
+        assert [s.state(d)["counter"] for d in ("n0", "n1", "n2", "n3")] == [5, 4, 4, 4]
+
+
+def test_pstack_run_prints_for_a_gz_what_it_prints_for_the_plain_file(tmp_path: Path, on_fleet: object) -> None:
+    from support.commands import pstack
+    packed = gzipped(RING, tmp_path / "ring.xml.gz")
+    plain, compressed = (pstack("run", "--rmap", '{"n1": 1}', "--no-progress", str(p), env=dict(os.environ))
+                         for p in (RING, packed))
+    assert plain.returncode == compressed.returncode == 0, compressed.stderr
+    assert compressed.stdout == plain.stdout and "Metric [Delivered messages]: 40" in plain.stdout
+
+
 def test_pstack_test_runs_a_gz_application_and_its_checks_on_a_fleet(tmp_path: Path, on_fleet: object) -> None:
     from support.commands import pstack
     gzipped(RING, tmp_path / "ring.xml.gz")
