@@ -27,7 +27,8 @@ def root() -> Path:
 
 
 def content_key(path: str, salt: str) -> str:
-    """The cache key of a file's content read with ``salt`` (layout and loader)."""
+    """The cache key of a file's content read with ``salt`` (layout and loader): its bytes as
+    they are on disk, so a gzip file is hashed compressed (a tenth of the bytes to read)."""
     h = hashlib.sha256(salt.encode())
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
