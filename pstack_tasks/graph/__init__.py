@@ -5,6 +5,8 @@ Modules, in the order the data flows:
 
 - ``loader``: the entry points ``load()``, ``load_graph_type()``, ``detect_version()``, and
   ``FORMATS``, the one ``{version: (type parser, instance builder)}`` table.
+- ``app_file``: opening an application file, plain or gzip-compressed (``.xml.gz``, told by its
+  magic bytes, decompressed as it is read), and the names of application files.
 - ``elements``: namespaces, element helpers, JSON value bodies, XML syntax errors.
 - ``walker``: ``GraphTypeWalker``, the one walk over a ``<GraphType>`` and the checks every
   version shares; ``v3`` (v2 and v3) and ``v4`` supply its per-version hooks.
