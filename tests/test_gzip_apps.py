@@ -215,6 +215,18 @@ def test_pstack_test_finds_an_application_gz_beside_its_checker_file(tmp_path: P
     assert [app_name(n) for n in ("a/ring.xml.gz", "ring.xml", "ring.gz", "ring")] == ["ring", "ring", "ring", "ring"]
 
 
+def test_the_pytest_plugin_collects_a_gz_application(tmp_path: Path) -> None:
+    from support.commands import bare_env
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    gzipped(RING, apps / "ring.xml.gz")
+    (apps / "ring.py").write_text("def check_delivered(r):\n    assert r['metrics']['Delivered messages'] == 40\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                        "--pstack-apps", str(apps)], capture_output=True, text=True, cwd=tmp_path, env=bare_env(),
+                       timeout=120)
+    assert "apps/ring.xml.gz::ring[psim-1]" in p.stdout and "apps/ring.xml.gz::ring[psim-3]" in p.stdout, p.stdout
+
+
 def test_pcli_read_gives_the_xml_of_a_gz(tmp_path: Path) -> None:
     from pstack_tasks.ui.shell.apps import read
     assert read(gzipped(RING, tmp_path / "ring.xml.gz")) == read(RING) == read_text(RING)
