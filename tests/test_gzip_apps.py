@@ -68,6 +68,12 @@ def test_psim_splits_a_gz_copy_in_two_regions_as_it_splits_the_plain_file(tmp_pa
     assert plain.returncode == compressed.returncode == 0, compressed.stderr
     assert compressed.stdout == plain.stdout and "Delivered messages]: 3420" in plain.stdout
     assert "psim: 2 regions" in compressed.stderr
+    ring = big_ring(tmp_path / "ring.xml")  # over 1 MiB: packed by the native loader, then split
+    plain, compressed = (psim("-q", "-d", "--regions", "2", str(p), env=env)
+                         for p in (ring, gzipped(ring, tmp_path / "ring.xml.gz")))
+    assert plain.returncode == compressed.returncode == 0, compressed.stderr[-2000:]
+    assert compressed.stdout == plain.stdout and "Delivered messages]: 36000" in plain.stdout
+    assert "phase native pack" in compressed.stderr
 
 
 def test_a_big_gz_is_packed_by_the_native_loader_and_its_second_run_hits_the_cache(tmp_path: Path) -> None:
