@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -78,42 +79,64 @@ def pause_all(pid: int, mode: int = MODE_STATES, timeout: float | None = None) -
         rec = running_record(r, keys, pid)
         regions = [int(x) for x in json.loads(rec["regions"])]
         q = keys.queues(pid)
-        token = secrets.token_hex(8)
-        t0 = time.monotonic()
-        item = f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}"
-        call = scripts.Call().key(keys.proc(pid), q.active).key(*[q.queue(x) for x in regions]).arg(item)
-        if not r.eval(scripts.source("inject"), len(call.keys), *call.keys, *call.args):
-            raise ProcessError(f"process {pid} is ending: no snapshot was taken")
-        try:
-            _wait_paused(r, keys, pid, q, token, regions, t0 + timeout, timeout)
-        except BaseException:
-            let_go(r, q, token, regions, timeout)
-            raise
-        raws, queued, idle = read_and_let_go(binary_client(), q, token, regions, timeout)
-        pause = time.monotonic() - t0
-    dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
-    return Cut(pid=pid, record=rec, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
-               pause_seconds=round(pause, 4), taken=time.time())
+
+        def push(item: str) -> None:
+            call = scripts.Call().key(keys.proc(pid), q.active).key(*[q.queue(x) for x in regions]).arg(item)
+            if not r.eval(scripts.source("inject"), len(call.keys), *call.keys, *call.args):
+                raise ProcessError(f"process {pid} is ending: no snapshot was taken")
+
+        def ended() -> str | None:
+            state = store.text(r.hget(keys.proc(pid), "state"))
+            if state == "Running":
+                return None
+            return f"process {pid} ended ({state}) before every region paused: no snapshot"
+
+        paused = pause_regions(r, binary_client(), q, regions, mode, timeout, push, ended,
+                               what=f"snapshot of process {pid}")
+    return paused.cut(pid, rec)
 
 
-def _wait_paused(r: redis.Redis, keys: Keys, pid: int, q: QueueKeys, token: str, regions: list[int],
-                 deadline: float, timeout: float) -> None:
+@dataclass(frozen=True)
+class Paused:
+    """What was read while every region was paused: each region's dump (raw), queue and the idle count."""
+
+    regions: list[int]
+    raws: list[bytes]
+    queued: list[list[bytes]]
+    idle_count: int
+    pause_seconds: float
+
+    def cut(self, pid: int, record: dict[str, str]) -> Cut:
+        dumps = {x: read_dump(raw, pid, x) for x, raw in zip(self.regions, self.raws)}
+        return Cut(pid=pid, record=record, dumps=dumps, queued=dict(zip(self.regions, self.queued)),
+                   idle_count=self.idle_count, pause_seconds=self.pause_seconds, taken=time.time())
+
+
+def pause_regions(r: redis.Redis, binary: redis.Redis, q: QueueKeys, regions: list[int], mode: int, timeout: float,
+                  push: Callable[[str], None], ended: Callable[[], str | None], what: str) -> Paused:
+    """The barrier itself, for the fleet's processes and psim's local splits alike: ``push`` sends the
+    request item to every region (raising ProcessError when the run is ending), then wait for every
+    region's dump while ``ended`` says nothing (else its reason is the error), read the cut and let
+    the regions go; on any failure they are let go at once.  ``binary`` answers bytes."""
+    token = secrets.token_hex(8)
+    t0 = time.monotonic()
+    push(f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}")
     names = [q.snapshot(token, x) for x in regions]
-    while True:
-        pipe = r.pipeline(transaction=False)
-        for name in names:
-            pipe.exists(name)
-        pipe.hget(keys.proc(pid), "state")
-        *there, state = pipe.execute()
-        if all(there):
-            return
-        if store.text(state) != "Running":
-            raise ProcessError(f"process {pid} ended ({store.text(state)}) before every region paused: no snapshot")
-        if time.monotonic() > deadline:
-            late = [x for x, ok in zip(regions, there) if not ok]
-            raise ProcessError(f"snapshot of process {pid}: region(s) {', '.join(map(str, late))} did not pause "
-                               f"within {timeout:g} s; every region carried on")
-        time.sleep(_POLL)
+    try:
+        while r.exists(*names) < len(names):
+            why = ended()
+            if why is not None:
+                raise ProcessError(why)
+            if time.monotonic() - t0 > timeout:
+                late = [str(x) for x, name in zip(regions, names) if not r.exists(name)]
+                raise ProcessError(f"{what}: region(s) {', '.join(late)} did not pause within {timeout:g} s; "
+                                   "every region carried on")
+            time.sleep(_POLL)
+    except BaseException:
+        let_go(r, q, token, regions, timeout)
+        raise
+    raws, queued, idle = read_and_let_go(binary, q, token, regions, timeout)
+    return Paused(regions, raws, queued, idle, round(time.monotonic() - t0, 4))
 
 
 def read_and_let_go(client: redis.Redis, q: QueueKeys, token: str, regions: list[int],
@@ -152,5 +175,5 @@ def let_go(r: redis.Redis, q: QueueKeys, token: str, regions: list[int], timeout
     pipe.execute()
 
 
-__all__ = ["Cut", "pause_all", "running_record", "read_and_let_go", "let_go", "MODE_STATES", "MODE_FULL_STATES",
-           "MODE_NO_STATES"]
+__all__ = ["Cut", "Paused", "pause_all", "pause_regions", "running_record", "read_and_let_go", "let_go",
+           "MODE_STATES", "MODE_FULL_STATES", "MODE_NO_STATES"]

@@ -16,23 +16,22 @@ import os
 import secrets
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import redis
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import ProcessError
-from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, Cut, let_go, read_and_let_go
+from pstack_tasks.fleet.persistence.barrier import MODE_NO_STATES, MODE_STATES, Cut, pause_regions
 from pstack_tasks.fleet.persistence.dumps import SUPERVISOR_NOT_PLAIN, read_dump
 from pstack_tasks.fleet.persistence.resume_file import resume_bytes
 from pstack_tasks.fleet.persistence.snapshots import view
 from pstack_tasks.graph.app_file import app_name
 from pstack_tasks.native.prepare import prepare
 from pstack_tasks.native.snapshot_files import request_dump
-from pstack_tasks.protocol import ItemKind, QueueKeys
+from pstack_tasks.protocol import QueueKeys
 
-#: seconds between looks for the regions' dumps in Redis (a split run)
-_POLL = 0.005
 #: the snapshot item, counted into <pid>.active as an engine counts its sends; refused once the
 #: counter is 0 (quiescence: the regions are stopping)
 _PUSH = """
@@ -91,34 +90,23 @@ class LocalSnapshots:
 
 
 def _split_cut(url: str, pid: int, regions: list[int], mode: int, timeout: float) -> Cut:
-    """Every region of a local split paused at one cut, read, and let go (the fleet's barrier)."""
+    """Every region of a local split paused at one cut, read, and let go (the fleet's barrier,
+    without a process record: the run's ``active`` counter says whether it is still running)."""
     client = redis.Redis.from_url(url, decode_responses=False, socket_timeout=timeout + 30)
-    try:
-        q = QueueKeys("", pid)
-        token = secrets.token_hex(8)
-        t0 = time.monotonic()
-        item = f"{ItemKind.SNAPSHOT} {token} {mode} {timeout:g}"
+    q = QueueKeys("", pid)
+
+    def push(item: str) -> None:
         if not client.eval(_PUSH, 1 + len(regions), q.active, *[q.queue(x) for x in regions], item):
             raise ProcessError("no snapshot: the run is ending")
-        names = [q.snapshot(token, x) for x in regions]
-        try:
-            while not all(client.exists(n) for n in names):
-                if not client.exists(q.active):
-                    raise ProcessError("no snapshot: the run ended before every region paused")
-                if time.monotonic() - t0 > timeout:
-                    raise ProcessError(f"no snapshot: a region did not pause within {timeout:g} s; every region "
-                                       "carried on")
-                time.sleep(_POLL)
-        except BaseException:
-            let_go(client, q, token, regions, timeout)
-            raise
-        raws, queued, idle = read_and_let_go(client, q, token, regions, timeout)
-        pause = round(time.monotonic() - t0, 4)
+
+    def ended() -> str | None:
+        return None if client.exists(q.active) else "no snapshot: the run ended before every region paused"
+
+    try:
+        paused = pause_regions(client, client, q, regions, mode, timeout, push, ended, what="no snapshot")
     finally:
         client.close()
-    dumps = {x: read_dump(raw, pid, x) for x, raw in zip(regions, raws)}
-    return Cut(pid=0, record={}, dumps=dumps, queued=dict(zip(regions, queued)), idle_count=idle,
-               pause_seconds=pause, taken=time.time())
+    return replace(paused.cut(pid, {}), pid=0)
 
 
 def _write(path: Path, data: bytes) -> Path:
