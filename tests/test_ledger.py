@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.ledger import Ledger, RegionEnded
 from pstack_tasks.fleet.scripts import CANDIDATES
 from support.ledger import ENGINE, join
 from support.paths import KEY_PREFIX
@@ -33,8 +33,8 @@ def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(
     assert _submit(ledger, 2, [0, 1]) == (None, [])  # one slot free, two needed
     assert ledger.r.hget(ledger.keys.proc(2), "state") == "Waiting"
     view = ledger.view(ENGINE)
-    reply = ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None))[0]
-    assert [a.pid for a in ledger.admitted(ENGINE, reply)] == [2]
+    reply = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None))[0])
+    assert [a.pid for a in ledger.admitted(ENGINE, reply.admission)] == [2]
     hosts = json.loads(ledger.r.hget(ledger.keys.proc(2), "hosts") or "{}")
     assert sorted(hosts) == ["0", "1"] and ledger.r.get(ledger.keys.queues(2).active) == "2"
 
@@ -104,7 +104,8 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
     _submit(ledger, 3, [0, 1])
     ledger.unqueue(ENGINE, 3)
     view = ledger.view(ENGINE)
-    ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0])
+    ledger.admitted(ENGINE, RegionEnded.of(
+        ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0]).admission)
     ledger.end(1, None, "test")
     ledger.beat(ENGINE, "a", "epoch-a", 30.0)
     ledger.unregister(ENGINE, "a", "epoch-a")
