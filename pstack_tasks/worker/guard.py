@@ -198,7 +198,7 @@ class Guard:
             state, current = reply
             self.refusal = (f"region {self.region} of process {self.pid}: a task of run {run}, but the process is on "
                             f"run {current or '?'} (restarted or recovered): it does not take part"
-                            if state == "Running" else f"region {self.region}/{self.pid}: the process is "
+                            if state == "Running" else f"region {self.pid}/{self.region}: the process is "
                             f"{state or 'gone'}; nothing to do")
             return {"state": state, "run": current}
         abort, flat = reply
