@@ -52,7 +52,7 @@ def test_region_tasks_show_readable_names_and_live_progress(flower: FlowerClient
                              f"{[(t['name'], t['state'], t.get('result')) for t in flower.get('/api/tasks').values()]}"
                              ) from None
     assert task["name"] == name
-    assert task["args"] == f"(pid={f.pid}, region=1/2, graph=ro)"
+    assert task["args"] == f"(pid={f.pid}, region=1/2, run=1, graph=ro)"
     assert task["worker"] == "dummy@delta"
     first = PROGRESS_TEXT.match(task["result"])
     assert first, task["result"]

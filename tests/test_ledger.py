@@ -11,8 +11,9 @@ import time
 
 import redis
 
-from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.ledger import Ledger, RegionEnded, WorkerEnd
 from pstack_tasks.fleet.scripts import CANDIDATES
+from pstack_tasks.native.results import merge_results
 from support.ledger import ENGINE, join
 from support.paths import KEY_PREFIX
 
@@ -33,8 +34,8 @@ def test_a_gang_waits_for_all_its_slots_and_starts_when_a_region_gives_one_back(
     assert _submit(ledger, 2, [0, 1]) == (None, [])  # one slot free, two needed
     assert ledger.r.hget(ledger.keys.proc(2), "state") == "Waiting"
     view = ledger.view(ENGINE)
-    reply = ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None))[0]
-    assert [a.pid for a in ledger.admitted(ENGINE, reply)] == [2]
+    reply = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None))[0])
+    assert [a.pid for a in ledger.admitted(ENGINE, reply.admission)] == [2]
     hosts = json.loads(ledger.r.hget(ledger.keys.proc(2), "hosts") or "{}")
     assert sorted(hosts) == ["0", "1"] and ledger.r.get(ledger.keys.queues(2).active) == "2"
 
@@ -104,7 +105,11 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
     _submit(ledger, 3, [0, 1])
     ledger.unqueue(ENGINE, 3)
     view = ledger.view(ENGINE)
-    ledger.admitted(ENGINE, ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0])
+    ledger.admitted(ENGINE, RegionEnded.of(
+        ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], '{}'))[0]).admission)
+    ledger.transaction(lambda pipe: ledger.region_begin(pipe, 1, 0, 1, "a", 3.0))  # a worker's region: start, end
+    said = WorkerEnd("4 4", '{"Exit code": 0, "Exit reason": "quiescence"}', [0, 1], False)
+    ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], '{}', 1, said))
     ledger.end(1, None, "test")
     ledger.beat(ENGINE, "a", "epoch-a", 30.0)
     ledger.unregister(ENGINE, "a", "epoch-a")
@@ -124,4 +129,37 @@ def test_every_key_a_script_touches_is_declared_in_its_keys(ledger: Ledger, redi
             lua += 1
             used = {a for a in command[1:] if a.startswith(KEY_PREFIX)}
             assert used <= declared, f"{command} touches undeclared {used - declared}"
-    assert scripts >= 7 and lua > 20, [c[:3] for c in seen if c[1].upper() == "EVALSHA"]
+    assert scripts >= 9 and lua > 30, [c[:3] for c in seen if c[1].upper() == "EVALSHA"]
+
+
+def test_the_last_region_end_ends_its_process_done_with_the_reason_merge_results_gives(ledger: Ledger) -> None:
+    # the Done reason is chosen in Lua (region_end.lua) as native/results.py merge_results chooses it:
+    # from the lowest region whose reason does not defer to another's ("remote stop", "quiescence")
+    join(ledger, "a", 3)
+    assert _submit(ledger, 1, [0, 1, 2]) == (None, [1])
+    keys, r = ledger.keys, ledger.r
+    exits = {0: {"Exit code": 0, "Exit reason": "remote stop"}, 1: {"Exit code": 7, "Exit reason": "handler_exit"},
+             2: {"Exit code": 5, "Exit reason": "max-steps"}}
+    ended = []
+    for region in (2, 0, 1):
+        said = WorkerEnd("1 1", json.dumps(exits[region]), [0, 1, 2], False)
+        view = ledger.view(ENGINE)
+        ended.append(RegionEnded.of(ledger.transaction(
+            lambda pipe: ledger.region_end(pipe, view, 1, region, [0, 1, 2], '{"states": {}}', 1, said))[0]))  # noqa: B023
+    merged = merge_results({x: {"metrics": m} for x, m in exits.items()})["metrics"]
+    reason = f"exit code {merged['Exit code']} ({merged['Exit reason']})"
+    assert reason == "exit code 7 (handler_exit)"
+    assert [e.done for e in ended] == [None, None, reason] and [e.ended for e in ended] == [1, 2, 3]
+    assert r.hget(keys.proc(1), "state") == "Done" and r.hget(keys.proc(1), "reason") == reason
+    assert r.hget(keys.used(ENGINE), "a") == "0" and sorted(r.hkeys(keys.result(1))) == ["0", "1", "2"]
+
+
+def test_a_process_with_a_region_that_ended_without_a_result_is_not_ended_done(ledger: Ledger) -> None:
+    join(ledger, "a", 2)
+    assert _submit(ledger, 1, [0, 1]) == (None, [1])
+    view = ledger.view(ENGINE)
+    ok = WorkerEnd(None, json.dumps({"Exit code": 0, "Exit reason": "quiescence"}), [0, 1], False)
+    ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 0, [0, 1], None, 1,
+                                                      WorkerEnd(None, None, [0, 1], False)))
+    last = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(pipe, view, 1, 1, [0, 1], "{}", 1, ok))[0])
+    assert last.ended == 2 and last.done is None and ledger.r.hget(ledger.keys.proc(1), "state") == "Running"

@@ -53,15 +53,21 @@ def dispatch(engine: str, process: Admitted) -> None:
     only repeat it.  The tasks are not children of the task that sends them (a region ending
     admits the next process): each process's regions stand on their own in Flower.
     The ledger has already emptied its engines' keys and set ``<pid>.active`` when it admitted it.
+    Nothing is declared (``declare=[]``): a task goes to the default exchange, which routes by the
+    queue's name, and the worker holding the slot consumes that queue already; kombu's check of
+    its declared queues was a tenth of a dispatch's Python.
+    Each task carries the run it belongs to (``process.run``): a task still queued when its process
+    is restarted or recovered is refused by the new run (docs/persistence.md, "Runs").
     """
     from pstack_tasks.celery_app import app
     pid, graph, regions = process.pid, process.graph_type, process.regions
     _no_result_subscriptions()
     with app.producer_or_acquire() as producer, _batch(producer):
         for x in regions:
-            app.send_task("pstack.region", (pid, x), queue=host_queue(engine, process.hosts[str(x)]),
-                          shadow=f"{graph}:{pid}/r{x}", producer=producer, add_to_parent=False,
-                          argsrepr=f"(pid={pid}, region={x}/{len(regions)}, graph={graph})")
+            app.send_task("pstack.region", (pid, x, process.run, engine),
+                          queue=host_queue(engine, process.hosts[str(x)]), shadow=f"{graph}:{pid}/r{x}",
+                          producer=producer, add_to_parent=False, declare=[],
+                          argsrepr=f"(pid={pid}, region={x}/{len(regions)}, run={process.run}, graph={graph})")
 
 
 def _batch(producer: Any) -> AbstractContextManager[Any]:

@@ -26,6 +26,7 @@ from pstack_tasks.config import settings
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.matching import EVERYONE, Serving
 from pstack_tasks.fleet.scripts import CANDIDATES, LOOKAHEAD, Call, FleetView, source
+from pstack_tasks.protocol import ExitReason, Metric
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,46 @@ class Admitted:
     hosts: dict[str, str]
     regions: list[int]
     graph_type: str
+    #: the run's generation: this admission's number (lib.lua start), carried by its region tasks
+    run: int = 0
 
 
 def _admitted(flat: list[Any]) -> list[Admitted]:
-    return [Admitted(int(flat[i]), json.loads(flat[i + 1]), json.loads(flat[i + 2]), str(flat[i + 3]))
-            for i in range(0, len(flat), 4)]
+    return [Admitted(int(flat[i]), json.loads(flat[i + 1]), json.loads(flat[i + 2]), str(flat[i + 3]),
+                     int(flat[i + 4])) for i in range(0, len(flat), 5)]
+
+
+@dataclass(frozen=True)
+class RegionEnded:
+    """What a region's end did (``region_end.lua``'s reply): nothing at all if it was of another
+    run (``stale``); else the process's abort reason ('' none), how many of its regions have
+    ended, the reason it ended Done with if this end did (None: it did not), and the admission's
+    reply (:meth:`Ledger.admitted`)."""
+
+    stale: bool
+    abort: str = ""
+    ended: int = 0
+    done: str | None = None
+    admission: tuple[Any, ...] = (0,)
+
+    @classmethod
+    def of(cls, reply: list[Any]) -> RegionEnded:
+        if int(reply[0]):
+            return cls(True)
+        return cls(False, str(reply[1] or ""), int(reply[2]), str(reply[4]) if int(reply[3]) else None,
+                   tuple(reply[5:]))
+
+
+@dataclass(frozen=True)
+class WorkerEnd:
+    """What a worker's region says with its end, beside its part (``region_end.lua``): its last
+    counters ("delivered steps", or None), its exit text (``lifecycle.exit_text``, None: it has no
+    result), every fleet region of its process, and whether client engines serve others."""
+
+    counts: str | None
+    exit: str | None
+    regions: list[int]
+    clients: bool
 
 
 @dataclass(frozen=True)
@@ -75,18 +111,22 @@ class Ledger:
             hit = _ledgers[key] = cls(r, keys)
         return hit
 
-    def transaction(self, build: Callable[[Pipeline], None]) -> list[Any]:
-        """Run the steps ``build`` puts in a MULTI/EXEC pipeline; their replies."""
+    def transaction(self, build: Callable[[Pipeline], None], raise_on_error: bool = True) -> list[Any]:
+        """Run the steps ``build`` puts in a MULTI/EXEC pipeline; their replies (``raise_on_error``
+        False: errors in place, as redis-py gives them)."""
         for attempt in (1, 2):
             pipe = self.r.pipeline()
             build(pipe)
             try:
-                return pipe.execute()
+                replies: list[Any] | None = pipe.execute(raise_on_error=raise_on_error)
             except redis.exceptions.NoScriptError:
-                if attempt == 2:
-                    raise
-                for script in self._scripts.values():
-                    self.r.script_load(script.script)
+                replies = None
+            if replies is not None and not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
+                return replies
+            if attempt == 2:
+                raise redis.exceptions.NoScriptError("Redis does not keep the ledger's scripts")
+            for script in self._scripts.values():
+                self.r.script_load(script.script)
         raise AssertionError("unreachable")
 
     def call(self, pipe: Pipeline, name: str, call: Call) -> None:
@@ -100,9 +140,17 @@ class Ledger:
         """The registered hosts of an engine type and the first ``window`` processes of its waiting
         list, as they are now."""
         pipe = self.r.pipeline(transaction=False)
+        self.ask_view(pipe, engine, window)
+        hosts, waiting = pipe.execute(raise_on_error=False)
+        return self.view_of(engine, hosts, waiting, window)
+
+    def ask_view(self, pipe: Pipeline, engine: str, window: int = CANDIDATES) -> None:
+        """In ``pipe``: the two reads of a :meth:`view` (a region's start sends them with its own)."""
         pipe.hkeys(self.keys.cap(engine))
         pipe.zrange(self.keys.waiting(engine), 0, window - 1)
-        hosts, waiting = pipe.execute(raise_on_error=False)
+
+    def view_of(self, engine: str, hosts: Any, waiting: Any, window: int = CANDIDATES) -> FleetView:
+        """The view from the replies to :meth:`ask_view` (read with ``raise_on_error=False``)."""
         if isinstance(hosts, Exception):
             raise hosts
         if isinstance(waiting, redis.ResponseError):  # an older version's list: the scripts upgrade it
@@ -158,22 +206,38 @@ class Ledger:
         self._run("unqueue", Call().key(k.proc(pid), k.waiting(engine), k.fair(engine)).arg(pid))
 
     def region_end(self, pipe: Pipeline, view: FleetView, pid: int, region: int, regions: list[int],
-                   part: str | None) -> None:
-        """In ``pipe``: a region's end in the ledger (reply: see :meth:`admitted`).  Its ``part`` of
-        the result is stored only if the process is still Running; if it is not, the process's
-        engine keys (``regions``: all its regions) are deleted; then its slot goes back and what
-        fits now is admitted.  Call it only once the region's engine can send nothing more
-        (worker/region.py ``_end_region`` says why that leaves no engine key behind).
-        ``view``: :meth:`view` of the process's engine type, read before the transaction."""
-        engine_keys = self.keys.queues(pid).all(regions)
-        call = (Call().key(self.keys.lease(pid)).arg(region, _now(), _ttl())
-                .key(self.keys.proc(pid), self.keys.result(pid)).arg(part or "", len(engine_keys)).key(*engine_keys))
-        self.call(pipe, "region_end", call.fleet(self.keys, view).admission(self.keys, view))
+                   part: str | None, run: int | None = None, worker: WorkerEnd | None = None) -> None:
+        """In ``pipe``: a region's end in the ledger (reply: ``region_end.lua``; :meth:`admitted`
+        takes its admission part).  Its ``part`` of the result is stored only if the process is
+        still Running; if it is not, the process's engine keys (``regions``: all its regions) are
+        deleted; then its slot goes back and what fits now is admitted.  ``worker``: a worker's
+        region also says there that it ended, and the last one ends its process Done.  ``run``: the
+        run the region belongs to (None: any); the end of another run changes nothing.  Call it only
+        once the region's engine can send nothing more (worker/region.py ``_end_region`` says why
+        that leaves no engine key behind).  ``view``: :meth:`view` of the process's engine type."""
+        k = self.keys
+        engine_keys = k.queues(pid).all(regions)
+        call = (Call().key(k.lease(pid)).arg(region, _now(), _ttl(), "" if run is None else run)
+                .key(k.proc(pid), k.result(pid)).arg(part or "", len(engine_keys)).key(*engine_keys))
+        call.arg("1" if worker else "0")
+        if worker is not None:
+            call.key(k.progress(pid), k.exits(pid), k.beat(pid, region)).finish(k, pid)
+            call.arg(pid, worker.counts or "", worker.exit or "", json.dumps(worker.regions), int(worker.clients),
+                     json.dumps(list(ExitReason.FOLLOWED)), Metric.EXIT_CODE, Metric.EXIT_REASON, ExitReason.QUIESCENCE)
+        self.call(pipe, "region_end", call.fleet(k, view).admission(k, view))
 
-    def admitted(self, engine: str, reply: list[Any]) -> list[Admitted]:
+    def region_begin(self, pipe: Pipeline, pid: int, region: int, run: int | None, host: str, ttl: float) -> None:
+        """In ``pipe``: a region begins (``region_begin.lua``): only in its process's current run
+        (``run``; None: any) while it is Running, its first heartbeat and "started" then set."""
+        k = self.keys
+        call = (Call().key(k.proc(pid), k.beat(pid, region), k.started(pid), k.abort(pid))
+                .arg(region, "" if run is None else run, host, int(ttl * 1000), _ttl()))
+        self.call(pipe, "region_begin", call)
+
+    def admitted(self, engine: str, reply: list[Any] | tuple[Any, ...]) -> list[Admitted]:
         """The processes an admission in a transaction admitted, and those admitted after it if it
         could not see the whole waiting list."""
-        out = _admitted(reply[1:])
+        out = _admitted(list(reply[1:]))
         return out + self.admit(engine) if int(reply[0]) else out
 
     def finish(self, pid: int, state: str, reason: str) -> bool:
@@ -242,7 +306,8 @@ class Ledger:
         return out
 
 
-_SCRIPTS = ("submit", "admit", "region_end", "finish", "end", "register", "beat", "unregister", "unqueue")
+_SCRIPTS = ("submit", "admit", "region_begin", "region_end", "finish", "end", "register", "beat", "unregister",
+            "unqueue")
 #: an admission's reply: it reached a waiting process the caller did not name (lib.lua admit)
 _NAME_MORE = 2
 _ledgers: dict[tuple[int, str], Ledger] = {}

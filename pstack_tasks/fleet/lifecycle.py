@@ -2,7 +2,7 @@
 
 The record, not Celery, says how a process ended, and the first ending wins: the last region to
 end ends it Done once every region has stored its part of the result (no Celery chord: the
-ledger's end transaction tells a region it is the last); the last region of a failed or killed
+ledger's ``region_end`` script does it, in the region's end); the last region of a failed or killed
 process ends it Failed or Killed with the first cause; the reaper ends processes whose workers
 vanished (their regions never end).  Every ending frees the
 process's slots, and what that admits is started (:mod:`dispatch`).
@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis
-from redis.client import Pipeline
 
 from pstack_tasks.config import settings
 from pstack_tasks.fleet import store
@@ -25,7 +24,6 @@ from pstack_tasks.fleet.dispatch import ledger, start
 from pstack_tasks.fleet.keys import Keys
 from pstack_tasks.fleet.ledger import Admitted
 from pstack_tasks.fleet.persistence.recovery import recover
-from pstack_tasks.fleet.scripts import Call
 from pstack_tasks.native.results import merge_results
 from pstack_tasks.protocol import Metric
 
@@ -63,39 +61,6 @@ def after_region(pid: int, engine: str, aborted: bool, regions: int, admitted: l
 def exit_text(metrics: Mapping[str, Any]) -> str:
     """A region's exit code and reason as ``Keys.exits`` keeps them (what ending its process Done needs)."""
     return json.dumps({k: metrics[k] for k in (Metric.EXIT_CODE, Metric.EXIT_REASON) if k in metrics})
-
-
-def finish_ended(pid: int, regions: Sequence[int], exits: Mapping[str, str], clients: bool) -> None:
-    """The last of a process's regions ended, none of them failed: the process is Done.
-
-    Called by the region whose end found every region ended (its end transaction read ``exits``,
-    each region's exit code and reason, in the same step); the process's result is the parts the
-    regions stored.  A process with regions served by client engines (fleet/pyengine) ends when
-    the last of those has stored its part too (:func:`finish_when_ended`).
-    """
-    if clients:
-        finish_when_ended(pid)
-        return
-    if any(str(x) not in exits for x in regions):  # a region ended without a result: not Done
-        return
-    metrics = merge_results({x: {"metrics": json.loads(exits[str(x)])} for x in regions})["metrics"]
-    _end_done(pid, regions, _done_reason(metrics))
-
-
-def _end_done(pid: int, regions: Sequence[int], reason: str) -> None:
-    """End a process Done whose regions have all ended, in one transaction: the ledger's ``finish``
-    and its engines' keys deleted (every engine is dead, so none writes them again).  Its slots are
-    back already, each given by its region's end with whatever that admitted, so there is nothing
-    for :func:`end_process` (record read, fleet view, ``end`` script) to release or admit."""
-    keys, led = Keys.current(), ledger()
-    call = Call().arg(pid, "Done", reason, f"{time.time():.3f}", settings().result_expires).finish(keys, pid)
-    engine_keys = keys.queues(pid).all(list(regions))
-
-    def steps(pipe: Pipeline) -> None:
-        led.call(pipe, "finish", call)
-        pipe.delete(*engine_keys)
-    if led.transaction(steps)[0]:
-        logger.info("process %s Done: %s", pid, reason)
 
 
 def _done_reason(metrics: Mapping[str, Any]) -> str:
@@ -236,5 +201,5 @@ def trim_index(r: redis.Redis, keys: Keys, batch: int = 500) -> int:
     return len(gone)
 
 
-__all__ = ["trim_index", "end_process", "after_region", "exit_text", "finish_ended", "finish_done", "lost_regions",
+__all__ = ["trim_index", "end_process", "after_region", "exit_text", "finish_done", "lost_regions",
            "lost_client", "reap", "reap_all"]

@@ -50,6 +50,7 @@ def describe(rec: Mapping[str, str], progress: Mapping[str, str] | None = None,
         "rcon": json.loads(rec.get("rcon", "{}")), "hosts": json.loads(rec.get("hosts", "{}")),
         "reason": rec.get("reason", ""), "file": rec.get("file"),
         "recoveries": recovery_notes(recoveries), "restarts": int(rec.get("restarts") or 0),
+        "run": int(rec.get("run") or 0),
         "last_checkpoint": float(rec["last_checkpoint"]) if rec.get("last_checkpoint") else None,
     }
     for t in ("submitted", "started", "ended"):

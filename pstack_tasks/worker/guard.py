@@ -20,18 +20,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redis.client import Pipeline
+
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import PstackError
 from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.causes import WORKER_LOST, Cause, record_first
 from pstack_tasks.fleet.keys import Keys
+from pstack_tasks.fleet.ledger import Ledger
 from pstack_tasks.fleet.lifecycle import lost_regions
+from pstack_tasks.fleet.scripts import FleetView
 from pstack_tasks.worker.interruptions import RedisIdentity, TimeLimit
 from pstack_tasks.worker.usage import engine_usage
 
 logger = logging.getLogger(__name__)
 BEAT_INTERVAL = 0.25
 PEER_INTERVAL = 1.0
+#: waiting processes a region's start names for its end's admission: the head of the waiting list
+#: moves on while the region runs (a view the admission finds stale costs a second round trip)
+VIEW_WINDOW = 8
 
 
 class _Ticker(threading.Thread):
@@ -112,6 +119,9 @@ class Guard:
         self.app_path: Path | None = None  # this host's copy of the application file
         self.app_file = "app.xml"  # the application file as the user named it
         self.on_tick: list[Callable[[], None]] = []  # more to do on each tick (worker/snapshot_port.py)
+        self.run: int | None = None  # the run of the process this region takes part in (None: any)
+        self.refusal: str | None = None  # why begin() did not take part
+        self.view: FleetView | None = None  # the fleet as begin() saw it, for the region's end
 
     # the engine's side
     def stop_reason(self) -> str | None:
@@ -165,27 +175,37 @@ class Guard:
             if lost:
                 self.fail(lost.text, lost.code)
 
-    def begin(self) -> dict[str, str]:
-        """Read the process record, and if it is Running, beat for the first time and say
-        "started" in the same transaction (peers never see a started region without a heartbeat),
-        then beat on in the background.  Returns the record (not Running: a stale task, nothing
-        was started).  Peers are first looked at one interval later: at the start they may not
-        have begun yet, and the reaper watches anyway."""
-        started, beat = self.keys.started(self.pid), self.keys.beat(self.pid, self.region)
-        pipe = self.r.pipeline()
-        pipe.hgetall(self.keys.proc(self.pid))
-        self._beat(pipe)
-        pipe.sadd(started, self.region)
-        pipe.expire(started, self.cfg.result_expires)
-        pipe.get(self.keys.abort(self.pid))
-        RedisIdentity.ask(pipe, self.keys)
-        rec, *_, abort, stack_id, server = pipe.execute()
-        if rec.get("state") != "Running":  # undone: a region of an ended process never ran
-            pipe = self.r.pipeline()
-            pipe.delete(beat)
-            pipe.srem(started, self.region)
-            pipe.execute()
-            return rec  # type: ignore[no-any-return]
+    def begin(self, run: int | None = None, engine: str | None = None) -> dict[str, str]:
+        """Take part in run ``run`` (None: any) of the process if that is the run it is on and it is
+        Running: the first heartbeat and "started" set in the same step (``region_begin.lua``), then
+        beat on in the background.  Returns the record; ``refusal`` says why a task does not take
+        part (nothing was started, nothing of the process touched).  With ``engine``, the fleet
+        view the region's end needs is read in the same round trip.  Peers are first looked at one
+        interval later: at the start they may not have begun yet, and the reaper watches anyway."""
+        ledger = Ledger.of(self.r, self.keys)
+
+        def steps(pipe: Pipeline) -> None:
+            ledger.region_begin(pipe, self.pid, self.region, run, self.host, self.cfg.heartbeat_ttl)
+            RedisIdentity.ask(pipe, self.keys)
+            if engine:
+                ledger.ask_view(pipe, engine, VIEW_WINDOW)
+        replies = ledger.transaction(steps, raise_on_error=False)
+        for x in replies[:3]:
+            if isinstance(x, Exception):
+                raise x
+        (begun, *reply), stack_id, server, *view = replies
+        if not int(begun):
+            state, current = reply
+            self.refusal = (f"region {self.region} of process {self.pid}: a task of run {run}, but the process is on "
+                            f"run {current or '?'} (restarted or recovered): it does not take part"
+                            if state == "Running" else f"region {self.pid}/{self.region}: the process is "
+                            f"{state or 'gone'}; nothing to do")
+            return {"state": state, "run": current}
+        abort, flat = reply
+        rec: dict[str, str] = dict(zip(flat[::2], flat[1::2]))
+        if engine and not isinstance(view[0], Exception):
+            self.view = ledger.view_of(engine, view[0], view[1], VIEW_WINDOW)
+        self.run = run
         self.regions = json.loads(rec["regions"])
         self.clients = json.loads(rec.get("client_regions") or "[]")
         self.app_file = rec.get("file") or "app.xml"
@@ -198,7 +218,7 @@ class Guard:
         self._next_peer_check = time.monotonic() + PEER_INTERVAL
         self.next_tick = time.monotonic() + BEAT_INTERVAL
         _Ticker.add(self)
-        return rec  # type: ignore[no-any-return]
+        return rec
 
     def fail(self, cause: str, error: str | None = None) -> None:
         """Record the first cause of the process's failure and stop this region.

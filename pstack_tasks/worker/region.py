@@ -14,15 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redis.client import Pipeline
-
 from pstack_tasks import engine as engine_registry
 from pstack_tasks.exceptions import EngineError, RegionStopped
 from pstack_tasks.fleet import epoch, store
 from pstack_tasks.fleet.causes import WORKER_LOST
 from pstack_tasks.fleet.keys import Keys
-from pstack_tasks.fleet.ledger import Ledger
-from pstack_tasks.fleet.lifecycle import after_region, exit_text, finish_ended
+from pstack_tasks.fleet.ledger import Ledger, RegionEnded, WorkerEnd
+from pstack_tasks.fleet.lifecycle import after_region, exit_text, finish_when_ended
 from pstack_tasks.fleet.records import part_text
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
@@ -35,19 +33,23 @@ logger = logging.getLogger(__name__)
 
 
 
-def run_region(pid: int, region: int, host: str,
-               on_progress: Callable[[int, int], object] | None = None) -> dict[str, Any]:
-    """Run one region of process ``pid`` here and store its part of the result in Redis.
+def run_region(pid: int, region: int, host: str, on_progress: Callable[[int, int], object] | None = None,
+               run: int | None = None, engine: str | None = None) -> dict[str, Any]:
+    """Run one region of run ``run`` of process ``pid`` here (None: whatever run it is on) and
+    store its part of the result in Redis.
 
     Returns the task's result: ``{"region", "host", "metrics"}`` (the states stay in Redis,
-    written once), or ``{"region", "stale": True}`` if the process had already ended.
-    ``on_progress(delivered, steps)`` is called from the guard thread about every 0.25 s while
-    the engine runs (the counters also go to Redis for ``status``/``ps``/``top``).
+    written once), or ``{"region", "stale": True}`` if the process had already ended or is on
+    another run (restarted or recovered since the task was sent: docs/persistence.md, "Runs").
+    ``engine``: the process's engine type, as its dispatch named it (the fleet view the end needs
+    is then read with the start).  ``on_progress(delivered, steps)`` is called from the guard
+    thread about every 0.25 s while the engine runs (the counters also go to Redis for
+    ``status``/``ps``/``top``).
     """
     guard = Guard(pid, region, host, on_progress)
-    rec = guard.begin()
-    if rec.get("state") != "Running":
-        logger.info("region %s/%s: process is %s; nothing to do", pid, region, rec.get("state", "gone"))
+    rec = guard.begin(run, engine)
+    if guard.refusal is not None:
+        logger.info("%s", guard.refusal)
         return {"region": region, "stale": True}
     part: dict[str, Any] | None = None
     try:
@@ -113,10 +115,11 @@ def _cause(guard: Guard, e: BaseException) -> str:
 
 
 def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> None:
-    """The region is over: in one transaction its last counters, "ended", its heartbeat gone, and
-    the ledger's ``region_end`` script: its part of the result kept if the process still runs,
-    the process's engine keys deleted if it does not, its slot back and the next waiting
-    processes admitted; then those are started.
+    """The region is over: in one step (the ledger's ``region_end`` script) its last counters,
+    "ended", its heartbeat gone, its part of the result kept if the process still runs, the
+    process's engine keys deleted if it does not, the process ended Done if this was its last
+    region and none failed, its slot back and the next waiting processes admitted; then those are
+    started.  An end of a run before a restart or recovery changes nothing of the process.
 
     Why no engine key (``q:<pid>.*``) of an ended process survives, however a kill and the
     engines' writes interleave: this runs only once the region's engine can change Redis no
@@ -136,26 +139,22 @@ def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> 
     pid, region, keys = guard.pid, guard.region, guard.keys
     ledger = Ledger.of(guard.r, keys)
     counts = guard.halt()
-    view = ledger.view(engine_type)
-
-    def steps(pipe: Pipeline) -> None:
-        guard.publish(pipe, counts)
-        if part is not None:
-            pipe.hset(keys.exits(pid), str(region), exit_text(part.get("metrics", {})))
-            pipe.expire(keys.exits(pid), guard.cfg.result_expires)
-        pipe.sadd(keys.ended(pid), region)
-        pipe.expire(keys.ended(pid), guard.cfg.result_expires)
-        pipe.delete(keys.beat(pid, region))
-        pipe.get(keys.abort(pid))
-        pipe.scard(keys.ended(pid))
-        pipe.hgetall(keys.exits(pid))
-        ledger.region_end(pipe, view, pid, region, guard.regions, None if part is None else part_text(part))
-    *_, abort, ended, exits, admitted = ledger.transaction(steps)
-    last = int(ended) >= len(guard.regions)  # Redis ran the ends one at a time: one region sees them all
-    after_region(pid, engine_type, aborted=bool(abort), regions=len(guard.regions),
-                 admitted=ledger.admitted(engine_type, admitted))
-    if last and not abort and part is not None:
-        finish_ended(pid, guard.regions, exits, bool(guard.clients))
+    view = guard.view or ledger.view(engine_type)
+    said = WorkerEnd(None if counts is None else f"{counts[0]} {counts[1]}",
+                     None if part is None else exit_text(part.get("metrics", {})), guard.regions, bool(guard.clients))
+    text = None if part is None else part_text(part)
+    ended = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(
+        pipe, view, pid, region, guard.regions, text, guard.run, said))[0])
+    if ended.stale:
+        logger.info("region %s/%s of run %s: the process is on another run now; its end changed nothing",
+                    pid, region, guard.run)
+        return
+    if ended.done is not None:
+        logger.info("process %s Done: %s", pid, ended.done)
+    after_region(pid, engine_type, aborted=bool(ended.abort), regions=len(guard.regions),
+                 admitted=ledger.admitted(engine_type, ended.admission))
+    if guard.clients and ended.ended >= len(guard.regions) and not ended.abort and part is not None:
+        finish_when_ended(pid)  # regions served by client engines: the last of those may end it
 
 
 def app_file(r: Any, keys: Keys, pid: int, rec: dict[str, str]) -> Path:

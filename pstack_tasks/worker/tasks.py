@@ -20,8 +20,11 @@ from pstack_tasks.worker.task_progress import RegionProgress
 
 @app.task(name="pstack.region", bind=True, acks_late=False, max_retries=0,  # type: ignore[untyped-decorator]
           track_started=False)
-def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
-    """Run region ``region_no`` of process ``pid`` on this worker; its region, host and metrics.
+def region(self: Any, pid: int, region_no: int, run: int | None = None, engine: str | None = None) -> dict[str, Any]:
+    """Run region ``region_no`` of run ``run`` of process ``pid`` on this worker (``engine``: its
+    engine type); its region, host and metrics.  A task of another run than the process's (one
+    still queued when its process was restarted or recovered) does not take part.  Tasks sent by
+    a version before runs carry neither (None: any run).
 
     No STARTED state in the result backend (``track_started`` is on for the other tasks): a
     region's backend state is PROGRESS from its first report on, Flower learns that it started
@@ -31,7 +34,7 @@ def region(self: Any, pid: int, region_no: int) -> dict[str, Any]:
     host = node.split("@", 1)[-1]
     progress = RegionProgress(self, pid, region_no)
     try:
-        return run_region(pid, region_no, host, on_progress=progress.report)
+        return run_region(pid, region_no, host, on_progress=progress.report, run=run, engine=engine)
     finally:
         progress.close()
 

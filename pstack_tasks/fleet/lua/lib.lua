@@ -174,6 +174,10 @@ local function start(f, c, assign, regions, now, ttl, running)
   redis.call('SET', c.active, #regions + #clients, 'EX', ttl)
   redis.call('HSET', c.proc, 'state', 'Running', 'started', now, 'hosts', cjson.encode(assign))
   redis.call('SADD', running, c.pid)
+  -- the run's generation: every admission (the first, a restart's, a recovery's) is a new run, and
+  -- its region tasks carry it; a task or a region end of another run is refused (region_begin.lua,
+  -- region_end.lua; docs/persistence.md, "Runs")
+  return redis.call('HINCRBY', c.proc, 'run', 1)
 end
 
 -- Admit waiting processes in turn while their whole gang fits on hosts that serve them.  A process
@@ -183,7 +187,7 @@ end
 -- caller saw at the head of the waiting list: their number and, per pid (ARGV), its proc, lease,
 -- and engine keys active, idle and calls.  An admitted process gets <pid>.active = its number of
 -- regions and no idle state (docs/engine-protocol.md) before any region can start.
--- Returns {more, pid, JSON {region: host}, JSON regions, graph type, ...}; more = 1: the caller's
+-- Returns {more, pid, JSON {region: host}, JSON regions, graph type, run, ...}; more = 1: the caller's
 -- view of the fleet is stale, 2: the walk reached a process the caller did not name while slots
 -- were still open (it asks again, naming more).
 local function admit(f, now, ttl)
@@ -219,10 +223,10 @@ local function admit(f, now, ttl)
       local assign = place(regions, rcon, open, hosts)
       if assign then
         dequeue(waiting, fair, pid, who.user, true)
-        start(f, c, assign, regions, now, ttl, running)
+        local run = start(f, c, assign, regions, now, ttl, running)
         for _, h in pairs(assign) do free[h] = free[h] - 1 end
         for _, v in ipairs({c.pid, cjson.encode(assign), cjson.encode(regions),
-                            redis.call('HGET', c.proc, 'graph_type') or ''}) do
+                            redis.call('HGET', c.proc, 'graph_type') or '', run}) do
           table.insert(out, v)
         end
       else
@@ -233,11 +237,17 @@ local function admit(f, now, ttl)
   return out
 end
 
--- The one way a process ends: only the first ending counts.  Reads keys proc, running, result,
--- wake, abort, started, ended.  Only a Done process keeps its result (the regions' parts).
-local function finish(pid, state, reason, now, ttl)
-  local proc, running, result, wake = next_key(), next_key(), next_key(), next_key()
-  local abort, started, ended = next_key(), next_key(), next_key()
+-- The keys an ending touches: proc, running, result, wake, abort, started, ended (read in that order).
+local function finish_keys()
+  return {proc = next_key(), running = next_key(), result = next_key(), wake = next_key(),
+          abort = next_key(), started = next_key(), ended = next_key()}
+end
+
+-- The one way a process ends: only the first ending counts.  ``k``: finish_keys().  Only a Done
+-- process keeps its result (the regions' parts).
+local function finish_at(k, pid, state, reason, now, ttl)
+  local proc, running, result, wake = k.proc, k.running, k.result, k.wake
+  local abort, started, ended = k.abort, k.started, k.ended
   local st = redis.call('HGET', proc, 'state')
   if not st or st == 'Done' or st == 'Failed' or st == 'Killed' then return 0 end
   if state == '' then
@@ -251,4 +261,9 @@ local function finish(pid, state, reason, now, ttl)
   redis.call('EXPIRE', wake, ttl)
   for _, k in ipairs({abort, started, ended}) do redis.call('EXPIRE', k, 60) end
   return 1
+end
+
+-- finish_at with the keys read here.
+local function finish(pid, state, reason, now, ttl)
+  return finish_at(finish_keys(), pid, state, reason, now, ttl)
 end

@@ -19,7 +19,7 @@ from pstack_tasks.exceptions import ProcessFailed
 from pstack_tasks.fleet import store
 from pstack_tasks.fleet.dispatch import start
 from pstack_tasks.fleet.keys import Keys
-from pstack_tasks.fleet.ledger import Ledger
+from pstack_tasks.fleet.ledger import Ledger, RegionEnded
 from pstack_tasks.fleet.lifecycle import finish_when_ended
 from pstack_tasks.fleet.records import ENDED, part_text
 from pstack_tasks.native.items import unpack
@@ -113,7 +113,7 @@ class RegionLink:
         def steps(pipe: Pipeline) -> None:
             ledger.region_end(pipe, view, self.pid, self.region, self.regions, text)
         reply = ledger.transaction(steps)[-1]
-        start(engine, ledger.admitted(engine, reply))
+        start(engine, ledger.admitted(engine, RegionEnded.of(reply).admission))
         finish_when_ended(self.pid)
 
 
