@@ -48,6 +48,21 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 // delivery stores its edge, one store where deliver_one names the device and the handler.
 // `Split`: a split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still
 // count; one region's loop is compiled without the test.
+// A device's properties, state, type and first output slot on the hot path: with one device type
+// (PSTACK_ONE_TYPE) they follow from its index, without a load from its record.
+static inline __attribute__((always_inline)) uint32_t hot_type(const PstackDevice& dev) {
+    return PSTACK_ONE_TYPE ? 0 : dev.type;
+}
+static inline __attribute__((always_inline)) char* hot_props(const PstackHot& h, const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? h.props0 + (size_t)d * PSTACK_PROPS_SIZE0 : dev.props;
+}
+static inline __attribute__((always_inline)) char* hot_state(const PstackHot& h, const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? h.state0 + (size_t)d * PSTACK_STATE_SIZE0 : dev.state;
+}
+static inline __attribute__((always_inline)) uint32_t hot_slot(const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? d * PSTACK_NOUTPUTS0 : dev.slot;
+}
+
 template <bool Split>
 static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d, PstackDevice& dev) {
     if (!dev.queued) {
@@ -71,20 +86,35 @@ static inline __attribute__((always_inline)) bool hot_stopped() {
     return (Split || PSTACK_HANDLERS_MAY_STOP) && __builtin_expect(pstack.stop != 0, 0);
 }
 
+// Over the slot's edges, [out[0], out[1]): a slot with none or several (PstackHot::extra counts
+// the deliveries beyond the send's one).
 template <bool Split>
 static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, const PstackEdge* const* out, const char* msg) {
     const PstackEdge* e = out[0];
     const PstackEdge* end = out[1];
     pstack.cur_handler = PSTACK_AT_EDGE;  // fault reports: the handler runs for pstack.cur_edge (pstack_core.hpp)
+    --h.extra;
     for (; e != end; ++e) {
         uint32_t dst = e->dst;
         pstack.cur_edge = e;
         PstackDevice& dev = h.devices[dst];
         pstack_recv_hot(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
-        ++pstack.delivered;
+        ++h.extra;
         hot_push<Split>(h, dst, dev);
         if (hot_stopped<Split>()) return;
     }
+    pstack.cur_handler = PSTACK_AT_HOT;
+}
+
+// Over a slot with one local edge (flat_dst), into output pin `opin`'s one input pin: the
+// destination is all it needs.  Counted as the send's one delivery (PstackHot).
+template <bool Split>
+static inline __attribute__((always_inline)) void hot_deliver_flat(PstackHot& h, uint32_t slot, uint32_t opin, uint32_t to,
+                                                                   const char* msg) {
+    pstack.hot_where = (uint64_t)slot << PSTACK_WHERE_SHIFT | PSTACK_WHERE_SLOT;  // fault reports: the slot's one edge
+    PstackDevice& dev = h.devices[to];
+    pstack_recv_flat(opin, hot_props(h, dev, to), hot_state(h, dev, to), (void*)msg);  // copies the message if handlers may write it
+    hot_push<Split>(h, to, dev);
 }
 
 // ---- to other regions --------------------------------------------------------------------------
@@ -109,10 +139,10 @@ static const PstackEdge* indexed_edge(uint32_t slot, unsigned k, uint32_t d) {
     if (n == 0) return nullptr;  // a pin without edges: the send goes nowhere, as on any pin
     if (k == PSTACK_NO_SEND_INDEX)
         pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' did not set *sendIndex (the pin is indexed, with %u edges)",
-                     pstack.cur_handler, pstack_device_name(d), n);
+                     pstack_where_handler(), pstack_device_name(d), n);
     if (k >= n)
         pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' set *sendIndex = %u, but the pin has %u edges (0..%u)",
-                     pstack.cur_handler, pstack_device_name(d), k, n, n - 1);
+                     pstack_where_handler(), pstack_device_name(d), k, n, n - 1);
     return pstack.idx_edges + pstack.idx_off[slot] + k;
 }
 

@@ -220,6 +220,23 @@ static void build_slot_lists(const uint32_t* raw, uint32_t nslots, const char* p
     free(rfill);
 }
 
+// Slots the hot loop delivers without their edge (PstackHot, pstack_loop.hpp): exactly one local
+// edge, into the one input pin that takes the output pin's messages and has no edge properties or
+// state (pstack_out_only_input, the generated code), so that the destination is all it needs.
+static void flatten_slots(uint32_t nslots) {
+    pstack.flat_dst = (uint32_t*)xmalloc(4ull * (nslots + 1));
+    for (uint32_t s = 0; s <= nslots; ++s) pstack.flat_dst[s] = PSTACK_NOT_FLAT;
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        uint32_t t = pstack.dev_type[d];
+        for (uint32_t pin = 0; pin < pstack_n_outputs[t]; ++pin) {
+            uint32_t s = pstack.out_base[d] + pin;
+            const PstackEdge* e = pstack.edges + pstack.slot_edges[s];
+            if (pstack.slot_edges[s + 1] - pstack.slot_edges[s] == 1 && e->input == pstack_out_only_input[pstack_out_base[t] + pin])
+                pstack.flat_dst[s] = e->dst;
+        }
+    }
+}
+
 #if PSTACK_HAS_INDEXED
 // Indexed output pins (v3 sendIndex): every edge of such a slot, local or not, by sendIndex, in every
 // region, so that a sender picks one edge and a receiving region finds it from (device, pin, index).
@@ -267,6 +284,7 @@ static void load_instance(const char* path) {
     in.read(raw, 4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     fclose(in.f);
     build_slot_lists(raw, nslots, path);
+    flatten_slots(nslots);
     index_devices();
 #if PSTACK_HAS_INDEXED
     build_indexed(raw, nslots);

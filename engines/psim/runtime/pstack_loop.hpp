@@ -39,17 +39,32 @@ __attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32
     send_remote(d, t, pin, slot);
 }
 
+// A send on `pin` that leaves the local hot path (a supervisor's pin, an indexed pin): `pstack` is
+// put in step first, and the sender is looked at again after.  The send is not one of the local
+// path's deliveries (PstackHot::extra).
+template <bool Split, typename Send>
+static inline void step_aside(PstackHot& h, uint32_t d, uint32_t t, Send send) {
+    --h.extra;
+    hot_store(h);
+    send();
+    hot_load(h);
+    PstackDevice& dev = h.devices[d];
+    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
+    if (!pstack.stop && pstack_rts_hot(t, hot_props(h, dev, d), hot_state(h, dev, d))) hot_push<Split>(h, d, dev);
+}
+
 // One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
 // indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
+// Each handler is named by one store, pstack.hot_where (pstack_core.hpp).
 template <bool Split>
 static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
     PstackDevice& dev = h.devices[d];
-    uint32_t t = dev.type, slot0 = dev.slot;
-    char* props = dev.props;
-    char* state = dev.state;
-    pstack.cur_dev = d;
-    uint32_t rts = pstack_rts_at(t, props, state);
-    if (!rts) return;
+    uint32_t t = hot_type(dev);
+    char* props = hot_props(h, dev, d);
+    char* state = hot_state(h, dev, d);
+    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
+    uint32_t rts = pstack_rts_hot(t, props, state);
+    if (!rts) { ++pstack.idle_turns; return; }
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
     bool doSend = true;
 #if PSTACK_HAS_INDEXED
@@ -57,38 +72,32 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
 #else
     unsigned sendIndex = 0;
 #endif
-    pstack_send_at(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
+    pstack.hot_where = pstack_where_turn(d, 1 + pin);
+    pstack_send_hot(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
     if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_push<Split>(h, d, dev); return; }
-    ++pstack.sent;
-    if (hot_stopped<Split>()) return;
+    if (hot_stopped<Split>()) { --h.extra; return; }  // sent, delivered nowhere
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
-        hot_store(h);
-        supervisor_send(d, pin);
-        hot_load(h);
-        pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
+        step_aside<Split>(h, d, t, [&] { supervisor_send(d, pin); });
         return;
     }
 #endif
-    uint32_t slot = slot0 + pin;
+    uint32_t slot = hot_slot(dev, d) + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
-        hot_store(h);
-        send_indexed(d, t, pin, slot, sendIndex);
-        hot_load(h);
-        pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
+        step_aside<Split>(h, d, t, [&] { send_indexed(d, t, pin, slot, sendIndex); });
         return;
     }
 #endif
     if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
-    hot_deliver<Split>(h, dev.out + pin, pstack.msgbuf);
+    uint32_t to = h.flat_dst[slot];
+    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) hot_deliver_flat<Split>(h, slot, pstack_out_base[t] + pin, to, pstack.msgbuf);
+    else hot_deliver<Split>(h, pstack.slot_first + slot, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
-    // addresses are read again rather than kept: fewer registers live across the deliveries.  The
-    // deliveries left pstack.cur_dev alone (they name their edge), and its ReadyToSend names itself.
+    // addresses are read again rather than kept: fewer registers live across the deliveries.
     PstackDevice& again = h.devices[d];
-    if (pstack_rts_at(again.type, again.props, again.state)) hot_push<Split>(h, d, again);
+    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
+    if (pstack_rts_hot(hot_type(again), hot_props(h, again, d), hot_state(h, again, d))) hot_push<Split>(h, d, again);
 }
 
 static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
@@ -111,6 +120,7 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
         if (to_limit < turns) turns = (uint32_t)to_limit;
         // Every turn pops one device, so the head counts the turns (modulo 2^32, as the head does).
         uint32_t head0 = h.rq_head, last = head0 + turns;
+        pstack.cur_handler = PSTACK_AT_HOT;  // the turns name their handlers by pstack.hot_where
         while (h.rq_head != last && h.rq_head != h.rq_tail) {
             uint32_t d = hot_pop<Split>(h);
             h.devices[d].queued = 0;
