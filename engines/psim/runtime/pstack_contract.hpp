@@ -119,7 +119,7 @@ static inline void pstack_send_hot(uint32_t type, uint32_t pin, char* props, cha
                                    unsigned* sendIndex);
 static inline void pstack_recv_hot(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
 // The receive of output pin `opin`'s (over all types) one input pin, pstack_out_only_input[opin]: the hot
-// loop's delivery over a slot with one local edge (flat_dst), named by pstack.cur_slot.
+// loop's delivery over a slot with one local edge (flat_dst), named by pstack.hot_where.
 static inline void pstack_recv_flat(uint32_t opin, char* props, char* state, void* msg);
 // A message's fields as remote-item text, "<nfields> <f1> ... <fn>": returns the end of what it wrote.
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);

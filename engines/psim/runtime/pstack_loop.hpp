@@ -41,15 +41,17 @@ __attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32
 
 // A send on `pin` that leaves the local hot path (a supervisor's pin, an indexed pin): `pstack` is
 // put in step first, and the sender is looked at again after.  The send is not one of the local
-// path's deliveries (PstackHot::extra).
+// path's deliveries (PstackHot).
 template <bool Split, typename Send>
 static inline void step_aside(PstackHot& h, uint32_t d, uint32_t t, Send send) {
-    --h.extra;
+    --pstack.extra_deliveries;
+    h.devices[d].queued = 0;  // out of its turn: what the send delivers to d itself queues it
     hot_store(h);
     send();
     hot_load(h);
     PstackDevice& dev = h.devices[d];
-    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
+    pstack.cur_dev = d;
+    pstack.hot_where = PSTACK_WHERE_RTS;
     if (!pstack.stop && pstack_rts_hot(t, hot_props(h, dev, d), hot_state(h, dev, d))) hot_push<Split>(h, d, dev);
 }
 
@@ -62,9 +64,10 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     uint32_t t = hot_type(dev);
     char* props = hot_props(h, dev, d);
     char* state = hot_state(h, dev, d);
-    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
+    pstack.cur_dev = d;
+    pstack.hot_where = PSTACK_WHERE_RTS;
     uint32_t rts = pstack_rts_hot(t, props, state);
-    if (!rts) { ++pstack.idle_turns; return; }
+    if (!rts) { ++pstack.idle_turns; dev.queued = 0; return; }
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
     bool doSend = true;
 #if PSTACK_HAS_INDEXED
@@ -72,10 +75,10 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
 #else
     unsigned sendIndex = 0;
 #endif
-    pstack.hot_where = pstack_where_turn(d, 1 + pin);
+    pstack.hot_where = 1 + pin;
     pstack_send_hot(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
-    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_push<Split>(h, d, dev); return; }
-    if (hot_stopped<Split>()) { --h.extra; return; }  // sent, delivered nowhere
+    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_requeue<Split>(h, d); return; }
+    if (hot_stopped<Split>()) { --pstack.extra_deliveries; dev.queued = 0; return; }  // sent, delivered nowhere
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
         step_aside<Split>(h, d, t, [&] { supervisor_send(d, pin); });
@@ -90,14 +93,18 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     }
 #endif
     if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
-    uint32_t to = h.flat_dst[slot];
-    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) hot_deliver_flat<Split>(h, slot, pstack_out_base[t] + pin, to, pstack.msgbuf);
-    else hot_deliver<Split>(h, pstack.slot_first + slot, pstack.msgbuf);
+    uint32_t to = PSTACK_HAS_FLAT ? h.flat_dst[slot] : PSTACK_NOT_FLAT;
+    bool self;  // d received its own message, and is queued again already (where rq_push would have)
+    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) self = hot_deliver_flat<Split>(h, d, pin, pstack_out_base[t] + pin, to, pstack.msgbuf);
+    else self = hot_deliver<Split>(h, d, pstack.slot_first + slot, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
     // addresses are read again rather than kept: fewer registers live across the deliveries.
     PstackDevice& again = h.devices[d];
-    pstack.hot_where = pstack_where_turn(d, PSTACK_WHERE_RTS);
-    if (pstack_rts_hot(hot_type(again), hot_props(h, again, d), hot_state(h, again, d))) hot_push<Split>(h, d, again);
+    pstack.hot_where = PSTACK_WHERE_RTS;
+    bool ready = pstack_rts_hot(hot_type(again), hot_props(h, again, d), hot_state(h, again, d));
+    if (self) return;
+    if (ready) hot_requeue<Split>(h, d);
+    else again.queued = 0;
 }
 
 static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
@@ -122,8 +129,7 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
         uint32_t head0 = h.rq_head, last = head0 + turns;
         pstack.cur_handler = PSTACK_AT_HOT;  // the turns name their handlers by pstack.hot_where
         while (h.rq_head != last && h.rq_head != h.rq_tail) {
-            uint32_t d = hot_pop<Split>(h);
-            h.devices[d].queued = 0;
+            uint32_t d = hot_pop<Split>(h);  // its queued flag stays set through its turn (step_device)
             step_device<Split>(h, d);
             if (hot_stopped<Split>()) break;
         }
