@@ -49,7 +49,9 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 // over a flat slot.  The device whose turn it is keeps its queued flag set through its turn (one
 // store less at each end of it): a message it sends itself queues it here, where rq_push would.
 // `Split`: a split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still
-// count; one region's loop is compiled without the test.
+// count; one region's loop is compiled without the test.  `SelfEdges`: some device has an edge to
+// itself (pstack.self_edges); a loop compiled without them does not compare each destination with
+// the sender.
 //
 // A device's properties, state, type and first output slot on the hot path: with one device type
 // (PSTACK_ONE_TYPE) they follow from its index, without a load from its record.
@@ -99,7 +101,7 @@ static inline __attribute__((always_inline)) bool hot_stopped() {
 // Over the slot's edges, [out[0], out[1]): a slot with none or several (pstack.extra_deliveries
 // counts the deliveries beyond the send's one: PstackHot).  True if the sender `from` received its
 // own message and is queued again.
-template <bool Split>
+template <bool Split, bool SelfEdges>
 static inline __attribute__((always_inline)) bool hot_deliver(PstackHot& h, uint32_t from, const PstackEdge* const* out,
                                                               const char* msg) {
     const PstackEdge* e = out[0];
@@ -113,7 +115,7 @@ static inline __attribute__((always_inline)) bool hot_deliver(PstackHot& h, uint
         PstackDevice& dev = h.devices[dst];
         pstack_recv_hot(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
         ++pstack.extra_deliveries;
-        if (__builtin_expect(dst == from, 0)) {
+        if (SelfEdges && __builtin_expect(dst == from, 0)) {
             if (!self) hot_requeue<Split>(h, from);
             self = true;
         } else {
@@ -127,13 +129,13 @@ static inline __attribute__((always_inline)) bool hot_deliver(PstackHot& h, uint
 // Over a slot with one local edge (flat_dst), into output pin `opin`'s one input pin: the
 // destination is all it needs, and the send's one delivery is not counted (PstackHot).  True as
 // hot_deliver.
-template <bool Split>
+template <bool Split, bool SelfEdges>
 static inline __attribute__((always_inline)) bool hot_deliver_flat(PstackHot& h, uint32_t from, uint32_t pin, uint32_t opin,
                                                                    uint32_t to, const char* msg) {
     pstack.hot_where = PSTACK_WHERE_SLOT + pin;  // fault reports: the one edge of cur_dev's slot of pin
     PstackDevice& dev = h.devices[to];
     pstack_recv_flat(opin, hot_props(h, dev, to), hot_state(h, dev, to), (void*)msg);  // copies the message if handlers may write it
-    if (__builtin_expect(to == from, 0)) { hot_requeue<Split>(h, from); return true; }
+    if (SelfEdges && __builtin_expect(to == from, 0)) { hot_requeue<Split>(h, from); return true; }
     hot_push<Split>(h, to, dev);
     return false;
 }

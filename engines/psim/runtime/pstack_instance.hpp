@@ -177,6 +177,7 @@ static void fill_edges(const uint32_t* raw, const char* path, uint32_t* fill, ui
         if (pstack.dev_region[dst] == my_region) {
             uint32_t dt = pstack.dev_type[dst];
             if (dpin >= pstack_n_inputs[dt]) pstack_fatal(PSTACK_STATUS_USAGE, "instance file %s: bad input pin", path);
+            pstack.self_edges |= dst == src;
             pstack.edges[fill[slot]++] = PstackEdge{dst, pstack.dev_local[dst], (uint16_t)dt, (uint16_t)(pstack_in_base[dt] + dpin), eidx};
         } else if (pstack.nregions > 1 && pstack.dev_region[src] == my_region) {
             int pos = region_pos(pstack.dev_region[dst]);

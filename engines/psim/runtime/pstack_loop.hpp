@@ -58,7 +58,7 @@ static inline void step_aside(PstackHot& h, uint32_t d, uint32_t t, Send send) {
 // One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
 // indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
 // Each handler is named by one store, pstack.hot_where (pstack_core.hpp).
-template <bool Split>
+template <bool Split, bool SelfEdges>
 static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
     PstackDevice& dev = h.devices[d];
     uint32_t t = hot_type(dev);
@@ -95,8 +95,8 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
     uint32_t to = PSTACK_HAS_FLAT ? h.flat_dst[slot] : PSTACK_NOT_FLAT;
     bool self;  // d received its own message, and is queued again already (where rq_push would have)
-    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) self = hot_deliver_flat<Split>(h, d, pin, pstack_out_base[t] + pin, to, pstack.msgbuf);
-    else self = hot_deliver<Split>(h, d, pstack.slot_first + slot, pstack.msgbuf);
+    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) self = hot_deliver_flat<Split, SelfEdges>(h, d, pin, pstack_out_base[t] + pin, to, pstack.msgbuf);
+    else self = hot_deliver<Split, SelfEdges>(h, d, pstack.slot_first + slot, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
     // addresses are read again rather than kept: fewer registers live across the deliveries.
     PstackDevice& again = h.devices[d];
@@ -116,7 +116,7 @@ static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower che
 // Not inlined into run_loop (and main): the loop gets its own register allocation.
 // `Split`: this region is one of several (it sweeps, sends items, polls Redis); one region's loop
 // is compiled without those tests.
-template <bool Split>
+template <bool Split, bool SelfEdges>
 __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint32_t& since_poll) {
     PstackHot h;
     hot_load(h);
@@ -130,7 +130,7 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
         pstack.cur_handler = PSTACK_AT_HOT;  // the turns name their handlers by pstack.hot_where
         while (h.rq_head != last && h.rq_head != h.rq_tail) {
             uint32_t d = hot_pop<Split>(h);  // its queued flag stays set through its turn (step_device)
-            step_device<Split>(h, d);
+            step_device<Split, SelfEdges>(h, d);
             if (hot_stopped<Split>()) break;
         }
         since_poll += h.rq_head - head0;
@@ -154,8 +154,13 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
 }
 
 static void run_ready_devices(double t0, uint32_t& since_poll) {
-    if (pstack.nregions > 1) run_ready_devices_in<true>(t0, since_poll);
-    else run_ready_devices_in<false>(t0, since_poll);
+    if (pstack.nregions > 1) {
+        if (pstack.self_edges) run_ready_devices_in<true, true>(t0, since_poll);
+        else run_ready_devices_in<true, false>(t0, since_poll);
+    } else {
+        if (pstack.self_edges) run_ready_devices_in<false, true>(t0, since_poll);
+        else run_ready_devices_in<false, false>(t0, since_poll);
+    }
 }
 
 // Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or

@@ -82,6 +82,7 @@ struct PstackEngineState {
     uint32_t* slot_edges = nullptr;      // CSR offsets into edges, one per slot (+1)
     PstackEdge* edges = nullptr;
     const PstackEdge** slot_first = nullptr;  // edges + slot_edges[slot], one per slot (+1): the hot path's CSR
+    bool self_edges = false;             // some local edge goes from a device to itself (pstack_loop.hpp)
     uint32_t* flat_dst = nullptr;        // per slot: its one local destination, when the hot loop may deliver
                                          // without the edge (pstack_instance.hpp, flatten_slots); else PSTACK_NOT_FLAT
     uint32_t* slot_remote = nullptr;     // CSR offsets into remote, one per slot (+1)
