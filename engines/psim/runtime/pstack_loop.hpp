@@ -96,7 +96,7 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
     uint32_t to = PSTACK_HAS_FLAT ? h.flat_dst[slot] : PSTACK_NOT_FLAT;
     bool self;  // d received its own message, and is queued again already (where rq_push would have)
     if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) self = hot_deliver_flat<Split, SelfEdges>(h, d, pin, pstack_out_base[t] + pin, to, pstack.msgbuf);
-    else self = hot_deliver<Split, SelfEdges>(h, d, pstack.slot_first + slot, pstack.msgbuf);
+    else self = hot_deliver<Split, SelfEdges>(h, d, dev.out + pin, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
     // addresses are read again rather than kept: fewer registers live across the deliveries.
     PstackDevice& again = h.devices[d];
