@@ -154,6 +154,8 @@ def render(gt: GraphType) -> EngineSource:
         "has_hw_idle": any(d.on_hardware_idle for d in gt.device_types),
         "protocol": protocol_defines(),
         "handlers_may_stop": handlers_may_stop(gt),
+        "out_only_input": out_only_inputs(gt),
+        "input_pins": [(d, p) for d in gt.device_types for p in d.input_pins],
         **supervisor_context(gt),
         "init_pin": {d.id: (d.input_index("__init__") if gt.version == 2 and d.input_pin("__init__") else None)
                      for d in gt.device_types},
@@ -175,6 +177,23 @@ def handlers_may_stop(gt: GraphType) -> bool:
     """Whether any handler might stop the run: the engine's hot loop tests for a stop after each
     handler only then (pstack_loop.hpp).  A type with a supervisor always may (its API stops runs)."""
     return gt.supervisor is not None or any(_STOP_CALLS.search(s.code.text) for s in code_spans(gt))
+
+
+def out_only_inputs(gt: GraphType) -> list[int | None]:
+    """Per output pin over all types, the one input pin (index over all types) that takes its
+    message type, when there is exactly one and it has no edge properties or state: a slot with one
+    local edge into it is delivered by the destination alone (pstack_instance.hpp, flatten_slots).
+    None otherwise, and for indexed pins and v2's ``__init__`` pins (delivered out of line)."""
+    inputs = [(p.message_type, p.properties.size or p.state.size or p.supervisor
+               or (gt.version == 2 and p.name == "__init__"))
+              for d in gt.device_types for p in d.input_pins]
+    out: list[int | None] = []
+    for d in gt.device_types:
+        for p in d.output_pins:
+            takers = [i for i, (mt, _) in enumerate(inputs) if mt == p.message_type]
+            plain = len(takers) == 1 and not inputs[takers[0]][1] and not p.indexed and not p.supervisor
+            out.append(takers[0] if plain else None)
+    return out
 
 
 def supervisor_context(gt: GraphType) -> dict[str, Any]:

@@ -77,6 +77,8 @@
 //   handler so that logs and crash reports can name it.
 #include "pstack_core.hpp"
 
+static const uint32_t PSTACK_NO_INPUT = 0xffffffffu;  // pstack_out_only_input: none, or more than one
+
 // ---- what the generated code defines: tables, per device type / output pin / message type
 // Output pins are numbered per type from pstack_out_base[type]; input pins over all types in
 // declaration order (the index into pstack.edge_*_base).
@@ -90,6 +92,8 @@ extern const uint8_t pstack_out_indexed[];       // per output pin: 1 if indexed
 extern const uint32_t pstack_out_msg[];          // per output pin: its message type
 extern const uint32_t pstack_edge_props_size[];  // per input pin: bytes of an edge's properties
 extern const uint32_t pstack_edge_state_size[];  // per input pin: bytes of an edge's state
+extern const uint32_t pstack_out_only_input[];  // per output pin: the one input pin (over all types) that takes
+                                                 // its messages and has no edge data, or PSTACK_NO_INPUT
 extern const uint32_t pstack_msg_size[];         // per message type: bytes
 extern const uint32_t pstack_msg_nfields[];      // per message type: scalar fields on the wire
 
@@ -107,11 +111,16 @@ static inline void pstack_recv(uint32_t type, uint32_t local, uint32_t pin, uint
 // The hot path's dispatch: the same, given the device's property and state pointers (PstackDevice), and
 // a receive by the input's index over all types (pstack_in_base[type] + pin), so one switch finds the handler.
 static inline uint32_t pstack_rts_at(uint32_t type, char* props, char* state);
-static inline void pstack_send_at(uint32_t type, uint32_t pin, char* props, char* state, void* msg, bool* doSend,
-                                  unsigned* sendIndex);
 static inline void pstack_recv_at(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
-// The same without naming the handler: the hot loop names it by pstack.cur_edge (pstack_core.hpp).
+// The same without naming the handler: the hot loop names it by pstack.hot_where or pstack.cur_edge
+// (pstack_core.hpp).  pstack_send_hot zeroes the message first, as pstack_send does.
+static inline uint32_t pstack_rts_hot(uint32_t type, char* props, char* state);
+static inline void pstack_send_hot(uint32_t type, uint32_t pin, char* props, char* state, void* msg, bool* doSend,
+                                   unsigned* sendIndex);
 static inline void pstack_recv_hot(uint32_t input, char* props, char* state, uint32_t eidx, void* msg);
+// The receive of output pin `opin`'s (over all types) one input pin, pstack_out_only_input[opin]: the hot
+// loop's delivery over a slot with one local edge (flat_dst), named by pstack.hot_where.
+static inline void pstack_recv_flat(uint32_t opin, char* props, char* state, void* msg);
 // A message's fields as remote-item text, "<nfields> <f1> ... <fn>": returns the end of what it wrote.
 static inline char* pstack_pack_msg(uint32_t msg_type, const void* msg, char* p);
 // The reverse, from just after the field count; returns where it stopped reading.

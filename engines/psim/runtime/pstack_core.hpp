@@ -24,18 +24,41 @@ static inline const char* pstack_device_name(uint32_t d) {
 }
 
 // Where a handler runs now, for logs and fault reports.  Every dispatch names its handler and
-// device (cur_handler, cur_dev) before calling it, except the hot loop's deliveries, which only
-// store their edge (cur_edge, with cur_handler PSTACK_AT_EDGE): the device and the pin's handler
-// follow from it.
+// device (cur_handler, cur_dev) before calling it, except in the hot loop (cur_handler
+// PSTACK_AT_HOT), which stores its device once a turn (cur_dev) and one word per handler,
+// pstack.hot_where: the phase of the turn (ReadyToSend, or OnSend of a pin), a flat slot whose one
+// edge's receive runs, or that the receive of cur_edge runs (pstack_loop.hpp,
+// pstack_delivery.hpp).  Device and handler name are read from those only when something is reported.
 extern const char* const pstack_recv_names[];  // by input pin over all types (the generated code)
-static const char PSTACK_AT_EDGE[] = "the receive handler of pstack.cur_edge";
+extern const char* const pstack_rts_names[];   // by device type
+extern const char* const pstack_send_names[];  // by output pin over all types
+extern const uint32_t pstack_n_outputs[];      // output pins, per type (pstack_contract.hpp)
+extern const uint32_t pstack_out_base[];
+static const uint32_t PSTACK_WHERE_RTS = 0;    // ReadyToSend of cur_dev; 1 + pin (1..32): OnSend of that pin of cur_dev
+static const uint32_t PSTACK_WHERE_EDGE = 64;  // the receive over the edge cur_edge
+static const uint32_t PSTACK_WHERE_SLOT = 65;  // + pin (65..96): the receive over the one edge of cur_dev's slot of pin (flat_dst)
+
+static inline const PstackEdge* pstack_where_edge() {
+    if (pstack.cur_handler != PSTACK_AT_HOT) return nullptr;
+    if (pstack.hot_where == PSTACK_WHERE_EDGE) return pstack.cur_edge;
+    if (pstack.hot_where >= PSTACK_WHERE_SLOT)
+        return pstack.edges + pstack.slot_edges[pstack.out_base[pstack.cur_dev] + pstack.hot_where - PSTACK_WHERE_SLOT];
+    return nullptr;
+}
 
 static inline uint32_t pstack_where_device() {
-    return pstack.cur_handler != PSTACK_AT_EDGE ? pstack.cur_dev : pstack.cur_edge->dst;
+    const PstackEdge* e = pstack_where_edge();
+    return e ? e->dst : pstack.cur_dev;
 }
 
 static inline const char* pstack_where_handler() {
-    return pstack.cur_handler != PSTACK_AT_EDGE ? pstack.cur_handler : pstack_recv_names[pstack.cur_edge->input];
+    const PstackEdge* e = pstack_where_edge();
+    if (e) return pstack_recv_names[e->input];
+    if (pstack.cur_handler != PSTACK_AT_HOT) return pstack.cur_handler;
+    uint32_t t = pstack.dev_type[pstack.cur_dev];
+    uint32_t phase = pstack.hot_where;
+    if (phase == PSTACK_WHERE_RTS || phase > pstack_n_outputs[t]) return pstack_rts_names[t];  // a bit past the pins: ReadyToSend set it
+    return pstack_send_names[pstack_out_base[t] + phase - 1];
 }
 
 static inline void handler_exit(int code) {

@@ -45,9 +45,29 @@ static inline void deliver_local(uint32_t slot, const char* msg) {
 
 // ---- local delivery on the hot path -------------------------------------------------------------
 // The same as rq_push / deliver_local, on the loop's working copy (PstackHot, pstack_state.hpp); a
-// delivery stores its edge, one store where deliver_one names the device and the handler.
+// delivery names its handler by one store (pstack.hot_where, pstack_core.hpp), and counts nothing
+// over a flat slot.  The device whose turn it is keeps its queued flag set through its turn (one
+// store less at each end of it): a message it sends itself queues it here, where rq_push would.
 // `Split`: a split region sweeps (pstack_sweep.hpp): the bitmap takes the device, the ends still
-// count; one region's loop is compiled without the test.
+// count; one region's loop is compiled without the test.  `SelfEdges`: some device has an edge to
+// itself (pstack.self_edges); a loop compiled without them does not compare each destination with
+// the sender.
+//
+// A device's properties, state, type and first output slot on the hot path: with one device type
+// (PSTACK_ONE_TYPE) they follow from its index, without a load from its record.
+static inline __attribute__((always_inline)) uint32_t hot_type(const PstackDevice& dev) {
+    return PSTACK_ONE_TYPE ? 0 : dev.type;
+}
+static inline __attribute__((always_inline)) char* hot_props(const PstackHot& h, const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? h.props0 + (size_t)d * PSTACK_PROPS_SIZE0 : dev.props;
+}
+static inline __attribute__((always_inline)) char* hot_state(const PstackHot& h, const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? h.state0 + (size_t)d * PSTACK_STATE_SIZE0 : dev.state;
+}
+static inline __attribute__((always_inline)) uint32_t hot_slot(const PstackDevice& dev, uint32_t d) {
+    return PSTACK_ONE_TYPE ? d * PSTACK_NOUTPUTS0 : dev.slot;
+}
+
 template <bool Split>
 static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_t d, PstackDevice& dev) {
     if (!dev.queued) {
@@ -55,6 +75,13 @@ static inline __attribute__((always_inline)) void hot_push(PstackHot& h, uint32_
         if (Split) { sweep_add(d); ++h.rq_tail; return; }
         h.rq[h.rq_tail++ & h.rq_mask] = d;
     }
+}
+
+// The device whose turn it is, to the back of the queue: its queued flag is still set (step_device).
+template <bool Split>
+static inline __attribute__((always_inline)) void hot_requeue(PstackHot& h, uint32_t d) {
+    if (Split) { sweep_add(d); ++h.rq_tail; return; }
+    h.rq[h.rq_tail++ & h.rq_mask] = d;
 }
 
 template <bool Split>
@@ -71,20 +98,46 @@ static inline __attribute__((always_inline)) bool hot_stopped() {
     return (Split || PSTACK_HANDLERS_MAY_STOP) && __builtin_expect(pstack.stop != 0, 0);
 }
 
-template <bool Split>
-static inline __attribute__((always_inline)) void hot_deliver(PstackHot& h, const PstackEdge* const* out, const char* msg) {
+// Over the slot's edges, [out[0], out[1]): a slot with none or several (pstack.extra_deliveries
+// counts the deliveries beyond the send's one: PstackHot).  True if the sender `from` received its
+// own message and is queued again.
+template <bool Split, bool SelfEdges>
+static inline __attribute__((always_inline)) bool hot_deliver(PstackHot& h, uint32_t from, const PstackEdge* const* out,
+                                                              const char* msg) {
     const PstackEdge* e = out[0];
     const PstackEdge* end = out[1];
-    pstack.cur_handler = PSTACK_AT_EDGE;  // fault reports: the handler runs for pstack.cur_edge (pstack_core.hpp)
+    bool self = false;
+    pstack.hot_where = PSTACK_WHERE_EDGE;  // fault reports: the receive of pstack.cur_edge runs (pstack_core.hpp)
+    --pstack.extra_deliveries;
     for (; e != end; ++e) {
         uint32_t dst = e->dst;
         pstack.cur_edge = e;
         PstackDevice& dev = h.devices[dst];
         pstack_recv_hot(e->input, dev.props, dev.state, e->eidx, (void*)msg);  // copies the message if handlers may write it
-        ++pstack.delivered;
-        hot_push<Split>(h, dst, dev);
-        if (hot_stopped<Split>()) return;
+        ++pstack.extra_deliveries;
+        if (SelfEdges && __builtin_expect(dst == from, 0)) {
+            if (!self) hot_requeue<Split>(h, from);
+            self = true;
+        } else {
+            hot_push<Split>(h, dst, dev);
+        }
+        if (hot_stopped<Split>()) break;
     }
+    return self;
+}
+
+// Over a slot with one local edge (flat_dst), into output pin `opin`'s one input pin: the
+// destination is all it needs, and the send's one delivery is not counted (PstackHot).  True as
+// hot_deliver.
+template <bool Split, bool SelfEdges>
+static inline __attribute__((always_inline)) bool hot_deliver_flat(PstackHot& h, uint32_t from, uint32_t pin, uint32_t opin,
+                                                                   uint32_t to, const char* msg) {
+    pstack.hot_where = PSTACK_WHERE_SLOT + pin;  // fault reports: the one edge of cur_dev's slot of pin
+    PstackDevice& dev = h.devices[to];
+    pstack_recv_flat(opin, hot_props(h, dev, to), hot_state(h, dev, to), (void*)msg);  // copies the message if handlers may write it
+    if (SelfEdges && __builtin_expect(to == from, 0)) { hot_requeue<Split>(h, from); return true; }
+    hot_push<Split>(h, to, dev);
+    return false;
 }
 
 // ---- to other regions --------------------------------------------------------------------------
@@ -109,10 +162,10 @@ static const PstackEdge* indexed_edge(uint32_t slot, unsigned k, uint32_t d) {
     if (n == 0) return nullptr;  // a pin without edges: the send goes nowhere, as on any pin
     if (k == PSTACK_NO_SEND_INDEX)
         pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' did not set *sendIndex (the pin is indexed, with %u edges)",
-                     pstack.cur_handler, pstack_device_name(d), n);
+                     pstack_where_handler(), pstack_device_name(d), n);
     if (k >= n)
         pstack_fatal(PSTACK_STATUS_HANDLER, "%s of device '%s' set *sendIndex = %u, but the pin has %u edges (0..%u)",
-                     pstack.cur_handler, pstack_device_name(d), k, n, n - 1);
+                     pstack_where_handler(), pstack_device_name(d), k, n, n - 1);
     return pstack.idx_edges + pstack.idx_off[slot] + k;
 }
 

@@ -177,6 +177,7 @@ static void fill_edges(const uint32_t* raw, const char* path, uint32_t* fill, ui
         if (pstack.dev_region[dst] == my_region) {
             uint32_t dt = pstack.dev_type[dst];
             if (dpin >= pstack_n_inputs[dt]) pstack_fatal(PSTACK_STATUS_USAGE, "instance file %s: bad input pin", path);
+            pstack.self_edges |= dst == src;
             pstack.edges[fill[slot]++] = PstackEdge{dst, pstack.dev_local[dst], (uint16_t)dt, (uint16_t)(pstack_in_base[dt] + dpin), eidx};
         } else if (pstack.nregions > 1 && pstack.dev_region[src] == my_region) {
             int pos = region_pos(pstack.dev_region[dst]);
@@ -218,6 +219,23 @@ static void build_slot_lists(const uint32_t* raw, uint32_t nslots, const char* p
     for (uint32_t s = 0; s <= nslots; ++s) pstack.slot_first[s] = pstack.edges + pstack.slot_edges[s];
     free(fill);
     free(rfill);
+}
+
+// Slots the hot loop delivers without their edge (PstackHot, pstack_loop.hpp): exactly one local
+// edge, into the one input pin that takes the output pin's messages and has no edge properties or
+// state (pstack_out_only_input, the generated code), so that the destination is all it needs.
+static void flatten_slots(uint32_t nslots) {
+    pstack.flat_dst = (uint32_t*)xmalloc(4ull * (nslots + 1));
+    for (uint32_t s = 0; s <= nslots; ++s) pstack.flat_dst[s] = PSTACK_NOT_FLAT;
+    for (uint32_t d = 0; d < pstack.ndev; ++d) {
+        uint32_t t = pstack.dev_type[d];
+        for (uint32_t pin = 0; pin < pstack_n_outputs[t]; ++pin) {
+            uint32_t s = pstack.out_base[d] + pin;
+            const PstackEdge* e = pstack.edges + pstack.slot_edges[s];
+            if (pstack.slot_edges[s + 1] - pstack.slot_edges[s] == 1 && e->input == pstack_out_only_input[pstack_out_base[t] + pin])
+                pstack.flat_dst[s] = e->dst;
+        }
+    }
 }
 
 #if PSTACK_HAS_INDEXED
@@ -267,6 +285,7 @@ static void load_instance(const char* path) {
     in.read(raw, 4ull * PSTACK_EDGE_WORDS * pstack.nedges);
     fclose(in.f);
     build_slot_lists(raw, nslots, path);
+    flatten_slots(nslots);
     index_devices();
 #if PSTACK_HAS_INDEXED
     build_indexed(raw, nslots);

@@ -39,17 +39,35 @@ __attribute__((noinline)) static void send_remote_out_of_line(uint32_t d, uint32
     send_remote(d, t, pin, slot);
 }
 
+// A send on `pin` that leaves the local hot path (a supervisor's pin, an indexed pin): `pstack` is
+// put in step first, and the sender is looked at again after.  The send is not one of the local
+// path's deliveries (PstackHot).
+template <bool Split, typename Send>
+static inline void step_aside(PstackHot& h, uint32_t d, uint32_t t, Send send) {
+    --pstack.extra_deliveries;
+    h.devices[d].queued = 0;  // out of its turn: what the send delivers to d itself queues it
+    hot_store(h);
+    send();
+    hot_load(h);
+    PstackDevice& dev = h.devices[d];
+    pstack.cur_dev = d;
+    pstack.hot_where = PSTACK_WHERE_RTS;
+    if (!pstack.stop && pstack_rts_hot(t, hot_props(h, dev, d), hot_state(h, dev, d))) hot_push<Split>(h, d, dev);
+}
+
 // One device's turn, on the loop's working copy `h`.  Anything outside the local hot path (an
 // indexed send, a supervisor's receive, a message to other regions) gets `pstack` in step first.
-template <bool Split>
+// Each handler is named by one store, pstack.hot_where (pstack_core.hpp).
+template <bool Split, bool SelfEdges>
 static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint32_t d) {
     PstackDevice& dev = h.devices[d];
-    uint32_t t = dev.type, slot0 = dev.slot;
-    char* props = dev.props;
-    char* state = dev.state;
+    uint32_t t = hot_type(dev);
+    char* props = hot_props(h, dev, d);
+    char* state = hot_state(h, dev, d);
     pstack.cur_dev = d;
-    uint32_t rts = pstack_rts_at(t, props, state);
-    if (!rts) return;
+    pstack.hot_where = PSTACK_WHERE_RTS;
+    uint32_t rts = pstack_rts_hot(t, props, state);
+    if (!rts) { ++pstack.idle_turns; dev.queued = 0; return; }
     uint32_t pin = (uint32_t)__builtin_ctz(rts);
     bool doSend = true;
 #if PSTACK_HAS_INDEXED
@@ -57,38 +75,36 @@ static inline __attribute__((always_inline)) void step_device(PstackHot& h, uint
 #else
     unsigned sendIndex = 0;
 #endif
-    pstack_send_at(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
-    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_push<Split>(h, d, dev); return; }
-    ++pstack.sent;
-    if (hot_stopped<Split>()) return;
+    pstack.hot_where = 1 + pin;
+    pstack_send_hot(t, pin, props, state, pstack.msgbuf, &doSend, &sendIndex);  // a bit without a pin is reported there
+    if (__builtin_expect(!doSend, 0)) { ++pstack.cancelled; hot_requeue<Split>(h, d); return; }
+    if (hot_stopped<Split>()) { --pstack.extra_deliveries; dev.queued = 0; return; }  // sent, delivered nowhere
 #if PSTACK_HAS_SUPERVISOR  // supervisor hook (pstack_supervisor.hpp): a SupervisorOutPin send goes to the supervisor
     if (__builtin_expect(pin == pstack_sup_out_pin[t], 0)) {
-        hot_store(h);
-        supervisor_send(d, pin);
-        hot_load(h);
-        pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
+        step_aside<Split>(h, d, t, [&] { supervisor_send(d, pin); });
         return;
     }
 #endif
-    uint32_t slot = slot0 + pin;
+    uint32_t slot = hot_slot(dev, d) + pin;
 #if PSTACK_HAS_INDEXED
     if (__builtin_expect(pstack_out_indexed[pstack_out_base[t] + pin], 0)) {
-        hot_store(h);
-        send_indexed(d, t, pin, slot, sendIndex);
-        hot_load(h);
-        pstack.cur_dev = d;
-        if (!pstack.stop && pstack_rts_at(t, props, state)) hot_push<Split>(h, d, dev);
+        step_aside<Split>(h, d, t, [&] { send_indexed(d, t, pin, slot, sendIndex); });
         return;
     }
 #endif
     if (Split && pstack.slot_remote[slot] != pstack.slot_remote[slot + 1]) send_remote_out_of_line(d, t, pin, slot);
-    hot_deliver<Split>(h, dev.out + pin, pstack.msgbuf);
+    uint32_t to = PSTACK_HAS_FLAT ? h.flat_dst[slot] : PSTACK_NOT_FLAT;
+    bool self;  // d received its own message, and is queued again already (where rq_push would have)
+    if (__builtin_expect(to != PSTACK_NOT_FLAT, 1)) self = hot_deliver_flat<Split, SelfEdges>(h, d, pin, pstack_out_base[t] + pin, to, pstack.msgbuf);
+    else self = hot_deliver<Split, SelfEdges>(h, d, dev.out + pin, pstack.msgbuf);
     // The sender's own ready-to-send changed; look at it again after the others had a turn.  Its
-    // addresses are read again rather than kept: fewer registers live across the deliveries.  The
-    // deliveries left pstack.cur_dev alone (they name their edge), and its ReadyToSend names itself.
+    // addresses are read again rather than kept: fewer registers live across the deliveries.
     PstackDevice& again = h.devices[d];
-    if (pstack_rts_at(again.type, again.props, again.state)) hot_push<Split>(h, d, again);
+    pstack.hot_where = PSTACK_WHERE_RTS;
+    bool ready = pstack_rts_hot(hot_type(again), hot_props(h, again, d), hot_state(h, again, d));
+    if (self) return;
+    if (ready) hot_requeue<Split>(h, d);
+    else again.queued = 0;
 }
 
 static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower checks
@@ -100,7 +116,7 @@ static const uint32_t PSTACK_POLL_EVERY = 1024;  // turns between the slower che
 // Not inlined into run_loop (and main): the loop gets its own register allocation.
 // `Split`: this region is one of several (it sweeps, sends items, polls Redis); one region's loop
 // is compiled without those tests.
-template <bool Split>
+template <bool Split, bool SelfEdges>
 __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint32_t& since_poll) {
     PstackHot h;
     hot_load(h);
@@ -111,10 +127,10 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
         if (to_limit < turns) turns = (uint32_t)to_limit;
         // Every turn pops one device, so the head counts the turns (modulo 2^32, as the head does).
         uint32_t head0 = h.rq_head, last = head0 + turns;
+        pstack.cur_handler = PSTACK_AT_HOT;  // the turns name their handlers by pstack.hot_where
         while (h.rq_head != last && h.rq_head != h.rq_tail) {
-            uint32_t d = hot_pop<Split>(h);
-            h.devices[d].queued = 0;
-            step_device<Split>(h, d);
+            uint32_t d = hot_pop<Split>(h);  // its queued flag stays set through its turn (step_device)
+            step_device<Split, SelfEdges>(h, d);
             if (hot_stopped<Split>()) break;
         }
         since_poll += h.rq_head - head0;
@@ -138,8 +154,13 @@ __attribute__((noinline, hot)) static void run_ready_devices_in(double t0, uint3
 }
 
 static void run_ready_devices(double t0, uint32_t& since_poll) {
-    if (pstack.nregions > 1) run_ready_devices_in<true>(t0, since_poll);
-    else run_ready_devices_in<false>(t0, since_poll);
+    if (pstack.nregions > 1) {
+        if (pstack.self_edges) run_ready_devices_in<true, true>(t0, since_poll);
+        else run_ready_devices_in<true, false>(t0, since_poll);
+    } else {
+        if (pstack.self_edges) run_ready_devices_in<false, true>(t0, since_poll);
+        else run_ready_devices_in<false, false>(t0, since_poll);
+    }
 }
 
 // Single region, quiescent: OnHardwareIdle rounds until one wakes a device (true: go on), or

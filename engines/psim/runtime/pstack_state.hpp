@@ -30,7 +30,7 @@ struct PstackDevice {      // what the hot path reads and writes of a device, in
     const PstackEdge* const* out;  // slot_first + slot: pin p's local edges are [out[p], out[p + 1])
     uint32_t slot;         // its first output slot (= out_base)
     uint16_t type;
-    uint8_t queued;        // 1 while the device is in the ready queue
+    uint8_t queued;        // 1 while the device is in the ready queue, and through its turn in the hot loop
     uint8_t unused;
 };
 static_assert(sizeof(PstackDevice) == 32, "PstackDevice: 32 bytes, two to a cache line, indexed by a shift");
@@ -61,9 +61,11 @@ struct PstackEngineState {
     int exit_code = 0;
     const char* exit_reason = PSTACK_EXIT_REASON_QUIESCENCE;
     uint32_t cur_dev = 0;                // device whose handler runs now (for logs and crash reports),
-                                         // unless cur_handler is PSTACK_AT_EDGE (pstack_core.hpp)
-    const char* cur_handler = "startup"; // set by the generated dispatch functions; PSTACK_AT_EDGE: see cur_edge
-    const PstackEdge* cur_edge = nullptr;  // the hot loop's delivery now (pstack_core.hpp, pstack_where_device)
+                                         // unless the hot loop delivers (pstack_core.hpp)
+    uint32_t hot_where = 0;              // the hot loop's handler of cur_dev's turn, with cur_handler PSTACK_AT_HOT
+                                         // (pstack_core.hpp); beside cur_dev: a turn's first two stores are one
+    const char* cur_handler = "startup"; // set by the generated dispatch functions; PSTACK_AT_HOT: see hot_where
+    const PstackEdge* cur_edge = nullptr;  // the hot loop's delivery over an edge now (pstack_core.hpp, pstack_where_device)
     FILE* log_stream = nullptr;
     const char* app_file = nullptr;      // the application's path, for assertion messages
     uint64_t max_steps = UINT64_MAX;     // --max-steps
@@ -80,6 +82,9 @@ struct PstackEngineState {
     uint32_t* slot_edges = nullptr;      // CSR offsets into edges, one per slot (+1)
     PstackEdge* edges = nullptr;
     const PstackEdge** slot_first = nullptr;  // edges + slot_edges[slot], one per slot (+1): the hot path's CSR
+    bool self_edges = false;             // some local edge goes from a device to itself (pstack_loop.hpp)
+    uint32_t* flat_dst = nullptr;        // per slot: its one local destination, when the hot loop may deliver
+                                         // without the edge (pstack_instance.hpp, flatten_slots); else PSTACK_NOT_FLAT
     uint32_t* slot_remote = nullptr;     // CSR offsets into remote, one per slot (+1)
     uint16_t* remote = nullptr;          // remote region positions per slot
     char* graph_props = nullptr;
@@ -102,6 +107,8 @@ struct PstackEngineState {
     uint32_t* rq = nullptr;              // ready queue: a ring of device indices
     uint32_t rq_mask = 0, rq_head = 0, rq_tail = 0;
     uint64_t delivered = 0, sent = 0, cancelled = 0, steps = 0, remote_sent = 0, remote_received = 0;
+    uint64_t idle_turns = 0;             // turns whose ReadyToSend was 0 (the hot loop derives sent from it: PstackHot)
+    uint64_t extra_deliveries = 0;       // deliveries beyond one per send in the hot loop (PstackHot)
     char msgbuf[PSTACK_MAX_MSG_SIZE + 8] = {};  // the message being sent or delivered now
     uint64_t idle_rounds = 0;            // OnHardwareIdle rounds run (metric)
     int idle_consecutive = 0;            // single region: rounds in a row that woke nothing
@@ -140,33 +147,67 @@ struct PstackEngineState {
 };
 
 static PstackEngineState pstack;
+// cur_handler's value in the hot loop, which names its handlers by hot_where (pstack_core.hpp)
+static const char PSTACK_AT_HOT[] = "the handler of pstack.hot_where";
+static const uint32_t PSTACK_NOT_FLAT = 0xffffffffu;  // flat_dst: the slot is delivered over its edges
 
 // The local hot path's working copy of the ready queue and the instance's read-only arrays
-// (pstack_loop.hpp, run_ready_devices); the counters stay in `pstack` (a memory increment each:
-// the registers are worth more to the queue and the delivery).  Handler code stores through
-// pointers that may alias anything in `pstack` (-fno-strict-aliasing), so every field of `pstack`
-// is reloaded after each handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
+// (pstack_loop.hpp, run_ready_devices).  Handler code stores through pointers that may alias
+// anything in `pstack` (-fno-strict-aliasing), so every field of `pstack` is reloaded after each
+// handler; a local copy whose address never escapes stays in registers.  Copied in by hot_load and
 // back by hot_store around anything else that reads or writes these fields (progress, remote
-// items, indexed sends, the end of the loop).  Every turn that sends counts one step, sent or
-// cancelled, so steps are not counted in the loop: steps = steps_base + sent + cancelled.
+// items, indexed sends, the end of a batch of turns).
+//
+// The counters are not counted per message: a memory increment per message is a chain of
+// store-to-load latencies from one turn to the next, and a register per counter is more than the
+// loop has.  Every turn pops one device, so the queue's head counts turns; a turn ends idle
+// (ReadyToSend 0: pstack.idle_turns), cancelled (pstack.cancelled) or with a send, so
+// sent = turns - idle - cancelled, and steps = sent + cancelled.  A send delivers one message per
+// local edge of its slot; the slots with exactly one (flat_dst) count nothing, the others add
+// their edges minus one to pstack.extra_deliveries, so delivered = sent + extra_deliveries.  The
+// rarer kinds of turn and the slots of several edges count in memory; the loop's registers go to
+// the queue and the message.
 struct PstackHot {
     uint32_t* rq;
     uint32_t rq_mask, rq_head, rq_tail;
-    uint64_t steps_base;
     PstackDevice* devices;
-    uint64_t steps() const { return steps_base + pstack.sent + pstack.cancelled; }
+    const uint32_t* flat_dst;
+    char* props0;          // one device type (PSTACK_ONE_TYPE): its properties and state arrays
+    char* state0;
+    uint32_t head0;        // rq_head at hot_load: the turns since are rq_head - head0
+    uint64_t sent0, cancelled0, idle0, extra0, delivered0, steps0;  // pstack's counters at hot_load
+    uint64_t turns() const { return (uint32_t)(rq_head - head0); }
+    uint64_t sent() const { return turns() - (pstack.idle_turns - idle0) - (pstack.cancelled - cancelled0); }
+    uint64_t steps() const { return steps0 + turns() - (pstack.idle_turns - idle0); }
 };
+
+// Takes the counters' values from pstack (the base the loop counts from).
+static inline __attribute__((always_inline)) void hot_anchor(PstackHot& h) {
+    h.head0 = h.rq_head;
+    h.sent0 = pstack.sent; h.cancelled0 = pstack.cancelled; h.idle0 = pstack.idle_turns;
+    h.extra0 = pstack.extra_deliveries; h.delivered0 = pstack.delivered; h.steps0 = pstack.steps;
+}
 
 static inline __attribute__((always_inline)) void hot_load(PstackHot& h) {
     h.rq = pstack.rq;
     h.rq_mask = pstack.rq_mask; h.rq_head = pstack.rq_head; h.rq_tail = pstack.rq_tail;
-    h.steps_base = pstack.steps - pstack.sent - pstack.cancelled;
     h.devices = pstack.devices;
+    h.flat_dst = pstack.flat_dst;
+    h.props0 = pstack.props_base[0];
+    h.state0 = pstack.state_base[0];
+    hot_anchor(h);
+    pstack.cur_handler = PSTACK_AT_HOT;  // fault reports: the loop names its handlers by pstack.hot_where
 }
 
-static inline __attribute__((always_inline)) void hot_store(const PstackHot& h) {
+// Writes the queue's ends and the counters back, and counts afresh from them (so that the turns
+// since the anchor stay below 2^32, and storing twice counts nothing twice).
+static inline __attribute__((always_inline)) void hot_store(PstackHot& h) {
+    uint64_t sent = h.sent();
     pstack.rq_head = h.rq_head; pstack.rq_tail = h.rq_tail;
     pstack.steps = h.steps();
+    pstack.sent = h.sent0 + sent;
+    pstack.delivered = h.delivered0 + sent + (pstack.extra_deliveries - h.extra0);
+    hot_anchor(h);
 }
 
 #endif  // PSTACK_STATE_HPP
