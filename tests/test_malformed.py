@@ -219,3 +219,13 @@ def test_a_tag_with_an_undeclared_prefix_is_one_line_naming_it(tmp_path: Path) -
     assert status != 0 and len(lines) == 1, lines
     assert lines[0] == (f"psim: error: {app.name}:{line_of(app, '<Sc:lar')}: unexpected <Sc:lar> where a Scalar, "
                         "Array or Tuple member was expected"), lines
+
+
+def test_a_namespace_uri_with_a_brace_is_one_line_naming_it(tmp_path: Path) -> None:
+    """``xmlns="htt}s://..."`` (a byte flipped by the fuzzer, seed 4076837243): lxml's QName refused the
+    tag ``{htt}s://...}Graphs`` with a traceback; the reader names the namespace and its line."""
+    app = variant("basic-01.xml", 'xmlns="https://', 'xmlns="htt}s://', tmp_path, folder=DATA / "pstack")
+    status, lines = psim_error(app)
+    assert status != 0 and len(lines) == 1, lines
+    assert lines[0].startswith(f"psim: error: {app.name}:{line_of(app, '<Graphs')}: unknown namespace "
+                               "'htt}s://poets-project.org/schemas/virtual-graph-schema-v"), lines

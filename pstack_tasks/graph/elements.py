@@ -52,6 +52,15 @@ def local(el: etree._Element) -> str:
     return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
+def namespace(el: etree._Element) -> str | None:
+    """The element's namespace URI, or None; read from the tag's text for the same reason as
+    :func:`local` (``etree.QName`` also raises on a namespace URI a flipped byte made invalid)."""
+    tag = el.tag
+    if not isinstance(tag, str) or not tag.startswith("{"):
+        return None
+    return tag[1:].rpartition("}")[0]
+
+
 def line_of(el: etree._Element | None) -> int | None:
     """The element's line in its file, if known."""
     line: object = el.sourceline if el is not None else None

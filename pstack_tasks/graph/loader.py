@@ -16,7 +16,7 @@ from lxml import etree
 from pstack_tasks.exceptions import GraphError
 from pstack_tasks.graph.app_file import open_app, xml_bytes
 from pstack_tasks.graph.application import Application, Instance, region_array
-from pstack_tasks.graph.elements import NAMESPACES, line_of, syntax_error
+from pstack_tasks.graph.elements import NAMESPACES, line_of, local, namespace, syntax_error
 from pstack_tasks.graph.instance import InstanceBuilder
 from pstack_tasks.graph.model import GraphType
 from pstack_tasks.graph.v3 import V2Types, V3Types
@@ -64,7 +64,7 @@ def detect_version(src: IO[bytes], name: str) -> tuple[str, int]:
     """The root namespace and schema version (2, 3 or 4) of a file."""
     try:
         for _, el in etree.iterparse(src, events=("start",), huge_tree=True):
-            ns, tag, line = etree.QName(el).namespace, etree.QName(el).localname, line_of(el)
+            ns, tag, line = namespace(el), local(el), line_of(el)
             if tag != "Graphs":
                 raise GraphError(f"root element is <{tag}>, expected <Graphs>", name, line)
             if ns is None:

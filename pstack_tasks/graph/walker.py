@@ -31,6 +31,7 @@ from pstack_tasks.graph.elements import (
     element_text,
     line_of,
     local,
+    namespace,
     syntax_error,
 )
 from pstack_tasks.graph.model import (
@@ -304,7 +305,7 @@ def graph_type_in_file(path: str, gid: str, walker: type[GraphTypeWalker], refer
                 raise syntax_error(e, path, src) from None
     except OSError as e:
         raise GraphError(f"<GraphTypeReference> src: cannot read {path!r}: {e.strerror}", referrer, line) from None
-    ns = etree.QName(root).namespace
+    ns = namespace(root)
     if NAMESPACES.get(ns or "") != walker.version:
         raise GraphError(f"<GraphTypeReference> src {path!r} is not a graph-schema v{walker.version} file like "
                          "the one that refers to it", referrer, line)
