@@ -60,8 +60,9 @@ def _at_least_zero(kind: type) -> Any:
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="psim", usage="%(prog)s [OPTIONS] APP", add_help=False,
-                description="Simulate APP (a graph-schema XML file) and print its metrics and final device states.")
-    p.add_argument("app", metavar="APP", type=_file, help="the application's XML file")
+                description="Simulate APP (a graph-schema XML file, plain or gzip-compressed) and print its metrics "
+                            "and final device states.")
+    p.add_argument("app", metavar="APP", type=_file, help="the application's XML file (.xml or .xml.gz)")
     p.add_argument("-h", "--help", action="help", help="Show this message and exit.")
     p.add_argument("--version", action="store_true", help="Show the version and exit.")
     p.add_argument("-q", "--quiet", action="store_true", help="Print no handler log lines.")
