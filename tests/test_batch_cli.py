@@ -2,6 +2,7 @@
 subprocesses against the session fleet (docs/batches.md)."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -128,3 +129,22 @@ def test_a_batch_without_a_fleet_runs_on_an_embedded_stack(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     frame = pd.read_csv(out)
     assert list(frame["Delivered messages"]) == [5, 10] and list(frame["state"]) == ["Done", "Done"]
+
+
+def test_batch_of_a_gzip_compressed_app_gives_what_the_plain_file_gives(tmp_path: Path,
+                                                                        on_fleet: WorkerFleet) -> None:
+    """``pstack batch app.xml.gz``: the batch reads the application as ``run`` does (decompressed by
+    the client), so every run's figures are those of the plain file's batch."""
+    env = dict(os.environ)
+    packed = tmp_path / "seeded-ring.xml.gz"
+    packed.write_bytes(gzip.compress(SEEDED.read_bytes()))
+    frames = []
+    for app in (SEEDED, packed):
+        out = tmp_path / f"{app.name}.csv"
+        done = pstack("batch", str(app), "--set", "type:node.limit=2,3", "--out", str(out), "--no-progress",
+                      env=env, timeout=240)
+        assert done.returncode == 0, done.stderr
+        frames.append(pd.read_csv(out).sort_values("type:node.limit").reset_index(drop=True))
+    plain, compressed = frames
+    assert list(compressed["state"]) == ["Done", "Done"]
+    assert list(compressed["Delivered messages"]) == list(plain["Delivered messages"]) == [10, 15]
