@@ -17,9 +17,8 @@ from pstack_tasks import psim
 from pstack_tasks.exceptions import SimulationFailed
 from pstack_tasks.native.codegen import out_only_inputs
 from pstack_tasks.native.prepare import prepare
-from support.apps import line_of
+from support.apps import V2, graph_instance, line_of
 
-V2 = "https://poets-project.org/schemas/virtual-graph-schema-v2"
 MASK = 0xFFFFFFFF
 
 #: device -> its one output pin's destinations, in EdgeI order
@@ -65,16 +64,7 @@ def app_xml(rts: str = "", receive: str = "", send: str = "") -> str:
       </DeviceType>
     </DeviceTypes>
   </GraphType>
-  <GraphInstance id="g" graphTypeId="order">
-    <DeviceInstances>
-{devices}
-    </DeviceInstances>
-    <EdgeInstances>
-{edges}
-    </EdgeInstances>
-  </GraphInstance>
-</Graphs>
-"""
+""" + graph_instance("order", devices, edges)
 
 
 @dataclass

@@ -8,6 +8,21 @@ from support.paths import DATA, PSTACK
 V2 = "https://poets-project.org/schemas/virtual-graph-schema-v2"
 
 
+def graph_instance(graph_type: str, devices: str, edges: str) -> str:
+    """The ``<GraphInstance>`` section and the document's end: what follows a ``</GraphType>`` in
+    the applications these helpers (and tests) write, given their DevI and EdgeI lines."""
+    return f"""  <GraphInstance id="g" graphTypeId="{graph_type}">
+    <DeviceInstances>
+{devices}
+    </DeviceInstances>
+    <EdgeInstances>
+{edges}
+    </EdgeInstances>
+  </GraphInstance>
+</Graphs>
+"""
+
+
 def variant(name: str, old: str, new: str, tmp: Path, out: str = "app.xml", folder: Path = PSTACK) -> Path:
     """A copy of a test app (default: pstack's) with one piece of text replaced (which must be present)."""
     text = (folder / name).read_text()
@@ -60,16 +75,7 @@ def token_ring(n: int, limit: int, extra_state: str = "", on_receive_extra: str 
       </DeviceType>
     </DeviceTypes>
   </GraphType>
-  <GraphInstance id="g" graphTypeId="tokens">
-    <DeviceInstances>
-{devices}
-    </DeviceInstances>
-    <EdgeInstances>
-{edges}
-    </EdgeInstances>
-  </GraphInstance>
-</Graphs>
-"""
+""" + graph_instance("tokens", devices, edges)
 
 
 V3_DATA = DATA / "v3"
@@ -150,13 +156,4 @@ def supervised_ring(n: int, limit: int, every: int = 100, bcast_every: int = 50,
       </SupervisorType>
     </DeviceTypes>
   </GraphType>
-  <GraphInstance id="g" graphTypeId="supervised_ring">
-    <DeviceInstances>
-{devices}
-    </DeviceInstances>
-    <EdgeInstances>
-{edges}
-    </EdgeInstances>
-  </GraphInstance>
-</Graphs>
-"""
+""" + graph_instance("supervised_ring", devices, edges)
