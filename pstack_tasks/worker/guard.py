@@ -41,6 +41,11 @@ PEER_INTERVAL = 1.0
 VIEW_WINDOW = 8
 
 
+def progress_text(counts: tuple[int, int]) -> str:
+    """A region's live counters as ``Keys.progress`` keeps them: "<delivered> <steps>"."""
+    return f"{counts[0]} {counts[1]}"
+
+
 class _Ticker(threading.Thread):
     """Ticks every running guard of this process every BEAT_INTERVAL (a slow tick of one
     delays the others' by as much, far below the heartbeat TTL)."""
@@ -263,7 +268,7 @@ class Guard:
     def publish(self, pipe: Any, counts: tuple[int, int] | None) -> None:
         if counts is not None:
             key = self.keys.progress(self.pid)
-            pipe.hset(key, str(self.region), f"{counts[0]} {counts[1]}")
+            pipe.hset(key, str(self.region), progress_text(counts))
             pipe.expire(key, self.cfg.result_expires)
 
     def _publish_usage(self) -> None:

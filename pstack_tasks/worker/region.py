@@ -25,7 +25,7 @@ from pstack_tasks.fleet.records import part_text
 from pstack_tasks.memo import BoundedCache
 from pstack_tasks.native import build
 from pstack_tasks.worker.checkpointer import checkpoints_while
-from pstack_tasks.worker.guard import Guard, error_code
+from pstack_tasks.worker.guard import Guard, error_code, progress_text
 from pstack_tasks.worker.resume import resume_file
 from pstack_tasks.worker.snapshot_port import one_region_snapshots
 
@@ -140,7 +140,7 @@ def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> 
     ledger = Ledger.of(guard.r, keys)
     counts = guard.halt()
     view = guard.view or ledger.view(engine_type)
-    said = WorkerEnd(None if counts is None else f"{counts[0]} {counts[1]}",
+    said = WorkerEnd(None if counts is None else progress_text(counts),
                      None if part is None else exit_text(part.get("metrics", {})), guard.regions, bool(guard.clients))
     text = None if part is None else part_text(part)
     ended = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(
