@@ -87,8 +87,8 @@ def finish_done(pid: int, parts: Sequence[Mapping[str, Any]]) -> None:
 
 def finish_when_ended(pid: int) -> None:
     """End a process with client-served regions Done once every region has stored its part of
-    the result: its fleet regions (the chord callback) and its client engines end in either order,
-    and whichever comes last ends it."""
+    the result: its fleet regions (the last one's end, worker/region.py) and its client engines
+    end in either order, and whichever comes last ends it."""
     r, keys = store.client(), Keys.current()
     rec = r.hgetall(keys.proc(pid))
     if rec.get("state") != "Running":
