@@ -96,6 +96,17 @@ class ExitReason:
 EXIT_SUCCESS_MARKER: Final = "_HANDLER_EXIT_SUCCESS_9be65737_"
 EXIT_FAIL_MARKER: Final = "_HANDLER_EXIT_FAIL_9be65737_"
 
+#: bytes before an instance file's graph properties: magic, version, type hash, four counts
+HEADER_BYTES: Final = 4 + 4 + 64 + 16
+#: where the type hash is in an instance file (64 bytes: :func:`type_hash_field`)
+TYPE_HASH_AT: Final = 8
+
+
+def type_hash_field(type_hash: str) -> bytes:
+    """An engine's type hash as its instance files hold it: the engine refuses a file without it."""
+    return type_hash.encode().ljust(64, b"\0")[:64]
+
+
 #: how an engine's stderr line starts when it says why it fails (at most one, before a non-zero exit)
 ENGINE_ERROR_PREFIX: Final = "pstack-engine: error: "
 #: how a handler_log line starts (``Log [device n0, level 1]: ...``)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pstack_tasks.ui.cli import exit_status as status
-from support.apps import variant
+from support.apps import token_ring, variant
 from support.paths import PSTACK
 
 RING = str(PSTACK / "ring-oscillator-01.xml")
@@ -76,3 +76,22 @@ def test_unreachable_redis_exits_5(prog: str, args: list[str]) -> None:
 def test_usage_errors_exit_2(prog: str, args: list[str]) -> None:
     p = command(prog, *args)
     assert p.returncode == status.USAGE and f"Usage: {prog} " in p.stderr, p.stderr
+
+
+def test_a_reader_that_goes_away_stops_psim_quietly_with_141(tmp_path: Path) -> None:
+    """``psim app.xml | head -c 100``: the handler log lines meet a closed pipe; psim stops, its
+    engine stopped, with no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSTACK_")}
+    script = Path(sys.executable).parent / "psim"
+    lines = "import subprocess, sys\n" \
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n" \
+        "p.stdout.read(100); p.stdout.close()\n" \
+        "err = p.stderr.read(); print(p.wait()); print(err.decode())"
+    app = tmp_path / "chatty.xml"
+    chatty = 'handler_log(1, "got %u", deviceState->counter);'
+    app.write_text(token_ring(200, 500, on_receive_extra=chatty))  # 100,000 log lines
+    p = subprocess.run([sys.executable, "-c", lines, str(script), str(app)], capture_output=True, text=True,
+                       timeout=180, env=env)
+    code, _, err = p.stdout.partition("\n")
+    assert int(code) == status.BROKEN_PIPE, p.stdout
+    assert "Traceback" not in err and err.strip() == "", err

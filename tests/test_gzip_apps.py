@@ -80,14 +80,17 @@ def test_a_big_gz_is_packed_by_the_native_loader_and_its_second_run_hits_the_cac
     ring = big_ring(tmp_path / "ring.xml")
     packed = gzipped(ring, tmp_path / "ring.xml.gz")
     assert packed.stat().st_size < instance_loader.MIN_BYTES <= size_hint(packed) == ring.stat().st_size
-    runs = [psim("-q", "-r", "-d", str(packed), env=dict(os.environ, PSTACK_NATIVE_LOADER="1")) for _ in range(2)]
-    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
-    cold, warm = runs
+    native = dict(os.environ, PSTACK_NATIVE_LOADER="1")
+    # the third run parses again (-t keeps its instance files: no warm start) and hits the parsed-instance cache
+    runs = [psim("-q", "-r", "-d", *more, str(packed), env=native) for more in ([], [], ["-t", str(tmp_path / "t")])]
+    assert [r.returncode for r in runs] == [0, 0, 0], runs[0].stderr[-2000:]
+    cold, warm, hit = runs
     assert "phase native pack" in cold.stderr and "read by the Python loader" not in cold.stderr
-    assert "phase content hash" in warm.stderr and "phase native pack" not in warm.stderr  # a cache hit
+    assert "warm start:" in warm.stderr and "phase load" not in warm.stderr  # no parse at all (native/warm_run.py)
+    assert "phase content hash" in hit.stderr and "phase native pack" not in hit.stderr
     plain = psim("-q", "-r", str(ring), env=dict(os.environ, PSTACK_NATIVE_LOADER="0"))
-    results = [json.loads(r.stdout) for r in (cold, warm, plain)]
-    assert results[0]["states"] == results[1]["states"] == results[2]["states"] and len(results[0]["states"]) == 12000
+    results = [json.loads(r.stdout) for r in (cold, warm, hit, plain)]
+    assert all(r["states"] == results[0]["states"] for r in results) and len(results[0]["states"]) == 12000
     assert {r["metrics"]["Delivered messages"] for r in results} == {36000}
 
 

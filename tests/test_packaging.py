@@ -107,9 +107,9 @@ def test_the_installed_commands_run_from_another_directory(venv: Path, tmp_path:
     assert p.stdout.splitlines()[:2] == ["Metric [Delivered messages]: 40", "Metric [Exit code]: 0"]
     assert list(cache.glob("engines/*/engine"))
     where = in_venv(venv, ["python", "-c", "import pstack_tasks, engines.psim, celeryconfig; "
-                           "from pstack_tasks.native import codegen; "
+                           "from pstack_tasks.native import engine_inputs as e; "
                            "print(pstack_tasks.__file__, engines.psim.__file__, celeryconfig.__file__, "
-                           "codegen.RUNTIME_DIR, codegen.templates_dir())"], cwd=tmp_path)
+                           "e.RUNTIME_DIR, e.templates_dir())"], cwd=tmp_path)
     assert where.returncode == 0, where.stderr
     assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
 
@@ -133,6 +133,6 @@ def test_pip_install_target(built: tuple[Path, str, Path], tmp_path: Path) -> No
     p = run([sys.executable, "-m", "pstack_tasks.ui.cli.psim", "-q", "--no-states", str(PSTACK / "basic-01.xml")],
             cwd=tmp_path, env=env)
     assert p.returncode == 0 and "Metric [Delivered messages]: 10" in p.stdout, p.stderr
-    p = run([sys.executable, "-c", "import pstack_tasks.native.codegen as c; print(c.RUNTIME_DIR, c.templates_dir())"],
-            cwd=tmp_path, env=env)
+    where = "import pstack_tasks.native.engine_inputs as e; print(e.RUNTIME_DIR, e.templates_dir())"
+    p = run([sys.executable, "-c", where], cwd=tmp_path, env=env)
     assert all(path.startswith(str(target)) for path in p.stdout.split()), p.stdout + p.stderr

@@ -278,7 +278,8 @@ def _defines(text: str) -> dict[str, str]:
 def test_the_engine_source_defines_every_protocol_constant_as_protocol_py_does() -> None:
     """The protocol is rendered into every engine from pstack_tasks.protocol, and the runtime
     headers spell none of its names themselves."""
-    from pstack_tasks.native.codegen import RUNTIME_DIR, render
+    from pstack_tasks.native.codegen import render
+    from pstack_tasks.native.engine_inputs import RUNTIME_DIR
     defines = _defines(render(prepare(PSTACK / "basic-01.xml").app.graph_type).text)
     want = _protocol_values()
     assert {k: defines.get(k) for k in want} == want

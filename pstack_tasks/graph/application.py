@@ -22,12 +22,6 @@ NO_SEND_INDEX = 0xFFFFFFFF
 KEEP_PARSED_MAX_SIZE = 100_000
 
 
-#: bytes before an instance file's graph properties: magic, version, type hash, four counts
-HEADER_BYTES = 4 + 4 + 64 + 16
-#: where the type hash is in an instance file
-TYPE_HASH_AT = 8
-
-
 @dataclass(frozen=True)
 class PackedBody:
     """An instance packed by the native loader: a whole instance file (docs/engine-protocol.md),

@@ -13,6 +13,11 @@ Module map, in the order a run goes through them:
 * :mod:`~pstack_tasks.native.run_files` — a run's work directory and its instance file.
 * :mod:`~pstack_tasks.native.engine_process` — one engine process: its command line, starting
   it (alone, or as a region on a relay), waiting for it, reading its result.
+* :mod:`~pstack_tasks.native.engine_inputs` — what decides an engine besides its graph type:
+  runtime, templates, compiler, flags (and a signature of them).
+* :mod:`~pstack_tasks.native.warm_run` — psim's warm start: a file run before goes straight to its
+  recorded engine and instance file.
+* :mod:`~pstack_tasks.native.alone_run` — one engine running the whole graph, printed as psim prints.
 * :mod:`~pstack_tasks.native.region_run` — one engine to its end: the whole graph, or one region
   of a split whose peers run elsewhere (a worker's part of a process).
 * :mod:`~pstack_tasks.native.local_run` — every region of a split on this machine, with the

@@ -19,16 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from pstack_tasks.config import settings
-from pstack_tasks.exceptions import BuildError, ConfigurationError
-from pstack_tasks.native.codegen import RUNTIME_DIR, CodeSpan, EngineSource
+from pstack_tasks.exceptions import BuildError
+from pstack_tasks.native.codegen import CodeSpan, EngineSource
+from pstack_tasks.native.engine_inputs import CXXFLAGS, RUNTIME_DIR, compiler
 
 logger = logging.getLogger(__name__)
 
-# -static: a static engine starts in about a third of the time (no dynamic linking of libstdc++),
-# which matters when small processes start by the hundred.  -fno-pie -no-pie: a static engine is
-# loaded at a fixed address anyway; without position-independent code every handler's name and
-# every global is an immediate, not a lea first (about 4 of the ~90 instructions of a delivery).
-CXXFLAGS = ["-O2", "-std=gnu++17", "-fno-strict-aliasing", "-w", "-static", "-fno-pie", "-no-pie"]
 DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? "
                         r"(?P<kind>fatal error|error): (?P<msg>.*)$")
 
@@ -36,13 +32,6 @@ DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? "
 def cache_dir() -> Path:
     """Where engines are cached (``PSTACK_CACHE_DIR``)."""
     return settings().cache_path
-
-
-def compiler() -> str:
-    cxx = settings().cxx
-    if shutil.which(cxx) is None:
-        raise ConfigurationError(f"C++ compiler {cxx!r} not found (set PSTACK_CXX or install g++)")
-    return cxx
 
 
 @lru_cache(maxsize=8)
@@ -108,6 +97,7 @@ def build_engine(source: EngineSource) -> Path:
                 kept = failed / f"{key}.cpp"
                 shutil.copyfile(src, kept)  # the work dir goes; keep the source the message points at
                 raise BuildError(explain_compiler_errors(proc.stderr, source, kept))
+            shutil.rmtree(root / key, ignore_errors=True)  # a damaged entry (its engine removed by hand)
             os.replace(work, root / key)  # atomic: the directory appears complete or not at all
         finally:
             if work.exists():

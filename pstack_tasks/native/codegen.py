@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pstack_tasks.config import settings
-from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph.model import Array, Code, FieldType, GraphType, Scalar, Tuple
+from pstack_tasks.native.engine_inputs import templates_dir
 from pstack_tasks.native.protocol_cpp import protocol_defines
 
 if TYPE_CHECKING:
@@ -25,34 +22,6 @@ if TYPE_CHECKING:
 
 TYPE_HASH_PLACEHOLDER = "@@PSTACK_TYPE_HASH@@"
 SOURCE_NAME = "app.xml"  # the application file as the compiler and assert() see it
-
-
-def _package_dir(package: str, *parts: str) -> Path:
-    """A directory of package data, found without running the package's ``__init__``.
-
-    Packages install as plain directories (the wheel is not zip-safe), so this is a real path
-    the compiler can be given with ``-I``.
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigurationError(f"package {package} is not installed (reinstall pstack-celery)")
-    return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-
-
-# The C++ runtime ships with the psim engine (engines/psim/runtime/): found by name, never imported.
-RUNTIME_DIR = _package_dir("engines.psim", "runtime")
-
-
-def templates_dir() -> Path:
-    """Where the templates are: $PSTACK_TEMPLATES_DIR, else the package data
-    ``pstack_tasks.templates`` (the repository's top-level templates/ directory)."""
-    env = settings().templates_dir
-    if env:
-        path = Path(env)
-        if not (path / "engine.cpp.j2").is_file():
-            raise ConfigurationError(f"PSTACK_TEMPLATES_DIR={env} has no engine.cpp.j2")
-        return path
-    return _package_dir("pstack_tasks.templates")
 
 
 @lru_cache(maxsize=1)

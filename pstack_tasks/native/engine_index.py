@@ -19,22 +19,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
-import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-from pstack_tasks.config import settings
 from pstack_tasks.graph.model import GraphType
-from pstack_tasks.native import build, codegen
+from pstack_tasks.native import build, codegen, engine_inputs
 
 logger = logging.getLogger(__name__)
-
-_PACKAGE = Path(__file__).resolve().parent.parent
-#: the Python files whose code decides what a graph type renders to
-_GENERATOR_FILES = ("native/codegen.py", "native/protocol_cpp.py", "native/build.py", "protocol.py")
-_GENERATOR_DIRS = ("graph", "native/lua")
 
 
 @dataclass(frozen=True)
@@ -65,33 +56,8 @@ def index_key(gt: GraphType) -> str:
     h = hashlib.sha256()
     h.update(repr(dataclasses.replace(gt, file="")).encode())
     h.update(b"\0")
-    h.update(_inputs_signature(_templates_path(), _compiler_path()).encode())
+    h.update(engine_inputs.signature().encode())
     return h.hexdigest()[:32]
-
-
-def _templates_path() -> str:
-    return settings().templates_dir or ""
-
-
-def _compiler_path() -> str:
-    """The compiler binary the build would run, resolved through symlinks (``g++`` -> ``g++-12``)."""
-    cxx = build.compiler()
-    return os.path.realpath(shutil.which(cxx) or cxx)
-
-
-@lru_cache(maxsize=4)
-def _inputs_signature(templates: str, cxx: str) -> str:
-    """Path, size and mtime of every file a render or build reads, plus the flags; per process."""
-    files = [_PACKAGE / name for name in _GENERATOR_FILES]
-    for d in _GENERATOR_DIRS:
-        files += sorted((_PACKAGE / d).iterdir())
-    files += sorted(codegen.templates_dir().iterdir()) + sorted(codegen.RUNTIME_DIR.glob("*.hpp")) + [Path(cxx)]
-    parts = [" ".join(build.CXXFLAGS), templates]
-    for path in files:
-        if path.is_file():
-            st = path.stat()
-            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
-    return "\n".join(parts)
 
 
 def _index_path(key: str) -> Path:

@@ -12,16 +12,18 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pstack_tasks.config import settings
 from pstack_tasks.exceptions import RegionStopped, SimulationFailed
 from pstack_tasks.native.meter import ProgressMeter, stop_check
 from pstack_tasks.native.options import LogSink, RunOptions
-from pstack_tasks.native.prepare import Prepared
 from pstack_tasks.native.procs import start_in_own_group
-from pstack_tasks.native.relay import Relay
 from pstack_tasks.native.watch import Engine, wait_engines
+
+if TYPE_CHECKING:  # types only: a run alone (psim's warm start) imports neither the graph package nor relays
+    from pstack_tasks.native.prepare import Prepared
+    from pstack_tasks.native.relay import Relay
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,11 @@ def limit_args() -> list[str]:
     return args
 
 
-def start_alone(prep: Prepared, inst: Path, opts: RunOptions, sink: LogSink | None,
+def start_alone(engine: Path, inst: Path, app_file: str | None, opts: RunOptions, sink: LogSink | None,
                 meter: ProgressMeter | None, result: IO[bytes] | None = None) -> Engine:
     """Start the whole graph in one engine, its result on a pipe (or into the file ``result``)
     and its log lines to ``sink``."""
-    cmd = engine_command(prep.engine, inst, opts, app_file=prep.app.file)
+    cmd = engine_command(engine, inst, opts, app_file=app_file)
     if meter:
         cmd += meter.args()
     proc = start_in_own_group(cmd, subprocess.DEVNULL, subprocess.PIPE if result is None else result,

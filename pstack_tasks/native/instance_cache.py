@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pstack_tasks.graph.app_file import file_digest
 from pstack_tasks.native import build
 
 #: an instance body and the counts and ids the loader reported
@@ -28,12 +29,8 @@ def root() -> Path:
 
 def content_key(path: str, salt: str) -> str:
     """The cache key of a file's content read with ``salt`` (layout and loader): its bytes as
-    they are on disk, so a gzip file is hashed compressed (a tenth of the bytes to read)."""
-    h = hashlib.sha256(salt.encode())
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()[:32]
+    they are on disk (:func:`~pstack_tasks.graph.app_file.file_digest`)."""
+    return hashlib.sha256(f"{salt}\0{file_digest(path)}".encode()).hexdigest()[:32]
 
 
 def cached_body(key: str) -> Body | None:

@@ -11,9 +11,10 @@ import struct
 from array import array
 from typing import IO
 
-from pstack_tasks.graph.application import HEADER_BYTES, TYPE_HASH_AT, Application, PackedBody
+from pstack_tasks.graph.application import Application, PackedBody
 from pstack_tasks.graph.model import GraphType
 from pstack_tasks.graph.overrides import Patch
+from pstack_tasks.protocol import HEADER_BYTES, TYPE_HASH_AT, type_hash_field
 
 INSTANCE_MAGIC = b"PSTI"
 INSTANCE_VERSION = 2
@@ -49,16 +50,12 @@ def write_instance(app: Application, out: IO[bytes], regions: array[int], type_h
     w(inst.edges.tobytes())
 
 
-def _type_hash_bytes(type_hash: str) -> bytes:
-    return type_hash.encode().ljust(64, b"\0")[:64]
-
-
 def _write_packed(body: PackedBody, out: IO[bytes], regions: array[int], type_hash: str) -> None:
     """The native loader's instance file with this run's type hash and regions, copied in chunks
     (never all in memory)."""
     with open(body.path, "rb") as f:
         head = bytearray(f.read(body.regions_at))
-        head[TYPE_HASH_AT:TYPE_HASH_AT + 64] = _type_hash_bytes(type_hash)
+        head[TYPE_HASH_AT:TYPE_HASH_AT + 64] = type_hash_field(type_hash)
         out.write(head)
         out.write(regions.tobytes())
         f.seek(body.names_at)
@@ -71,7 +68,7 @@ def packed_in_place(body: PackedBody, regions: array[int], type_hash: str) -> bo
     is used by one engine build at a time)."""
     if any(regions):
         return False
-    want = _type_hash_bytes(type_hash)
+    want = type_hash_field(type_hash)
     with open(body.path, "r+b") as f:
         f.seek(TYPE_HASH_AT)
         if f.read(64) != want:

@@ -31,7 +31,7 @@ from pstack_tasks.graph.application import Application, Instance, PackedBody
 from pstack_tasks.graph.elements import namespace_of
 from pstack_tasks.graph.model import Array, FieldType, GraphType, Scalar, Struct
 from pstack_tasks.graph.values import Packer, ValueError_
-from pstack_tasks.native import build, instance_cache
+from pstack_tasks.native import build, engine_inputs, instance_cache
 from pstack_tasks.native.instance_cache import Body, cached_body, content_key, store_body
 from pstack_tasks.phases import phase
 
@@ -95,7 +95,7 @@ def loader_binary() -> Path:
     Built with zlib; where its headers are missing (no ``zlib1g-dev``), without, with one warning:
     that build refuses gzip files, which the Python loader then reads.
     """
-    key = hashlib.sha256(SOURCE.read_bytes() + build.compiler().encode()).hexdigest()[:24]
+    key = hashlib.sha256(SOURCE.read_bytes() + engine_inputs.compiler().encode()).hexdigest()[:24]
     if key not in _without_zlib:
         try:
             return _built(key, ZLIB_FLAGS)
@@ -120,8 +120,8 @@ def _built(key: str, flags: tuple[str, ...]) -> Path:
         if final.is_file():
             return final
         work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
-        cmd = [build.compiler(), "-O2", "-std=c++17", "-o", str(work / "instance-loader"), str(SOURCE), "-lexpat",
-               *flags]
+        cmd = [engine_inputs.compiler(), "-O2", "-std=c++17", "-o", str(work / "instance-loader"), str(SOURCE),
+               "-lexpat", *flags]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             shutil.rmtree(work, ignore_errors=True)

@@ -6,24 +6,21 @@ ended cleanly (:mod:`pstack_tasks.native.relay`).  Nothing started here outlives
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from contextlib import ExitStack
-from typing import IO, Any
+from pathlib import Path
+from typing import Any, TextIO
 
-from pstack_tasks.exceptions import ConfigurationError, SimulationFailed
+from pstack_tasks.exceptions import ConfigurationError
 from pstack_tasks.graph import loader
-from pstack_tasks.native.engine_process import Split, read_result, start_alone, start_region, wait_one
+from pstack_tasks.native.alone_run import print_alone, run_alone
+from pstack_tasks.native.engine_process import Split, read_result, start_region, wait_one
 from pstack_tasks.native.meter import open_meter
 from pstack_tasks.native.options import LogSink, RunOptions
 from pstack_tasks.native.prepare import Prepared
 from pstack_tasks.native.procs import kill_group
 from pstack_tasks.native.relay import RedisTarget, pool
-from pstack_tasks.native.results import write_text
 from pstack_tasks.native.run_files import instance_file
 from pstack_tasks.native.split_cache import RegionMap, resolve, split_digest
-from pstack_tasks.native.watch import Engine
 from pstack_tasks.phases import phase
 
 
@@ -32,60 +29,25 @@ def run_single(prep: Prepared, opts: RunOptions) -> dict[str, Any]:
     return _run_single(prep, opts, opts.log_sink())
 
 
-def print_single(prep: Prepared, opts: RunOptions, out: IO[str]) -> None:
-    """Run the whole graph in one engine and print what pstack prints to ``out``: the handler
-    log lines as they come, then the result as text."""
-    def to_out(line: str) -> None:
-        out.write(line + "\n")
-
-    sink = None if opts.quiet else opts.log or to_out
-    write_text(_run_single(prep, opts, sink), out)
-
-
-def print_single_json(prep: Prepared, opts: RunOptions, out: IO[bytes]) -> None:
-    """Run the whole graph in one engine and write its result, the JSON document the engine
-    printed, to ``out`` as it is: a million states are never parsed into Python objects.  The
-    engine writes it to a file (at its own pace, not 64 KiB at a time through a pipe)."""
-    with tempfile.TemporaryFile(prefix="pstack-result-") as result:
-        engine = _run_engine(prep, opts, opts.log_sink(), result)
-        with phase("output"):
-            _write_json(engine, result, out)
-
-
-def _write_json(engine: Engine, result: IO[bytes], out: IO[bytes]) -> None:
-    size = result.seek(0, os.SEEK_END)
-    result.seek(0)
-    head = result.read(min(size, 64)).lstrip()
-    result.seek(max(0, size - 64))
-    raw_tail = result.read()
-    tail = raw_tail.rstrip()
-    if not (head.startswith(b"{") and tail.endswith(b"}")):
-        result.seek(0)
-        engine.out += result.read()
-        read_result(engine, "the engine")  # names what is wrong with it
-        raise SimulationFailed("the engine printed a result that is not a JSON object")
-    result.seek(0)
-    shutil.copyfileobj(result, out, 1 << 22)
-    if not raw_tail.endswith(b"\n"):
-        out.write(b"\n")
+def print_single(prep: Prepared, opts: RunOptions, as_json: bool, out: TextIO) -> None:
+    """Run the whole graph in one engine and print what pstack's psim prints to ``out``
+    (:func:`~pstack_tasks.native.alone_run.print_alone`)."""
+    with ExitStack() as stack:
+        inst = _instance(prep, opts, stack)
+        print_alone(prep.engine, inst, prep.app.file, opts, as_json, out)
 
 
 def _run_single(prep: Prepared, opts: RunOptions, sink: LogSink | None) -> dict[str, Any]:
-    return read_result(_run_engine(prep, opts, sink), "the engine")
-
-
-def _run_engine(prep: Prepared, opts: RunOptions, sink: LogSink | None, result: IO[bytes] | None = None) -> Engine:
-    """The engine of a run in one region, run to its end (its output kept, or in ``result``)."""
-    regions_arr, _ = loader.region_array(prep.app.instance, None)
     with ExitStack() as stack:
-        with phase("instance write"):
-            inst = instance_file(prep, regions_arr, opts, stack)
-        meter = open_meter(opts, stack)
-        with phase("engine (load, run, result)"):
-            engine = start_alone(prep, inst, opts, sink, meter, result)
-            stack.callback(kill_group, engine.proc)
-            wait_one(engine, opts, meter)
-        return engine
+        engine = run_alone(prep.engine, _instance(prep, opts, stack), prep.app.file, opts, sink)
+        return read_result(engine, "the engine")
+
+
+def _instance(prep: Prepared, opts: RunOptions, stack: ExitStack) -> Path:
+    """The instance file of a run in one region (removed with ``stack`` unless it is kept)."""
+    regions_arr, _ = loader.region_array(prep.app.instance, None)
+    with phase("instance write"):
+        return instance_file(prep, regions_arr, opts, stack)
 
 
 def run_one_region(prep: Prepared, rmap: RegionMap, opts: RunOptions) -> dict[str, Any]:

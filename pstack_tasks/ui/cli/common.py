@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,9 @@ def friendly_errors(prog: str) -> Callable[[F], F]:
             except KeyboardInterrupt as e:  # its text, if any, says what was done about it
                 print(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr, flush=True)
                 sys.exit(status.INTERRUPTED)
+            except BrokenPipeError:  # ``psim app.xml | head``: stop quietly (the engine is gone already)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+                sys.exit(status.BROKEN_PIPE)
         return run  # type: ignore[return-value]
     return wrap
 
@@ -92,7 +96,9 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     """``--set KEY=V`` options as overrides ``{key: value}`` (each value JSON, else text)."""
-    from pstack_tasks.graph.overrides import parse_assignment, parse_value
+    if not items:
+        return {}
+    from pstack_tasks.graph.overrides import parse_assignment, parse_value  # here: psim's warm start has none
     out: dict[str, Any] = {}
     for item in items:
         key, raw = parse_assignment(item)

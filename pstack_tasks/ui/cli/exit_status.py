@@ -32,6 +32,8 @@ BUILD = 4
 ENVIRONMENT = 5
 #: interrupted (Ctrl-C)
 INTERRUPTED = 130
+#: the output's reader went away (``psim app.xml | head``): as a shell tool killed by SIGPIPE
+BROKEN_PIPE = 141
 
 #: family -> status, most specific first; any other PstackError is FAILED
 BY_FAMILY: tuple[tuple[type[PstackError], int], ...] = (

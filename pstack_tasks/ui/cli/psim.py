@@ -16,17 +16,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pstack_tasks.graph.overrides import check
-from pstack_tasks.graph.partition import combine, split_line
+from pstack_tasks.native import warm_run
+from pstack_tasks.native.alone_run import print_alone
 from pstack_tasks.native.options import RunOptions
-from pstack_tasks.native.prepare import prepare
-from pstack_tasks.native.region_run import print_single, print_single_json
-from pstack_tasks.native.results import format_text
 from pstack_tasks.ui.cli.common import configure_logging, friendly_errors, installed_version, parse_rmap, parse_sets
 from pstack_tasks.ui.cli.exit_status import USAGE
 from pstack_tasks.ui.cli.psim_persist import persistence
 
 if TYPE_CHECKING:
+    from pstack_tasks.native.prepare import Prepared
     from pstack_tasks.native.split_cache import RegionMap
 
 
@@ -113,34 +111,49 @@ def simulate(app: str, quiet: bool, as_json: bool, level: int, tmpdir: str | Non
     opts = RunOptions(level=level, quiet=quiet, states=not no_states, full_state=full_state,
                       max_steps=max_steps, time_limit=time_limit, tmpdir=tmpdir, overrides=parse_sets(sets) or None,
                       resume=resume)
-    split = combine(parse_rmap(rmap), regions)
     with persistence(app, checkpoint_every, checkpoint_dir) as (snapshot_dir, on_split):
         opts.snapshot_dir, opts.on_split = snapshot_dir, on_split
-        _simulate(app, opts, split, as_json)
+        warm = rmap is None and regions is None and warm_run.eligible(opts)
+        record = warm_run.find(app) if warm else None
+        if record is not None:  # the file was run before: no parse, no graph package (native/warm_run.py)
+            print_alone(record.engine, record.instance, app, opts, as_json, sys.stdout)
+            return
+        _simulate(app, opts, rmap, regions, as_json, warm)
 
 
-def _simulate(app: str, opts: RunOptions, split: RegionMap, as_json: bool) -> None:
+def _simulate(app: str, opts: RunOptions, rmap: str | None, regions: int | None, as_json: bool, warm: bool) -> None:
+    from pstack_tasks.graph.overrides import check  # here: a warm start needs none of these
+    from pstack_tasks.graph.partition import combine
+    from pstack_tasks.native.prepare import prepare
+    from pstack_tasks.native.region_run import print_single
+
+    split = combine(parse_rmap(rmap), regions)
     prep = prepare(app)
     if opts.overrides:  # a bad key or value: one line before any engine starts
         check(prep.app, opts.overrides)
-    if split:
-        from pstack_tasks.native.local_run import run_regions  # here: Redis and relays only for a split
-        result = run_regions(prep, split, opts)
-        if "partition" in result:
-            print(f"psim: {split_line(result['partition'])}", file=sys.stderr)
-    elif as_json:
-        sys.stdout.flush()
-        print_single_json(prep, opts, sys.stdout.buffer)  # the engine's JSON as it is (no parse of 1M states)
+    if not split:
+        record = warm_run.remember(app, prep) if warm else None
+        if record is not None:
+            print_alone(record.engine, record.instance, app, opts, as_json, sys.stdout)
+        else:
+            print_single(prep, opts, as_json, sys.stdout)
         return
-    else:
-        sys.stdout.flush()
-        print_single(prep, opts, sys.stdout)  # log lines as they come, then the text (native.results.format_text)
-        return
+    result = _run_split(prep, split, opts)
     if as_json:
         print(json.dumps(result))
     else:
+        from pstack_tasks.native.results import format_text
         for line in format_text(result):
             print(line)
+
+
+def _run_split(prep: Prepared, split: RegionMap, opts: RunOptions) -> dict[str, Any]:
+    from pstack_tasks.graph.partition import split_line
+    from pstack_tasks.native.local_run import run_regions  # here: Redis and relays only for a split
+    result = run_regions(prep, split, opts)
+    if "partition" in result:
+        print(f"psim: {split_line(result['partition'])}", file=sys.stderr)
+    return result
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
