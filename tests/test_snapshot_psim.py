@@ -22,12 +22,17 @@ SLOW = "for (int k = 0; k < 150; ++k) deviceState->sum += 1e-12 * k;"
 HALVES = {f"n{i}": 0 if i < DEVICES // 2 else 1 for i in range(DEVICES)}
 
 
-@pytest.mark.parametrize("rmap", [[], ["--rmap", json.dumps(HALVES)]], ids=["one-region", "rmap"])
+@pytest.mark.parametrize("rmap, warm", [([], False), ([], True), (["--rmap", json.dumps(HALVES)], False)],
+                         ids=["one-region", "one-region-warm-start", "rmap"])
 def test_sigusr1_snapshots_and_periodic_checkpoints_of_psim_and_resuming_from_one(
-        tmp_path: Path, rmap: list[str]) -> None:
+        tmp_path: Path, rmap: list[str], warm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSTACK_CACHE_DIR", str(tmp_path / "cache"))  # the first psim run of the file parses it
     app = tmp_path / "ring.xml"
     app.write_text(token_ring(DEVICES, LIMIT, on_receive_extra=SLOW))
     reference = psim(str(app), options={"quiet": True})  # also builds the engine before the timed run
+    if warm:  # a run that records the file: the run below starts warm (docs/psim.md, "Warm start")
+        subprocess.run([*PSIM, "-q", "--max-steps", "10", str(app)], check=True, capture_output=True)
+        assert list((tmp_path / "cache" / "warm").iterdir())
     out = tmp_path / "ck"
     proc = subprocess.Popen([*PSIM, "-q", "-r", "--no-states", "--checkpoint-every", "0.3", "--checkpoint-dir",
                              str(out), *rmap, str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
