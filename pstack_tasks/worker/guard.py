@@ -194,7 +194,7 @@ class Guard:
             RedisIdentity.ask(pipe, self.keys)
             if engine:
                 ledger.ask_view(pipe, engine, VIEW_WINDOW)
-        replies = ledger.transaction(steps, raise_on_error=False)
+        replies = ledger.transaction(steps, raise_on_error=False, atomic=False)  # one script, and reads
         for x in replies[:3]:
             if isinstance(x, Exception):
                 raise x
