@@ -38,3 +38,31 @@ def test_a_region_message_is_the_message_send_task_writes(redis_url: str) -> Non
         assert len(msg["properties"].pop("delivery_tag")) == 36
     assert ours == theirs
     assert ours["headers"]["shadow"] == shadow and ours["body"][0] == list(args)
+
+
+def test_sent_from_inside_a_task_it_names_that_task_as_parent_as_send_task_does(redis_url: str) -> None:
+    # (pstack.submit through Flower: its process's regions list it as their parent, docs/flower.md)
+    from celery._state import _task_stack
+    with use_stack(redis_url, "msgtest2:"):
+        from pstack_tasks.celery_app import app
+        from pstack_tasks.worker.tasks import noop
+        r = store.client(redis_url)
+        queue, args = "engine.psim.msgtest-host", (8, 0, 1, "psim")
+        noop.push_request(id="submit-task", root_id="root-task", called_directly=False)
+        _task_stack.push(noop)
+        try:
+            assert app.current_worker_task is noop
+            with app.producer_or_acquire() as producer:
+                app.send_task("pstack.region", args, queue=queue, shadow="ro:8/r0", producer=producer,
+                              add_to_parent=False, declare=[], argsrepr="x", task_id="t1")
+            ours_msg = task_message(app, "pstack.region", args, queue, "ro:8/r0", "x", task_id="t1")
+        finally:
+            _task_stack.pop()
+            noop.pop_request()
+        theirs = _decoded(r.rpop(f"msgtest2:{queue}"))
+        push(r, [ours_msg])
+        ours = _decoded(r.rpop(ours_msg.key))
+    for msg in (theirs, ours):
+        msg["properties"].pop("delivery_tag")
+    assert ours == theirs
+    assert ours["headers"]["parent_id"] == "submit-task" and ours["headers"]["root_id"] == "root-task"
