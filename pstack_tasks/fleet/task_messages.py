@@ -30,7 +30,6 @@ from typing import Any
 DELIVERY_MODE = 2
 PRIORITY = 0
 BODY_ENCODING = "base64"
-EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 @dataclass(frozen=True)
