@@ -111,11 +111,14 @@ class Ledger:
             hit = _ledgers[key] = cls(r, keys)
         return hit
 
-    def transaction(self, build: Callable[[Pipeline], None], raise_on_error: bool = True) -> list[Any]:
+    def transaction(self, build: Callable[[Pipeline], None], raise_on_error: bool = True,
+                    atomic: bool = True) -> list[Any]:
         """Run the steps ``build`` puts in a MULTI/EXEC pipeline; their replies (``raise_on_error``
-        False: errors in place, as redis-py gives them)."""
+        False: errors in place, as redis-py gives them).  ``atomic=False``: a plain pipeline (one
+        round trip all the same), for steps that need no MULTI: one script, which Redis runs
+        atomically anyway, or reads that may interleave with other clients' writes."""
         for attempt in (1, 2):
-            pipe = self.r.pipeline()
+            pipe = self.r.pipeline(transaction=atomic)
             build(pipe)
             try:
                 replies: list[Any] | None = pipe.execute(raise_on_error=raise_on_error)

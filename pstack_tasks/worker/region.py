@@ -143,8 +143,8 @@ def _end_region(guard: Guard, engine_type: str, part: dict[str, Any] | None) -> 
     said = WorkerEnd(None if counts is None else progress_text(counts),
                      None if part is None else exit_text(part.get("metrics", {})), guard.regions, bool(guard.clients))
     text = None if part is None else part_text(part)
-    ended = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(
-        pipe, view, pid, region, guard.regions, text, guard.run, said))[0])
+    ended = RegionEnded.of(ledger.transaction(lambda pipe: ledger.region_end(  # one script: atomic as it is
+        pipe, view, pid, region, guard.regions, text, guard.run, said), atomic=False)[0])
     if ended.stale:
         logger.info("region %s/%s of run %s: the process is on another run now; its end changed nothing",
                     pid, region, guard.run)
