@@ -191,14 +191,14 @@ class Guard:
 
         def steps(pipe: Pipeline) -> None:
             ledger.region_begin(pipe, self.pid, self.region, run, self.host, self.cfg.heartbeat_ttl)
-            pipe.get(self.keys.stack_id)  # with the script's run_id: who Redis is (RedisIdentity)
+            RedisIdentity.ask(pipe, self.keys)
             if engine:
                 ledger.ask_view(pipe, engine, VIEW_WINDOW)
         replies = ledger.transaction(steps, raise_on_error=False, atomic=False)  # one script, and reads
-        for x in replies[:2]:
+        for x in replies[:3]:
             if isinstance(x, Exception):
                 raise x
-        (begun, *reply), stack_id, *view = replies
+        (begun, *reply), stack_id, server, *view = replies
         if not int(begun):
             state, current = reply
             self.refusal = (f"region {self.region} of process {self.pid}: a task of run {run}, but the process is on "
@@ -206,7 +206,7 @@ class Guard:
                             if state == "Running" else f"region {self.pid}/{self.region}: the process is "
                             f"{state or 'gone'}; nothing to do")
             return {"state": state, "run": current}
-        abort, flat, server_id = reply
+        abort, flat = reply
         rec: dict[str, str] = dict(zip(flat[::2], flat[1::2]))
         if engine and not isinstance(view[0], Exception):
             self.view = ledger.view_of(engine, view[0], view[1], VIEW_WINDOW)
@@ -217,7 +217,7 @@ class Guard:
         self.admitted = float(rec.get("started") or time.time())
         self.verbose = rec.get("verbose") == "1"
         self.limit = TimeLimit.of(json.loads(rec.get("options") or "{}"), time.monotonic())
-        self.redis_id = RedisIdentity(stack_id, str(server_id))
+        self.redis_id = RedisIdentity.of(stack_id, server)
         if abort:
             self._reason = abort
         self._next_peer_check = time.monotonic() + PEER_INTERVAL

@@ -4,9 +4,7 @@
 -- that is not Running, touches nothing: a heartbeat or "started" it set would be the current run's.
 -- KEYS/ARGV: proc, beat, started, abort; region, run ('': any run), host, heartbeat TTL (ms),
 -- expiry (s).
--- Returns {1, abort ('' none), the record as HGETALL gives it, the server's run_id}, or {0, state ('' gone),
--- its run}.  The run_id (what ``INFO server`` says) is how the region tells later whether Redis
--- restarted under it (worker/interruptions.py): read here, the worker parses no INFO text per region.
+-- Returns {1, abort ('' none), the record as HGETALL gives it}, or {0, state ('' gone), its run}.
 local proc, beat, started, abort = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local region, run, host, ttl_ms, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local state, current = unpack(redis.call('HMGET', proc, 'state', 'run'))
@@ -16,5 +14,4 @@ end
 redis.call('SET', beat, host, 'PX', ttl_ms)
 redis.call('SADD', started, region)
 redis.call('EXPIRE', started, expires)
-local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
-return {1, redis.call('GET', abort) or '', redis.call('HGETALL', proc), run_id}
+return {1, redis.call('GET', abort) or '', redis.call('HGETALL', proc)}
