@@ -3,7 +3,8 @@
 Start-up is most of a small run, so this command imports only what the run needs: argparse,
 not click (whose import alone costs more than a small engine run); Redis, relays and the
 embedded redis-server only with ``--rmap``; jinja2 only when the engine is not cached
-(:mod:`pstack_tasks.native.engine_index`).  docs/psim.md, "Start-up", has the figures.
+(:mod:`pstack_tasks.native.engine_index`); and a file run before starts warm, without the graph
+package at all (:mod:`pstack_tasks.native.warm_run`).  docs/psim.md, "Start-up", has the figures.
 """
 from __future__ import annotations
 
