@@ -62,22 +62,11 @@ def dispatch(engine: str, process: Admitted) -> None:
     """
     from pstack_tasks.celery_app import app
     pid, graph, regions = process.pid, process.graph_type, process.regions
-    _no_result_subscriptions()
     messages = [task_message(app, "pstack.region", (pid, x, process.run, engine),
                              host_queue(engine, process.hosts[str(x)]), f"{graph}:{pid}/r{x}",
                              f"(pid={pid}, region={x}/{len(regions)}, run={process.run}, graph={graph})")
                 for x in regions]
     push(store.client(app.conf.broker_url), messages)
-
-
-def _no_result_subscriptions() -> None:
-    """We wait on our own record, never on Celery's results: tell Celery not to subscribe to
-    them (as inside a worker).  AsyncResult.__del__ would still reconnect to Redis to
-    unsubscribe from nothing whenever one is collected (noise at exit, stray sockets)."""
-    from celery import _state
-    from celery.result import AsyncResult
-    _state._set_task_join_will_block(True)
-    AsyncResult.__del__ = lambda self: None
 
 
 __all__ = ["ledger", "pump", "start", "dispatch"]

@@ -38,7 +38,6 @@ class TaskMessage:
 
     key: str
     text: str
-    task_id: str
 
 
 def task_message(app: Any, name: str, args: tuple[Any, ...], queue: str, shadow: str, argsrepr: str,
@@ -62,7 +61,7 @@ def task_message(app: Any, name: str, args: tuple[Any, ...], queue: str, shadow:
     envelope = {"body": base64.b64encode(body_text.encode()).decode(), "content-encoding": "utf-8",
                 "content-type": "application/json", "headers": headers, "properties": properties}
     prefix = app.conf.broker_transport_options.get("global_keyprefix") or ""
-    return TaskMessage(prefix + queue, json.dumps(envelope), task_id)
+    return TaskMessage(prefix + queue, json.dumps(envelope))
 
 
 def push(r: Any, messages: list[TaskMessage]) -> None:
